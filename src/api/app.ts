@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import formbody from '@fastify/formbody';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { captureRoutes } from '../capture/capture-routes.js';
+import type { Container } from '../container.js';
+import { subscriberApiRoutes } from '../subscribers/api-routes.js';
+import { readerRoutes } from '../subscribers/reader-routes.js';
+import { requireBearer, requireOperator, tokenChecker } from './auth.js';
+import { installErrorHandling } from './error-handler.js';
+import { healthRoutes } from './health-routes.js';
+import { validatorCompiler } from './validation.js';
+
+/** Public forms and JSON bodies are small; the CSV import streams and has its own limit. */
+export const BODY_LIMIT = 64 * 1024;
+
+/** Builds the HTTP app. Never listens: src/bin/* do that (tests use app.inject). */
+export async function buildApp(c: Container): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: c.log as FastifyBaseLogger,
+    trustProxy: c.config.trustProxy,
+    bodyLimit: BODY_LIMIT,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    routerOptions: { maxParamLength: 300 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  installErrorHandling(app, c.config.newsletterName);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  // Only JSON and forms (and, on the routes that want them, CSV and multipart) are accepted:
+  // anything else is a 415.
+  app.removeContentTypeParser(['text/plain']);
+  await app.register(formbody, { bodyLimit: BODY_LIMIT });
+  await app.register(rateLimit, {
+    global: false,
+    redis: c.redis,
+    nameSpace: `${c.config.queuePrefix}:ratelimit:`,
+    // Shared by every API process through Redis; if Redis is unreachable, refuse rather than
+    // let a flood through.
+    skipOnError: false,
+  });
+
+  await app.register(healthRoutes(c));
+  await app.register(readerRoutes(c));
+
+  const check = tokenChecker(c.config.apiToken);
+  await app.register(async (api) => {
+    api.addHook('preHandler', requireBearer(check));
+    await api.register(subscriberApiRoutes(c));
+  });
+  await app.register(async (ops) => {
+    ops.addHook('preHandler', requireOperator(check));
+    await ops.register(captureRoutes(c));
+  });
+  return app;
+}

@@ -1,0 +1,47 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { unauthorized } from '../errors.js';
+
+/**
+ * Checks the editor's token in constant time: both sides are reduced to HMACs of equal length
+ * under a per-process key, so neither the content nor the length of the token leaks by timing.
+ */
+export function tokenChecker(apiToken: string): (candidate: string) => boolean {
+  const key = randomBytes(32);
+  const digest = (s: string) => createHmac('sha256', key).update(s).digest();
+  const expected = digest(apiToken);
+  return (candidate) => timingSafeEqual(digest(candidate), expected);
+}
+
+function presentedToken(request: FastifyRequest, allowBasic: boolean): string | undefined {
+  const header = request.headers.authorization;
+  if (!header) return undefined;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (bearer) return bearer[1];
+  // Browsers can only prompt for Basic credentials: the operator's pages accept the token as password.
+  const basic = allowBasic ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
+  if (basic) {
+    const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    return decoded.slice(decoded.indexOf(':') + 1);
+  }
+  return undefined;
+}
+
+/** preHandler for the editor API: Bearer token only. */
+export function requireBearer(check: (t: string) => boolean) {
+  return async (request: FastifyRequest) => {
+    const token = presentedToken(request, false);
+    if (token === undefined || !check(token)) throw unauthorized();
+  };
+}
+
+/** preHandler for operator pages opened in a browser: Bearer, or Basic with the token as password. */
+export function requireOperator(check: (t: string) => boolean) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const token = presentedToken(request, true);
+    if (token === undefined || !check(token)) {
+      reply.header('www-authenticate', 'Basic realm="Broadside operator (password: API token)", charset="UTF-8"');
+      throw unauthorized();
+    }
+  };
+}

@@ -1,0 +1,54 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { AppError } from '../errors.js';
+import { sendErrorPage, wantsJson } from './respond.js';
+
+type Mapped = { status: number; code: string; message: string; details?: unknown };
+
+// Fastify's own client-error codes, mapped to our stable codes and plain messages.
+const FASTIFY_CODES: Record<string, { code: string; message?: string }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'unsupported_media_type', message: 'unsupported content type: send application/json or a form (application/x-www-form-urlencoded)' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'invalid_body', message: 'the request body does not match its Content-Length' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload_too_large', message: 'the request body is too large' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'invalid_json', message: 'the JSON body is empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'invalid_json', message: 'the body is not valid JSON' },
+  FST_ERR_CTP_INVALID_TYPE: { code: 'unsupported_media_type' },
+  FST_ERR_INVALID_URL: { code: 'invalid_url', message: 'the URL is not valid' },
+  FST_ERR_BAD_URL: { code: 'invalid_url', message: 'the URL is not valid' },
+};
+
+function map(error: FastifyError): Mapped {
+  if (error instanceof AppError) return { status: error.status, code: error.code, message: error.message, details: error.details };
+  if (error.validation) {
+    const where = error.validationContext ?? 'request';
+    const details = error.validation.map((v) => ({ path: `${where}${v.instancePath.replace(/\//g, '.')}`, message: v.message }));
+    return { status: 400, code: 'invalid_input', message: details.map((d) => `${d.path} ${d.message}`).join('; '), details };
+  }
+  const status = error.statusCode ?? 500;
+  const known = error.code ? FASTIFY_CODES[error.code] : undefined;
+  if (status === 429) return { status, code: 'rate_limited', message: 'too many requests: wait a little and try again' };
+  if (status === 413) return { status, code: 'payload_too_large', message: 'the request body is too large' };
+  if (status === 415) return { status, code: 'unsupported_media_type', message: known?.message ?? error.message };
+  if (known) return { status: status >= 400 && status < 500 ? status : 400, code: known.code, message: known.message ?? error.message };
+  // Body parser errors (a SyntaxError from JSON.parse) carry 400 and no Fastify code.
+  if (status === 400 && error instanceof SyntaxError) return { status, code: 'invalid_json', message: 'the body is not valid JSON' };
+  if (status >= 400 && status < 500) return { status, code: 'bad_request', message: error.message };
+  return { status: 500, code: 'internal', message: 'internal error' };
+}
+
+/** The one place errors become responses: {"error":{"code","message"}} or an HTML page. */
+export function installErrorHandling(app: FastifyInstance, newsletter: string): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const m = map(error);
+    if (m.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: m.code, status: m.status }, 'client error');
+    if (m.status === 503) reply.header('retry-after', '5');
+    if (wantsJson(request)) {
+      return reply.code(m.status).send({ error: { code: m.code, message: m.message, ...(m.details !== undefined ? { details: m.details } : {}) } });
+    }
+    return sendErrorPage(reply, m.status, m.message, newsletter);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    if (wantsJson(request)) return reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
+    return sendErrorPage(reply, 404, 'There is no page at this address.', newsletter);
+  });
+}

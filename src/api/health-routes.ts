@@ -1,0 +1,38 @@
+import { readdir } from 'node:fs/promises';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Container } from '../container.js';
+import { migrationsDir, migrationsTable } from '../db/migrate.js';
+
+async function check(name: string, fn: () => Promise<unknown>): Promise<{ name: string; ok: boolean; error?: string }> {
+  try {
+    await fn();
+    return { name, ok: true };
+  } catch (err) {
+    return { name, ok: false, error: (err as Error).message };
+  }
+}
+
+/** /healthz: the process answers. /readyz: Postgres, Redis and the schema are usable. */
+export function healthRoutes(c: Container): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_request, reply) => {
+      const checks = await Promise.all([
+        check('postgres', () => c.pool.query('SELECT 1')),
+        check('redis', () => c.redis.ping()),
+        check('migrations', async () => {
+          const files = (await readdir(migrationsDir)).filter((f) => /\.(sql|js|ts)$/.test(f)).map((f) => f.replace(/\.[^.]+$/, ''));
+          const { rows } = await c.pool.query<{ name: string }>(`SELECT name FROM ${migrationsTable}`);
+          const done = new Set(rows.map((r) => r.name));
+          const pending = files.filter((f) => !done.has(f));
+          if (pending.length) throw new Error(`pending migrations: ${pending.join(', ')}`);
+        }),
+      ]);
+      const failing = checks.filter((x) => !x.ok);
+      return reply.code(failing.length ? 503 : 200).send({
+        status: failing.length ? 'unavailable' : 'ready',
+        checks: Object.fromEntries(checks.map((x) => [x.name, x.ok ? 'ok' : x.error])),
+      });
+    });
+  };
+}

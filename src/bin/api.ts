@@ -1,0 +1,4 @@
+// The HTTP API only (`npm run start:api`).
+import { boot } from '../boot.js';
+
+await boot(['api']);

@@ -1,0 +1,2 @@
+export { parseConfig, ConfigError, configVariables, redactUrl, type Config } from './schema.js';
+export { withDevSecrets, type AppConfig } from './dev-secrets.js';

@@ -1,0 +1,164 @@
+// The one configuration schema. Every variable the service reads is declared here with its
+// default and its parser; `parseConfig` reports every problem at once rather than the first.
+
+export type Config = {
+  port: number;
+  host: string;
+  publicUrl: string;
+  databaseUrl: string;
+  redisUrl: string;
+  smtpUrl: string | undefined;
+  apiToken: string | undefined;
+  mailFrom: string;
+  secret: string | undefined;
+  bounceDomain: string | undefined;
+  bounceSmtpPort: number | undefined;
+  postalAddress: string | undefined;
+  newsletterName: string;
+  dataDir: string;
+  captureSmtpPort: number;
+  queuePrefix: string;
+  logLevel: string;
+  trustProxy: boolean;
+  signupRateLimit: number;
+  signupRateWindowSeconds: number;
+  confirmTokenTtlHours: number;
+  workerConcurrency: number;
+};
+
+type Parser<T> = (raw: string) => T;
+type Field<T> = { env: string; parse: Parser<T>; default?: T };
+
+class FieldError extends Error {}
+
+const str = (raw: string) => raw;
+
+function int(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^\d+$/.test(raw.trim())) throw new FieldError(`must be a whole number, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new FieldError(`must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function url(protocols: string[]): Parser<string> {
+  return (raw) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new FieldError(`must be a URL, got "${redactUrl(raw)}"`);
+    }
+    if (!protocols.includes(u.protocol)) {
+      throw new FieldError(`must use ${protocols.join(' or ')}, got ${u.protocol}`);
+    }
+    return raw;
+  };
+}
+
+function minLength(n: number): Parser<string> {
+  return (raw) => {
+    if (raw.length < n) throw new FieldError(`must be at least ${n} characters long`);
+    return raw;
+  };
+}
+
+function bool(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new FieldError(`must be true or false, got "${raw}"`);
+}
+
+function domain(raw: string): string {
+  const v = raw.trim().toLowerCase();
+  if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(v)) {
+    throw new FieldError(`must be a domain name such as bounces.example.com, got "${raw}"`);
+  }
+  return v;
+}
+
+function mailbox(raw: string): string {
+  if (/[\r\n]/.test(raw)) throw new FieldError('must not contain line breaks');
+  if (!/<[^<>@\s]+@[^<>@\s]+>$|^[^<>@\s]+@[^<>@\s]+$/.test(raw.trim())) {
+    throw new FieldError(`must be an address such as "Newsletter <news@example.com>", got "${raw}"`);
+  }
+  return raw.trim();
+}
+
+function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => {
+    const v = raw.trim().toLowerCase() as T;
+    if (!values.includes(v)) throw new FieldError(`must be one of ${values.join(', ')}, got "${raw}"`);
+    return v;
+  };
+}
+
+/** Hides the password part of a URL so a config error never prints a secret. */
+export function redactUrl(raw: string): string {
+  return raw.replace(/\/\/([^:/@]*):([^@/]*)@/, '//$1:***@');
+}
+
+const fields = {
+  port: { env: 'PORT', parse: int(0, 65535), default: 3000 },
+  host: { env: 'HOST', parse: str, default: '0.0.0.0' },
+  // Stored without a trailing slash so links are built as `${publicUrl}/path`.
+  publicUrl: { env: 'PUBLIC_URL', parse: (raw: string) => url(['http:', 'https:'])(raw).replace(/\/+$/, ''), default: 'http://localhost:3000' },
+  databaseUrl: { env: 'DATABASE_URL', parse: url(['postgres:', 'postgresql:']), default: 'postgres://localhost:5432/broadside' },
+  redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']), default: 'redis://127.0.0.1:6379' },
+  smtpUrl: { env: 'SMTP_URL', parse: url(['smtp:', 'smtps:']) },
+  apiToken: { env: 'API_TOKEN', parse: minLength(16) },
+  mailFrom: { env: 'MAIL_FROM', parse: mailbox, default: 'Newsletter <newsletter@localhost>' },
+  secret: { env: 'SECRET', parse: minLength(32) },
+  bounceDomain: { env: 'BOUNCE_DOMAIN', parse: domain },
+  bounceSmtpPort: { env: 'BOUNCE_SMTP_PORT', parse: int(0, 65535) },
+  postalAddress: { env: 'POSTAL_ADDRESS', parse: str },
+  newsletterName: { env: 'NEWSLETTER_NAME', parse: str, default: '' },
+  dataDir: { env: 'DATA_DIR', parse: str, default: '.data' },
+  captureSmtpPort: { env: 'CAPTURE_SMTP_PORT', parse: int(0, 65535), default: 2525 },
+  queuePrefix: { env: 'QUEUE_PREFIX', parse: str, default: 'broadside' },
+  logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), default: 'info' },
+  trustProxy: { env: 'TRUST_PROXY', parse: bool, default: false },
+  signupRateLimit: { env: 'SIGNUP_RATE_LIMIT', parse: int(1, 100000), default: 10 },
+  signupRateWindowSeconds: { env: 'SIGNUP_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 60 },
+  confirmTokenTtlHours: { env: 'CONFIRM_TOKEN_TTL_HOURS', parse: int(1, 24 * 90), default: 48 },
+  workerConcurrency: { env: 'WORKER_CONCURRENCY', parse: int(1, 1000), default: 10 },
+} satisfies { [K in keyof Config]: Field<Config[K]> };
+
+/** Every environment variable the service reads, for docs and for checking docker-compose.yml. */
+export const configVariables: string[] = Object.values(fields).map((f) => f.env);
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(fields) as [string, Field<unknown>][]) {
+    const raw = env[field.env];
+    if (raw === undefined || raw === '') {
+      out[key] = field.default;
+      continue;
+    }
+    try {
+      out[key] = field.parse(raw);
+    } catch (err) {
+      if (!(err instanceof FieldError)) throw err;
+      problems.push(`${field.env} ${err.message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const config = out as Config;
+  if (!config.newsletterName) config.newsletterName = displayName(config.mailFrom) ?? 'Newsletter';
+  return config;
+}
+
+function displayName(from: string): string | undefined {
+  const m = /^\s*"?([^"<]+?)"?\s*</.exec(from);
+  return m?.[1];
+}

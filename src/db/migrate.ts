@@ -1,0 +1,39 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runner } from 'node-pg-migrate';
+import type { Logger } from '../log.js';
+import { withDefaultUser } from './connection-url.js';
+
+export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+export const migrationsTable = 'pgmigrations';
+
+/**
+ * Applies pending migrations from `migrations/`. node-pg-migrate holds a Postgres advisory lock
+ * for the run ('wait' mode: a second process blocks, then finds nothing left to do) and wraps
+ * all pending migrations in one transaction.
+ */
+export async function migrate(databaseUrl: string, log?: Logger): Promise<string[]> {
+  const applied = await runner({
+    databaseUrl: withDefaultUser(databaseUrl),
+    dir: migrationsDir,
+    migrationsTable,
+    direction: 'up',
+    singleTransaction: true,
+    checkOrder: true,
+    advisoryLockMode: 'wait',
+    logger: {
+      debug: () => {},
+      info: (msg: string) => log?.debug({ migration: msg }, 'migration'),
+      warn: (msg: string) => log?.warn(msg),
+      error: (msg: string) => log?.error(msg),
+    },
+  });
+  return applied.map((m) => m.name);
+}
+
+/** Names of the migration files that have not been applied yet (for /readyz). */
+export async function pendingMigrations(query: (sql: string) => Promise<{ rows: { name: string }[] }>, files: string[]): Promise<string[]> {
+  const { rows } = await query(`SELECT name FROM ${migrationsTable}`);
+  const done = new Set(rows.map((r) => r.name));
+  return files.filter((f) => !done.has(f));
+}

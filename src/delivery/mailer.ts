@@ -1,0 +1,53 @@
+import nodemailer from 'nodemailer';
+import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+
+export type OutgoingMail = {
+  to: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers?: Record<string, string>;
+};
+
+export type SubmitResult = { messageId: string; response: string };
+
+/** The sending side only: takes a rendered message and submits it to the SMTP relay. */
+export interface Mailer {
+  send(mail: OutgoingMail): Promise<SubmitResult>;
+  close(): Promise<void>;
+}
+
+export type MailerOptions = { smtpUrl: string; from: string; poolSize?: number };
+
+export function createSmtpMailer({ smtpUrl, from, poolSize = 5 }: MailerOptions): Mailer {
+  const url = new URL(smtpUrl);
+  const options: SMTPPool.Options = {
+    pool: true,
+    host: url.hostname,
+    port: Number(url.port) || (url.protocol === 'smtps:' ? 465 : 587),
+    secure: url.protocol === 'smtps:',
+    maxConnections: poolSize,
+    auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
+    // A relay on loopback (a capture server, Mailpit) offers no certificate worth checking.
+    tls: { rejectUnauthorized: !['localhost', '127.0.0.1', '::1'].includes(url.hostname) },
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 30_000,
+  };
+  const transport = nodemailer.createTransport(options);
+  return {
+    async send(mail) {
+      const info = await transport.sendMail({ from, ...mail });
+      return { messageId: info.messageId, response: info.response };
+    },
+    async close() {
+      transport.close();
+    },
+  };
+}
+
+/** SMTP reply code of a nodemailer error, when the relay gave one. */
+export function smtpResponseCode(err: unknown): number | undefined {
+  const code = (err as { responseCode?: unknown }).responseCode;
+  return typeof code === 'number' ? code : undefined;
+}

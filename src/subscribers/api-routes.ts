@@ -1,0 +1,200 @@
+import { Transform } from 'node:stream';
+import type { FastifyPluginAsync } from 'fastify';
+import Type, { type Static } from 'typebox';
+import type { Container } from '../container.js';
+import { conflict, invalidInput, notFound } from '../errors.js';
+import { exportCsv } from './csv-export.js';
+import { importCsv } from './csv-import.js';
+import { checkEmail, cleanName } from './email-address.js';
+import { evidenceOf } from './signup.js';
+import {
+  consentSources, eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, subscriberStatuses, type SubscriberRow,
+} from './queries.js';
+
+const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+export const SubscriberSchema = Type.Object({
+  id: Type.Integer(),
+  email: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  status: Type.Enum(subscriberStatuses),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  confirmedAt: Timestamp,
+  unsubscribedAt: Timestamp,
+  bouncedAt: Timestamp,
+  complainedAt: Timestamp,
+  consent: Type.Object({
+    at: Type.String({ format: 'date-time' }),
+    source: Type.Enum(consentSources),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    userAgent: Type.Union([Type.String(), Type.Null()]),
+  }),
+});
+type Subscriber = Static<typeof SubscriberSchema>;
+
+const ErrorSchema = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }) });
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+export function toSubscriber(r: SubscriberRow): Subscriber {
+  return {
+    id: r.id,
+    email: r.email,
+    name: r.name,
+    status: r.status,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    confirmedAt: iso(r.confirmed_at),
+    unsubscribedAt: iso(r.unsubscribed_at),
+    bouncedAt: iso(r.bounced_at),
+    complainedAt: iso(r.complained_at),
+    consent: { at: r.consent_at.toISOString(), source: r.consent_source, ip: r.consent_ip, userAgent: r.consent_user_agent },
+  };
+}
+
+const ListQuery = Type.Object({
+  status: Type.Optional(Type.Enum(subscriberStatuses)),
+  source: Type.Optional(Type.Enum(consentSources)),
+  email: Type.Optional(Type.String({ minLength: 1, maxLength: 254, description: 'substring of the address' })),
+  createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
+  createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
+});
+
+const ExportQuery = Type.Omit(ListQuery, ['limit', 'cursor']);
+
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
+
+const CreateBody = Type.Object({
+  email: Type.String({ maxLength: 512 }),
+  name: Type.Optional(Type.Union([Type.String({ maxLength: 1000 }), Type.Null()])),
+  consentAt: Type.Optional(Type.String({ format: 'date-time', description: 'when the reader gave consent elsewhere; default now' })),
+  consentIp: Type.Optional(Type.String({ anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }] })),
+});
+
+const ImportReportSchema = Type.Object({
+  rows: Type.Integer(),
+  accepted: Type.Integer(),
+  rejected: Type.Integer(),
+  rejectedByReason: Type.Record(Type.String(), Type.Integer()),
+  rejections: Type.Array(Type.Object({ line: Type.Integer(), email: Type.String(), reason: Type.String(), message: Type.String() })),
+  rejectionsTruncated: Type.Boolean(),
+});
+
+const IMPORT_MAX_BYTES = 200 * 1024 * 1024;
+
+function parseDate(value: string | undefined, field: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw invalidInput(`${field} must be a date-time`);
+  return d;
+}
+
+/** The editor's subscriber API: list, get, add, CSV import and export, erase. */
+export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/api/subscribers', {
+      schema: {
+        tags: ['subscribers'],
+        querystring: ListQuery,
+        response: { 200: Type.Object({ items: Type.Array(SubscriberSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
+      },
+    }, async (request) => {
+      const q = request.query as Static<typeof ListQuery>;
+      const limit = q.limit ?? 50;
+      const rows = await listSubscribers(c.pool, {
+        status: q.status,
+        source: q.source,
+        email: q.email,
+        createdAfter: parseDate(q.createdAfter, 'createdAfter'),
+        createdBefore: parseDate(q.createdBefore, 'createdBefore'),
+        afterId: q.cursor ? parseInt(q.cursor, 36) : undefined,
+        limit,
+      });
+      const last = rows.length === limit ? rows[rows.length - 1] : undefined;
+      return { items: rows.map(toSubscriber), nextCursor: last ? last.id.toString(36) : null };
+    });
+
+    app.get('/api/subscribers/export', {
+      schema: { tags: ['subscribers'], querystring: ExportQuery, produces: ['text/csv'] },
+    }, async (request, reply) => {
+      const q = request.query as Static<typeof ExportQuery>;
+      const stream = exportCsv(c.pool, {
+        status: q.status,
+        source: q.source,
+        email: q.email,
+        createdAfter: parseDate(q.createdAfter, 'createdAfter'),
+        createdBefore: parseDate(q.createdBefore, 'createdBefore'),
+      });
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="subscribers-${new Date().toISOString().slice(0, 10)}.csv"`)
+        .send(stream);
+    });
+
+    app.get('/api/subscribers/:id', {
+      schema: { tags: ['subscribers'], params: IdParams, response: { 200: SubscriberSchema, 404: ErrorSchema } },
+    }, async (request) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const row = await findSubscriber(c.pool, id);
+      if (!row) throw notFound('subscriber');
+      return toSubscriber(row);
+    });
+
+    app.post('/api/subscribers', {
+      schema: { tags: ['subscribers'], body: CreateBody, response: { 201: SubscriberSchema, 400: ErrorSchema, 409: ErrorSchema } },
+    }, async (request, reply) => {
+      const body = request.body as Static<typeof CreateBody>;
+      const checked = checkEmail(body.email);
+      if (!checked.ok) throw invalidInput(checked.reason, { field: 'email' });
+      const outcome = await importSubscribers(
+        c.pool,
+        [{ email: checked.email, normalized: checked.normalized, name: cleanName(body.name) }],
+        { source: 'api', at: parseDate(body.consentAt, 'consentAt') ?? null, ip: body.consentIp ?? null, userAgent: evidenceOf(request).userAgent },
+      );
+      const refused = outcome.refused.get(checked.normalized);
+      if (refused === 'already_active') throw conflict('already_subscribed', 'this address is already an active subscriber');
+      if (refused) throw conflict('suppressed', `this address is suppressed (${refused}) and cannot be added by the editor`);
+      const { rows } = await c.pool.query<SubscriberRow>('SELECT * FROM subscribers WHERE email_normalized = $1::text', [checked.normalized]);
+      return reply.code(201).send(toSubscriber(rows[0]!));
+    });
+
+    app.register(async (scoped) => {
+      // CSV arrives as a stream and is read row by row; nothing buffers the whole file.
+      scoped.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload));
+      scoped.post('/api/subscribers/import', {
+        schema: {
+          tags: ['subscribers'],
+          consumes: ['text/csv'],
+          description: 'CSV with a header row: an `email` column and optionally `name`. Rows become active subscribers; suppressed addresses are refused.',
+          response: { 200: ImportReportSchema, 400: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema },
+        },
+      }, async (request) => {
+        const body = request.body as NodeJS.ReadableStream | undefined;
+        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidInput('send the CSV as the request body with Content-Type: text/csv');
+        let seen = 0;
+        const limited = (body as NodeJS.ReadableStream & import('node:stream').Readable).pipe(new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            seen += chunk.length;
+            if (seen > IMPORT_MAX_BYTES) return cb(Object.assign(new Error(`the CSV is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB`), { code: 'PAYLOAD_TOO_LARGE' }));
+            cb(null, chunk);
+          },
+        }));
+        const report = await importCsv(c.pool, limited, { at: null, ip: request.ip, userAgent: evidenceOf(request).userAgent });
+        request.log.info({ rows: report.rows, accepted: report.accepted, rejected: report.rejected }, 'CSV import');
+        return report;
+      });
+    });
+
+    app.delete('/api/subscribers/:id', {
+      schema: { tags: ['subscribers'], params: IdParams, response: { 204: Type.Null(), 404: ErrorSchema } },
+    }, async (request, reply) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      if (!(await eraseSubscriber(c.pool, id))) throw notFound('subscriber');
+      request.log.info({ subscriberId: id }, 'subscriber erased by the editor');
+      return reply.code(204).send();
+    });
+  };
+}
+

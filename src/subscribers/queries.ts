@@ -1,0 +1,213 @@
+// SQL for subscribers. Every state change is one statement guarded by the state it expects.
+import type { Pool } from '../db/pool.js';
+
+export const subscriberStatuses = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'] as const;
+export type SubscriberStatus = (typeof subscriberStatuses)[number];
+export const consentSources = ['form', 'api', 'import'] as const;
+export type ConsentSource = (typeof consentSources)[number];
+
+export type SubscriberRow = {
+  id: number;
+  email: string;
+  email_normalized: string;
+  name: string | null;
+  status: SubscriberStatus;
+  created_at: Date;
+  updated_at: Date;
+  confirmation_sent_at: Date | null;
+  confirmed_at: Date | null;
+  unsubscribed_at: Date | null;
+  bounced_at: Date | null;
+  complained_at: Date | null;
+  consent_at: Date;
+  consent_source: ConsentSource;
+  consent_ip: string | null;
+  consent_user_agent: string | null;
+  confirm_ip: string | null;
+  confirm_user_agent: string | null;
+};
+
+export type Evidence = { ip: string | null; userAgent: string | null };
+
+/** At most one confirmation email per address in this window, however often it signs up. */
+export const CONFIRMATION_RESEND_INTERVAL = '10 minutes';
+
+/** SQL expression for the suppression hash of a normalised address held in `expr`. */
+const HASH = (expr: string) => `sha256(convert_to(${expr}, 'UTF8'))`;
+
+export async function findSubscriber(pool: Pool, id: number): Promise<SubscriberRow | undefined> {
+  const { rows } = await pool.query<SubscriberRow>('SELECT * FROM subscribers WHERE id = $1::bigint', [id]);
+  return rows[0];
+}
+
+/**
+ * A sign-up from the form or its JSON twin. Inserts a pending reader, or, for a known address
+ * that is not active, records the new request, but only when no confirmation went out in the
+ * last ten minutes. Returns the row when a confirmation should be sent, nothing otherwise.
+ * An active reader is never touched. A suppressed (bounced, complained, unsubscribed) reader
+ * keeps its status until it confirms again.
+ */
+export async function requestSubscription(
+  pool: Pool,
+  a: { email: string; normalized: string; name: string | null; evidence: Evidence },
+): Promise<{ id: number; confirmation_sent_at: Date } | undefined> {
+  const { rows } = await pool.query<{ id: number; confirmation_sent_at: Date }>(
+    `INSERT INTO subscribers (email, email_normalized, name, status, consent_source, consent_ip, consent_user_agent, confirmation_sent_at)
+     VALUES ($1::text, $2::text, $3::text, 'pending', 'form', $4::inet, $5::text, now())
+     ON CONFLICT (email_normalized) DO UPDATE
+        SET confirmation_sent_at = now(),
+            name = COALESCE(EXCLUDED.name, subscribers.name),
+            consent_at = now(), consent_source = 'form',
+            consent_ip = EXCLUDED.consent_ip, consent_user_agent = EXCLUDED.consent_user_agent,
+            updated_at = now()
+      WHERE subscribers.status <> 'active'
+        AND (subscribers.confirmation_sent_at IS NULL
+             OR subscribers.confirmation_sent_at < now() - interval '${CONFIRMATION_RESEND_INTERVAL}')
+     RETURNING id, confirmation_sent_at`,
+    [a.email, a.normalized, a.name, a.evidence.ip, a.evidence.userAgent],
+  );
+  return rows[0];
+}
+
+/** Undoes the resend window when the confirmation could not be queued, so a retry can send one. */
+export async function releaseConfirmationSlot(pool: Pool, id: number, sentAt: Date): Promise<void> {
+  await pool.query('UPDATE subscribers SET confirmation_sent_at = NULL WHERE id = $1::bigint AND confirmation_sent_at = $2::timestamptz', [id, sentAt]);
+}
+
+/**
+ * The reader pressed the confirm button. Activates any non-active reader (a new explicit
+ * consent also lifts an erasure suppression for the address). Returns undefined when the reader
+ * was already active or no longer exists.
+ */
+export async function confirmSubscription(pool: Pool, id: number, evidence: Evidence): Promise<{ id: number; confirmed_at: Date } | undefined> {
+  const { rows } = await pool.query<{ id: number; confirmed_at: Date }>(
+    `WITH confirmed AS (
+       UPDATE subscribers
+          SET status = 'active', confirmed_at = now(), updated_at = now(),
+              confirm_ip = $2::inet, confirm_user_agent = $3::text
+        WHERE id = $1::bigint AND status <> 'active'
+        RETURNING id, confirmed_at, email_normalized
+     ), lifted AS (
+       DELETE FROM suppressions WHERE email_hash IN (SELECT ${HASH('email_normalized')} FROM confirmed)
+     )
+     SELECT id, confirmed_at FROM confirmed`,
+    [id, evidence.ip, evidence.userAgent],
+  );
+  return rows[0];
+}
+
+/** One-click unsubscribe. Bounced and complained readers keep that (stronger) status. */
+export async function unsubscribe(pool: Pool, id: number): Promise<SubscriberStatus | undefined> {
+  const { rows } = await pool.query<{ status: SubscriberStatus }>(
+    `WITH changed AS (
+       UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+        WHERE id = $1::bigint AND status IN ('pending', 'active')
+        RETURNING status
+     )
+     SELECT status FROM changed
+     UNION ALL
+     SELECT status FROM subscribers WHERE id = $1::bigint AND NOT EXISTS (SELECT 1 FROM changed)`,
+    [id],
+  );
+  return rows[0]?.status;
+}
+
+/**
+ * Erasure (GDPR): deletes the reader's personal data and keeps only a hash of the address so no
+ * later import or API call can add it again. Returns false when there was nothing to erase.
+ */
+export async function eraseSubscriber(pool: Pool, id: number): Promise<boolean> {
+  const { rows } = await pool.query(
+    `WITH gone AS (DELETE FROM subscribers WHERE id = $1::bigint RETURNING email_normalized, status)
+     INSERT INTO suppressions (email_hash, reason)
+     SELECT ${HASH('email_normalized')}, 'erased (was ' || status || ')' FROM gone
+     ON CONFLICT (email_hash) DO UPDATE SET reason = EXCLUDED.reason, created_at = now()
+     RETURNING 1`,
+    [id],
+  );
+  return rows.length > 0;
+}
+
+export type ImportCandidate = { email: string; normalized: string; name: string | null };
+export type ImportOutcome = { accepted: Set<string>; refused: Map<string, ImportRefusal> };
+export type ImportRefusal = 'already_active' | 'unsubscribed' | 'bounced' | 'complained' | 'erased';
+
+/**
+ * Adds readers as active on the editor's word (API or CSV import), one statement per batch.
+ * Never revives an unsubscribed, bounced, complained or erased address; a pending one becomes
+ * active. `candidates` must not repeat a normalised address.
+ */
+export async function importSubscribers(
+  pool: Pool,
+  candidates: ImportCandidate[],
+  consent: { source: 'api' | 'import'; at: Date | null; ip: string | null; userAgent: string | null },
+): Promise<ImportOutcome> {
+  const emails = candidates.map((c) => c.email);
+  const normalized = candidates.map((c) => c.normalized);
+  const names = candidates.map((c) => c.name);
+  const { rows } = await pool.query<{ email_normalized: string; outcome: string }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS t(email, email_normalized, name)
+     ), suppressed AS (
+       SELECT i.email_normalized FROM input i JOIN suppressions s ON s.email_hash = ${HASH('i.email_normalized')}
+     ), upserted AS (
+       INSERT INTO subscribers (email, email_normalized, name, status, confirmed_at, consent_source, consent_at, consent_ip, consent_user_agent)
+       SELECT email, email_normalized, name, 'active', now(), $4::consent_source, COALESCE($5::timestamptz, now()), $6::inet, $7::text
+         FROM input WHERE email_normalized NOT IN (SELECT email_normalized FROM suppressed)
+       ON CONFLICT (email_normalized) DO UPDATE
+          SET status = 'active', confirmed_at = now(), updated_at = now(),
+              name = COALESCE(EXCLUDED.name, subscribers.name),
+              consent_source = EXCLUDED.consent_source, consent_at = EXCLUDED.consent_at,
+              consent_ip = EXCLUDED.consent_ip, consent_user_agent = EXCLUDED.consent_user_agent
+        WHERE subscribers.status = 'pending'
+       RETURNING email_normalized
+     )
+     SELECT email_normalized, 'accepted' AS outcome FROM upserted
+     UNION ALL
+     SELECT email_normalized, 'erased' FROM suppressed
+     UNION ALL
+     SELECT s.email_normalized, CASE WHEN s.status = 'active' THEN 'already_active' ELSE s.status::text END
+       FROM subscribers s JOIN input i USING (email_normalized)
+      WHERE s.email_normalized NOT IN (SELECT email_normalized FROM upserted)`,
+    [emails, normalized, names, consent.source, consent.at, consent.ip, consent.userAgent],
+  );
+  const accepted = new Set<string>();
+  const refused = new Map<string, ImportRefusal>();
+  for (const r of rows) {
+    if (r.outcome === 'accepted') accepted.add(r.email_normalized);
+    else refused.set(r.email_normalized, r.outcome as ImportRefusal);
+  }
+  return { accepted, refused };
+}
+
+export type ListFilter = {
+  status?: SubscriberStatus;
+  source?: ConsentSource;
+  email?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  afterId?: number;
+  limit: number;
+};
+
+/** Keyset pagination by id: stable under concurrent inserts, O(limit) at any depth. */
+export async function listSubscribers(pool: Pool, f: ListFilter): Promise<SubscriberRow[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  if (f.afterId !== undefined) add('id > ?::bigint', f.afterId);
+  if (f.status) add('status = ?::subscriber_status', f.status);
+  if (f.source) add('consent_source = ?::consent_source', f.source);
+  if (f.email) add(`email_normalized LIKE '%' || ?::text || '%'`, f.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`));
+  if (f.createdAfter) add('created_at >= ?::timestamptz', f.createdAfter);
+  if (f.createdBefore) add('created_at < ?::timestamptz', f.createdBefore);
+  params.push(f.limit);
+  const { rows } = await pool.query<SubscriberRow>(
+    `SELECT * FROM subscribers ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}::int`,
+    params,
+  );
+  return rows;
+}
