@@ -9,8 +9,15 @@ export default {
       module: { type: 'es6' },
     }],
   },
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    // light-my-request (Fastify's inject) require()s cookie 2, which is ESM-only; Node 20.19+
+    // allows that, Jest's module loader does not before Node 24.9. Tests get cookie 1.1, the
+    // same API in CommonJS. Production code is unaffected.
+    '^cookie$': 'cookie-cjs',
+  },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalSetup: '<rootDir>/test/support/global-setup.mjs',
+  globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 30000,
 };
