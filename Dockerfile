@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+
+# Build stage: the full dependency tree, to prove the sources type-check before an image exists.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+COPY test ./test
+COPY emails ./emails
+COPY migrations ./migrations
+RUN npx tsc --noEmit
+
+# Production dependencies only, installed apart so no dev tool reaches the runtime image.
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:20-bookworm-slim AS runtime
+# npm runs scripts through /bin/sh, and Debian's dash neither execs the command nor passes
+# SIGTERM on, so `docker stop` would kill the service instead of letting it drain; bash execs.
+ENV NODE_ENV=production \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_SCRIPT_SHELL=/bin/bash
+WORKDIR /app
+# Sources stay owned by root so the service cannot rewrite its own code; only DATA_DIR is writable.
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json tsconfig.json ./
+COPY --from=build /app/src ./src
+COPY --from=build /app/emails ./emails
+COPY --from=build /app/migrations ./migrations
+RUN mkdir -p /app/.data && chown node:node /app/.data
+USER node
+EXPOSE 3000
+# The same start command as the README (API and worker in one process); docker-compose.yml runs
+# `npm run start:api` and `npm run start:worker` from this image instead.
+CMD ["npm", "start"]
