@@ -20,6 +20,7 @@ type Service = {
   ports?: (string | number | { target?: number; published?: number | string })[];
   healthcheck?: { test?: string | string[] };
   container_name?: string;
+  volumes?: (string | { source?: string; target?: string })[];
 };
 
 const compose = parse(read('docker-compose.yml')) as { services: Record<string, Service> };
