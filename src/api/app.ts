@@ -7,7 +7,7 @@ import type { Container } from '../container.js';
 import { subscriberApiRoutes } from '../subscribers/api-routes.js';
 import { readerRoutes } from '../subscribers/reader-routes.js';
 import { requireBearer, requireOperator, tokenChecker } from './auth.js';
-import { installErrorHandling } from './error-handler.js';
+import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
 import { validatorCompiler } from './validation.js';
 
@@ -26,6 +26,8 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     },
     requestIdHeader: false,
     routerOptions: { maxParamLength: 300 },
+    // Router errors (a bad %-escape, an overlong path segment) get our error shape too.
+    frameworkErrors: respondWithError(c.config.newsletterName),
   });
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandling(app, c.config.newsletterName);
@@ -51,11 +53,13 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
 
   const check = tokenChecker(c.config.apiToken);
   await app.register(async (api) => {
-    api.addHook('preHandler', requireBearer(check));
+    // onRequest: the token is checked before the body is read, so a stranger learns nothing
+    // from validation messages and cannot make us parse a large body.
+    api.addHook('onRequest', requireBearer(check));
     await api.register(subscriberApiRoutes(c));
   });
   await app.register(async (ops) => {
-    ops.addHook('preHandler', requireOperator(check));
+    ops.addHook('onRequest', requireOperator(check));
     await ops.register(captureRoutes(c));
   });
   return app;

@@ -21,17 +21,23 @@ function presentedToken(request: FastifyRequest, allowBasic: boolean): string | 
   // Browsers can only prompt for Basic credentials: the operator's pages accept the token as password.
   const basic = allowBasic ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
   if (basic) {
+    // user-pass is "user:password" (RFC 7617); without the colon there is no password at all.
     const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
-    return decoded.slice(decoded.indexOf(':') + 1);
+    const colon = decoded.indexOf(':');
+    return colon === -1 ? undefined : decoded.slice(colon + 1);
   }
   return undefined;
 }
 
 /** preHandler for the editor API: Bearer token only. */
 export function requireBearer(check: (t: string) => boolean) {
-  return async (request: FastifyRequest) => {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
     const token = presentedToken(request, false);
-    if (token === undefined || !check(token)) throw unauthorized();
+    if (token === undefined || !check(token)) {
+      // RFC 6750: a 401 names the scheme it expects.
+      reply.header('www-authenticate', 'Bearer realm="Broadside editor API"');
+      throw unauthorized();
+    }
   };
 }
 

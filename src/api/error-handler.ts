@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.js';
 import { sendErrorPage, wantsJson } from './respond.js';
 
@@ -14,6 +14,8 @@ const FASTIFY_CODES: Record<string, { code: string; message?: string }> = {
   FST_ERR_CTP_INVALID_TYPE: { code: 'unsupported_media_type' },
   FST_ERR_INVALID_URL: { code: 'invalid_url', message: 'the URL is not valid' },
   FST_ERR_BAD_URL: { code: 'invalid_url', message: 'the URL is not valid' },
+  // Its default message quotes the whole path, which may be a reader's token.
+  FST_ERR_MAX_PARAM_LENGTH: { code: 'uri_too_long', message: 'the address is too long' },
 };
 
 function map(error: FastifyError): Mapped {
@@ -35,9 +37,14 @@ function map(error: FastifyError): Mapped {
   return { status: 500, code: 'internal', message: 'internal error' };
 }
 
-/** The one place errors become responses: {"error":{"code","message"}} or an HTML page. */
-export function installErrorHandling(app: FastifyInstance, newsletter: string): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+/**
+ * The one place errors become responses: {"error":{"code","message"}} or an HTML page.
+ * Used as the error handler, and meant for Fastify's `frameworkErrors` option too: errors the
+ * router raises before any route matches (a bad %-escape, a path segment over maxParamLength)
+ * otherwise bypass the error handler and answer with Fastify's own JSON.
+ */
+export function respondWithError(newsletter: string) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const m = map(error);
     if (m.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: m.code, status: m.status }, 'client error');
@@ -46,7 +53,11 @@ export function installErrorHandling(app: FastifyInstance, newsletter: string): 
       return reply.code(m.status).send({ error: { code: m.code, message: m.message, ...(m.details !== undefined ? { details: m.details } : {}) } });
     }
     return sendErrorPage(reply, m.status, m.message, newsletter);
-  });
+  };
+}
+
+export function installErrorHandling(app: FastifyInstance, newsletter: string): void {
+  app.setErrorHandler(respondWithError(newsletter));
   app.setNotFoundHandler((request, reply) => {
     if (wantsJson(request)) return reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
     return sendErrorPage(reply, 404, 'There is no page at this address.', newsletter);

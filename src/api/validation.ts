@@ -1,4 +1,4 @@
-import { Ajv, type Options } from 'ajv';
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 
@@ -22,7 +22,47 @@ const compilers = {
   headers: make({ coerceTypes: true }),
 };
 
+/** Where the first string holding a NUL character sits in `data` (a JSON pointer), if any. */
+function nulAt(data: unknown, path: string, depth: number): string | undefined {
+  if (typeof data === 'string') return data.includes('\u0000') ? path : undefined;
+  if (depth > 4 || data === null || typeof data !== 'object') return undefined;
+  for (const [key, value] of Object.entries(data)) {
+    const found = nulAt(value, `${path}/${key}`, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * Postgres cannot store or compare text holding NUL ("invalid byte sequence"): a %00 in a URL
+ * would reach SQL as a filter and fail there as a 500. URL parts are checked after the schema
+ * and refused with a 400 like any other invalid value.
+ */
+function refusingNul(validate: ValidateFunction): ValidateFunction {
+  const wrapped = ((data: unknown, ctx?: Parameters<ValidateFunction>[1]) => {
+    const ok = ctx ? validate(data, ctx) : validate(data);
+    if (!ok) {
+      wrapped.errors = validate.errors;
+      return false;
+    }
+    const at = nulAt(data, '', 0);
+    if (at !== undefined) {
+      const error: ErrorObject = { instancePath: at, schemaPath: '#', keyword: 'nul', params: {}, message: 'must not contain NUL characters' };
+      wrapped.errors = [error];
+      return false;
+    }
+    wrapped.errors = null;
+    return true;
+  }) as ValidateFunction;
+  // Fastify passes the parent context (needed to coerce a root value) only when this is set.
+  wrapped.schemaEnv = validate.schemaEnv;
+  wrapped.schema = validate.schema;
+  return wrapped;
+}
+
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
-  const ajv = compilers[(httpPart ?? 'body') as keyof typeof compilers] ?? compilers.body;
-  return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
+  const part = (httpPart ?? 'body') as keyof typeof compilers;
+  const ajv = compilers[part] ?? compilers.body;
+  const validate = ajv.compile(schema as object);
+  return (part === 'params' || part === 'querystring' ? refusingNul(validate) : validate) as ReturnType<FastifySchemaCompiler<unknown>>;
 };

@@ -1,4 +1,4 @@
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import validator from 'validator';
 
 export type EmailCheck = { ok: true; email: string; normalized: string } | { ok: false; reason: string };
@@ -6,16 +6,33 @@ export type EmailCheck = { ok: true; email: string; normalized: string } | { ok:
 // Anything that could end a header line or smuggle a second address or header.
 const FORBIDDEN = /[\u0000-\u001f\u007f\u0085\u2028\u2029,;<>()[\]\\"]/;
 
+// Invisible formatting characters (zero-width space and joiners, soft hyphen, byte-order mark,
+// bidirectional overrides). IDNA mapping silently drops some of them, so an address could be
+// stored and shown with hidden or reordered text yet deliver somewhere else.
+const INVISIBLE = /\p{Cf}/u;
+
+// IDNA2008 allows letters, marks, digits and hyphens in a label; symbols such as emoji are not
+// valid in a domain name even though the lenient UTS #46 mapping will encode them.
+const LABEL = /^[\p{L}\p{M}\p{Nd}-]+$/u;
+// Top-level domains are letters only, in ASCII or (for IDN TLDs) in one script.
+const TLD = /^[\p{L}\p{M}]{2,63}$/u;
+
+/** Longer than this cannot be an address; rejected before any further work on it. */
+const INPUT_MAX_LENGTH = 1024;
+
 /**
  * Validates an address a reader typed and returns it trimmed (for display) and normalised
  * (lower case, IDN domain in ASCII: the identity we deduplicate on). Syntax checking is
- * validator.js's; the limits around it (length, header-injection characters, ASCII local
- * part) are ours.
+ * validator.js's; the limits around it (length, header-injection and invisible characters,
+ * ASCII local part, IDNA2008-style domain labels) are ours.
  */
 export function checkEmail(input: unknown): EmailCheck {
+  if (input === undefined || input === null) return { ok: false, reason: 'email is required' };
   if (typeof input !== 'string') return { ok: false, reason: 'email must be a string' };
+  if (input.length > INPUT_MAX_LENGTH) return { ok: false, reason: 'email must be at most 254 characters' };
   // Checked before trimming: a trailing CR or LF is an injection attempt, not stray whitespace.
   if (FORBIDDEN.test(input)) return { ok: false, reason: 'email contains characters that are not allowed in an address' };
+  if (INVISIBLE.test(input)) return { ok: false, reason: 'email contains invisible characters (such as zero-width or text-direction marks)' };
   const email = input.normalize('NFC').replace(/^ +| +$/g, '');
   if (email === '') return { ok: false, reason: 'email is required' };
   if (/\s/.test(email)) return { ok: false, reason: 'email must not contain spaces' };
@@ -28,12 +45,20 @@ export function checkEmail(input: unknown): EmailCheck {
   if (local.length > 64) return { ok: false, reason: 'the part before @ must be at most 64 characters' };
   const asciiDomain = domainToASCII(domainPart.toLowerCase());
   if (!asciiDomain) return { ok: false, reason: 'the domain is not valid' };
+  const asciiTyped = /^[\x21-\x7e]+$/.test(domainPart);
+  // A non-ASCII domain is shown in its canonical Unicode form (fullwidth letters and ideographic
+  // full stops mapped), so the address we display is the one we deduplicate and deliver to.
+  const unicodeDomain = domainToUnicode(asciiDomain);
+  const labels = unicodeDomain.split('.');
+  if (!labels.every((l) => LABEL.test(l))) return { ok: false, reason: 'the domain is not valid' };
+  if (labels.length < 2 || !TLD.test(labels[labels.length - 1]!)) return { ok: false, reason: 'the domain must end with a top-level domain such as .com' };
+  const display = `${local}@${asciiTyped ? domainPart : unicodeDomain}`;
   const normalized = `${local.toLowerCase()}@${asciiDomain}`;
-  if (normalized.length > 254 || email.length > 254) return { ok: false, reason: 'email must be at most 254 characters' };
+  if (normalized.length > 254 || display.length > 254) return { ok: false, reason: 'email must be at most 254 characters' };
   if (!validator.isEmail(normalized, { allow_display_name: false, require_tld: true, allow_ip_domain: false, allow_utf8_local_part: false, ignore_max_length: false })) {
     return { ok: false, reason: 'email must look like name@example.com' };
   }
-  return { ok: true, email, normalized };
+  return { ok: true, email: display, normalized };
 }
 
 /** Names are shown in emails and pages: no control or invisible formatting characters, capped. */

@@ -10,13 +10,18 @@ import { evidenceOf, signUp } from './signup.js';
 import { readerMailJobId } from '../queues/contract.js';
 import { exportReaderData } from './reader-data.js';
 
+// Only types here: lengths and syntax are signUp's, so the form and JSON get the same plain
+// messages ("email is required"), an oversized name is capped rather than refused, and a long
+// honeypot value is dropped as silently as a short one. BODY_LIMIT bounds every field.
 const SignupBody = Type.Object({
-  email: Type.String({ maxLength: 512 }),
-  name: Type.Optional(Type.String({ maxLength: 1000 })),
-  website: Type.Optional(Type.String({ maxLength: 1000 })),
+  email: Type.Optional(Type.String()),
+  name: Type.Optional(Type.String()),
+  website: Type.Optional(Type.String()),
 });
 
-const TokenParams = Type.Object({ token: Type.String({ maxLength: 200 }) });
+// Length and shape are checked by ReaderTokens.verify, which answers with the "link is not
+// valid" page rather than a schema message.
+const TokenParams = Type.Object({ token: Type.String() });
 
 /** The reader's side: sign-up, confirmation, one-click unsubscribe, manage/export/erase. */
 export function readerRoutes(c: Container): FastifyPluginAsync {

@@ -9,6 +9,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export type TokenPurpose = 'confirm' | 'unsubscribe' | 'manage';
 
 const PREFIX: Record<TokenPurpose, string> = { confirm: 'c', unsubscribe: 'u', manage: 'm' };
+const TOKEN_MAX_LENGTH = 50;
 
 export class TokenError extends Error {
   constructor(readonly reason: 'malformed' | 'bad_signature' | 'expired') {
@@ -27,6 +28,8 @@ export class ReaderTokens {
 
   /** Returns the subscriber id, or throws TokenError. */
   verify(purpose: TokenPurpose, token: string, now = new Date()): number {
+    // A well-formed token is at most 1 + 12 + 12 + 22 characters and three dots.
+    if (token.length > TOKEN_MAX_LENGTH) throw new TokenError('malformed');
     const parts = token.split('.');
     if (parts.length !== 4 || parts[0] !== PREFIX[purpose]) throw new TokenError('malformed');
     const [, id, exp, sig] = parts as [string, string, string, string];

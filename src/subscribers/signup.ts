@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Container } from '../container.js';
 import { AppError } from '../errors.js';
 import { readerMailJobId } from '../queues/contract.js';
@@ -6,7 +7,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { checkEmail, cleanName } from './email-address.js';
 import { requestSubscription, releaseConfirmationSlot, type Evidence } from './queries.js';
 
-export type SignupInput = { email: string; name?: string; website?: string };
+export type SignupInput = { email?: string; name?: string; website?: string };
 export type SignupResult = { ok: true } | { ok: false; reason: string };
 
 /**
@@ -45,8 +46,13 @@ export async function signUp(c: Container, log: FastifyBaseLogger, input: Signup
   return { ok: true };
 }
 
-/** Consent evidence from a request; the user agent is capped, it is stored. */
+/**
+ * Consent evidence from a request; the user agent is capped, it is stored. Behind a trusted
+ * proxy `ip` comes from X-Forwarded-For, which a client can fill with anything: only a plain
+ * IP address (the inet column takes no IPv6 zone) is kept.
+ */
 export function evidenceOf(req: { ip: string; headers: Record<string, string | string[] | undefined> }): Evidence {
   const ua = req.headers['user-agent'];
-  return { ip: req.ip || null, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
+  const ip = req.ip && isIP(req.ip) !== 0 && !req.ip.includes('%') ? req.ip : null;
+  return { ip, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null };
 }
