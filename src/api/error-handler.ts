@@ -18,6 +18,14 @@ const FASTIFY_CODES: Record<string, { code: string; message?: string }> = {
   FST_ERR_MAX_PARAM_LENGTH: { code: 'uri_too_long', message: 'the address is too long' },
 };
 
+/** Postgres or Redis unreachable: a 503 the client may retry, not a 500. */
+function isDependencyDown(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '53300'].includes(code)) return true;
+  // ioredis with enableOfflineQueue: false, and after its retries are spent.
+  return error.name === 'MaxRetriesPerRequestError' || /enableOfflineQueue|Connection is closed/.test(error.message);
+}
+
 function map(error: FastifyError): Mapped {
   if (error instanceof AppError) return { status: error.status, code: error.code, message: error.message, details: error.details };
   if (error.validation) {
@@ -31,6 +39,7 @@ function map(error: FastifyError): Mapped {
   if (status === 413) return { status, code: 'payload_too_large', message: 'the request body is too large' };
   if (status === 415) return { status, code: 'unsupported_media_type', message: known?.message ?? error.message };
   if (known) return { status: status >= 400 && status < 500 ? status : 400, code: known.code, message: known.message ?? error.message };
+  if (isDependencyDown(error)) return { status: 503, code: 'unavailable', message: 'the service cannot answer right now; please try again shortly' };
   // Body parser errors (a SyntaxError from JSON.parse) carry 400 and no Fastify code.
   if (status === 400 && error instanceof SyntaxError) return { status, code: 'invalid_json', message: 'the body is not valid JSON' };
   if (status >= 400 && status < 500) return { status, code: 'bad_request', message: error.message };

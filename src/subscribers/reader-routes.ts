@@ -88,7 +88,12 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
       const confirmed = await confirmSubscription(c.pool, id, evidenceOf(request));
       if (confirmed) {
         const job = { kind: 'welcome' as const, subscriberId: id };
-        await c.queues.readerMail.add('welcome', job, { jobId: readerMailJobId(job, confirmed.confirmed_at.getTime()) });
+        try {
+          await c.queues.readerMail.add('welcome', job, { jobId: readerMailJobId(job, confirmed.confirmed_at.getTime()) });
+        } catch (err) {
+          // The reader is active, which is what matters; a missing welcome is not worth a failed page.
+          request.log.error({ err, subscriberId: id }, 'could not queue the welcome email');
+        }
         request.log.info({ subscriberId: id }, 'subscription confirmed');
       } else if (!(await findSubscriber(c.pool, id))) {
         return goneReader(request, reply);
