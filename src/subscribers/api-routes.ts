@@ -1,8 +1,8 @@
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
 import type { Container } from '../container.js';
-import { conflict, invalidInput, notFound } from '../errors.js';
+import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import { exportCsv } from './csv-export.js';
 import { importCsv } from './csv-import.js';
 import { checkEmail, cleanName } from './email-address.js';
@@ -103,6 +103,8 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
     }, async (request) => {
       const q = request.query as Static<typeof ListQuery>;
       const limit = q.limit ?? 50;
+      // One row more than the page: whether it exists decides nextCursor, so the last page says
+      // null rather than leading to an empty page.
       const rows = await listSubscribers(c.pool, {
         status: q.status,
         source: q.source,
@@ -110,10 +112,11 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
         createdAfter: parseDate(q.createdAfter, 'createdAfter'),
         createdBefore: parseDate(q.createdBefore, 'createdBefore'),
         afterId: q.cursor ? parseInt(q.cursor, 36) : undefined,
-        limit,
+        limit: limit + 1,
       });
-      const last = rows.length === limit ? rows[rows.length - 1] : undefined;
-      return { items: rows.map(toSubscriber), nextCursor: last ? last.id.toString(36) : null };
+      const page = rows.slice(0, limit);
+      const more = rows.length > limit;
+      return { items: page.map(toSubscriber), nextCursor: more ? page[page.length - 1]!.id.toString(36) : null };
     });
 
     app.get('/api/subscribers/export', {
@@ -148,40 +151,60 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       const body = request.body as Static<typeof CreateBody>;
       const checked = checkEmail(body.email);
       if (!checked.ok) throw invalidInput(checked.reason, { field: 'email' });
+      const consentAt = parseDate(body.consentAt, 'consentAt') ?? null;
+      // Evidence of consent given in the future is no evidence; a minute covers clock skew.
+      if (consentAt && consentAt.getTime() > Date.now() + 60_000) throw invalidInput('consentAt must not be in the future', { field: 'consentAt' });
       const outcome = await importSubscribers(
         c.pool,
         [{ email: checked.email, normalized: checked.normalized, name: cleanName(body.name) }],
-        { source: 'api', at: parseDate(body.consentAt, 'consentAt') ?? null, ip: body.consentIp ?? null, userAgent: evidenceOf(request).userAgent },
+        { source: 'api', at: consentAt, ip: body.consentIp ?? null, userAgent: evidenceOf(request).userAgent },
       );
-      const refused = outcome.refused.get(checked.normalized);
-      if (refused === 'already_active') throw conflict('already_subscribed', 'this address is already an active subscriber');
-      if (refused) throw conflict('suppressed', `this address is suppressed (${refused}) and cannot be added by the editor`);
+      if (!outcome.accepted.has(checked.normalized)) {
+        // No outcome at all: a concurrent request added the address first.
+        const refused = outcome.refused.get(checked.normalized) ?? 'already_active';
+        if (refused === 'already_active') throw conflict('already_subscribed', 'this address is already an active subscriber');
+        throw conflict('suppressed', `this address is suppressed (${refused}) and cannot be added by the editor`);
+      }
       const { rows } = await c.pool.query<SubscriberRow>('SELECT * FROM subscribers WHERE email_normalized = $1::text', [checked.normalized]);
       return reply.code(201).send(toSubscriber(rows[0]!));
     });
 
     app.register(async (scoped) => {
-      // CSV arrives as a stream and is read row by row; nothing buffers the whole file.
+      // CSV arrives as a stream and is read row by row; nothing buffers the whole file. Any
+      // other body (JSON, a form) is refused before it is parsed.
+      scoped.removeAllContentTypeParsers();
       scoped.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload));
+      scoped.addContentTypeParser('*', (_request, _payload, done) => {
+        done(new AppError(415, 'unsupported_media_type', 'send the CSV as the request body with Content-Type: text/csv'));
+      });
       scoped.post('/api/subscribers/import', {
         schema: {
           tags: ['subscribers'],
           consumes: ['text/csv'],
-          description: 'CSV with a header row: an `email` column and optionally `name`. Rows become active subscribers; suppressed addresses are refused.',
+          description: 'CSV with a header row: an `email` column and optionally `name` and `status`. Rows become active subscribers; '
+            + 'suppressed addresses are refused, and so are rows whose `status` is pending, unsubscribed, bounced or complained '
+            + '(as in a re-imported export).',
           response: { 200: ImportReportSchema, 400: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema },
         },
       }, async (request) => {
-        const body = request.body as NodeJS.ReadableStream | undefined;
-        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidInput('send the CSV as the request body with Content-Type: text/csv');
+        const body = request.body as Readable | undefined;
+        if (!body || typeof body.pipe !== 'function') throw invalidInput('send the CSV as the request body with Content-Type: text/csv');
         let seen = 0;
-        const limited = (body as NodeJS.ReadableStream & import('node:stream').Readable).pipe(new Transform({
+        // pipe, not pipeline: destroying the request would close the socket before the error
+        // response is written. An unread rest of the body is discarded by Node after the reply.
+        const limited = body.pipe(new Transform({
           transform(chunk: Buffer, _enc, cb) {
             seen += chunk.length;
             if (seen > IMPORT_MAX_BYTES) return cb(Object.assign(new Error(`the CSV is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB`), { code: 'PAYLOAD_TOO_LARGE' }));
             cb(null, chunk);
           },
         }));
-        const report = await importCsv(c.pool, limited, { at: null, ip: request.ip, userAgent: evidenceOf(request).userAgent });
+        body.on('error', (err) => limited.destroy(err));
+        body.on('close', () => {
+          if (!body.readableEnded) limited.destroy(Object.assign(new Error('the upload ended before the whole CSV arrived'), { code: 'UPLOAD_ABORTED' }));
+        });
+        const evidence = evidenceOf(request);
+        const report = await importCsv(c.pool, limited, { at: null, ...evidence });
         request.log.info({ rows: report.rows, accepted: report.accepted, rejected: report.rejected }, 'CSV import');
         return report;
       });

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { Pool } from '../db/pool.js';
 import { listSubscribers, type ListFilter, type SubscriberRow } from './queries.js';
@@ -36,5 +36,7 @@ export function exportCsv(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limi
       yield row;
     }
   })());
-  return source.pipe(stringify());
+  // pipeline, not pipe: a failed query must end the response with an error instead of leaving it
+  // open, and a client that goes away must stop the paging.
+  return pipeline(source, stringify(), () => {});
 }

@@ -135,7 +135,10 @@ export type ImportRefusal = 'already_active' | 'unsubscribed' | 'bounced' | 'com
 /**
  * Adds readers as active on the editor's word (API or CSV import), one statement per batch.
  * Never revives an unsubscribed, bounced, complained or erased address; a pending one becomes
- * active. `candidates` must not repeat a normalised address.
+ * active unless its address is erased (a reader who signed up again after erasure stays pending
+ * until they confirm). Each candidate gets exactly one outcome, except one that a concurrent
+ * statement inserted after this one's snapshot, which gets none. `candidates` must not repeat a
+ * normalised address.
  */
 export async function importSubscribers(
   pool: Pool,
@@ -168,7 +171,8 @@ export async function importSubscribers(
      UNION ALL
      SELECT s.email_normalized, CASE WHEN s.status = 'active' THEN 'already_active' ELSE s.status::text END
        FROM subscribers s JOIN input i USING (email_normalized)
-      WHERE s.email_normalized NOT IN (SELECT email_normalized FROM upserted)`,
+      WHERE s.email_normalized NOT IN (SELECT email_normalized FROM upserted)
+        AND s.email_normalized NOT IN (SELECT email_normalized FROM suppressed)`,
     [emails, normalized, names, consent.source, consent.at, consent.ip, consent.userAgent],
   );
   const accepted = new Set<string>();
@@ -194,14 +198,19 @@ export type ListFilter = {
 export async function listSubscribers(pool: Pool, f: ListFilter): Promise<SubscriberRow[]> {
   const where: string[] = [];
   const params: unknown[] = [];
+  // Every ? in a condition stands for the one value it is added with.
   const add = (sql: string, value: unknown) => {
     params.push(value);
-    where.push(sql.replace('?', `$${params.length}`));
+    where.push(sql.replaceAll('?', `$${params.length}`));
   };
   if (f.afterId !== undefined) add('id > ?::bigint', f.afterId);
   if (f.status) add('status = ?::subscriber_status', f.status);
   if (f.source) add('consent_source = ?::consent_source', f.source);
-  if (f.email) add(`email_normalized LIKE '%' || ?::text || '%'`, f.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`));
+  // Matched against the normalised address and the address as typed, so an IDN domain is found
+  // by its Unicode spelling too. The pattern is escaped: % and _ in the filter are literal.
+  if (f.email) {
+    add('(email_normalized LIKE ?::text OR lower(email) LIKE ?::text)', `%${f.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  }
   if (f.createdAfter) add('created_at >= ?::timestamptz', f.createdAfter);
   if (f.createdBefore) add('created_at < ?::timestamptz', f.createdBefore);
   params.push(f.limit);
