@@ -30,10 +30,3 @@ export async function migrate(databaseUrl: string, log?: Logger): Promise<string
   });
   return applied.map((m) => m.name);
 }
-
-/** Names of the migration files that have not been applied yet (for /readyz). */
-export async function pendingMigrations(query: (sql: string) => Promise<{ rows: { name: string }[] }>, files: string[]): Promise<string[]> {
-  const { rows } = await query(`SELECT name FROM ${migrationsTable}`);
-  const done = new Set(rows.map((r) => r.name));
-  return files.filter((f) => !done.has(f));
-}

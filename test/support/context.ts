@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
+import type { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { loggerOptions } from '../../src/log.js';
 import { buildApp } from '../../src/api/app.js';
 import { parseConfig, type AppConfig } from '../../src/config/index.js';
 import { createContainer, type Container } from '../../src/container.js';
@@ -32,7 +34,7 @@ export type TestContext = {
  * database (copied from the migrated template), its own queue prefix in Redis, its own SMTP
  * server on a free port, and its own data directory.
  */
-export async function createTestContext(opts: { worker?: boolean; env?: Record<string, string> } = {}): Promise<TestContext> {
+export async function createTestContext(opts: { worker?: boolean; env?: Record<string, string>; logTo?: Writable } = {}): Promise<TestContext> {
   const dbName = await createTestDatabase();
   const smtp = await new SmtpSink().start();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'broadside-test-'));
@@ -52,7 +54,8 @@ export async function createTestContext(opts: { worker?: boolean; env?: Record<s
     ...opts.env,
   });
   const config = { ...parsed, apiToken: parsed.apiToken!, secret: parsed.secret! };
-  const log = pino({ level: config.logLevel });
+  // The service's own logger options (redaction, URL masking), writing where the test says.
+  const log = opts.logTo ? pino({ ...loggerOptions(config.logLevel), transport: undefined }, opts.logTo) : pino({ level: config.logLevel });
   const c = await createContainer(config, { log });
   const app = await buildApp(c);
   await app.ready();

@@ -1,0 +1,49 @@
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { maskEmail, maskUrl } from '../../src/log.js';
+import { createTestContext, linkIn, pathOf, TEST_TOKEN, type TestContext } from '../support/context.js';
+
+const lines: string[] = [];
+const sink = new Writable({
+  write(chunk, _enc, cb) {
+    lines.push(String(chunk));
+    cb();
+  },
+});
+
+let t: TestContext;
+beforeAll(async () => {
+  t = await createTestContext({ worker: true, logTo: sink, env: { LOG_LEVEL: 'info' } });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+describe('logs', () => {
+  it('mask reader tokens in URLs and addresses, and never contain the editor token', async () => {
+    await t.app.inject({ method: 'POST', url: '/subscribe', payload: { email: 'secretive.reader@example.com' } });
+    const mail = await t.smtp.waitFor((m) => m.recipients.includes('secretive.reader@example.com'));
+    const confirmPath = pathOf(linkIn(mail.parsed.text ?? '', '/confirm/'));
+    await t.app.inject({ method: 'GET', url: confirmPath });
+    await t.app.inject({ method: 'POST', url: confirmPath });
+    await t.app.inject({ method: 'GET', url: '/api/subscribers', headers: t.auth });
+    await t.app.inject({ method: 'GET', url: '/api/subscribers', headers: { authorization: 'Bearer wrong-token-guess-123' } });
+    await t.smtp.waitFor((m) => m.parsed.subject?.startsWith('Welcome') ?? false);
+
+    const log = lines.join('');
+    expect(log).toContain('"url":"/confirm/…"');
+    expect(log).not.toContain(confirmPath.split('/')[2]);
+    expect(log).not.toContain('secretive.reader@example.com');
+    expect(log).toContain('s***@example.com');
+    expect(log).not.toContain(TEST_TOKEN);
+    expect(log).not.toContain('wrong-token-guess-123');
+  });
+
+  it('masks helpers cover every token route and query tokens', () => {
+    expect(maskUrl('/unsubscribe/u.1.0.abc?x=1')).toBe('/unsubscribe/…?x=1');
+    expect(maskUrl('/manage/m.1.0.abc/data.json')).toBe('/manage/…/data.json');
+    expect(maskUrl('/x?token=abc&t=def')).toBe('/x?token=…&t=…');
+    expect(maskEmail('jane.doe@example.com')).toBe('j***@example.com');
+    expect(maskEmail('not-an-address')).toBe('***');
+  });
+});
