@@ -15,13 +15,14 @@ async function check(name: string, fn: () => Promise<unknown>): Promise<{ name: 
 /** /healthz: the process answers. /readyz: Postgres, Redis and the schema are usable. */
 export function healthRoutes(c: Container): FastifyPluginAsync {
   return async (app) => {
+    // The files on disk do not change while the process runs: list them once, not per probe.
+    const files = (await readdir(migrationsDir)).filter((f) => /\.(sql|js|ts)$/.test(f)).map((f) => f.replace(/\.[^.]+$/, ''));
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_request, reply) => {
       const checks = await Promise.all([
         check('postgres', () => c.pool.query('SELECT 1')),
         check('redis', () => c.redis.ping()),
         check('migrations', async () => {
-          const files = (await readdir(migrationsDir)).filter((f) => /\.(sql|js|ts)$/.test(f)).map((f) => f.replace(/\.[^.]+$/, ''));
           const { rows } = await c.pool.query<{ name: string }>(`SELECT name FROM ${migrationsTable}`);
           const done = new Set(rows.map((r) => r.name));
           const pending = files.filter((f) => !done.has(f));

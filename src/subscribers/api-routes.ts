@@ -8,7 +8,7 @@ import { importCsv } from './csv-import.js';
 import { checkEmail, cleanName } from './email-address.js';
 import { evidenceOf } from './signup.js';
 import {
-  consentSources, eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, subscriberStatuses, type SubscriberRow,
+  consentSources, eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, subscriberStatuses, type ListFilter, type SubscriberRow,
 } from './queries.js';
 
 const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
@@ -91,6 +91,17 @@ function parseDate(value: string | undefined, field: string): Date | undefined {
   return d;
 }
 
+/** The filters the list and the export share, from their query string. */
+function filterOf(q: Static<typeof ExportQuery>): Omit<ListFilter, 'afterId' | 'limit'> {
+  return {
+    status: q.status,
+    source: q.source,
+    email: q.email,
+    createdAfter: parseDate(q.createdAfter, 'createdAfter'),
+    createdBefore: parseDate(q.createdBefore, 'createdBefore'),
+  };
+}
+
 /** The editor's subscriber API: list, get, add, CSV import and export, erase. */
 export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
   return async (app) => {
@@ -106,11 +117,7 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       // One row more than the page: whether it exists decides nextCursor, so the last page says
       // null rather than leading to an empty page.
       const rows = await listSubscribers(c.pool, {
-        status: q.status,
-        source: q.source,
-        email: q.email,
-        createdAfter: parseDate(q.createdAfter, 'createdAfter'),
-        createdBefore: parseDate(q.createdBefore, 'createdBefore'),
+        ...filterOf(q),
         afterId: q.cursor ? parseInt(q.cursor, 36) : undefined,
         limit: limit + 1,
       });
@@ -123,13 +130,7 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       schema: { tags: ['subscribers'], querystring: ExportQuery, produces: ['text/csv'] },
     }, async (request, reply) => {
       const q = request.query as Static<typeof ExportQuery>;
-      const stream = exportCsv(c.pool, {
-        status: q.status,
-        source: q.source,
-        email: q.email,
-        createdAfter: parseDate(q.createdAfter, 'createdAfter'),
-        createdBefore: parseDate(q.createdBefore, 'createdBefore'),
-      });
+      const stream = exportCsv(c.pool, filterOf(q));
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="subscribers-${new Date().toISOString().slice(0, 10)}.csv"`)

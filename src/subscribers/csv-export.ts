@@ -8,6 +8,19 @@ export const exportColumns = [
   'consent_source', 'consent_at', 'consent_ip',
 ] as const;
 
+// A name is free text from the sign-up form: one starting with a formula character is written
+// with a leading ' so a spreadsheet does not run it; the import takes the ' off again.
+// Addresses are validated and left exact.
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+export function guardFormula(v: string): string {
+  return FORMULA_START.test(v) ? `'${v}` : v;
+}
+
+export function unguardFormula(v: string): string {
+  return v.startsWith("'") && FORMULA_START.test(v.slice(1)) ? v.slice(1) : v;
+}
+
 async function* rowsOf(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): AsyncGenerator<string[]> {
   let afterId: number | undefined;
   for (;;) {
@@ -25,14 +38,11 @@ async function* rowsOf(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>
 
 /** The subscriber list as CSV, streamed page by page (keyset), never held whole in memory. */
 export function exportCsv(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): Readable {
-  // A name is free text from the sign-up form: one starting with = + - @ is prefixed with ' so
-  // a spreadsheet does not run it as a formula. Addresses are validated and left exact.
   const nameAt = exportColumns.indexOf('name');
-  const guard = (v: string) => (/^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
   const source = Readable.from((async function* () {
     yield [...exportColumns];
     for await (const row of rowsOf(pool, filter)) {
-      row[nameAt] = guard(row[nameAt]!);
+      row[nameAt] = guardFormula(row[nameAt]!);
       yield row;
     }
   })());

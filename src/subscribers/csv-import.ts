@@ -3,6 +3,7 @@ import { pipeline, Transform, type Readable } from 'node:stream';
 import { CsvError, Parser, type Info } from 'csv-parse';
 import type { Pool } from '../db/pool.js';
 import { AppError } from '../errors.js';
+import { unguardFormula } from './csv-export.js';
 import { checkEmail, cleanName } from './email-address.js';
 import { importSubscribers, type ImportCandidate, type ImportRefusal } from './queries.js';
 
@@ -144,11 +145,6 @@ class InOrderParser extends Parser {
   }
 }
 
-/** A name as our export writes it: `'` before a leading formula character is the export's guard. */
-function unguardName(name: string | undefined): string | undefined {
-  return name !== undefined && /^'[=+\-@]/.test(name) ? name.slice(1) : name;
-}
-
 /**
  * Streams a CSV (header row with an `email` column, optional `name` and `status`) into the
  * subscriber list in batches of 1,000 rows: memory stays flat whatever the file size. Reports
@@ -252,7 +248,7 @@ export async function importCsv(
         rejectNow(line, raw, status, MESSAGES[status as Exclude<RejectReason, 'invalid_email'>]);
         continue;
       }
-      batch.push({ email: checked.email, normalized: checked.normalized, name: cleanName(unguardName(record.name)), line });
+      batch.push({ email: checked.email, normalized: checked.normalized, name: cleanName(record.name === undefined ? undefined : unguardFormula(record.name)), line });
       if (batch.length >= BATCH) await flush();
     }
     if (!header) throw new AppError(400, 'invalid_csv', 'the CSV is empty: it needs a header row with an "email" column (and optionally "name")');

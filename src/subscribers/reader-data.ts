@@ -1,8 +1,7 @@
-import type { Container } from '../container.js';
 import type { SubscriberRow } from './queries.js';
 
 /** Everything we hold about one reader, for the "download my data" link (GDPR art. 15 and 20). */
-export async function exportReaderData(_c: Container, r: SubscriberRow) {
+export function exportReaderData(r: SubscriberRow) {
   return {
     exportedAt: new Date().toISOString(),
     subscriber: {

@@ -3,7 +3,7 @@ import Type from 'typebox';
 import type { Container } from '../container.js';
 import { invalidInput } from '../errors.js';
 import { sendErrorPage, sendPage, wantsJson } from '../api/respond.js';
-import { confirmSubscription, eraseSubscriber, findSubscriber, unsubscribe } from './queries.js';
+import { confirmSubscription, eraseSubscriber, findSubscriber, unsubscribe, type SubscriberRow } from './queries.js';
 import { TokenError, type TokenPurpose } from './reader-tokens.js';
 import { checkInboxPage, confirmedPage, confirmPage, erasedPage, managePage, signupPage, unsubscribedPage, unsubscribePage } from './pages.js';
 import { evidenceOf, signUp } from './signup.js';
@@ -49,6 +49,15 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     const message = 'We hold no subscription for this link any more (it may have been erased).';
     if (wantsJson(request)) return reply.code(404).send({ error: { code: 'not_found', message } });
     return sendErrorPage(reply, 404, message, newsletter);
+  }
+
+  /** The reader a manage token names, or undefined once a 4xx has been sent. */
+  async function managedReader(request: FastifyRequest, reply: FastifyReply, token: string): Promise<SubscriberRow | undefined> {
+    const id = readerId(request, reply, 'manage', token);
+    if (id === undefined) return undefined;
+    const reader = await findSubscriber(c.pool, id);
+    if (!reader) goneReader(request, reply);
+    return reader;
   }
 
   return async (app) => {
@@ -127,13 +136,11 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
 
     app.get('/manage/:token', { schema: { params: TokenParams } }, async (request, reply) => {
       const { token } = request.params as { token: string };
-      const id = readerId(request, reply, 'manage', token);
-      if (id === undefined) return reply;
-      const reader = await findSubscriber(c.pool, id);
-      if (!reader) return goneReader(request, reply);
+      const reader = await managedReader(request, reply, token);
+      if (!reader) return reply;
       const base = `/manage/${encodeURIComponent(token)}`;
       return show(reply, 200, 'Your subscription', managePage(reader, {
-        unsubscribe: new URL(c.links.unsubscribe(id)).pathname,
+        unsubscribe: new URL(c.links.unsubscribe(reader.id)).pathname,
         data: `${base}/data.json`,
         erase: `${base}/erase`,
       }));
@@ -141,14 +148,12 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
 
     app.get('/manage/:token/data.json', { schema: { params: TokenParams } }, async (request, reply) => {
       const { token } = request.params as { token: string };
-      const id = readerId(request, reply, 'manage', token);
-      if (id === undefined) return reply;
-      const reader = await findSubscriber(c.pool, id);
-      if (!reader) return goneReader(request, reply);
+      const reader = await managedReader(request, reply, token);
+      if (!reader) return reply;
       return reply
         .header('content-disposition', 'attachment; filename="my-subscription.json"')
         .header('cache-control', 'no-store')
-        .send(await exportReaderData(c, reader));
+        .send(exportReaderData(reader));
     });
 
     app.post('/manage/:token/erase', { schema: { params: TokenParams } }, async (request, reply) => {
