@@ -1,15 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
+import { useTestContext, TEST_TOKEN } from '../support/context.js';
 
-let t: TestContext;
-beforeAll(async () => {
-  t = await createTestContext();
-});
-afterEach(() => t.assertNoLeaks());
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestContext();
 
 const basic = (userPass: string) => `Basic ${Buffer.from(userPass, 'utf8').toString('base64')}`;
 const subscriberCount = async () => Number((await t.c.pool.query('SELECT count(*) FROM subscribers')).rows[0].count);

@@ -1,20 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { createTestContext, type TestContext } from '../support/context.js';
+import { useTestContext } from '../support/context.js';
 
 // Every bad input to the reader's sign-up and the editor's subscriber API: a 4xx with a clear
 // error (JSON for JSON requests, an HTML page for form posts), never a 500, and nothing written:
 // no subscriber row, no job queued.
 
-let t: TestContext;
-beforeAll(async () => {
-  // Far more requests than the sign-up rate limit allows come from one address here.
-  t = await createTestContext({ env: { SIGNUP_RATE_LIMIT: '100000' } });
-});
-afterEach(() => t.assertNoLeaks());
-afterAll(async () => {
-  await t?.close();
-});
+// Far more requests than the sign-up rate limit allows come from one address here.
+const t = useTestContext({ env: { SIGNUP_RATE_LIMIT: '100000' } });
 
 type State = { subscribers: number; jobs: number };
 
@@ -341,13 +334,7 @@ describe('accepted, but cleaned', () => {
 });
 
 describe('behind a trusted proxy', () => {
-  let proxied: TestContext;
-  beforeAll(async () => {
-    proxied = await createTestContext({ env: { TRUST_PROXY: 'true' } });
-  });
-  afterAll(async () => {
-    await proxied?.close();
-  });
+  const proxied = useTestContext({ env: { TRUST_PROXY: 'true' } });
 
   it.each([
     ['not an address at all', 'not-an-ip'],

@@ -1,19 +1,12 @@
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { beforeEach, describe, expect, it } from '@jest/globals';
 import { parse } from 'csv-parse/sync';
 import { exportColumns } from '../../src/subscribers/csv-export.js';
-import { createTestContext, type TestContext } from '../support/context.js';
+import { useTestContext } from '../support/context.js';
 
-let t: TestContext;
-beforeAll(async () => {
-  t = await createTestContext();
-});
-afterEach(() => t.assertNoLeaks());
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestContext();
 
 // A full collection before each memory sample, so the figures are live data, not garbage that
 // the collector has not got round to yet.

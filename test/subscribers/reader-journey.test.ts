@@ -1,15 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { createTestContext, linkIn, pathOf, type TestContext } from '../support/context.js';
+import { describe, expect, it } from '@jest/globals';
+import { useTestContext, linkIn, pathOf } from '../support/context.js';
 import { headerOf } from '../support/smtp-sink.js';
 
-let t: TestContext;
-beforeAll(async () => {
-  t = await createTestContext({ worker: true });
-});
-afterEach(() => t.assertNoLeaks());
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestContext({ worker: true });
 
 const count = async (sql: string, params: unknown[] = []) => Number((await t.c.pool.query(sql, params)).rows[0].count);
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -81,6 +82,23 @@ export async function createTestContext(opts: { worker?: boolean; env?: Record<s
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The usual life of a test file's context: built before its tests, checked for leaked Postgres
+ * clients after each, closed at the end. The returned object is filled in by `beforeAll`, so
+ * use it only inside hooks and tests.
+ */
+export function useTestContext(opts: Parameters<typeof createTestContext>[0] = {}): TestContext {
+  const t = {} as TestContext;
+  beforeAll(async () => {
+    Object.assign(t, await createTestContext(opts));
+  });
+  afterEach(() => t.assertNoLeaks());
+  afterAll(async () => {
+    await t.close?.();
+  });
+  return t;
 }
 
 async function clearRedisPrefix(prefix: string): Promise<void> {
