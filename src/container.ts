@@ -5,7 +5,8 @@ import { createSmtpMailer, type Mailer } from './delivery/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { createQueues, type Queues } from './queues/index.js';
 import { createProducerConnection } from './redis.js';
-import { loadReaderMailTemplates, type ReaderMailTemplates } from './rendering/reader-mail.js';
+import { IssueRenderer, loadIssueTemplateFiles } from './rendering/issue.js';
+import { emailsDir, loadReaderMailTemplates, type ReaderMailTemplates } from './rendering/reader-mail.js';
 import { ReaderLinks } from './subscribers/links.js';
 import { ReaderTokens } from './subscribers/reader-tokens.js';
 
@@ -22,6 +23,8 @@ export type Container = {
   queues: Queues;
   mailer: Mailer;
   templates: ReaderMailTemplates;
+  /** Compiles issues with the issue template (emails/issue.mjml). */
+  renderer: IssueRenderer;
   tokens: ReaderTokens;
   links: ReaderLinks;
   close(): Promise<void>;
@@ -36,7 +39,9 @@ export function smtpUrlOf(config: AppConfig): string {
 
 export async function createContainer(config: AppConfig, overrides: ContainerOverrides = {}): Promise<Container> {
   const log = overrides.log ?? createLogger(config.logLevel);
-  const templates = await loadReaderMailTemplates();
+  const dir = config.emailsDir ?? emailsDir;
+  const [templates, issueFiles] = await Promise.all([loadReaderMailTemplates(dir), loadIssueTemplateFiles(dir)]);
+  const renderer = new IssueRenderer(issueFiles, config.publicUrl);
   const pool = createPool(config.databaseUrl);
   pool.on('error', (err) => log.error({ err }, 'idle Postgres client error'));
   const redis = createProducerConnection(config.redisUrl);
@@ -61,6 +66,7 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     queues,
     mailer,
     templates,
+    renderer,
     tokens,
     links,
     async close() {

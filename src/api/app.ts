@@ -4,6 +4,8 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
+import { archiveRoutes } from '../issues/archive-routes.js';
+import { issueApiRoutes } from '../issues/api-routes.js';
 import { subscriberApiRoutes } from '../subscribers/api-routes.js';
 import { readerRoutes } from '../subscribers/reader-routes.js';
 import { requireBearer, requireOperator, tokenChecker } from './auth.js';
@@ -50,6 +52,7 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
 
   await app.register(healthRoutes(c));
   await app.register(readerRoutes(c));
+  await app.register(archiveRoutes(c));
 
   const check = tokenChecker(c.config.apiToken);
   await app.register(async (api) => {
@@ -57,6 +60,7 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     // from validation messages and cannot make us parse a large body.
     api.addHook('onRequest', requireBearer(check));
     await api.register(subscriberApiRoutes(c));
+    await api.register(issueApiRoutes(c));
   });
   await app.register(async (ops) => {
     ops.addHook('onRequest', requireOperator(check));

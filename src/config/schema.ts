@@ -24,6 +24,7 @@ export type Config = {
   signupRateWindowSeconds: number;
   confirmTokenTtlHours: number;
   workerConcurrency: number;
+  emailsDir: string | undefined;
 };
 
 type Parser<T> = (raw: string) => T;
@@ -124,6 +125,8 @@ const fields = {
   signupRateWindowSeconds: { env: 'SIGNUP_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 60 },
   confirmTokenTtlHours: { env: 'CONFIRM_TOKEN_TTL_HOURS', parse: int(1, 24 * 90), default: 48 },
   workerConcurrency: { env: 'WORKER_CONCURRENCY', parse: int(1, 1000), default: 10 },
+  // A copy of emails/ to brand the templates; unset means the bundled ones.
+  emailsDir: { env: 'EMAILS_DIR', parse: str },
 } satisfies { [K in keyof Config]: Field<Config[K]> };
 
 /** Every environment variable the service reads, for docs and for checking docker-compose.yml. */

@@ -6,19 +6,40 @@ import { escapeHtml } from './escape.js';
  */
 export type Template = { parts: string[]; slots: string[]; escape: boolean };
 
-const PLACEHOLDER = /\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g;
+// `{{name}}` is a slot filled for each reader; `{{@name}}` is bound once, when the template is
+// parsed (an issue's content, its subject). A bound value is inserted as it is and never
+// scanned for placeholders, so text an editor writes cannot become a slot.
+const PLACEHOLDER = /\{\{\s*(@?)([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g;
 
-export function parseTemplate(source: string, escape: boolean): Template {
+export function parseTemplate(source: string, escape: boolean, bound: Record<string, string> = {}): Template {
   const parts: string[] = [];
   const slots: string[] = [];
+  let part = '';
   let last = 0;
   for (const m of source.matchAll(PLACEHOLDER)) {
-    parts.push(source.slice(last, m.index));
-    slots.push(m[1]!);
-    last = m.index! + m[0].length;
+    part += source.slice(last, m.index);
+    last = m.index + m[0].length;
+    if (m[1]) {
+      part += boundValue(bound, m[2]!);
+    } else {
+      parts.push(part);
+      slots.push(m[2]!);
+      part = '';
+    }
   }
-  parts.push(source.slice(last));
+  parts.push(part + source.slice(last));
   return { parts, slots, escape };
+}
+
+/** Substitutes only the `{{@name}}` placeholders, leaving reader slots in place. */
+export function bindTemplate(source: string, bound: Record<string, string>): string {
+  return source.replace(PLACEHOLDER, (whole, at: string, name: string) => (at ? boundValue(bound, name) : whole));
+}
+
+function boundValue(bound: Record<string, string>, name: string): string {
+  const value = bound[name];
+  if (value === undefined) throw new MissingVariableError(`template value "@${name}" has no value`);
+  return value;
 }
 
 export class MissingVariableError extends Error {}

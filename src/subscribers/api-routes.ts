@@ -1,6 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
+import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
 import type { Container } from '../container.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import { exportCsv } from './csv-export.js';
@@ -11,8 +12,6 @@ import {
   consentSources, eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, subscriberStatuses, type ListFilter, type SubscriberRow,
 } from './queries.js';
 
-const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
-
 export const SubscriberSchema = Type.Object({
   id: Type.Integer(),
   email: Type.String(),
@@ -20,10 +19,10 @@ export const SubscriberSchema = Type.Object({
   status: Type.Enum(subscriberStatuses),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
-  confirmedAt: Timestamp,
-  unsubscribedAt: Timestamp,
-  bouncedAt: Timestamp,
-  complainedAt: Timestamp,
+  confirmedAt: NullableTimestamp,
+  unsubscribedAt: NullableTimestamp,
+  bouncedAt: NullableTimestamp,
+  complainedAt: NullableTimestamp,
   consent: Type.Object({
     at: Type.String({ format: 'date-time' }),
     source: Type.Enum(consentSources),
@@ -33,9 +32,6 @@ export const SubscriberSchema = Type.Object({
 });
 type Subscriber = Static<typeof SubscriberSchema>;
 
-const ErrorSchema = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }) });
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 export function toSubscriber(r: SubscriberRow): Subscriber {
   return {
     id: r.id,
@@ -63,8 +59,6 @@ const ListQuery = Type.Object({
 });
 
 const ExportQuery = Type.Omit(ListQuery, ['limit', 'cursor']);
-
-const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
 
 const CreateBody = Type.Object({
   email: Type.String({ maxLength: 512 }),

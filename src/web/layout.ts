@@ -25,6 +25,17 @@ a { color:var(--accent); }
 dl { display:grid; grid-template-columns:max-content 1fr; gap:.25rem 1rem; }
 dt { color:var(--muted); } dd { margin:0; overflow-wrap:anywhere; }
 table { border-collapse:collapse; width:100%; } td, th { text-align:left; padding:.4rem; border-bottom:1px solid var(--line); vertical-align:top; }
+/* An issue's web version: the editor's Markdown, sanitised. Nothing in it may overflow a phone. */
+.issue { overflow-wrap:anywhere; }
+.issue h2 { font-size:1.3rem; line-height:1.3; margin:2rem 0 .75rem; }
+.issue h3 { font-size:1.1rem; margin:1.5rem 0 .5rem; }
+.issue img { max-width:100%; height:auto; }
+.issue pre { white-space:pre-wrap; background:var(--bg); padding:.75rem; border-radius:6px; }
+.issue blockquote { margin:0 0 1rem; padding-left:1rem; border-left:3px solid var(--line); color:var(--muted); }
+.issue table { display:block; overflow-x:auto; }
+.toc { background:var(--bg); border-radius:8px; padding:.75rem 1rem; margin:1.5rem 0; }
+.toc h2 { font-size:.9rem; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); margin:.25rem 0 .5rem; }
+.archive li { margin:0 0 1rem; }
 `;
 
 export const pageHeaders = {
@@ -36,15 +47,15 @@ export const pageHeaders = {
   'cache-control': 'no-store',
 };
 
-export function page(title: string, body: SafeHtml, opts: { wide?: boolean; newsletter?: string } = {}): string {
+export function page(title: string, body: SafeHtml, opts: { wide?: boolean; reading?: boolean; newsletter?: string; indexable?: boolean } = {}): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
+${opts.indexable ? '' : html`<meta name="robots" content="noindex">`}
 <title>${title}${opts.newsletter ? ` · ${opts.newsletter}` : ''}</title>
-<style>${new SafeHtml(STYLE)}${opts.wide ? new SafeHtml('main{max-width:64rem}') : ''}</style>
+<style>${new SafeHtml(STYLE)}${opts.wide ? new SafeHtml('main{max-width:64rem}') : ''}${opts.reading ? new SafeHtml('main{max-width:44rem}') : ''}</style>
 </head>
 <body>
 <main id="main">

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { withDefaultUser } from '../../src/db/connection-url.js';
@@ -34,9 +35,12 @@ describe('database preparation', () => {
     await client.connect();
     try {
       const { rows } = await client.query('SELECT name FROM pgmigrations ORDER BY id');
-      expect(rows.map((r) => r.name)).toEqual(['0001_subscribers']);
+      // Every migration file ran, once, in order.
+      const files = readdirSync('migrations').filter((f) => f.endsWith('.sql')).sort().map((f) => f.replace(/\.sql$/, ''));
+      expect(files.length).toBeGreaterThanOrEqual(2);
+      expect(rows.map((r) => r.name)).toEqual(files);
       const tables = await client.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`);
-      expect(tables.rows.map((r) => r.tablename)).toEqual(['pgmigrations', 'subscribers', 'suppressions']);
+      expect(tables.rows.map((r) => r.tablename)).toEqual(expect.arrayContaining(['pgmigrations', 'subscribers', 'suppressions', 'issues']));
     } finally {
       await client.end();
     }

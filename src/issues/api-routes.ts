@@ -1,0 +1,180 @@
+import type { FastifyPluginAsync } from 'fastify';
+import Type, { type Static } from 'typebox';
+import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
+import type { Container } from '../container.js';
+import { notFound } from '../errors.js';
+import { issueWarnings, personalise } from '../rendering/issue.js';
+import { createIssue, editIssue, MARKDOWN_MAX, notDraft, PREHEADER_MAX, SUBJECT_MAX } from './authoring.js';
+import { deleteDraft, findIssue, listIssues, publishIssue, type IssueSummaryRow } from './queries.js';
+import { previewVars, sendTestCopies, TEST_RECIPIENTS_MAX } from './test-send.js';
+
+const IssueSchema = Type.Object({
+  id: Type.Integer(),
+  slug: Type.String(),
+  subject: Type.String(),
+  preheader: Type.String(),
+  status: Type.Enum(['draft', 'published']),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  publishedAt: NullableTimestamp,
+  webUrl: Type.String({ description: 'the web version; public once the issue is published' }),
+  sections: Type.Array(Type.Object({ id: Type.String(), title: Type.String() })),
+  htmlBytes: Type.Integer({ description: 'size of the HTML part as a reader receives it' }),
+  warnings: Type.Array(Type.String()),
+});
+const IssueDetailSchema = Type.Intersect([IssueSchema, Type.Object({ markdown: Type.String() })]);
+type Issue = Static<typeof IssueSchema>;
+
+const CreateBody = Type.Object({
+  subject: Type.String({ minLength: 1, maxLength: SUBJECT_MAX * 2 }),
+  markdown: Type.String({ minLength: 1, maxLength: MARKDOWN_MAX }),
+  preheader: Type.Optional(Type.String({ maxLength: PREHEADER_MAX * 2 })),
+});
+const PatchBody = Type.Partial(CreateBody, { minProperties: 1 });
+
+const ListQuery = Type.Object({
+  status: Type.Optional(Type.Enum(['draft', 'published'])),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
+});
+
+const PreviewQuery = Type.Object({ format: Type.Optional(Type.Enum(['html', 'text'], { default: 'html' })) });
+
+const TestBody = Type.Object({ to: Type.Array(Type.String({ maxLength: 512 }), { minItems: 1, maxItems: TEST_RECIPIENTS_MAX }) });
+const TestResultSchema = Type.Object({
+  results: Type.Array(Type.Object({ to: Type.String(), status: Type.Enum(['submitted', 'rejected']), response: Type.String() })),
+});
+
+/** An issue's Markdown is larger than the forms the rest of the API takes. */
+const ISSUE_BODY_LIMIT = 2 * MARKDOWN_MAX + 64 * 1024;
+
+// A preview opened in a browser runs nothing and loads only images.
+const PREVIEW_CSP = "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+export function issueApiRoutes(c: Container): FastifyPluginAsync {
+  const toIssue = (r: IssueSummaryRow): Issue => ({
+    id: r.id,
+    slug: r.slug,
+    subject: r.subject,
+    preheader: r.preheader,
+    status: r.published_at ? 'published' : 'draft',
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    publishedAt: iso(r.published_at),
+    webUrl: c.renderer.webUrl(r.slug),
+    sections: r.content.sections.map((s) => ({ id: s.id, title: s.title })),
+    htmlBytes: r.html_bytes,
+    warnings: issueWarnings(r.html_bytes, r.content.sections.length),
+  });
+
+  async function issueOr404(id: number) {
+    const row = await findIssue(c.pool, id);
+    if (!row) throw notFound('issue');
+    return row;
+  }
+
+  return async (app) => {
+    app.post('/api/issues', {
+      bodyLimit: ISSUE_BODY_LIMIT,
+      schema: { tags: ['issues'], body: CreateBody, response: { 201: IssueDetailSchema, 400: ErrorSchema } },
+    }, async (request, reply) => {
+      const row = await createIssue(c.pool, c.renderer, request.body as Static<typeof CreateBody>);
+      request.log.info({ issueId: row.id, slug: row.slug, htmlBytes: row.html_bytes }, 'issue created');
+      return reply.code(201).send({ ...toIssue(row), markdown: row.markdown });
+    });
+
+    app.get('/api/issues', {
+      schema: {
+        tags: ['issues'],
+        querystring: ListQuery,
+        response: { 200: Type.Object({ items: Type.Array(IssueSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
+      },
+    }, async (request) => {
+      const q = request.query as Static<typeof ListQuery>;
+      const limit = q.limit ?? 50;
+      const rows = await listIssues(c.pool, {
+        beforeId: q.cursor ? parseInt(q.cursor, 36) : undefined,
+        published: q.status === undefined ? undefined : q.status === 'published',
+        limit: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      return { items: page.map(toIssue), nextCursor: rows.length > limit ? page[page.length - 1]!.id.toString(36) : null };
+    });
+
+    app.get('/api/issues/:id', {
+      schema: { tags: ['issues'], params: IdParams, response: { 200: IssueDetailSchema, 404: ErrorSchema } },
+    }, async (request) => {
+      const row = await issueOr404((request.params as Static<typeof IdParams>).id);
+      return { ...toIssue(row), markdown: row.markdown };
+    });
+
+    app.patch('/api/issues/:id', {
+      bodyLimit: ISSUE_BODY_LIMIT,
+      schema: { tags: ['issues'], params: IdParams, body: PatchBody, response: { 200: IssueDetailSchema, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema } },
+    }, async (request) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const row = await editIssue(c.pool, c.renderer, id, request.body as Static<typeof PatchBody>);
+      request.log.info({ issueId: row.id, htmlBytes: row.html_bytes }, 'issue edited');
+      return { ...toIssue(row), markdown: row.markdown };
+    });
+
+    app.delete('/api/issues/:id', {
+      schema: { tags: ['issues'], params: IdParams, response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema } },
+    }, async (request, reply) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      if (!(await deleteDraft(c.pool, id))) {
+        await issueOr404(id);
+        throw notDraft();
+      }
+      return reply.code(204).send();
+    });
+
+    app.get('/api/issues/:id/preview', {
+      schema: {
+        tags: ['issues'],
+        description: 'The HTML part (or, with ?format=text, the text part) exactly as a reader receives it, personalised for a sample reader.',
+        params: IdParams,
+        querystring: PreviewQuery,
+        produces: ['text/html', 'text/plain'],
+        response: { 200: Type.String(), 404: ErrorSchema },
+      },
+    }, async (request, reply) => {
+      const row = await issueOr404((request.params as Static<typeof IdParams>).id);
+      const body = personalise({ html: row.html_template, text: row.text_template }, previewVars(c, row));
+      reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+      if ((request.query as Static<typeof PreviewQuery>).format === 'text') return reply.type('text/plain; charset=utf-8').send(body.text);
+      return reply.type('text/html; charset=utf-8').header('content-security-policy', PREVIEW_CSP).send(body.html);
+    });
+
+    app.post('/api/issues/:id/test', {
+      schema: {
+        tags: ['issues'],
+        description: `Sends a copy now to up to ${TEST_RECIPIENTS_MAX} addresses, marked "[Test]" and not counted as a send.`,
+        params: IdParams,
+        body: TestBody,
+        response: { 200: TestResultSchema, 400: ErrorSchema, 404: ErrorSchema, 502: ErrorSchema },
+      },
+    }, async (request) => {
+      const row = await issueOr404((request.params as Static<typeof IdParams>).id);
+      return { results: await sendTestCopies(c, row, (request.body as Static<typeof TestBody>).to) };
+    });
+
+    app.post('/api/issues/:id/publish', {
+      schema: {
+        tags: ['issues'],
+        description: 'Puts a draft in the public archive and the feed without mailing it. The issue can no longer be edited.',
+        params: IdParams,
+        response: { 200: IssueSchema, 404: ErrorSchema, 409: ErrorSchema },
+      },
+    }, async (request) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const row = await publishIssue(c.pool, id);
+      if (!row) {
+        await issueOr404(id);
+        throw notDraft();
+      }
+      request.log.info({ issueId: id, slug: row.slug }, 'issue published to the archive');
+      return toIssue(row);
+    });
+  };
+}

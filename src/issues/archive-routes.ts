@@ -1,0 +1,73 @@
+import type { FastifyPluginAsync } from 'fastify';
+import Type, { type Static } from 'typebox';
+import { wantsJson } from '../api/respond.js';
+import type { Container } from '../container.js';
+import { invalidInput, notFound } from '../errors.js';
+import { page, pageHeaders } from '../web/layout.js';
+import { archivePage, issueArticle, issuePage } from './archive-pages.js';
+import { issueFeed } from './feed.js';
+import { findPublishedBySlug, listPublished, type IssueSummaryRow } from './queries.js';
+
+const ARCHIVE_PAGE_SIZE = 50;
+const FEED_SIZE = 20;
+
+// The web version shows the issue's images, which live on other hosts.
+const archiveHeaders = {
+  ...pageHeaders,
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'cache-control': 'public, max-age=300',
+};
+
+const ArchiveQuery = Type.Object({
+  before: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}\\.[0-9a-z]{1,12}$', description: 'the "older" cursor of the previous page' })),
+});
+const SlugParams = Type.Object({ slug: Type.String({ maxLength: 200 }) });
+
+const cursorOf = (i: IssueSummaryRow) => `${i.published_at!.getTime().toString(36)}.${i.id.toString(36)}`;
+
+/** The public archive: the list of published issues, each issue's web version, and RSS. */
+export function archiveRoutes(c: Container): FastifyPluginAsync {
+  const newsletter = c.config.newsletterName;
+  const publicUrl = c.config.publicUrl;
+  const summary = (i: IssueSummaryRow) => ({
+    slug: i.slug,
+    subject: i.subject,
+    preheader: i.preheader,
+    publishedAt: i.published_at!.toISOString(),
+    url: `${publicUrl}/issues/${i.slug}`,
+  });
+
+  return async (app) => {
+    app.get('/issues', { schema: { querystring: ArchiveQuery } }, async (request, reply) => {
+      const { before } = request.query as Static<typeof ArchiveQuery>;
+      let cursor: { publishedAt: Date; id: number } | undefined;
+      if (before) {
+        const [t, id] = before.split('.').map((p) => parseInt(p, 36)) as [number, number];
+        const publishedAt = new Date(t);
+        if (Number.isNaN(publishedAt.getTime())) throw invalidInput('before is not a valid cursor');
+        cursor = { publishedAt, id };
+      }
+      const rows = await listPublished(c.pool, { before: cursor, limit: ARCHIVE_PAGE_SIZE + 1 });
+      const issues = rows.slice(0, ARCHIVE_PAGE_SIZE);
+      const older = rows.length > ARCHIVE_PAGE_SIZE ? cursorOf(issues[issues.length - 1]!) : null;
+      if (wantsJson(request)) return { items: issues.map(summary), older };
+      return reply.headers(archiveHeaders).send(page('Past issues', archivePage(issues, newsletter, older && `/issues?before=${older}`), { newsletter, reading: true, indexable: true }));
+    });
+
+    app.get('/issues/:slug', { schema: { params: SlugParams } }, async (request, reply) => {
+      const issue = await findPublishedBySlug(c.pool, (request.params as Static<typeof SlugParams>).slug);
+      if (!issue) throw notFound('issue');
+      if (wantsJson(request)) return { ...summary(issue), html: issueArticle(issue.content).value };
+      return reply.headers(archiveHeaders).send(page(issue.subject, issuePage(issue, newsletter), { newsletter, reading: true, indexable: true }));
+    });
+
+    app.get('/feed.xml', async (_request, reply) => {
+      const issues = await listPublished(c.pool, { limit: FEED_SIZE });
+      return reply
+        .type('application/rss+xml; charset=utf-8')
+        .header('cache-control', 'public, max-age=300')
+        .header('x-content-type-options', 'nosniff')
+        .send(issueFeed({ publicUrl, newsletter, issues }));
+    });
+  };
+}

@@ -1,0 +1,128 @@
+// SQL for issues. A draft's source and its compiled form are written together in one
+// statement, guarded by `published_at IS NULL`, so a published issue never changes.
+import type { Pool } from '../db/pool.js';
+import type { IssueContent } from '../rendering/markdown.js';
+import type { Template } from '../rendering/template.js';
+
+export type IssueRow = {
+  id: number;
+  slug: string;
+  subject: string;
+  preheader: string;
+  markdown: string;
+  content: IssueContent;
+  html_template: Template;
+  text_template: Template;
+  html_bytes: number;
+  created_at: Date;
+  updated_at: Date;
+  published_at: Date | null;
+};
+
+/** An issue's listing columns: everything but the source and the compiled templates. */
+export type IssueSummaryRow = Omit<IssueRow, 'markdown' | 'html_template' | 'text_template'>;
+
+export type IssueWrite = {
+  slug: string;
+  subject: string;
+  preheader: string;
+  markdown: string;
+  content: IssueContent;
+  html: Template;
+  text: Template;
+  htmlBytes: number;
+};
+
+const SUMMARY = 'id, slug, subject, preheader, content, html_bytes, created_at, updated_at, published_at';
+
+export async function insertIssue(pool: Pool, w: IssueWrite): Promise<IssueRow> {
+  const { rows } = await pool.query<IssueRow>(
+    `INSERT INTO issues (slug, subject, preheader, markdown, content, html_template, text_template, html_bytes)
+     VALUES ($1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb, $7::jsonb, $8::int)
+     RETURNING *`,
+    [w.slug, w.subject, w.preheader, w.markdown, JSON.stringify(w.content), JSON.stringify(w.html), JSON.stringify(w.text), w.htmlBytes],
+  );
+  return rows[0]!;
+}
+
+/** Rewrites a draft. Nothing (undefined) when the issue is gone or no longer a draft. */
+export async function updateDraft(pool: Pool, id: number, w: IssueWrite): Promise<IssueRow | undefined> {
+  const { rows } = await pool.query<IssueRow>(
+    `UPDATE issues
+        SET slug = $2::text, subject = $3::text, preheader = $4::text, markdown = $5::text, content = $6::jsonb,
+            html_template = $7::jsonb, text_template = $8::jsonb, html_bytes = $9::int, updated_at = now()
+      WHERE id = $1::bigint AND published_at IS NULL
+      RETURNING *`,
+    [id, w.slug, w.subject, w.preheader, w.markdown, JSON.stringify(w.content), JSON.stringify(w.html), JSON.stringify(w.text), w.htmlBytes],
+  );
+  return rows[0];
+}
+
+export async function findIssue(pool: Pool, id: number): Promise<IssueRow | undefined> {
+  const { rows } = await pool.query<IssueRow>('SELECT * FROM issues WHERE id = $1::bigint', [id]);
+  return rows[0];
+}
+
+/** The slugs in use that a new slug built on `base` could collide with (`base`, `base-2`, …). */
+export async function slugsLike(pool: Pool, base: string, exceptId?: number): Promise<Set<string>> {
+  const { rows } = await pool.query<{ slug: string }>(
+    `SELECT slug FROM issues
+      WHERE (slug = $1::text OR (left(slug, length($1::text) + 1) = $1::text || '-' AND substr(slug, length($1::text) + 2) ~ '^[0-9]+$'))
+        AND id IS DISTINCT FROM $2::bigint`,
+    [base, exceptId ?? null],
+  );
+  return new Set(rows.map((r) => r.slug));
+}
+
+/** Every issue, newest first, by keyset on id. */
+export async function listIssues(pool: Pool, o: { beforeId?: number; limit: number; published?: boolean }): Promise<IssueSummaryRow[]> {
+  const { rows } = await pool.query<IssueSummaryRow>(
+    `SELECT ${SUMMARY} FROM issues
+      WHERE ($1::bigint IS NULL OR id < $1::bigint)
+        AND ($2::boolean IS NULL OR (published_at IS NOT NULL) = $2::boolean)
+      ORDER BY id DESC
+      LIMIT $3::int`,
+    [o.beforeId ?? null, o.published ?? null, o.limit],
+  );
+  return rows;
+}
+
+/** Takes a draft out of draft: it appears in the archive and can no longer be edited. */
+export async function publishIssue(pool: Pool, id: number): Promise<IssueRow | undefined> {
+  const { rows } = await pool.query<IssueRow>(
+    'UPDATE issues SET published_at = now(), updated_at = now() WHERE id = $1::bigint AND published_at IS NULL RETURNING *',
+    [id],
+  );
+  return rows[0];
+}
+
+export async function deleteDraft(pool: Pool, id: number): Promise<boolean> {
+  const { rowCount } = await pool.query('DELETE FROM issues WHERE id = $1::bigint AND published_at IS NULL', [id]);
+  return rowCount === 1;
+}
+
+// The public side: only published issues exist there.
+
+export async function findPublishedBySlug(pool: Pool, slug: string): Promise<IssueSummaryRow | undefined> {
+  const { rows } = await pool.query<IssueSummaryRow>(
+    `SELECT ${SUMMARY} FROM issues WHERE slug = $1::text AND published_at IS NOT NULL`,
+    [slug],
+  );
+  return rows[0];
+}
+
+/** Published issues, newest first, by keyset on (published_at, id). */
+export async function listPublished(
+  pool: Pool,
+  o: { before?: { publishedAt: Date; id: number }; limit: number },
+): Promise<IssueSummaryRow[]> {
+  const { rows } = await pool.query<IssueSummaryRow>(
+    `SELECT ${SUMMARY} FROM issues
+      WHERE published_at IS NOT NULL
+        AND ($1::timestamptz IS NULL OR (published_at, id) < ($1::timestamptz, $2::bigint))
+      ORDER BY published_at DESC, id DESC
+      LIMIT $3::int`,
+    [o.before?.publishedAt ?? null, o.before?.id ?? null, o.limit],
+  );
+  return rows;
+}

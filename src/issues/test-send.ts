@@ -1,0 +1,56 @@
+import type { Container } from '../container.js';
+import { smtpResponseCode } from '../delivery/mailer.js';
+import { AppError, invalidInput } from '../errors.js';
+import { personalise, sampleReaderVars } from '../rendering/issue.js';
+import { checkEmail } from '../subscribers/email-address.js';
+import type { IssueRow } from './queries.js';
+
+export const TEST_RECIPIENTS_MAX = 10;
+
+export type TestCopyResult = { to: string; status: 'submitted' | 'rejected'; response: string };
+
+/** The preview's and the test copy's personalisation: a sample reader, links that lead nowhere. */
+export function previewVars(c: Container, issue: Pick<IssueRow, 'published_at'>) {
+  return sampleReaderVars(
+    { newsletter: c.config.newsletterName, publicUrl: c.config.publicUrl, postalAddress: c.config.postalAddress ?? '' },
+    issue.published_at ?? new Date(),
+  );
+}
+
+/**
+ * Sends a test copy of an issue now, straight through the mailer (no queue, no message row: it is
+ * not part of any send). Marked in the subject and in an `X-Broadside-Test` header.
+ */
+export async function sendTestCopies(c: Container, issue: IssueRow, recipients: string[]): Promise<TestCopyResult[]> {
+  const addresses = [...new Set(recipients.map((r) => r.trim()))];
+  if (addresses.length === 0) throw invalidInput('to must list at least one address', { field: 'to' });
+  if (addresses.length > TEST_RECIPIENTS_MAX) throw invalidInput(`a test goes to at most ${TEST_RECIPIENTS_MAX} addresses`, { field: 'to' });
+  const invalid = addresses.map((a) => ({ a, r: checkEmail(a) })).filter((x) => !x.r.ok);
+  if (invalid.length > 0) {
+    throw invalidInput(`not a valid address: ${invalid.map((x) => x.a).join(', ')}`, { field: 'to', invalid: invalid.map((x) => x.a) });
+  }
+  const vars = previewVars(c, issue);
+  const body = personalise({ html: issue.html_template, text: issue.text_template }, vars);
+  const results = await Promise.all(addresses.map(async (to): Promise<TestCopyResult> => {
+    try {
+      const info = await c.mailer.send({
+        to,
+        subject: `[Test] ${issue.subject}`,
+        ...body,
+        headers: {
+          'X-Broadside-Test': 'yes',
+          'List-Unsubscribe': `<${vars.unsubscribe_url}>`,
+          'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+        },
+      });
+      return { to, status: 'submitted', response: info.response };
+    } catch (err) {
+      // A relay's refusal (5xx, 4xx) is the answer for that address; anything else (the relay
+      // unreachable) is the whole request's failure.
+      if (smtpResponseCode(err) === undefined) throw new AppError(502, 'smtp_unavailable', `the SMTP relay could not be reached: ${(err as Error).message}`);
+      return { to, status: 'rejected', response: (err as { response?: string }).response ?? (err as Error).message };
+    }
+  }));
+  c.log.info({ issueId: issue.id, copies: results.length, rejected: results.filter((r) => r.status === 'rejected').length }, 'test copies sent');
+  return results;
+}
