@@ -58,6 +58,7 @@ export async function boot(roles: Role[]): Promise<void> {
     const app = await buildApp(c);
     await app.listen({ port: config.port, host: config.host });
     closers.unshift(() => app.close());
+    await checkIssueTemplate(c);
     if (!config.postalAddress) log.warn('POSTAL_ADDRESS is not set: every email footer should carry the sender\'s postal address (CAN-SPAM)');
     if (generatedToken) {
       // Printed, not logged: the log may be shipped elsewhere; the terminal is the operator's.
@@ -88,4 +89,16 @@ export async function boot(roles: Role[]): Promise<void> {
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * Compiles a tiny issue with the issue template at start, so an operator who customised
+ * EMAILS_DIR learns of a broken template now rather than from the editor's first 400.
+ */
+async function checkIssueTemplate(c: Container): Promise<void> {
+  try {
+    await c.renderer.compile({ subject: 'Template check', preheader: '', markdown: 'Intro\n\n## Section\n\nText', slug: 'template-check' });
+  } catch (err) {
+    c.log.error({ err: (err as Error).message }, 'the issue template does not compile: creating or editing an issue will answer 400 until it is fixed');
+  }
 }
