@@ -9,7 +9,7 @@ export class IssueFileError extends Error {}
  */
 export function parseIssueFile(source: string): IssueInput {
   const text = source.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
-  const m = /^---\n([\s\S]*?)\n---\n/.exec(text);
+  const m = /^---\n([\s\S]*?)\n---(?:\n|$)/.exec(text);
   if (!m) throw new IssueFileError('the file must start with front matter: a "---" line, "subject: …", and another "---" line');
   let meta: unknown;
   try {

@@ -12,6 +12,10 @@ export type IssueContent = { intro: string; sections: Section[] };
 // CommonMark, plus the two GitHub extensions the editor expects: pipe tables and bare-URL
 // autolinks (and ~~strikethrough~~, which comes with GitHub's dialect).
 const md = markdownIt('commonmark', { html: true, linkify: true }).enable(['table', 'strikethrough', 'linkify']);
+// Like GitHub, link bare "www." addresses too, but not every bare domain: "README.md" is a file.
+md.linkify.set({ fuzzyLink: true });
+const linkifyMatch = md.linkify.match.bind(md.linkify);
+md.linkify.match = (text) => (linkifyMatch(text) ?? []).filter((m) => m.schema !== '' || /^www\./i.test(m.raw));
 
 const ALIGN = [/^(?:left|right|center)$/];
 
@@ -32,7 +36,6 @@ const SANITIZE: sanitizeHtml.IOptions = {
     abbr: ['title'],
     th: ['style', 'colspan', 'rowspan'],
     td: ['style', 'colspan', 'rowspan'],
-    h2: ['id'],
   },
   allowedStyles: { th: { 'text-align': ALIGN }, td: { 'text-align': ALIGN } },
   allowedSchemes: ['http', 'https', 'mailto'],
@@ -53,7 +56,7 @@ function plainText(inline: Token): string {
   let out = '';
   for (const t of inline.children ?? []) {
     if (t.type === 'text' || t.type === 'code_inline') out += t.content;
-    else if (t.type === 'softbreak' || t.type === 'hardbreak') out += ' ';
+    else if (t.type === 'softbreak' || t.type === 'hardbreak' || (t.type === 'html_inline' && /^<br\b/i.test(t.content))) out += ' ';
     else if (t.type === 'image') out += t.content;
   }
   return out.replace(/\s+/g, ' ').trim();
@@ -77,7 +80,6 @@ export function renderMarkdown(markdown: string): IssueContent {
       let id = base;
       for (let n = 2; taken.has(id); n++) id = `${base}-${n}`;
       taken.add(id);
-      t.attrSet('id', id);
       chunks.push({ heading: { id, title }, tokens: [] });
     }
     chunks[chunks.length - 1]!.tokens.push(t);
@@ -86,6 +88,12 @@ export function renderMarkdown(markdown: string): IssueContent {
   const [intro, ...rest] = chunks;
   return {
     intro: render(intro!.tokens),
-    sections: rest.map((c) => ({ id: c.heading!.id, title: c.heading!.title || 'Untitled section', html: render(c.tokens) })),
+    // The sanitiser keeps no id from the editor's HTML, so the section's own heading (always
+    // first in its chunk) gets the only id, and every anchor in "Covered this week" is unique.
+    sections: rest.map((c) => ({
+      id: c.heading!.id,
+      title: c.heading!.title || 'Untitled section',
+      html: render(c.tokens).replace(/^<h2>/, `<h2 id="${c.heading!.id}">`),
+    })),
   };
 }

@@ -13,7 +13,7 @@ export const htmlToPlainText: (html: string) => string = compile({
     { selector: 'a', options: { hideLinkHrefIfSameAsText: true, noAnchorUrl: true } },
     { selector: 'img', format: 'image' },
     { selector: 'ul', options: { itemPrefix: ' - ' } },
-    { selector: 'table', format: 'dataTable' },
+    { selector: 'table', format: 'dataTable', options: { uppercaseHeaderCells: false } },
     { selector: 'h1', options: HEADING },
     { selector: 'h2', options: HEADING },
     { selector: 'h3', options: HEADING },
