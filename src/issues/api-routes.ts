@@ -40,7 +40,7 @@ const ListQuery = Type.Object({
 
 const PreviewQuery = Type.Object({ format: Type.Optional(Type.Enum(['html', 'text'], { default: 'html' })) });
 
-const TestBody = Type.Object({ to: Type.Array(Type.String({ maxLength: 512 }), { minItems: 1, maxItems: TEST_RECIPIENTS_MAX }) });
+const TestBody = Type.Object({ to: Type.Array(Type.String({ maxLength: 512 }), { minItems: 1, maxItems: 5 * TEST_RECIPIENTS_MAX, description: `at most ${TEST_RECIPIENTS_MAX} distinct addresses` }) });
 const TestResultSchema = Type.Object({
   results: Type.Array(Type.Object({ to: Type.String(), status: Type.Enum(['submitted', 'rejected']), response: Type.String() })),
 });
@@ -52,7 +52,7 @@ const ISSUE_BODY_LIMIT = 2 * MARKDOWN_MAX + 64 * 1024;
 const PREVIEW_CSP = "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 export function issueApiRoutes(c: Container): FastifyPluginAsync {
-  const toIssue = (r: IssueSummaryRow): Issue => ({
+  const toIssue = (r: Omit<IssueSummaryRow, 'published_us'>): Issue => ({
     id: r.id,
     slug: r.slug,
     subject: r.subject,

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { wantsJson } from '../api/respond.js';
 import type { Container } from '../container.js';
-import { invalidInput, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
 import { page, pageHeaders } from '../web/layout.js';
 import { archivePage, issueArticle, issuePage } from './archive-pages.js';
 import { issueFeed } from './feed.js';
@@ -23,7 +23,7 @@ const ArchiveQuery = Type.Object({
 });
 const SlugParams = Type.Object({ slug: Type.String({ maxLength: 200 }) });
 
-const cursorOf = (i: IssueSummaryRow) => `${i.published_at!.getTime().toString(36)}.${i.id.toString(36)}`;
+const cursorOf = (i: IssueSummaryRow) => `${BigInt(i.published_us!).toString(36)}.${i.id.toString(36)}`;
 
 /** The public archive: the list of published issues, each issue's web version, and RSS. */
 export function archiveRoutes(c: Container): FastifyPluginAsync {
@@ -40,12 +40,11 @@ export function archiveRoutes(c: Container): FastifyPluginAsync {
   return async (app) => {
     app.get('/issues', { schema: { querystring: ArchiveQuery } }, async (request, reply) => {
       const { before } = request.query as Static<typeof ArchiveQuery>;
-      let cursor: { publishedAt: Date; id: number } | undefined;
+      let cursor: { publishedUs: bigint; id: number } | undefined;
       if (before) {
-        const [t, id] = before.split('.').map((p) => parseInt(p, 36)) as [number, number];
-        const publishedAt = new Date(t);
-        if (Number.isNaN(publishedAt.getTime())) throw invalidInput('before is not a valid cursor');
-        cursor = { publishedAt, id };
+        const [us, id] = before.split('.') as [string, string];
+        // Base 36, at most 12 digits each (the schema's pattern): below 2^63 and 2^53.
+        cursor = { publishedUs: [...us].reduce((n, d) => n * 36n + BigInt(parseInt(d, 36)), 0n), id: parseInt(id, 36) };
       }
       const rows = await listPublished(c.pool, { before: cursor, limit: ARCHIVE_PAGE_SIZE + 1 });
       const issues = rows.slice(0, ARCHIVE_PAGE_SIZE);

@@ -25,17 +25,23 @@ function checkLine(value: string, field: string, max: number, required: boolean)
 export function checkIssueInput(input: IssueInput): Required<IssueInput> {
   const subject = checkLine(input.subject, 'subject', SUBJECT_MAX, true);
   const preheader = checkLine(input.preheader ?? '', 'preheader', PREHEADER_MAX, false);
-  const markdown = input.markdown;
+  if (input.markdown.includes('\u0000')) throw invalidInput('markdown must not contain NUL characters', { field: 'markdown' });
+  // Other control characters (pasted from word processors) mean nothing in Markdown and are
+  // not allowed in XML (the feed): they are dropped. Tabs and line breaks stay.
+  const markdown = input.markdown.replace(/[\u0001-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '');
   if (markdown.trim() === '') throw invalidInput('markdown must not be empty', { field: 'markdown' });
   if (Buffer.byteLength(markdown) > MARKDOWN_MAX) throw invalidInput(`markdown must be at most ${MARKDOWN_MAX / 1024} KB`, { field: 'markdown' });
-  if (markdown.includes('\u0000')) throw invalidInput('markdown must not contain NUL characters', { field: 'markdown' });
   return { subject, preheader, markdown };
 }
 
 /** The slug a subject suggests: lower-case ASCII words joined by dashes, at most 80 characters. */
 export function slugBase(subject: string): string {
   let s = slugify(subject);
-  if (s.length > 80) s = s.slice(0, 81).replace(/-[^-]*$/, '') || s.slice(0, 80);
+  if (s.length > 80) {
+    // Cut at the last whole word that fits; a single word longer than that is cut short.
+    const cut = s.slice(0, 80);
+    s = s[80] === '-' || !cut.includes('-') ? cut : cut.replace(/-[^-]*$/, '');
+  }
   return s.replace(/-+$/, '') || 'issue';
 }
 

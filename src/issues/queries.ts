@@ -20,7 +20,10 @@ export type IssueRow = {
 };
 
 /** An issue's listing columns: everything but the source and the compiled templates. */
-export type IssueSummaryRow = Omit<IssueRow, 'markdown' | 'html_template' | 'text_template'>;
+export type IssueSummaryRow = Omit<IssueRow, 'markdown' | 'html_template' | 'text_template'> & {
+  /** published_at in whole microseconds since the epoch, exact (a JS Date keeps milliseconds). */
+  published_us: string | null;
+};
 
 export type IssueWrite = {
   slug: string;
@@ -33,7 +36,8 @@ export type IssueWrite = {
   htmlBytes: number;
 };
 
-const SUMMARY = 'id, slug, subject, preheader, content, html_bytes, created_at, updated_at, published_at';
+const SUMMARY = `id, slug, subject, preheader, content, html_bytes, created_at, updated_at, published_at,
+  (extract(epoch FROM published_at) * 1000000)::bigint::text AS published_us`;
 
 export async function insertIssue(pool: Pool, w: IssueWrite): Promise<IssueRow> {
   const { rows } = await pool.query<IssueRow>(
@@ -114,15 +118,18 @@ export async function findPublishedBySlug(pool: Pool, slug: string): Promise<Iss
 /** Published issues, newest first, by keyset on (published_at, id). */
 export async function listPublished(
   pool: Pool,
-  o: { before?: { publishedAt: Date; id: number }; limit: number },
+  o: { before?: { publishedUs: bigint; id: number }; limit: number },
 ): Promise<IssueSummaryRow[]> {
+  // The cursor's time is whole microseconds, as Postgres keeps them, added to the epoch as an
+  // interval: exact, so no issue falls between two pages.
   const { rows } = await pool.query<IssueSummaryRow>(
     `SELECT ${SUMMARY} FROM issues
       WHERE published_at IS NOT NULL
-        AND ($1::timestamptz IS NULL OR (published_at, id) < ($1::timestamptz, $2::bigint))
+        AND ($1::bigint IS NULL
+             OR (published_at, id) < (timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2::bigint))
       ORDER BY published_at DESC, id DESC
       LIMIT $3::int`,
-    [o.before?.publishedAt ?? null, o.before?.id ?? null, o.limit],
+    [o.before?.publishedUs.toString() ?? null, o.before?.id ?? null, o.limit],
   );
   return rows;
 }

@@ -22,13 +22,15 @@ export function previewVars(c: Container, issue: Pick<IssueRow, 'published_at'>)
  * not part of any send). Marked in the subject and in an `X-Broadside-Test` header.
  */
 export async function sendTestCopies(c: Container, issue: IssueRow, recipients: string[]): Promise<TestCopyResult[]> {
-  const addresses = [...new Set(recipients.map((r) => r.trim()))];
+  const checked = recipients.map((r) => ({ given: r, result: checkEmail(r) }));
+  const invalid = checked.filter((x) => !x.result.ok).map((x) => x.given);
+  if (invalid.length > 0) throw invalidInput(`not a valid address: ${invalid.join(', ')}`, { field: 'to', invalid });
+  // One copy per address, however it is spelled (Ann@Example.com and ann@example.com).
+  const byNormalized = new Map<string, string>();
+  for (const x of checked) if (x.result.ok && !byNormalized.has(x.result.normalized)) byNormalized.set(x.result.normalized, x.result.email);
+  const addresses = [...byNormalized.values()];
   if (addresses.length === 0) throw invalidInput('to must list at least one address', { field: 'to' });
   if (addresses.length > TEST_RECIPIENTS_MAX) throw invalidInput(`a test goes to at most ${TEST_RECIPIENTS_MAX} addresses`, { field: 'to' });
-  const invalid = addresses.map((a) => ({ a, r: checkEmail(a) })).filter((x) => !x.r.ok);
-  if (invalid.length > 0) {
-    throw invalidInput(`not a valid address: ${invalid.map((x) => x.a).join(', ')}`, { field: 'to', invalid: invalid.map((x) => x.a) });
-  }
   const vars = previewVars(c, issue);
   const body = personalise({ html: issue.html_template, text: issue.text_template }, vars);
   const results = await Promise.all(addresses.map(async (to): Promise<TestCopyResult> => {
