@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IssueMime } from '../src/delivery/mime-template.js';
 import { parseIssueFile } from '../src/issues/issue-file.js';
 import { IssueRenderer, loadIssueTemplateFiles, personalise, sampleReaderVars, type CompiledIssue } from '../src/rendering/issue.js';
 import { emailsDir } from '../src/rendering/reader-mail.js';
@@ -42,8 +43,12 @@ function personaliseTimes(compiled: CompiledIssue) {
     unsubscribe_url: `https://news.example.org/unsubscribe/u.${i.toString(36)}.0.abcdefghijklmnopqrstuvwxyz012345`,
     manage_url: `https://news.example.org/manage/m.${i.toString(36)}.0.abcdefghijklmnopqrstuvwxyz012345`,
   }));
+  const mime = new IssueMime(
+    { from: 'The Relay <news@example.org>', subject: 'The Relay', listId: 'The Relay <the-relay.example.org>', feedbackId: 'issue1:send1:newsletter:broadside' },
+    compiled,
+  );
   const fillOnly: number[] = [];
-  const toBytes: number[] = [];
+  const wholeMessage: number[] = [];
   let sink = 0;
   for (let round = 0; round < ROUNDS; round++) {
     let t = performance.now();
@@ -52,16 +57,16 @@ function personaliseTimes(compiled: CompiledIssue) {
       sink += m.html.length + m.text.length;
     }
     fillOnly.push(((performance.now() - t) * 1000) / READERS);
-    // The same, plus turning the strings into the UTF-8 bytes a socket would carry.
+    // What a worker really does per reader: the whole MIME message as bytes, both parts
+    // quoted-printable, from the issue's pre-encoded parts and the reader's encoded values.
     t = performance.now();
-    for (const r of readers) {
-      const m = personalise(compiled, r);
-      sink += Buffer.byteLength(m.html) + Buffer.byteLength(m.text);
-    }
-    toBytes.push(((performance.now() - t) * 1000) / READERS);
+    readers.forEach((r, i) => {
+      sink += mime.build({ to: { address: `reader${i}@example.com`, name: null }, messageId: `m${i}@example.org`, messageToken: `m${i}`, unsubscribeUrl: r.unsubscribe_url, vars: r }).length;
+    });
+    wholeMessage.push(((performance.now() - t) * 1000) / READERS);
   }
   if (sink === 0) throw new Error('unreachable: keeps the loops from being optimised away');
-  return { fillOnly, toBytes };
+  return { fillOnly, wholeMessage };
 }
 
 console.log(`Broadside render benchmark (node ${process.version}, ${RENDER_RUNS} renders, ${READERS.toLocaleString('en')} readers × ${ROUNDS} rounds)\n`);
@@ -72,5 +77,5 @@ for (const file of ['sample/issue.md', 'bench/issue-30kb.md']) {
   console.log(`  render (Markdown → MJML → templates): median ${percentile(times, 0.5).toFixed(1)} ms, min ${Math.min(...times).toFixed(1)} ms, p90 ${percentile(times, 0.9).toFixed(1)} ms (target ≤ 150 ms for 30 KB)`);
   console.log(`  size as received: HTML ${kb(Buffer.byteLength(sample.html))} (Gmail clips above 102 KB), text ${kb(Buffer.byteLength(sample.text))}`);
   const p = personaliseTimes(compiled);
-  console.log(`  personalise per reader: median ${percentile(p.fillOnly, 0.5).toFixed(2)} µs (target ≤ 20 µs); with UTF-8 encoding of both parts ${percentile(p.toBytes, 0.5).toFixed(2)} µs\n`);
+  console.log(`  personalise per reader: median ${percentile(p.fillOnly, 0.5).toFixed(2)} µs (target ≤ 20 µs); the whole MIME message as bytes ${percentile(p.wholeMessage, 0.5).toFixed(1)} µs\n`);
 }

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { encodeWord, encodeWords, foldLines, isPlainText, quoteString } from 'nodemailer/lib/mime-funcs';
+import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
+import { escapeHtml } from '../rendering/escape.js';
+import type { Template } from '../rendering/template.js';
+
+/**
+ * An issue's whole MIME message, built once per issue and process, with the reader's values
+ * left open. Building one reader's copy is then a concatenation of pre-encoded buffers and a few
+ * short encoded values: no MIME generation, no MJML, no Markdown per reader.
+ *
+ * Both parts are quoted-printable, so the message is 7-bit clean and needs no 8BITMIME from the
+ * relay. Quoted-printable can be cut and joined at soft line breaks (`=` CRLF): every literal
+ * part and every value is encoded on its own and ends with one, so no line passes 76 characters
+ * and the decoded text is exactly the template filled in.
+ */
+export type IssueMimeHeaders = {
+  from: string;
+  subject: string;
+  /** `List-Id` value, e.g. `The Relay <the-relay.news.example.org>`. */
+  listId: string;
+  /** `Feedback-ID` value (Gmail's feedback loop), identifying issue and send. */
+  feedbackId: string;
+  /** Extra fixed headers, e.g. `X-Broadside-Test`. */
+  extra?: Record<string, string>;
+};
+
+export type ReaderCopy = {
+  /** The reader's address (ASCII) and optional display name. */
+  to: { address: string; name: string | null };
+  messageId: string;
+  /** Our token for the message (`X-Broadside-Message`). */
+  messageToken: string;
+  unsubscribeUrl: string;
+  vars: Record<string, string>;
+  date?: Date;
+};
+
+const CRLF = '\r\n';
+const crlf = (s: string) => s.replace(/\r?\n/g, CRLF);
+const qp = (s: string) => qpWrap(qpEncode(crlf(s)), 76);
+
+type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean };
+
+const EMPTY = Buffer.alloc(0);
+/** A piece of quoted-printable that may be joined to any other: it ends with a soft break. */
+const joinable = (s: string) => (s === '' ? EMPTY : Buffer.from(`${qp(s)}=${CRLF}`, 'latin1'));
+
+function encodeTemplate(t: Template): EncodedTemplate {
+  return { parts: t.parts.map(joinable), slots: t.slots, escape: t.escape };
+}
+
+function header(name: string, value: string): string {
+  return foldLines(`${name}: ${value}`, 76) + CRLF;
+}
+
+/** `Name <address>` with the name quoted or encoded as RFC 2047 needs. */
+export function formatAddress(address: string, name: string | null): string {
+  if (!name) return address;
+  if (!isPlainText(name)) return `${encodeWord(name, 'Q', 52)} <${address}>`;
+  return /^[\w ]+$/.test(name) ? `${name} <${address}>` : `${quoteString(name)} <${address}>`;
+}
+
+export class IssueMime {
+  private readonly fixedHead: Buffer;
+  private readonly textStart: Buffer;
+  private readonly htmlStart: Buffer;
+  private readonly end: Buffer;
+  private readonly text: EncodedTemplate;
+  private readonly html: EncodedTemplate;
+
+  constructor(headers: IssueMimeHeaders, templates: { html: Template; text: Template }) {
+    // "=_" never occurs in quoted-printable output ("=" is always "=3D" there), so the boundary
+    // cannot collide with the content.
+    const boundary = `=_broadside_${randomBytes(12).toString('hex')}`;
+    this.fixedHead = Buffer.from(
+      header('From', headers.from)
+        + header('Subject', encodeWords(headers.subject, 'Q', 52))
+        + 'List-Unsubscribe-Post: List-Unsubscribe=One-Click' + CRLF
+        + header('List-Id', headers.listId)
+        + header('Feedback-ID', headers.feedbackId)
+        + Object.entries(headers.extra ?? {}).map(([k, v]) => header(k, v)).join('')
+        + 'MIME-Version: 1.0' + CRLF
+        + `Content-Type: multipart/alternative; boundary="${boundary}"` + CRLF
+        + CRLF,
+      'latin1',
+    );
+    const part = (type: string) => `--${boundary}${CRLF}Content-Type: ${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: quoted-printable${CRLF}${CRLF}`;
+    this.textStart = Buffer.from(part('text/plain'), 'latin1');
+    this.htmlStart = Buffer.from(`${CRLF}${part('text/html')}`, 'latin1');
+    this.end = Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1');
+    this.text = encodeTemplate(templates.text);
+    this.html = encodeTemplate(templates.html);
+  }
+
+  /** One reader's complete message, ready to hand to the SMTP client as `raw`. */
+  build(copy: ReaderCopy): Buffer {
+    const head = Buffer.from(
+      header('To', formatAddress(copy.to.address, copy.to.name))
+        + header('Date', (copy.date ?? new Date()).toUTCString().replace(/GMT$/, '+0000'))
+        + `Message-ID: <${copy.messageId}>${CRLF}`
+        + `List-Unsubscribe: <${copy.unsubscribeUrl}>${CRLF}`
+        + `X-Broadside-Message: ${copy.messageToken}${CRLF}`,
+      'latin1',
+    );
+    const chunks: Buffer[] = [head, this.fixedHead, this.textStart];
+    fillInto(chunks, this.text, copy.vars);
+    chunks.push(this.htmlStart);
+    fillInto(chunks, this.html, copy.vars);
+    chunks.push(this.end);
+    return Buffer.concat(chunks);
+  }
+}
+
+function fillInto(chunks: Buffer[], t: EncodedTemplate, vars: Record<string, string>): void {
+  chunks.push(t.parts[0]!);
+  for (let i = 0; i < t.slots.length; i++) {
+    const value = vars[t.slots[i]!];
+    if (value === undefined) throw new Error(`template variable "${t.slots[i]}" has no value`);
+    chunks.push(joinable(t.escape ? escapeHtml(value) : value), t.parts[i + 1]!);
+  }
+}
