@@ -7,6 +7,7 @@ import { createQueues, type Queues } from './queues/index.js';
 import { createProducerConnection } from './redis.js';
 import { IssueRenderer, loadIssueTemplateFiles } from './rendering/issue.js';
 import { emailsDir, loadReaderMailTemplates, type ReaderMailTemplates } from './rendering/reader-mail.js';
+import { MessageTokens } from './sending/message-tokens.js';
 import { ReaderLinks } from './subscribers/links.js';
 import { ReaderTokens } from './subscribers/reader-tokens.js';
 
@@ -27,6 +28,8 @@ export type Container = {
   renderer: IssueRenderer;
   tokens: ReaderTokens;
   links: ReaderLinks;
+  /** Signs message ids for VERP, the X-Broadside-Message header and the Message-ID. */
+  messageTokens: MessageTokens;
   close(): Promise<void>;
 };
 
@@ -54,8 +57,11 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     await pool.end();
     throw err;
   }
-  const queues = createQueues(redis, config.queuePrefix);
-  const mailer = overrides.mailer ?? createSmtpMailer({ smtpUrl: smtpUrlOf(config), from: config.mailFrom });
+  const queues = createQueues(redis, config.queuePrefix, { attempts: config.deliveryAttempts, delayMs: config.retryDelaySeconds * 1000 });
+  const dkim = config.dkimDomain && config.dkimSelector && config.dkimPrivateKey
+    ? { domainName: config.dkimDomain, keySelector: config.dkimSelector, privateKey: config.dkimPrivateKey }
+    : undefined;
+  const mailer = overrides.mailer ?? createSmtpMailer({ smtpUrl: smtpUrlOf(config), from: config.mailFrom, poolSize: config.smtpPoolSize, dkim });
   const tokens = new ReaderTokens(config.secret);
   const links = new ReaderLinks(config.publicUrl, tokens, config.confirmTokenTtlHours);
   return {
@@ -69,6 +75,7 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     renderer,
     tokens,
     links,
+    messageTokens: new MessageTokens(config.secret),
     async close() {
       await queues.close();
       await mailer.close();

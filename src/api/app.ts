@@ -6,6 +6,7 @@ import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
 import { archiveRoutes } from '../issues/archive-routes.js';
 import { issueApiRoutes } from '../issues/api-routes.js';
+import { sendApiRoutes } from '../sending/api-routes.js';
 import { subscriberApiRoutes } from '../subscribers/api-routes.js';
 import { readerRoutes } from '../subscribers/reader-routes.js';
 import { requireBearer, requireOperator, tokenChecker } from './auth.js';
@@ -61,6 +62,7 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     api.addHook('onRequest', requireBearer(check));
     await api.register(subscriberApiRoutes(c));
     await api.register(issueApiRoutes(c));
+    await api.register(sendApiRoutes(c));
   });
   await app.register(async (ops) => {
     ops.addHook('onRequest', requireOperator(check));

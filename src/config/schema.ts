@@ -1,5 +1,7 @@
 // The one configuration schema. Every variable the service reads is declared here with its
 // default and its parser; `parseConfig` reports every problem at once rather than the first.
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 export type Config = {
   port: number;
@@ -25,6 +27,16 @@ export type Config = {
   confirmTokenTtlHours: number;
   workerConcurrency: number;
   emailsDir: string | undefined;
+  sendRate: number;
+  deliveryConcurrency: number;
+  smtpPoolSize: number;
+  sendWindow: number;
+  sendingTimeoutSeconds: number;
+  deliveryAttempts: number;
+  retryDelaySeconds: number;
+  dkimDomain: string | undefined;
+  dkimSelector: string | undefined;
+  dkimPrivateKey: string | undefined;
 };
 
 type Parser<T> = (raw: string) => T;
@@ -88,6 +100,25 @@ function mailbox(raw: string): string {
   return raw.trim();
 }
 
+/** A PEM private key, given inline or as the path of a file holding it. */
+function pemOrFile(raw: string): string {
+  const pem = raw.includes('-----BEGIN') ? raw.replace(/\\n/g, '\n') : readKeyFile(raw.trim());
+  try {
+    createPrivateKey(pem);
+  } catch {
+    throw new FieldError('must be a PEM private key (or the path of a file holding one)');
+  }
+  return pem;
+}
+
+function readKeyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new FieldError(`names a file that cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
 function oneOf<T extends string>(values: readonly T[]): Parser<T> {
   return (raw) => {
     const v = raw.trim().toLowerCase() as T;
@@ -127,6 +158,20 @@ const fields = {
   workerConcurrency: { env: 'WORKER_CONCURRENCY', parse: int(1, 1000), default: 10 },
   // A copy of emails/ to brand the templates; unset means the bundled ones.
   emailsDir: { env: 'EMAILS_DIR', parse: str },
+  // Sending. The rate is global: every worker process shares it through Redis (0: unlimited).
+  sendRate: { env: 'SEND_RATE', parse: int(0, 1_000_000), default: 0 },
+  deliveryConcurrency: { env: 'DELIVERY_CONCURRENCY', parse: int(1, 1000), default: 50 },
+  smtpPoolSize: { env: 'SMTP_POOL_SIZE', parse: int(1, 200), default: 5 },
+  sendWindow: { env: 'SEND_WINDOW', parse: int(10, 1_000_000), default: 10_000 },
+  sendingTimeoutSeconds: { env: 'SENDING_TIMEOUT_SECONDS', parse: int(2, 3600), default: 120 },
+  deliveryAttempts: { env: 'DELIVERY_ATTEMPTS', parse: int(1, 50), default: 6 },
+  retryDelaySeconds: { env: 'RETRY_DELAY_SECONDS', parse: int(1, 3600), default: 5 },
+  dkimDomain: { env: 'DKIM_DOMAIN', parse: domain },
+  dkimSelector: { env: 'DKIM_SELECTOR', parse: (raw: string) => {
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(raw.trim())) throw new FieldError(`must be a DNS label such as "s2026", got "${raw}"`);
+    return raw.trim();
+  } },
+  dkimPrivateKey: { env: 'DKIM_PRIVATE_KEY', parse: pemOrFile },
 } satisfies { [K in keyof Config]: Field<Config[K]> };
 
 /** Every environment variable the service reads, for docs and for checking docker-compose.yml. */
@@ -155,6 +200,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       problems.push(`${field.env} ${err.message}`);
     }
   }
+  const dkim = [out.dkimDomain, out.dkimSelector, out.dkimPrivateKey].filter((v) => v !== undefined).length;
+  if (dkim !== 0 && dkim !== 3) problems.push('DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY go together: set all three or none');
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as Config;
   if (!config.newsletterName) config.newsletterName = displayName(config.mailFrom) ?? 'Newsletter';

@@ -11,15 +11,21 @@ export type OutgoingMail = {
 
 export type SubmitResult = { messageId: string; response: string };
 
+/** An already built MIME message and the SMTP envelope to submit it with. */
+export type RawMail = { envelope: { from: string; to: string }; raw: Buffer };
+
+export type DkimOptions = { domainName: string; keySelector: string; privateKey: string };
+
 /** The sending side only: takes a rendered message and submits it to the SMTP relay. */
 export interface Mailer {
   send(mail: OutgoingMail): Promise<SubmitResult>;
+  sendRaw(mail: RawMail): Promise<SubmitResult>;
   close(): Promise<void>;
 }
 
-export type MailerOptions = { smtpUrl: string; from: string; poolSize?: number };
+export type MailerOptions = { smtpUrl: string; from: string; poolSize?: number; dkim?: DkimOptions };
 
-export function createSmtpMailer({ smtpUrl, from, poolSize = 5 }: MailerOptions): Mailer {
+export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOptions): Mailer {
   const url = new URL(smtpUrl);
   const options: SMTPPool.Options = {
     pool: true,
@@ -33,11 +39,17 @@ export function createSmtpMailer({ smtpUrl, from, poolSize = 5 }: MailerOptions)
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 30_000,
+    // Signs every message on its way out, raw ones included.
+    dkim,
   };
   const transport = nodemailer.createTransport(options);
   return {
     async send(mail) {
       const info = await transport.sendMail({ from, ...mail });
+      return { messageId: info.messageId, response: info.response };
+    },
+    async sendRaw(mail) {
+      const info = await transport.sendMail({ envelope: mail.envelope, raw: mail.raw });
       return { messageId: info.messageId, response: info.response };
     },
     async close() {

@@ -49,13 +49,14 @@ export async function insertIssue(pool: Pool, w: IssueWrite): Promise<IssueRow> 
   return rows[0]!;
 }
 
-/** Rewrites a draft. Nothing (undefined) when the issue is gone or no longer a draft. */
+/** Rewrites a draft. Nothing (undefined) when the issue is gone or no longer a draft (published, or its send triggered). */
 export async function updateDraft(pool: Pool, id: number, w: IssueWrite): Promise<IssueRow | undefined> {
   const { rows } = await pool.query<IssueRow>(
     `UPDATE issues
         SET slug = $2::text, subject = $3::text, preheader = $4::text, markdown = $5::text, content = $6::jsonb,
             html_template = $7::jsonb, text_template = $8::jsonb, html_bytes = $9::int, updated_at = now()
       WHERE id = $1::bigint AND published_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM sends WHERE sends.issue_id = issues.id)
       RETURNING *`,
     [id, w.slug, w.subject, w.preheader, w.markdown, JSON.stringify(w.content), JSON.stringify(w.html), JSON.stringify(w.text), w.htmlBytes],
   );
@@ -101,7 +102,10 @@ export async function publishIssue(pool: Pool, id: number): Promise<IssueRow | u
 }
 
 export async function deleteDraft(pool: Pool, id: number): Promise<boolean> {
-  const { rowCount } = await pool.query('DELETE FROM issues WHERE id = $1::bigint AND published_at IS NULL', [id]);
+  const { rowCount } = await pool.query(
+    'DELETE FROM issues WHERE id = $1::bigint AND published_at IS NULL AND NOT EXISTS (SELECT 1 FROM sends WHERE sends.issue_id = issues.id)',
+    [id],
+  );
   return rowCount === 1;
 }
 

@@ -4,7 +4,25 @@
 export const queueNames = {
   /** Mail to one reader about their subscription: confirmation and welcome. */
   readerMail: 'reader-mail',
+  /** One job per send: writes the message rows and feeds the deliver queue, for the whole send. */
+  fanout: 'send-fanout',
+  /** One job per message: claim, personalise, submit, record. */
+  deliver: 'deliver',
 } as const;
+
+/** The fan-out of one send. Delayed until the send's scheduled time. */
+export type FanoutJob = { sendId: number };
+
+/**
+ * One reader's copy of an issue. Ids only: the worker claims the message row and reads the
+ * reader and the compiled issue itself, so a payload can never carry stale content.
+ */
+export type DeliverJob = { messageId: number; sendId: number };
+
+/** At most one fan-out job per send is known to BullMQ at a time. */
+export const fanoutJobId = (sendId: number) => `send-${sendId}`;
+/** At most one job per message: re-adding after a crash or a lost Redis is harmless. */
+export const deliverJobId = (messageId: number) => `m-${messageId}`;
 
 export type ReaderMailJob =
   | { kind: 'confirmation'; subscriberId: number }

@@ -1,15 +1,19 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { queueNames, type ReaderMailJob } from './contract.js';
+import { queueNames, type DeliverJob, type FanoutJob, type ReaderMailJob } from './contract.js';
 
 export * from './contract.js';
 
 export type Queues = {
   readerMail: Queue<ReaderMailJob>;
+  fanout: Queue<FanoutJob>;
+  deliver: Queue<DeliverJob>;
   close(): Promise<void>;
 };
 
-export function createQueues(connection: Redis, prefix: string): Queues {
+export type DeliveryRetry = { attempts: number; delayMs: number };
+
+export function createQueues(connection: Redis, prefix: string, retry: DeliveryRetry = { attempts: 6, delayMs: 5000 }): Queues {
   const readerMail = new Queue<ReaderMailJob>(queueNames.readerMail, {
     connection,
     prefix,
@@ -20,10 +24,36 @@ export function createQueues(connection: Redis, prefix: string): Queues {
       removeOnFail: { age: 7 * 24 * 3600 },
     },
   });
+  const fanout = new Queue<FanoutJob>(queueNames.fanout, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      // A fan-out that fails (Postgres away) tries again; the supervisor re-adds it after that.
+      attempts: 10,
+      backoff: { type: 'exponential', delay: 1000 },
+      // Removed when finished, so a resumed or recovered send can add its job again.
+      removeOnComplete: true,
+      removeOnFail: true,
+    },
+  });
+  const deliver = new Queue<DeliverJob>(queueNames.deliver, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      attempts: retry.attempts,
+      backoff: { type: 'exponential', delay: retry.delayMs },
+      // The message row is the record; a finished job is forgotten so that its message can be
+      // fed again if it is ever queued again (resume, recovery).
+      removeOnComplete: true,
+      removeOnFail: true,
+    },
+  });
   return {
     readerMail,
+    fanout,
+    deliver,
     async close() {
-      await readerMail.close();
+      await Promise.all([readerMail.close(), fanout.close(), deliver.close()]);
     },
   };
 }

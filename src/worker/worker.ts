@@ -1,7 +1,11 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Container } from '../container.js';
+import { Deliverer, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
 import { smtpResponseCode } from '../delivery/mailer.js';
-import { queueNames, type ReaderMailJob } from '../queues/contract.js';
+import { StatusWriter } from '../delivery/status-writer.js';
+import { queueNames, type DeliverJob, type FanoutJob, type ReaderMailJob } from '../queues/contract.js';
+import { runFanout } from '../sending/fanout.js';
+import { startSupervisor } from '../sending/supervisor.js';
 import { createWorkerConnection } from '../redis.js';
 import { sendReaderMail } from '../subscribers/reader-mail.js';
 
@@ -33,10 +37,70 @@ export function startWorkers(c: Container): RunningWorker {
     c.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'reader mail attempt failed');
   });
   readerMail.on('error', (err) => c.log.error({ err }, 'reader mail worker error'));
+
+  let stopping = false;
+  const fanout = new Worker<FanoutJob>(
+    queueNames.fanout,
+    async (job) => {
+      const end = await runFanout(c, job.data.sendId, () => stopping);
+      c.log.info({ jobId: job.id, sendId: job.data.sendId, end }, 'fan-out job ended');
+      return end;
+    },
+    {
+      connection,
+      prefix: c.config.queuePrefix,
+      concurrency: 4,
+      // A fan-out runs as long as its send. If its process dies, BullMQ's stalled check hands
+      // it to another worker (after up to lockDuration), however often that happens.
+      lockDuration: 30_000,
+      maxStalledCount: 1_000_000,
+    },
+  );
+  fanout.on('error', (err) => c.log.error({ err }, 'fan-out worker error'));
+
+  const status = new StatusWriter(c.pool);
+  const deliverer = new Deliverer(c, status);
+  const retryDelayMs = c.config.retryDelaySeconds * 1000;
+  const deliver: Worker<DeliverJob> = new Worker<DeliverJob>(
+    queueNames.deliver,
+    async (job) => {
+      try {
+        const outcome = await deliverer.deliver(job.data, { isLast: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) });
+        if (outcome !== 'submitted') c.log.debug({ jobId: job.id, messageId: job.data.messageId, outcome }, 'message not submitted');
+        return outcome;
+      } catch (err) {
+        if (err instanceof RelayUnavailable) {
+          // Nobody's fault but the relay's: every worker on this queue waits, and the job goes
+          // back to waiting without spending an attempt. The send stalls until the relay is back.
+          c.log.warn({ smtpCode: err.failure.code, response: err.failure.response, retryInMs: retryDelayMs }, 'SMTP relay unavailable: delivery waits');
+          await deliver.rateLimit(retryDelayMs);
+          throw Worker.RateLimitError();
+        }
+        if (err instanceof TemporaryFailure) {
+          c.log.info({ jobId: job.id, messageId: job.data.messageId, attemptsMade: job.attemptsMade + 1, response: err.failure.response }, 'temporary SMTP failure: will retry');
+        }
+        throw err;
+      }
+    },
+    {
+      connection,
+      prefix: c.config.queuePrefix,
+      concurrency: c.config.deliveryConcurrency,
+      // Global across every worker process: BullMQ keeps the count in Redis.
+      limiter: c.config.sendRate > 0 ? { max: c.config.sendRate, duration: 1000 } : undefined,
+    },
+  );
+  deliver.on('error', (err) => c.log.error({ err }, 'deliver worker error'));
+
+  const supervisor = startSupervisor(c);
   return {
     async close() {
-      // Stops taking jobs and waits for the ones in flight.
-      await readerMail.close();
+      // Phase one: take no new jobs; the fan-out loops stop at their next step. Phase two:
+      // the jobs in flight finish (their results are recorded), then the writes are flushed.
+      stopping = true;
+      await supervisor.close();
+      await Promise.all([readerMail.close(), fanout.close(), deliver.close()]);
+      await status.close();
       connection.disconnect();
     },
   };

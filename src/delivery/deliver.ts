@@ -1,0 +1,148 @@
+import slugify from '@sindresorhus/slugify';
+import { encodeWords } from 'nodemailer/lib/mime-funcs';
+import type { Container } from '../container.js';
+import type { DeliverJob } from '../queues/contract.js';
+import { formatIssueDate, type IssueReaderVars } from '../rendering/issue.js';
+import { findIssue } from '../issues/queries.js';
+import { findSend } from '../sending/queries.js';
+import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
+import { formatAddress, IssueMime } from './mime-template.js';
+import { claimMessage, markCancelled, markFailed, markHardBounce, releaseMessage, type Claim } from './queries.js';
+import type { StatusWriter } from './status-writer.js';
+
+export type DeliverOutcome = 'submitted' | 'skipped' | 'cancelled' | 'bounced' | 'failed';
+
+/** What the worker's job tells the deliverer about retries. */
+export type Attempt = { isLast: boolean };
+
+/** The relay is unusable: the send waits for it (the job goes back to waiting, no attempt spent). */
+export class RelayUnavailable extends Error {
+  constructor(readonly failure: SmtpFailure) {
+    super(`SMTP relay unavailable: ${failure.response}`);
+  }
+}
+
+/** A temporary refusal of this message: retried with backoff by BullMQ. */
+export class TemporaryFailure extends Error {
+  constructor(readonly failure: SmtpFailure) {
+    super(`temporary SMTP failure: ${failure.response}`);
+  }
+}
+
+type PreparedIssue = { mime: IssueMime; issueDate: string };
+
+/** The parts of MAIL_FROM: `Name <address>` or a bare address. */
+export function parseMailbox(mailbox: string): { name: string | null; address: string } {
+  const m = /^\s*"?([^"<]*?)"?\s*<([^<>\s]+)>\s*$/.exec(mailbox);
+  return m ? { name: m[1] || null, address: m[2]! } : { name: null, address: mailbox.trim() };
+}
+
+const CACHED_ISSUES = 8;
+
+/**
+ * Delivers one message: claim it, personalise the issue's prebuilt MIME for the reader, submit,
+ * record. Holds each issue's prepared MIME for the life of the process (a sent issue never
+ * changes), so an issue is prepared once per process, not once per reader.
+ */
+export class Deliverer {
+  private readonly prepared = new Map<number, Promise<PreparedIssue>>();
+  private readonly sender: { name: string | null; address: string };
+  private readonly domain: string;
+
+  constructor(
+    private readonly c: Container,
+    private readonly status: StatusWriter,
+  ) {
+    this.sender = parseMailbox(c.config.mailFrom);
+    this.domain = this.sender.address.split('@')[1] ?? 'localhost';
+  }
+
+  async deliver(job: DeliverJob, attempt: Attempt): Promise<DeliverOutcome> {
+    const { c } = this;
+    const claim = await claimMessage(c.pool, job.messageId, c.config.sendingTimeoutSeconds);
+    // Already submitted, claimed by a live worker, or its send is paused or cancelled.
+    if (!claim) return 'skipped';
+    if (claim.subscriber_status !== 'active' || !claim.email) {
+      await markCancelled(c.pool, claim.id);
+      return 'cancelled';
+    }
+    const issue = await this.prepare(claim);
+    const token = c.messageTokens.sign(claim.id);
+    const unsubscribeUrl = c.links.unsubscribe(claim.subscriber_id);
+    const vars: IssueReaderVars = {
+      newsletter: c.config.newsletterName,
+      issue_date: issue.issueDate,
+      greeting: claim.name ? `Hi ${claim.name},` : 'Hi,',
+      unsubscribe_url: unsubscribeUrl,
+      manage_url: c.links.manage(claim.subscriber_id),
+      postal_address: c.config.postalAddress ?? '',
+    };
+    const raw = issue.mime.build({
+      to: { address: claim.email, name: claim.name },
+      messageId: `${token}@${this.domain}`,
+      messageToken: token,
+      unsubscribeUrl,
+      vars,
+    });
+    const envelopeFrom = c.config.bounceDomain ? `bounces+${token}@${c.config.bounceDomain}` : this.sender.address;
+    let response: string;
+    try {
+      ({ response } = await c.mailer.sendRaw({ envelope: { from: envelopeFrom, to: claim.email }, raw }));
+    } catch (err) {
+      return this.failed(claim, classifySmtpError(err), attempt);
+    }
+    await this.status.submitted(claim.id, response);
+    return 'submitted';
+  }
+
+  private async failed(claim: Claim, failure: SmtpFailure, attempt: Attempt): Promise<DeliverOutcome> {
+    const { pool, log } = this.c;
+    const context = { messageId: claim.id, sendId: claim.send_id, smtpCode: failure.code, enhanced: failure.enhanced };
+    if (failure.kind === 'permanent') {
+      await markHardBounce(pool, claim.id, failure.response);
+      log.info({ ...context, response: failure.response }, 'hard bounce at submission: reader suppressed');
+      return 'bounced';
+    }
+    if (failure.kind === 'relay') {
+      await releaseMessage(pool, claim.id, null);
+      throw new RelayUnavailable(failure);
+    }
+    if (attempt.isLast) {
+      await markFailed(pool, claim.id, failure.response);
+      log.warn({ ...context, attempts: claim.attempts, response: failure.response }, 'message failed after its last retry');
+      return 'failed';
+    }
+    await releaseMessage(pool, claim.id, failure.response);
+    throw new TemporaryFailure(failure);
+  }
+
+  private prepare(claim: Claim): Promise<PreparedIssue> {
+    let p = this.prepared.get(claim.send_id);
+    if (!p) {
+      p = this.load(claim);
+      // A failed load (Postgres away) is not remembered.
+      p.catch(() => this.prepared.delete(claim.send_id));
+      this.prepared.set(claim.send_id, p);
+      if (this.prepared.size > CACHED_ISSUES) this.prepared.delete(this.prepared.keys().next().value!);
+    }
+    return p;
+  }
+
+  private async load(claim: Claim): Promise<PreparedIssue> {
+    const { config } = this.c;
+    const [issue, send] = await Promise.all([findIssue(this.c.pool, claim.issue_id), findSend(this.c.pool, claim.send_id)]);
+    if (!issue || !send) throw new Error(`issue ${claim.issue_id} or send ${claim.send_id} is gone`);
+    const listLabel = slugify(config.newsletterName) || 'newsletter';
+    const mime = new IssueMime(
+      {
+        from: formatAddress(this.sender.address, this.sender.name),
+        subject: issue.subject,
+        listId: `${encodeWords(config.newsletterName, 'Q', 52)} <${listLabel}.${this.domain}>`,
+        // Gmail's feedback loop groups complaints by these fields; the last one names the sender.
+        feedbackId: `issue${issue.id}:send${send.id}:newsletter:broadside`,
+      },
+      { html: issue.html_template, text: issue.text_template },
+    );
+    return { mime, issueDate: formatIssueDate(send.started_at ?? new Date()) };
+  }
+}

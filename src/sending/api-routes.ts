@@ -1,0 +1,117 @@
+import type { FastifyPluginAsync } from 'fastify';
+import Type, { type Static } from 'typebox';
+import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
+import type { Container } from '../container.js';
+import { invalidInput, notFound } from '../errors.js';
+import { cancel, pause, resume, triggerSend } from './control.js';
+import { findSendOfIssue, progressOf, sendStatuses, type SendRow } from './queries.js';
+
+const SendSchema = Type.Object({
+  id: Type.Integer(),
+  issueId: Type.Integer(),
+  status: Type.Enum(sendStatuses),
+  scheduledAt: Type.String({ format: 'date-time' }),
+  startedAt: NullableTimestamp,
+  finishedAt: NullableTimestamp,
+  fanoutDone: Type.Boolean({ description: 'every reader of the audience has a message row; until then total grows' }),
+  total: Type.Integer({ description: 'the audience: message rows written' }),
+  queued: Type.Integer(),
+  sending: Type.Integer(),
+  submitted: Type.Integer({ description: 'accepted by the SMTP relay (250)' }),
+  sent: Type.Integer({ description: 'the same as submitted' }),
+  failed: Type.Integer(),
+  bounced: Type.Integer(),
+  cancelled: Type.Integer(),
+  ratePerSecond: Type.Number({ description: 'submissions per second over the last minute' }),
+  etaSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'time left at the current rate, once the audience is known' }),
+});
+type Send = Static<typeof SendSchema>;
+
+const TriggerBody = Type.Object({
+  scheduledAt: Type.Optional(Type.String({ format: 'date-time', description: 'send at this time instead of now; a time in the past means now' })),
+});
+
+const ControlParams = Type.Intersect([IdParams, Type.Object({ action: Type.Enum(['pause', 'resume', 'cancel']) })]);
+
+/** The editor's control over an issue's send: trigger, progress, pause, resume, cancel. */
+export function sendApiRoutes(c: Container): FastifyPluginAsync {
+  async function describe(send: SendRow): Promise<Send> {
+    const p = await progressOf(c.pool, send.id);
+    const running = send.status === 'sending' && send.started_at;
+    // Over the last minute, or since the start when the send is younger than that.
+    const seconds = running ? Math.min(60, Math.max(1, (Date.now() - send.started_at!.getTime()) / 1000)) : 60;
+    const rate = running ? p.lastMinute / seconds : 0;
+    const remaining = p.queued + p.sending;
+    return {
+      id: send.id,
+      issueId: send.issue_id,
+      status: send.status,
+      scheduledAt: send.scheduled_at.toISOString(),
+      startedAt: iso(send.started_at),
+      finishedAt: iso(send.finished_at),
+      fanoutDone: send.fanout_done,
+      total: send.total,
+      queued: p.queued,
+      sending: p.sending,
+      submitted: p.submitted,
+      sent: p.submitted,
+      failed: p.failed,
+      bounced: p.bounced,
+      cancelled: p.cancelled,
+      ratePerSecond: Math.round(rate * 10) / 10,
+      etaSeconds: running && send.fanout_done && rate > 0 ? Math.ceil(remaining / rate) : null,
+    };
+  }
+
+  return async (app) => {
+    app.post('/api/issues/:id/send', {
+      // The body is optional: a bare POST sends now.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+      schema: {
+        tags: ['sends'],
+        description: 'Creates the issue\'s one send (now, or at scheduledAt). Triggering again returns the same send and sends nothing twice.',
+        params: IdParams,
+        body: TriggerBody,
+        response: { 202: SendSchema, 400: ErrorSchema, 404: ErrorSchema },
+      },
+    }, async (request, reply) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const body = request.body as Static<typeof TriggerBody>;
+      let scheduledAt: Date | null = null;
+      if (body.scheduledAt !== undefined) {
+        scheduledAt = new Date(body.scheduledAt);
+        if (Number.isNaN(scheduledAt.getTime())) throw invalidInput('scheduledAt must be a date-time', { field: 'scheduledAt' });
+      }
+      const { send } = await triggerSend(c, id, scheduledAt);
+      return reply.code(202).header('location', `/api/issues/${id}/send`).send(await describe(send));
+    });
+
+    app.get('/api/issues/:id/send', {
+      schema: {
+        tags: ['sends'],
+        description: 'Progress, counted from the message rows, with the current rate and an estimate of the time left.',
+        params: IdParams,
+        response: { 200: SendSchema, 404: ErrorSchema },
+      },
+    }, async (request) => {
+      const send = await findSendOfIssue(c.pool, (request.params as Static<typeof IdParams>).id);
+      if (!send) throw notFound('send');
+      return describe(send);
+    });
+
+    app.post('/api/issues/:id/send/:action', {
+      schema: {
+        tags: ['sends'],
+        description: 'pause: no new submissions (within a second); resume: continue, nothing sent twice; cancel: what is still queued becomes cancelled.',
+        params: ControlParams,
+        response: { 200: SendSchema, 404: ErrorSchema, 409: ErrorSchema },
+      },
+    }, async (request) => {
+      const { id, action } = request.params as Static<typeof ControlParams>;
+      const send = action === 'pause' ? await pause(c, id) : action === 'resume' ? await resume(c, id) : await cancel(c, id);
+      return describe(send);
+    });
+  };
+}

@@ -1,0 +1,102 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Container } from '../container.js';
+import { deliverJobId, type DeliverJob } from '../queues/contract.js';
+import { fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, startScheduled } from './queries.js';
+
+/** Readers given message rows per statement. */
+export const FANOUT_BATCH = 10_000;
+/** Jobs added per addBulk. */
+const FEED_CHUNK = 1_000;
+/** Pause between checks when there is nothing to write or feed. */
+const IDLE_MS = 200;
+
+export type FanoutEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'gone' | 'busy' | 'stopping';
+
+/**
+ * The fan-out of one send, from start to finish, as one long-running job:
+ *
+ * 1. writes a message row (`queued`) for each reader of the audience, 10,000 per statement,
+ *    streaming the list by keyset; the checkpoint moves in the same statement;
+ * 2. feeds the deliver queue from the queued rows in id order, keeping at most SEND_WINDOW jobs
+ *    waiting, so Redis holds a window that follows the senders, not the whole list;
+ * 3. notices jobs that Redis lost (the queue is empty, yet fed messages are still queued) and
+ *    feeds them again; job ids make a re-added job that still exists a no-op;
+ * 4. marks the send done when nothing is queued or in flight.
+ *
+ * One fan-out per send runs at a time, by a Postgres advisory lock held for its duration (a
+ * process that dies releases it with its connection). Killed anywhere, it is run again by BullMQ's
+ * stalled-job check or by the supervisor and continues from its checkpoints.
+ */
+export async function runFanout(c: Container, sendId: number, stopping: () => boolean): Promise<FanoutEnd> {
+  const lock = await c.pool.connect();
+  try {
+    const { rows } = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext('broadside:fanout'), $1::int) AS ok", [sendId]);
+    if (!rows[0]!.ok) return 'busy';
+    try {
+      return await fanOutAndFeed(c, sendId, stopping);
+    } finally {
+      await lock.query("SELECT pg_advisory_unlock(hashtext('broadside:fanout'), $1::int)", [sendId]);
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boolean): Promise<FanoutEnd> {
+  const { pool, queues, log } = c;
+  const window = c.config.sendWindow;
+  while (!stopping()) {
+    const send = await findSend(pool, sendId);
+    if (!send) return 'gone';
+    if (send.status === 'scheduled') {
+      if (send.scheduled_at.getTime() > Date.now()) return 'not_due';
+      const started = await startScheduled(pool, sendId);
+      if (started) log.info({ sendId, issueId: send.issue_id }, 'scheduled send started');
+      continue;
+    }
+    if (send.status !== 'sending') return send.status === 'done' ? 'done' : send.status;
+
+    let worked = false;
+    let fanoutDone = send.fanout_done;
+    if (!fanoutDone) {
+      const batch = await fanOutBatch(pool, send, FANOUT_BATCH);
+      if (batch) {
+        worked = true;
+        fanoutDone = batch.done;
+        if (batch.done) log.info({ sendId }, 'fan-out complete: every reader of the audience has a message');
+      }
+    }
+
+    const counts = await queues.deliver.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+    const waiting = counts.waiting! + counts.prioritized! + counts.delayed!;
+    const room = window - waiting;
+    if (room >= Math.min(FEED_CHUNK, Math.ceil(window / 2))) {
+      const next = await queuedAfter(pool, sendId, send.fed_cursor, Math.min(room, FEED_CHUNK));
+      if (next.length > 0) {
+        await queues.deliver.addBulk(next.map((m) => ({
+          name: 'deliver',
+          data: { messageId: m.id, sendId } satisfies DeliverJob,
+          opts: { jobId: deliverJobId(m.id) },
+        })));
+        await moveFedCursor(pool, sendId, send.fed_cursor, next[next.length - 1]!.id);
+        worked = true;
+      }
+    }
+
+    if (!worked && fanoutDone && waiting + counts.active! === 0) {
+      if (await finishIfDone(pool, sendId)) {
+        log.info({ sendId, issueId: send.issue_id }, 'send done');
+        return 'done';
+      }
+      if (await hasFedQueued(pool, sendId, send.fed_cursor)) {
+        // Fed, still queued, and no job anywhere: Redis lost them (flushed, or restarted
+        // without persistence). Feed them again from Postgres.
+        log.warn({ sendId }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
+        await moveFedCursor(pool, sendId, send.fed_cursor, 0);
+        continue;
+      }
+    }
+    if (!worked) await sleep(IDLE_MS);
+  }
+  return 'stopping';
+}

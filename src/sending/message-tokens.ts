@@ -1,0 +1,30 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Names one message in everything that can come back to us: the VERP return path
+ * (`bounces+<token>@BOUNCE_DOMAIN`), the `X-Broadside-Message` header and the Message-ID.
+ * `m<message id base36>-<16 hex of HMAC-SHA256>`: lower case only, because mail servers may
+ * fold the case of a local part, and signed, so nobody can forge a bounce for another reader.
+ */
+export class MessageTokens {
+  constructor(private readonly secret: string) {}
+
+  sign(messageId: number): string {
+    const id = messageId.toString(36);
+    return `m${id}-${this.signature(id)}`;
+  }
+
+  /** The message id a token names, or undefined when it is not one of ours. */
+  verify(token: string): number | undefined {
+    const m = /^m([0-9a-z]{1,12})-([0-9a-f]{16})$/.exec(token.toLowerCase());
+    if (!m) return undefined;
+    const expected = Buffer.from(this.signature(m[1]!));
+    if (!timingSafeEqual(expected, Buffer.from(m[2]!))) return undefined;
+    const id = parseInt(m[1]!, 36);
+    return Number.isSafeInteger(id) && id > 0 ? id : undefined;
+  }
+
+  private signature(id36: string): string {
+    return createHmac('sha256', this.secret).update(`broadside:message:${id36}`).digest('hex').slice(0, 16);
+  }
+}

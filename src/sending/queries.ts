@@ -1,0 +1,247 @@
+// SQL for sends and messages. Every state change is one statement guarded by the state it
+// expects, so two workers (or a worker and a retried request) can never both win.
+import type { Pool } from '../db/pool.js';
+
+export const sendStatuses = ['scheduled', 'sending', 'paused', 'cancelled', 'done'] as const;
+export type SendStatus = (typeof sendStatuses)[number];
+export const messageStatuses = ['queued', 'sending', 'submitted', 'failed', 'bounced', 'cancelled'] as const;
+export type MessageStatus = (typeof messageStatuses)[number];
+
+export type SendRow = {
+  id: number;
+  issue_id: number;
+  status: SendStatus;
+  scheduled_at: Date;
+  audience_at: Date | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  fanout_cursor: number;
+  fanout_done: boolean;
+  fed_cursor: number;
+  total: number;
+};
+
+/**
+ * Creates the issue's one send. Started at once (and the issue published) unless `scheduledAt`
+ * is in the future. A second trigger finds the first send and changes nothing: `created` false.
+ */
+export async function createSend(pool: Pool, issueId: number, scheduledAt: Date | null): Promise<{ send: SendRow; created: boolean } | undefined> {
+  const { rows } = await pool.query<SendRow & { created: boolean }>(
+    `WITH issue AS (SELECT id FROM issues WHERE id = $1::bigint),
+          at AS (SELECT GREATEST(now(), COALESCE($2::timestamptz, now())) AS t),
+          ins AS (
+            INSERT INTO sends (issue_id, status, scheduled_at, audience_at, started_at)
+            SELECT issue.id,
+                   CASE WHEN at.t > now() THEN 'scheduled' ELSE 'sending' END::send_status,
+                   at.t,
+                   CASE WHEN at.t > now() THEN NULL ELSE now() END,
+                   CASE WHEN at.t > now() THEN NULL ELSE now() END
+              FROM issue, at
+            ON CONFLICT (issue_id) DO NOTHING
+            RETURNING *),
+          published AS (
+            UPDATE issues SET published_at = now(), updated_at = now()
+             WHERE id IN (SELECT issue_id FROM ins WHERE status = 'sending') AND published_at IS NULL)
+     SELECT ins.*, true AS created FROM ins
+     UNION ALL
+     SELECT sends.*, false AS created FROM sends WHERE issue_id = $1::bigint AND NOT EXISTS (SELECT 1 FROM ins)`,
+    [issueId, scheduledAt],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const { created, ...send } = row;
+  return { send, created };
+}
+
+export async function findSend(pool: Pool, id: number): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>('SELECT * FROM sends WHERE id = $1::bigint', [id]);
+  return rows[0];
+}
+
+export async function findSendOfIssue(pool: Pool, issueId: number): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>('SELECT * FROM sends WHERE issue_id = $1::bigint', [issueId]);
+  return rows[0];
+}
+
+/** A scheduled send whose time has come starts, once; its issue is published with it. */
+export async function startScheduled(pool: Pool, id: number): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>(
+    `WITH started AS (
+       UPDATE sends SET status = 'sending', started_at = now(), audience_at = now(), updated_at = now()
+        WHERE id = $1::bigint AND status = 'scheduled' AND scheduled_at <= now()
+        RETURNING *),
+     published AS (
+       UPDATE issues SET published_at = now(), updated_at = now()
+        WHERE id IN (SELECT issue_id FROM started) AND published_at IS NULL)
+     SELECT * FROM started`,
+    [id],
+  );
+  return rows[0];
+}
+
+/**
+ * One step of the fan-out: message rows for the next `batch` readers of the audience (active,
+ * and confirmed before the send started), and the checkpoint moved past them, in the same
+ * statement. Killed before it commits, nothing happened; after, the work is recorded. The
+ * compare on `fanout_cursor` makes a second fan-out of the same send a no-op.
+ */
+export async function fanOutBatch(pool: Pool, send: Pick<SendRow, 'id' | 'fanout_cursor'>, batch: number): Promise<{ inserted: number; done: boolean } | undefined> {
+  const { rows } = await pool.query<{ inserted: number; fanout_done: boolean }>(
+    // FOR UPDATE: a pause or cancel waits for this batch, and this batch sees theirs.
+    `WITH s AS (SELECT audience_at FROM sends
+                 WHERE id = $1::bigint AND status = 'sending' AND fanout_cursor = $2::bigint AND NOT fanout_done
+                 FOR UPDATE),
+          readers AS (
+            SELECT sub.id FROM subscribers sub, s
+             WHERE sub.status = 'active' AND sub.id > $2::bigint AND sub.confirmed_at <= s.audience_at
+             ORDER BY sub.id
+             LIMIT $3::int),
+          ins AS (
+            INSERT INTO messages (send_id, subscriber_id)
+            SELECT $1::bigint, id FROM readers ORDER BY id
+            ON CONFLICT (send_id, subscriber_id) DO NOTHING
+            RETURNING 1),
+          n AS (SELECT count(*)::int AS inserted FROM ins),
+          r AS (SELECT count(*)::int AS taken, max(id) AS last FROM readers)
+     UPDATE sends SET fanout_cursor = COALESCE(r.last, fanout_cursor),
+                      fanout_done = r.taken < $3::int,
+                      total = total + n.inserted,
+                      updated_at = now()
+       FROM n, r
+      WHERE sends.id = $1::bigint AND sends.fanout_cursor = $2::bigint AND EXISTS (SELECT 1 FROM s)
+      RETURNING n.inserted, sends.fanout_done`,
+    [send.id, send.fanout_cursor, batch],
+  );
+  const row = rows[0];
+  return row ? { inserted: row.inserted, done: row.fanout_done } : undefined;
+}
+
+export type ToFeed = { id: number; subscriber_id: number };
+
+/** The next queued messages after the feeding checkpoint, in id order. */
+export async function queuedAfter(pool: Pool, sendId: number, afterId: number, limit: number): Promise<ToFeed[]> {
+  const { rows } = await pool.query<ToFeed>(
+    `SELECT id, subscriber_id FROM messages
+      WHERE send_id = $1::bigint AND status = 'queued' AND id > $2::bigint
+      ORDER BY id LIMIT $3::int`,
+    [sendId, afterId, limit],
+  );
+  return rows;
+}
+
+/** Moves the feeding checkpoint, unless someone lowered it meanwhile (then the feeder re-reads). */
+export async function moveFedCursor(pool: Pool, sendId: number, from: number, to: number): Promise<boolean> {
+  const { rowCount } = await pool.query('UPDATE sends SET fed_cursor = $3::bigint WHERE id = $1::bigint AND fed_cursor = $2::bigint', [sendId, from, to]);
+  return rowCount === 1;
+}
+
+/** Whether queued messages exist at or before the feeding checkpoint (fed, yet still queued). */
+export async function hasFedQueued(pool: Pool, sendId: number, fedCursor: number): Promise<boolean> {
+  const { rows } = await pool.query(
+    `SELECT 1 FROM messages WHERE send_id = $1::bigint AND status = 'queued' AND id <= $2::bigint LIMIT 1`,
+    [sendId, fedCursor],
+  );
+  return rows.length > 0;
+}
+
+/** A send with nothing queued or in flight and its fan-out complete is done. */
+export async function finishIfDone(pool: Pool, sendId: number): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `UPDATE sends SET status = 'done', finished_at = now(), updated_at = now()
+      WHERE id = $1::bigint AND status = 'sending' AND fanout_done
+        AND NOT EXISTS (SELECT 1 FROM messages WHERE send_id = $1::bigint AND status IN ('queued', 'sending'))`,
+    [sendId],
+  );
+  return rowCount === 1;
+}
+
+export async function unfinishedSends(pool: Pool): Promise<SendRow[]> {
+  const { rows } = await pool.query<SendRow>(`SELECT * FROM sends WHERE status IN ('scheduled', 'sending') ORDER BY id`);
+  return rows;
+}
+
+/**
+ * Claims for sending that outlived their worker (killed, or cut off from Postgres) go back to
+ * queued, and the feeding checkpoint of their sends drops below them so their jobs are added
+ * again. The duplicate risk is exactly these messages: their worker may have submitted them.
+ */
+export async function recoverStuck(pool: Pool, timeoutSeconds: number): Promise<{ send_id: number; recovered: number }[]> {
+  const { rows } = await pool.query<{ send_id: number; recovered: number }>(
+    `WITH stuck AS (
+       UPDATE messages SET status = 'queued', claimed_at = NULL, updated_at = now()
+        WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1::int)
+        RETURNING send_id, id),
+     lowest AS (SELECT send_id, min(id) AS first, count(*)::int AS recovered FROM stuck GROUP BY send_id)
+     UPDATE sends SET fed_cursor = LEAST(sends.fed_cursor, lowest.first - 1)
+       FROM lowest WHERE sends.id = lowest.send_id
+     RETURNING sends.id AS send_id, lowest.recovered`,
+    [timeoutSeconds],
+  );
+  return rows;
+}
+
+export type Progress = Record<MessageStatus, number> & { lastMinute: number };
+
+/** Counts straight from the message rows, and the submissions of the last minute for the rate. */
+export async function progressOf(pool: Pool, sendId: number): Promise<Progress> {
+  const { rows } = await pool.query<{ status: MessageStatus | null; n: number }>(
+    `SELECT status, count(*)::int AS n FROM messages WHERE send_id = $1::bigint GROUP BY status
+     UNION ALL
+     SELECT NULL, count(*)::int FROM messages
+      WHERE send_id = $1::bigint AND status = 'submitted' AND submitted_at > now() - interval '60 seconds'`,
+    [sendId],
+  );
+  const p = { queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0 } as Progress;
+  for (const r of rows) {
+    if (r.status === null) p.lastMinute = r.n;
+    else p[r.status] = r.n;
+  }
+  return p;
+}
+
+export async function pauseSend(pool: Pool, id: number): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>(
+    `UPDATE sends SET status = 'paused', updated_at = now() WHERE id = $1::bigint AND status = 'sending' RETURNING *`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** Resumes a paused send; its queued messages are fed again from the start (job ids dedupe). */
+export async function resumeSend(pool: Pool, id: number): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>(
+    `UPDATE sends SET status = 'sending', fed_cursor = 0, updated_at = now() WHERE id = $1::bigint AND status = 'paused' RETURNING *`,
+    [id],
+  );
+  return rows[0];
+}
+
+/**
+ * Cancels a send and marks every message not yet claimed `cancelled`. Two statements in one
+ * transaction: the second, with a fresh snapshot, also sees rows a fan-out batch committed
+ * while the first waited for its lock.
+ */
+export async function cancelSend(pool: Pool, id: number): Promise<SendRow | undefined> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query<SendRow>(
+      `UPDATE sends SET status = 'cancelled', finished_at = now(), updated_at = now()
+        WHERE id = $1::bigint AND status IN ('scheduled', 'sending', 'paused')
+        RETURNING *`,
+      [id],
+    );
+    if (rows[0]) {
+      await client.query(`UPDATE messages SET status = 'cancelled', updated_at = now() WHERE send_id = $1::bigint AND status = 'queued'`, [id]);
+    }
+    await client.query('COMMIT');
+    return rows[0];
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

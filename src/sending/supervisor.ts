@@ -1,0 +1,46 @@
+import type { Container } from '../container.js';
+import { fanoutJobId, type FanoutJob } from '../queues/contract.js';
+import { recoverStuck, unfinishedSends, type SendRow } from './queries.js';
+
+/**
+ * Adds the fan-out job of a send (delayed until its time when scheduled). The job id makes this
+ * idempotent: while the send's job exists, adding it again does nothing.
+ */
+export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | 'status' | 'scheduled_at'>): Promise<void> {
+  const delay = send.status === 'scheduled' ? Math.max(0, send.scheduled_at.getTime() - Date.now()) : 0;
+  await c.queues.fanout.add('fanout', { sendId: send.id } satisfies FanoutJob, { jobId: fanoutJobId(send.id), delay });
+}
+
+/**
+ * Runs in every worker process, at start and then every few seconds; every step is idempotent,
+ * so any number of them may run at once.
+ * - Claims older than SENDING_TIMEOUT_SECONDS (their worker died) go back to queued.
+ * - Every scheduled or sending send has its fan-out job: a scheduled send whose time passed
+ *   while the service was down starts now, once; a send whose job Redis lost gets it back.
+ */
+export async function superviseSends(c: Container): Promise<void> {
+  for (const r of await recoverStuck(c.pool, c.config.sendingTimeoutSeconds)) {
+    c.log.warn({ sendId: r.send_id, messages: r.recovered }, 'messages stuck in sending (worker gone?) are queued again');
+  }
+  for (const send of await unfinishedSends(c.pool)) await ensureFanoutJob(c, send);
+}
+
+export function startSupervisor(c: Container): { close(): Promise<void> } {
+  // A quarter of the sending timeout, between 1 and 15 seconds: recovery follows the timeout
+  // closely without polling Postgres more than needed.
+  const everyMs = Math.min(15_000, Math.max(1000, (c.config.sendingTimeoutSeconds * 1000) / 4));
+  let running: Promise<void> | undefined;
+  const tick = () => {
+    running ??= superviseSends(c)
+      .catch((err) => c.log.warn({ err: (err as Error).message }, 'send supervision failed; trying again shortly'))
+      .finally(() => (running = undefined));
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return {
+    async close() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
