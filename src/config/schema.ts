@@ -160,8 +160,9 @@ const fields = {
   emailsDir: { env: 'EMAILS_DIR', parse: str },
   // Sending. The rate is global: every worker process shares it through Redis (0: unlimited).
   sendRate: { env: 'SEND_RATE', parse: int(0, 1_000_000), default: 0 },
-  deliveryConcurrency: { env: 'DELIVERY_CONCURRENCY', parse: int(1, 1000), default: 50 },
-  smtpPoolSize: { env: 'SMTP_POOL_SIZE', parse: int(1, 200), default: 5 },
+  // Twice the pool: enough jobs to keep every connection busy, few enough not to queue for one.
+  deliveryConcurrency: { env: 'DELIVERY_CONCURRENCY', parse: int(1, 1000), default: 20 },
+  smtpPoolSize: { env: 'SMTP_POOL_SIZE', parse: int(1, 200), default: 10 },
   sendWindow: { env: 'SEND_WINDOW', parse: int(10, 1_000_000), default: 10_000 },
   sendingTimeoutSeconds: { env: 'SENDING_TIMEOUT_SECONDS', parse: int(2, 3600), default: 120 },
   deliveryAttempts: { env: 'DELIVERY_ATTEMPTS', parse: int(1, 50), default: 6 },

@@ -21,6 +21,8 @@ type NodemailerError = Error & { code?: string; responseCode?: number; response?
 
 // Commands whose refusal concerns one recipient or one message rather than the relay.
 const MESSAGE_COMMANDS = /^(RCPT TO|DATA)\b/i;
+// nodemailer reports a refused sender as EENVELOPE too, but at MAIL FROM: that is ours to fix.
+const RELAY_COMMANDS = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH|MAIL FROM)\b/i;
 
 export function classifySmtpError(err: unknown): SmtpFailure {
   const e = err as NodemailerError;
@@ -29,7 +31,8 @@ export function classifySmtpError(err: unknown): SmtpFailure {
   const enhanced = /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(response)?.[1];
   if (code === undefined || code === 421) return { kind: 'relay', code, enhanced, response };
   // nodemailer names the command that failed; a rejected recipient is EENVELOPE at RCPT TO.
-  const aboutMessage = MESSAGE_COMMANDS.test(e.command ?? '') || e.code === 'EENVELOPE' || e.code === 'EMESSAGE';
+  const command = e.command ?? '';
+  const aboutMessage = !RELAY_COMMANDS.test(command) && (MESSAGE_COMMANDS.test(command) || e.code === 'EENVELOPE' || e.code === 'EMESSAGE');
   if (!aboutMessage) return { kind: 'relay', code, enhanced, response };
   const permanent = enhanced ? enhanced.startsWith('5') : code >= 500;
   return { kind: permanent ? 'permanent' : 'temporary', code, enhanced, response };

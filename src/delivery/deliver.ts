@@ -1,12 +1,11 @@
 import slugify from '@sindresorhus/slugify';
-import { encodeWords } from 'nodemailer/lib/mime-funcs';
 import type { Container } from '../container.js';
 import type { DeliverJob } from '../queues/contract.js';
 import { formatIssueDate, type IssueReaderVars } from '../rendering/issue.js';
 import { findIssue } from '../issues/queries.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
-import { formatAddress, IssueMime } from './mime-template.js';
+import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
 import { claimMessage, markCancelled, markFailed, markHardBounce, releaseMessage, type Claim } from './queries.js';
 import type { StatusWriter } from './status-writer.js';
 
@@ -137,7 +136,7 @@ export class Deliverer {
       {
         from: formatAddress(this.sender.address, this.sender.name),
         subject: issue.subject,
-        listId: `${encodeWords(config.newsletterName, 'Q', 52)} <${listLabel}.${this.domain}>`,
+        listId: `${encodeHeaderText(config.newsletterName)} <${listLabel}.${this.domain}>`,
         // Gmail's feedback loop groups complaints by these fields; the last one names the sender.
         feedbackId: `issue${issue.id}:send${send.id}:newsletter:broadside`,
       },

@@ -37,8 +37,9 @@ export type ReaderCopy = {
 };
 
 const CRLF = '\r\n';
-const crlf = (s: string) => s.replace(/\r?\n/g, CRLF);
-const qp = (s: string) => qpWrap(qpEncode(crlf(s)), 76);
+const crlf = (s: string) => s.replace(/\r\n|\r|\n/g, CRLF);
+// 75, not 76: every piece gets a soft break ("=") appended to its last line.
+const qp = (s: string) => qpWrap(qpEncode(crlf(s)), 75);
 
 type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean };
 
@@ -52,6 +53,14 @@ function encodeTemplate(t: Template): EncodedTemplate {
 
 function header(name: string, value: string): string {
   return foldLines(`${name}: ${value}`, 76) + CRLF;
+}
+
+/**
+ * Unstructured header text (Subject, a List-Id phrase), RFC 2047-encoded where needed. Text that
+ * merely looks like an encoded word ("=?…?=") is encoded too, or a reader would see it decoded.
+ */
+export function encodeHeaderText(text: string): string {
+  return /=\?/.test(text) ? encodeWord(text, 'Q', 52) : encodeWords(text, 'Q', 52, true);
 }
 
 /** `Name <address>` with the name quoted or encoded as RFC 2047 needs. */
@@ -75,7 +84,7 @@ export class IssueMime {
     const boundary = `=_broadside_${randomBytes(12).toString('hex')}`;
     this.fixedHead = Buffer.from(
       header('From', headers.from)
-        + header('Subject', encodeWords(headers.subject, 'Q', 52))
+        + header('Subject', encodeHeaderText(headers.subject))
         + 'List-Unsubscribe-Post: List-Unsubscribe=One-Click' + CRLF
         + header('List-Id', headers.listId)
         + header('Feedback-ID', headers.feedbackId)

@@ -50,7 +50,12 @@ export async function createSend(pool: Pool, issueId: number, scheduledAt: Date 
     [issueId, scheduledAt],
   );
   const row = rows[0];
-  if (!row) return undefined;
+  if (!row) {
+    // Lost a race with a concurrent first trigger: the statement's snapshot predates the winner's
+    // commit, so read again with a fresh one.
+    const existing = await findSendOfIssue(pool, issueId);
+    return existing ? { send: existing, created: false } : undefined;
+  }
   const { created, ...send } = row;
   return { send, created };
 }

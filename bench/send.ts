@@ -1,0 +1,745 @@
+// `npm run bench:send`: a whole send of a ~30 KB issue into a discarding SMTP server on loopback.
+//
+//   npm run bench:send -- [--readers 100000] [--workers 2] [--concurrency 20] [--pool 10]
+//                         [--window N] [--ceiling-readers N] [--sink auto|postfix|node]
+//   npm run bench:send -- --fanout-only --readers 1000000
+//
+// Needs Postgres (BENCH_DATABASE_SERVER_URL or TEST_DATABASE_SERVER_URL, default
+// postgres://127.0.0.1:5432) and Redis (REDIS_URL). BENCH_WORKER_NODE_ARGS adds node flags to the
+// worker processes (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+//
+// One run, in a fresh database `broadside_bench_<ts>` and a fresh queue prefix:
+//  1. N active readers (one INSERT … SELECT generate_series) and the issue bench/issue-30kb.md,
+//     created through the real code (createIssue: Markdown → MJML → templates);
+//  2. a discarding SMTP sink on loopback: Postfix's smtp-sink when installed, else bench/sink.ts;
+//  3. the ceiling: this process, no queue and no database, sends the same messages prebuilt as
+//     raw MIME (IssueMime, as a worker builds them) through one pooled nodemailer transport;
+//  4. end to end: W worker processes (`node --import tsx src/bin/worker.ts`), the send
+//     triggered with triggerSend (as POST /api/issues/:id/send does), sampled every 250 ms;
+//  5. a report; then the children are stopped, the database dropped and the Redis keys deleted.
+// `--fanout-only` measures only the fan-out (message rows for every reader), batch by batch
+// exactly as src/sending/fanout.ts does, with no workers and no feeding.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import slugify from '@sindresorhus/slugify';
+import { Redis } from 'ioredis';
+import { encodeWords } from 'nodemailer/lib/mime-funcs';
+import pg from 'pg';
+import { pino } from 'pino';
+import { parseConfig, type AppConfig } from '../src/config/index.js';
+import { createContainer, type Container } from '../src/container.js';
+import { withDefaultUser } from '../src/db/connection-url.js';
+import { ensureDatabase, quoteIdent } from '../src/db/ensure-database.js';
+import { migrate } from '../src/db/migrate.js';
+import { parseMailbox } from '../src/delivery/deliver.js';
+import { createSmtpMailer } from '../src/delivery/mailer.js';
+import { formatAddress, IssueMime } from '../src/delivery/mime-template.js';
+import { createIssue } from '../src/issues/authoring.js';
+import { parseIssueFile } from '../src/issues/issue-file.js';
+import { findIssue } from '../src/issues/queries.js';
+import { formatIssueDate, type IssueReaderVars } from '../src/rendering/issue.js';
+import { triggerSend } from '../src/sending/control.js';
+import { FANOUT_BATCH } from '../src/sending/fanout.js';
+import { createSend, fanOutBatch, findSend, progressOf } from '../src/sending/queries.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const POSTFIX_SINK = '/usr/sbin/smtp-sink';
+const SERVER_URL = (process.env.BENCH_DATABASE_SERVER_URL ?? process.env.TEST_DATABASE_SERVER_URL ?? 'postgres://127.0.0.1:5432').replace(/\/+$/, '');
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SAMPLE_MS = 250;
+const STATUS_POLL_MS = 50;
+/** The ceiling keeps at most this many distinct prebuilt messages in memory and cycles them. */
+const CEILING_BUDGET_BYTES = 256 * 1024 * 1024;
+
+// ── flags ────────────────────────────────────────────────────────────────────────────────────
+
+const { values: flags } = parseArgs({
+  options: {
+    readers: { type: 'string', default: '100000' },
+    workers: { type: 'string', default: '2' },
+    concurrency: { type: 'string', default: '20' },
+    pool: { type: 'string', default: '10' },
+    window: { type: 'string' },
+    'ceiling-readers': { type: 'string' },
+    sink: { type: 'string', default: 'auto' },
+    timeout: { type: 'string' },
+    'fanout-only': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (flags.help) {
+  process.stdout.write(`npm run bench:send -- [flags]
+  --readers N          active readers (default 100000)
+  --workers N          worker processes (default 2)
+  --concurrency N      DELIVERY_CONCURRENCY of each worker (default 20)
+  --pool N             SMTP_POOL_SIZE of each worker (default 10); the ceiling uses N × workers
+  --window N           SEND_WINDOW (default: the service's default)
+  --ceiling-readers N  messages sent by the ceiling (default min(readers, 20000); 0 skips it)
+  --sink auto|postfix|node   which discarding SMTP server (default auto: smtp-sink when installed)
+  --timeout S          give up on the end-to-end send after S seconds
+  --fanout-only        only time the fan-out's message rows (e.g. --readers 1000000)
+`);
+  process.exit(0);
+}
+
+function intFlag(name: string, raw: string | undefined, min: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) {
+    process.stderr.write(`--${name} must be a whole number ≥ ${min}, got "${raw}"\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const READERS = intFlag('readers', flags.readers, 1);
+const WORKERS = intFlag('workers', flags.workers, 1);
+const CONCURRENCY = intFlag('concurrency', flags.concurrency, 1);
+const POOL = intFlag('pool', flags.pool, 1);
+const WINDOW = flags.window === undefined ? undefined : intFlag('window', flags.window, 10);
+const CEILING_READERS = flags['ceiling-readers'] === undefined ? Math.min(READERS, 20_000) : intFlag('ceiling-readers', flags['ceiling-readers'], 0);
+const TIMEOUT_S = flags.timeout === undefined ? Math.max(300, Math.ceil(READERS / 100)) : intFlag('timeout', flags.timeout, 1);
+if (!['auto', 'postfix', 'node'].includes(flags.sink!)) {
+  process.stderr.write(`--sink must be auto, postfix or node, got "${flags.sink}"\n`);
+  process.exit(2);
+}
+
+// ── small helpers ────────────────────────────────────────────────────────────────────────────
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const log = (msg: string) => process.stdout.write(`· ${msg}\n`);
+
+function table(rows: [string, string, string?][]): string {
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  return rows.map(([a, b, c]) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}${c ? `   ${c}` : ''}`).join('\n');
+}
+
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+
+/** Resident and peak resident memory of a process, in bytes, from /proc (undefined once gone). */
+async function memoryOf(pid: number): Promise<{ rss: number; hwm: number } | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+async function cpuOf(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** Stops a child: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
+async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function redisUsedMemory(redis: Redis): Promise<number> {
+  return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1] ?? NaN);
+}
+
+async function redisCpu(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  return Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1] ?? 0) + Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1] ?? 0);
+}
+
+async function scanPrefix(redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    keys.push(...found);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+/** The keys of our queue prefix and what Redis says they take (MEMORY USAGE, summed). */
+async function prefixMemory(redis: Redis, prefix: string): Promise<{ keys: number; bytes: number }> {
+  const keys = await scanPrefix(redis, prefix);
+  let bytes = 0;
+  for (let i = 0; i < keys.length; i += 1000) {
+    const p = redis.pipeline();
+    for (const k of keys.slice(i, i + 1000)) p.call('MEMORY', 'USAGE', k);
+    for (const [, v] of (await p.exec()) ?? []) bytes += Number(v) || 0;
+  }
+  return { keys: keys.length, bytes };
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: withDefaultUser(`${SERVER_URL}/postgres`) });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+// ── cleanup, whatever happens ────────────────────────────────────────────────────────────────
+
+const cleanups: { name: string; run: () => Promise<unknown> }[] = [];
+let cleaning: Promise<void> | undefined;
+function onCleanup(name: string, run: () => Promise<unknown>): void {
+  cleanups.push({ name, run });
+}
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const { name, run } of cleanups.reverse()) {
+      try {
+        await run();
+      } catch (err) {
+        process.stderr.write(`cleanup (${name}) failed: ${(err as Error).message}\n`);
+      }
+    }
+  })();
+  return cleaning;
+}
+// `on`, not `once`: tsx and npm relay the signal again to this process (Ctrl-C reaches the whole
+// process group too), and with no listener left tsx would exit at once, in the middle of the
+// cleanup. Repeats are ignored while cleaning up.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (cleaning) return;
+    process.stderr.write(`\n${signal}: cleaning up…\n`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+// ── 1. database, readers, issue ──────────────────────────────────────────────────────────────
+
+type World = { c: Container; config: AppConfig; databaseUrl: string; dbName: string; issueId: number; env: Record<string, string> };
+
+async function createWorld(smtpUrl: string): Promise<World> {
+  const stamp = `${Date.now()}_${randomBytes(3).toString('hex')}`;
+  const dbName = `broadside_bench_${stamp}`;
+  const databaseUrl = `${SERVER_URL}/${dbName}`;
+  const queuePrefix = `bs-bench-${stamp}`;
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'broadside-bench-'));
+  onCleanup('data dir', () => rm(dataDir, { recursive: true, force: true }));
+
+  let t = performance.now();
+  await ensureDatabase(databaseUrl);
+  onCleanup('drop database', () => admin((a) => a.query(`DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`)));
+  await migrate(databaseUrl);
+  log(`database ${dbName} created and migrated in ${secs(performance.now() - t)}`);
+
+  // What the workers get too (as environment variables).
+  const env: Record<string, string> = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL,
+    SMTP_URL: smtpUrl,
+    QUEUE_PREFIX: queuePrefix,
+    SECRET: 'bench-secret-that-is-long-enough-0123456789',
+    API_TOKEN: 'bench-editor-token-0123456789',
+    PUBLIC_URL: 'https://news.example.org',
+    MAIL_FROM: 'The Relay <news@example.org>',
+    POSTAL_ADDRESS: '1 Example Street, Springfield',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    DELIVERY_CONCURRENCY: String(CONCURRENCY),
+    SMTP_POOL_SIZE: String(POOL),
+    ...(WINDOW !== undefined ? { SEND_WINDOW: String(WINDOW) } : {}),
+  };
+  const parsed = parseConfig(env);
+  const config: AppConfig = { ...parsed, apiToken: parsed.apiToken!, secret: parsed.secret! };
+  const c = await createContainer(config, { log: pino({ level: 'silent' }) });
+  onCleanup('container', () => c.close());
+  onCleanup('redis keys', async () => {
+    const redis = new Redis(REDIS_URL);
+    try {
+      const keys = await scanPrefix(redis, queuePrefix);
+      for (let i = 0; i < keys.length; i += 1000) await redis.unlink(...keys.slice(i, i + 1000));
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  t = performance.now();
+  // Imported readers, confirmed yesterday; every third one has a name (a personal greeting).
+  await c.pool.query(
+    `INSERT INTO subscribers (email, email_normalized, name, status, confirmed_at, consent_at, consent_source)
+     SELECT 'reader' || g || '@example.com', 'reader' || g || '@example.com',
+            CASE WHEN g % 3 = 0 THEN 'Reader ' || g END,
+            'active', now() - interval '1 day', now() - interval '1 day', 'import'
+       FROM generate_series(1, $1::int) AS g`,
+    [READERS],
+  );
+  const inserted = performance.now() - t;
+  // A list that has been around has been vacuumed: the fan-out should not pay for hint bits.
+  await c.pool.query('VACUUM (ANALYZE) subscribers');
+  log(`${fmt(READERS)} active readers inserted in ${secs(inserted)} (+ VACUUM ANALYZE ${secs(performance.now() - t - inserted)})`);
+
+  t = performance.now();
+  const source = await readFile(path.join(root, 'bench/issue-30kb.md'), 'utf8');
+  const issue = await createIssue(c.pool, c.renderer, parseIssueFile(source));
+  log(`issue ${issue.id} "${issue.slug}" created (${fmt(Buffer.byteLength(issue.markdown) / 1024, 1)} KB of Markdown, HTML ${fmt(issue.html_bytes / 1024, 1)} KB) in ${secs(performance.now() - t)}`);
+
+  return { c, config, databaseUrl, dbName, issueId: issue.id, env };
+}
+
+// ── 2. the discarding SMTP sink ──────────────────────────────────────────────────────────────
+
+type Sink = { name: string; port: number; pid: number; received(): number };
+
+async function startSink(): Promise<Sink> {
+  const usePostfix = flags.sink === 'postfix' || (flags.sink === 'auto' && existsSync(POSTFIX_SINK));
+  if (flags.sink === 'postfix' && !existsSync(POSTFIX_SINK)) throw new Error(`${POSTFIX_SINK} is not installed (Debian package postfix)`);
+  let child: ChildProcess;
+  let port: number;
+  let name: string;
+  let counters = '';
+  if (usePostfix) {
+    port = await freePort();
+    // -c: counters on stdout ("sess=… quit=… mesg=…"); -u: required when run as root;
+    // 1024: the listen backlog. Every command is answered 250/2xx at once; mail is discarded.
+    const args = ['-c', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), `127.0.0.1:${port}`, '1024'];
+    child = spawn(POSTFIX_SINK, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    name = `Postfix smtp-sink (${POSTFIX_SINK} ${args.join(' ')})`;
+  } else {
+    child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/sink.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    name = 'Node sink (bench/sink.ts, smtp-server)';
+    port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        const m = /listening (\d+)/.exec(out);
+        if (m) {
+          child.stdout!.off('data', onData);
+          resolve(Number(m[1]));
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`the Node sink exited (${code}) before listening`)));
+    });
+  }
+  onCleanup('sink', () => stopChild(child, 2000));
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  child.stdout!.on('data', (d: Buffer) => (counters = (counters + d.toString()).slice(-200)));
+  child.once('exit', (code, signal) => {
+    if (!cleaning) process.stderr.write(`the SMTP sink exited early (${code ?? signal}): ${stderr}\n`);
+  });
+  await waitForPort(port, 5000);
+  return {
+    name,
+    port,
+    pid: child.pid!,
+    received: () => {
+      const all = [...counters.matchAll(/mesg=(\d+)/g)];
+      return all.length ? Number(all[all.length - 1]![1]) : 0;
+    },
+  };
+}
+
+// ── 3. the ceiling: prebuilt raw MIME, one pooled transport, no queue, no database ───────────
+
+type Ceiling = { sent: number; errors: number; distinct: number; ms: number; poolSize: number; inflight: number; buildUs: number; bytes: number; cpu: number; sinkCpu: number };
+
+async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling> {
+  const { c, config } = w;
+  const issue = (await findIssue(c.pool, w.issueId))!;
+  // The issue's MIME exactly as Deliverer.load prepares it, and each copy as Deliverer.deliver
+  // builds it (send id 0 and subscriber ids standing in for message ids: no send exists yet).
+  const sender = parseMailbox(config.mailFrom);
+  const domain = sender.address.split('@')[1] ?? 'localhost';
+  const listLabel = slugify(config.newsletterName) || 'newsletter';
+  const mime = new IssueMime(
+    {
+      from: formatAddress(sender.address, sender.name),
+      subject: issue.subject,
+      listId: `${encodeWords(config.newsletterName, 'Q', 52)} <${listLabel}.${domain}>`,
+      feedbackId: `issue${issue.id}:send0:newsletter:broadside`,
+    },
+    { html: issue.html_template, text: issue.text_template },
+  );
+  const issueDate = formatIssueDate(new Date());
+  const build = (r: { id: number; email: string; name: string | null }) => {
+    const token = c.messageTokens.sign(r.id);
+    const unsubscribeUrl = c.links.unsubscribe(r.id);
+    const vars: IssueReaderVars = {
+      newsletter: config.newsletterName,
+      issue_date: issueDate,
+      greeting: r.name ? `Hi ${r.name},` : 'Hi,',
+      unsubscribe_url: unsubscribeUrl,
+      manage_url: c.links.manage(r.id),
+      postal_address: config.postalAddress ?? '',
+    };
+    return { to: r.email, raw: mime.build({ to: { address: r.email, name: r.name }, messageId: `${token}@${domain}`, messageToken: token, unsubscribeUrl, vars }) };
+  };
+
+  const { rows: first } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT 1');
+  const size = build(first[0]!).raw.length;
+  // Prebuilt for every message when they fit the budget; else a prefix of readers, cycled.
+  const distinct = Math.max(1, Math.min(count, Math.floor(CEILING_BUDGET_BYTES / size)));
+  const { rows: readers } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT $1', [distinct]);
+  let t = performance.now();
+  const messages = readers.map(build);
+  const buildUs = ((performance.now() - t) * 1000) / messages.length;
+
+  const poolSize = POOL * WORKERS;
+  const inflight = CONCURRENCY * WORKERS;
+  const mailer = createSmtpMailer({ smtpUrl: `smtp://127.0.0.1:${sink.port}`, from: config.mailFrom, poolSize });
+  let next = 0;
+  let errors = 0;
+  const cpu0 = process.cpuUsage();
+  const sinkCpu0 = await cpuOf(sink.pid);
+  t = performance.now();
+  await Promise.all(
+    Array.from({ length: inflight }, async () => {
+      while (next < count) {
+        const m = messages[next++ % messages.length]!;
+        try {
+          await mailer.sendRaw({ envelope: { from: sender.address, to: m.to }, raw: m.raw });
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const ms = performance.now() - t;
+  const cpu = process.cpuUsage(cpu0);
+  const sinkCpu = (await cpuOf(sink.pid)) - sinkCpu0;
+  await mailer.close();
+  return { sent: count - errors, errors, distinct: messages.length, ms, poolSize, inflight, buildUs, bytes: size, cpu: (cpu.user + cpu.system) / 1e6, sinkCpu };
+}
+
+// ── 4. end to end: worker processes, a real send ─────────────────────────────────────────────
+
+type Worker = { child: ChildProcess; pid: number; warnings: string[]; lines: number };
+type Sample = { t: number; rss: number[]; redis: number };
+
+function spawnWorker(w: World, index: number): Worker {
+  // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the workers.
+  const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/bin/worker.ts')], {
+    cwd: root,
+    env: { ...process.env, ...w.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const worker: Worker = { child, pid: child.pid!, warnings: [], lines: 0 };
+  const collect = (d: Buffer) => {
+    for (const line of d.toString().split('\n')) {
+      if (!line.trim()) continue;
+      worker.lines++;
+      if (worker.warnings.length < 5) worker.warnings.push(`worker ${index + 1}: ${line.slice(0, 300)}`);
+    }
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  onCleanup(`worker ${index + 1}`, () => stopChild(child, 30_000));
+  return worker;
+}
+
+async function runEndToEnd(w: World, sink: Sink) {
+  const { c } = w;
+  const redis = new Redis(REDIS_URL);
+  onCleanup('sampler redis', async () => redis.disconnect());
+  const queuePrefix = w.env.QUEUE_PREFIX!;
+
+  let t = performance.now();
+  const workers = Array.from({ length: WORKERS }, (_, i) => spawnWorker(w, i));
+  // Ready when every process has its deliver worker connected to Redis.
+  for (;;) {
+    const dead = workers.find((wk) => wk.child.exitCode !== null);
+    if (dead) throw new Error(`a worker exited at start (${dead.child.exitCode}): ${dead.warnings.join('\n')}`);
+    if ((await c.queues.deliver.getWorkersCount()) >= WORKERS) break;
+    if (performance.now() - t > 60_000) throw new Error('the workers did not connect within 60 s');
+    await sleep(100);
+  }
+  log(`${WORKERS} worker processes ready in ${secs(performance.now() - t)} (pids ${workers.map((wk) => wk.pid).join(', ')})`);
+  await sleep(500); // let their start-up settle (supervisor pass, first connections)
+
+  const idleRss = await Promise.all(workers.map(async (wk) => (await memoryOf(wk.pid))?.rss ?? 0));
+  const redisBaseline = await redisUsedMemory(redis);
+  const sinkBefore = sink.received();
+  const cpu0 = { workers: await Promise.all(workers.map((wk) => cpuOf(wk.pid))), sink: await cpuOf(sink.pid), redis: await redisCpu(redis), self: process.cpuUsage() };
+
+  // Sampling: memory of every worker and of Redis every 250 ms; our keys (SCAN + MEMORY USAGE
+  // of each, which costs Redis a little) every 8 s.
+  const samples: Sample[] = [];
+  let prefixPeak = { keys: 0, bytes: 0 };
+  let sampling = true;
+  const sampler = (async () => {
+    for (let tick = 0; sampling; tick++) {
+      try {
+        const rss = await Promise.all(workers.map(async (wk) => (await memoryOf(wk.pid))?.rss ?? 0));
+        samples.push({ t: Date.now(), rss, redis: await redisUsedMemory(redis) });
+        if (tick % 32 === 0) {
+          const p = await prefixMemory(redis, queuePrefix);
+          if (p.bytes > prefixPeak.bytes) prefixPeak = p;
+        }
+      } catch (err) {
+        if (cleaning) return; // interrupted: the connections are going away
+        throw err;
+      }
+      await sleep(SAMPLE_MS);
+    }
+  })();
+  onCleanup('sampler', async () => {
+    sampling = false;
+    await sampler.catch(() => undefined);
+  });
+
+  // Trigger, as POST /api/issues/:id/send does.
+  const triggeredAt = Date.now();
+  const { send } = await triggerSend(c, w.issueId, null);
+  let fanoutDoneAt: number | undefined;
+  let status = send.status as string;
+  const deadline = triggeredAt + TIMEOUT_S * 1000;
+  while (status === 'sending') {
+    const dead = workers.find((wk) => wk.child.exitCode !== null || wk.child.signalCode !== null);
+    if (dead) throw new Error(`worker ${dead.pid} died during the send: ${dead.warnings.join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`the send did not finish within ${TIMEOUT_S} s (--timeout)`);
+    await sleep(STATUS_POLL_MS);
+    const { rows } = await c.pool.query<{ status: string; fanout_done: boolean }>('SELECT status, fanout_done FROM sends WHERE id = $1', [send.id]);
+    status = rows[0]!.status;
+    if (rows[0]!.fanout_done && fanoutDoneAt === undefined) fanoutDoneAt = Date.now();
+  }
+  const doneAt = Date.now();
+  sampling = false;
+  await sampler;
+  if (status !== 'done') throw new Error(`the send ended ${status}`);
+
+  const cpu1 = { workers: await Promise.all(workers.map((wk) => cpuOf(wk.pid))), sink: await cpuOf(sink.pid), redis: await redisCpu(redis), self: process.cpuUsage(cpu0.self) };
+  // Postgres backends serving this database (the workers' pools and ours), CPU since they started.
+  const { rows: backends } = await c.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+  const pgCpu = (await Promise.all(backends.map((b) => cpuOf(b.pid)))).reduce((a, b) => a + b, 0);
+  const peaks = await Promise.all(workers.map(async (wk) => (await memoryOf(wk.pid))?.hwm ?? 0));
+
+  // Everything below comes from the message rows.
+  const final = (await findSend(c.pool, send.id))!;
+  const progress = await progressOf(c.pool, send.id);
+  const { rows: [lat] } = await c.pool.query<{ p: number[]; mean: number }>(
+    `SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM submitted_at - claimed_at)) AS p,
+            avg(extract(epoch FROM submitted_at - claimed_at))::float8 AS mean
+       FROM messages WHERE send_id = $1 AND status = 'submitted'`,
+    [send.id],
+  );
+  // When a quarter, half, three quarters and all of the messages had been submitted.
+  const { rows: [quart] } = await c.pool.query<{ at: Date[] }>(
+    `SELECT percentile_disc(ARRAY[0.25, 0.5, 0.75, 1.0]) WITHIN GROUP (ORDER BY submitted_at) AS at
+       FROM messages WHERE send_id = $1 AND status = 'submitted'`,
+    [send.id],
+  );
+  const { rows: [during] } = await c.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM messages WHERE send_id = $1 AND status = 'submitted' AND submitted_at <= $2`,
+    [send.id, new Date(fanoutDoneAt ?? doneAt)],
+  );
+  // A moment for the sink's counter line to arrive.
+  await sleep(300);
+  const sinkReceived = sink.received() - sinkBefore;
+
+  t = performance.now();
+  await Promise.all(workers.map((wk) => stopChild(wk.child, 30_000)));
+  const stopMs = performance.now() - t;
+
+  const rssAt = (when: number) => (samples.find((s) => s.t >= when) ?? samples[samples.length - 1]!).rss;
+  return {
+    send: final,
+    progress,
+    triggeredAt,
+    fanoutDoneAt,
+    doneAt,
+    latency: { p50: lat!.p?.[0] ?? NaN, p99: lat!.p?.[1] ?? NaN, mean: lat!.mean },
+    submittedDuringFanout: during!.n,
+    rssQuartiles: (quart!.at ?? []).map((d) => rssAt(d.getTime())),
+    rssPeakSampled: workers.map((_, i) => Math.max(0, ...samples.map((s) => s.rss[i]!))),
+    rssPeakAt: workers.map((_, i) => samples.reduce((best, s) => (s.rss[i]! > best.rss[i]! ? s : best), samples[0]!).t - triggeredAt),
+    rssHwm: peaks,
+    idleRss,
+    redisBaseline,
+    redisPeak: Math.max(redisBaseline, ...samples.map((s) => s.redis)),
+    prefixPeak,
+    samples: samples.length,
+    sinkReceived,
+    cpu: {
+      workers: cpu1.workers.map((x, i) => x - cpu0.workers[i]!),
+      sink: cpu1.sink - cpu0.sink,
+      redis: cpu1.redis - cpu0.redis,
+      postgres: pgCpu,
+      self: (cpu1.self.user + cpu1.self.system) / 1e6,
+    },
+    warnings: workers.flatMap((wk) => wk.warnings),
+    workerLines: workers.reduce((a, wk) => a + wk.lines, 0),
+    stopMs,
+  };
+}
+
+// ── 5. fan-out only ──────────────────────────────────────────────────────────────────────────
+
+async function runFanoutOnly(w: World) {
+  const { c } = w;
+  // The send, without its fan-out job: nothing else touches it while we time the batches.
+  const created = await createSend(c.pool, w.issueId, null);
+  const sendId = created!.send.id;
+  const batchMs: number[] = [];
+  const t0 = performance.now();
+  for (;;) {
+    // One step of src/sending/fanout.ts: read the send (its checkpoint), write the next batch.
+    const t = performance.now();
+    const send = (await findSend(c.pool, sendId))!;
+    const batch = await fanOutBatch(c.pool, send, FANOUT_BATCH);
+    batchMs.push(performance.now() - t);
+    if (!batch) throw new Error('fanOutBatch did nothing: the send is not sending, or its checkpoint moved');
+    if (batch.done) break;
+  }
+  const ms = performance.now() - t0;
+  const send = (await findSend(c.pool, sendId))!;
+  const { rows: [count] } = await c.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE send_id = $1', [sendId]);
+  const { rows: [size] } = await c.pool.query<{ table: string; indexes: string }>(
+    `SELECT pg_size_pretty(pg_table_size('messages')) AS table, pg_size_pretty(pg_indexes_size('messages')) AS indexes`,
+  );
+  return { ms, batchMs, total: send.total, rows: count!.n, size: size! };
+}
+
+// ── main ─────────────────────────────────────────────────────────────────────────────────────
+
+async function main(): Promise<void> {
+  const mode = flags['fanout-only'] ? 'fan-out only' : 'end to end';
+  console.log(`Broadside send benchmark — ${mode} (node ${process.version}, ${fmt(READERS)} readers)\n`);
+
+  if (flags['fanout-only']) {
+    const w = await createWorld('smtp://127.0.0.1:9');
+    const r = await runFanoutOnly(w);
+    console.log(`\nFan-out of ${fmt(READERS)} readers (batches of ${fmt(FANOUT_BATCH)}, one INSERT … SELECT each, as src/sending/fanout.ts):\n`);
+    console.log(table([
+      ['message rows written', fmt(r.rows), r.rows === READERS && r.total === READERS ? 'ok (= readers = sends.total)' : `MISMATCH: readers ${READERS}, sends.total ${r.total}`],
+      ['fan-out time', secs(r.ms), READERS >= 1_000_000 ? `target < 60 s for 1,000,000 (${r.ms < 60_000 ? 'met' : 'MISSED'})` : `${secs((r.ms * 1_000_000) / READERS)} per 1,000,000 at this rate (target < 60 s)`],
+      ['rows per second', fmt((r.rows / r.ms) * 1000)],
+      ['batches', fmt(r.batchMs.length)],
+      ['per batch p50 / p90 / max', `${percentile(r.batchMs, 0.5).toFixed(0)} / ${percentile(r.batchMs, 0.9).toFixed(0)} / ${Math.max(...r.batchMs).toFixed(0)} ms`],
+      ['messages table / indexes', `${r.size.table} / ${r.size.indexes}`],
+    ]));
+    return;
+  }
+
+  const sink = await startSink();
+  log(`SMTP sink: ${sink.name} on 127.0.0.1:${sink.port}`);
+  const w = await createWorld(`smtp://127.0.0.1:${sink.port}`);
+
+  let ceiling: Ceiling | undefined;
+  if (CEILING_READERS > 0) {
+    log(`ceiling: ${fmt(CEILING_READERS)} prebuilt messages through one pooled nodemailer transport…`);
+    ceiling = await runCeiling(w, sink, CEILING_READERS);
+    log(`ceiling: ${fmt((ceiling.sent / ceiling.ms) * 1000)} messages/s`);
+  }
+
+  log(`end to end: ${WORKERS} workers × DELIVERY_CONCURRENCY ${CONCURRENCY}, SMTP_POOL_SIZE ${POOL}, SEND_WINDOW ${w.config.sendWindow}…`);
+  const e = await runEndToEnd(w, sink);
+  const total = e.send.total;
+  const sendMs = e.send.finished_at!.getTime() - e.send.started_at!.getTime();
+  const rate = (total / sendMs) * 1000;
+  const fanoutMs = e.fanoutDoneAt !== undefined ? e.fanoutDoneAt - e.triggeredAt : NaN;
+  const ceilingRate = ceiling ? (ceiling.sent / ceiling.ms) * 1000 : NaN;
+  const afterFanout = total - e.submittedDuringFanout;
+  const afterMs = e.doneAt - (e.fanoutDoneAt ?? e.doneAt);
+
+  console.log(`\nSink: ${sink.name}`);
+  console.log(`Message: ${fmt(ceiling?.bytes ?? NaN)} bytes of MIME per reader (30 KB Markdown issue, HTML + text, quoted-printable)\n`);
+  if (ceiling) {
+    console.log(`Ceiling — one process, one pooled nodemailer transport (${ceiling.poolSize} connections = ${POOL} × ${WORKERS} workers), ${ceiling.inflight} messages in flight, no queue, no database:\n`);
+    console.log(table([
+      ['messages sent', `${fmt(ceiling.sent)}${ceiling.errors ? ` (${ceiling.errors} errors)` : ''}`, `${fmt(ceiling.distinct)} distinct prebuilt messages${ceiling.distinct < CEILING_READERS ? ', cycled' : ''} (built at ${ceiling.buildUs.toFixed(1)} µs each, not timed)`],
+      ['time', secs(ceiling.ms)],
+      ['messages per second', fmt(ceilingRate)],
+      ['CPU: sender process / sink', `${ceiling.cpu.toFixed(1)} s / ${ceiling.sinkCpu.toFixed(1)} s`, `${((ceiling.cpu * 1e6) / ceiling.sent).toFixed(0)} / ${((ceiling.sinkCpu * 1e6) / ceiling.sent).toFixed(0)} µs per message`],
+    ]));
+    console.log('');
+  }
+  const rssTargetMet = Math.max(...e.rssHwm) < 250 * 1024 * 1024;
+  const redisDelta = e.redisPeak - e.redisBaseline;
+  console.log(`End to end — ${WORKERS} worker processes × DELIVERY_CONCURRENCY ${CONCURRENCY}, SMTP_POOL_SIZE ${POOL}, SEND_WINDOW ${w.config.sendWindow}:\n`);
+  console.log(table([
+    ['messages (sends.total)', fmt(total), `submitted ${fmt(e.progress.submitted)}, failed ${e.progress.failed}, bounced ${e.progress.bounced}, cancelled ${e.progress.cancelled}; the sink counted ${fmt(e.sinkReceived)}`],
+    ['fan-out time (trigger → fanout_done)', secs(fanoutMs), `observed by polling every ${STATUS_POLL_MS} ms; rows written while delivery runs`],
+    ['send time (started_at → finished_at)', secs(sendMs)],
+    ['end to end messages per second', fmt(rate), `target ≥ 1,200 (stretch 1,500): ${rate >= 1500 ? 'stretch met' : rate >= 1200 ? 'met' : 'MISSED'}`],
+    ['  …of the ceiling', ceiling ? `${fmt((rate / ceilingRate) * 100)} %` : 'n/a', ceiling ? `target ≥ 60 %: ${rate / ceilingRate >= 0.6 ? 'met' : 'MISSED'}` : ''],
+    ['  …during fan-out / after it', `${fmt(e.submittedDuringFanout / (fanoutMs / 1000))} / ${afterMs > 0 ? fmt(afterFanout / (afterMs / 1000)) : 'n/a'}`, `messages/s (${fmt(e.submittedDuringFanout)} submitted before fanout_done)`],
+    ['per-message latency p50 / p99', `${(e.latency.p50 * 1000).toFixed(1)} / ${(e.latency.p99 * 1000).toFixed(1)} ms`, `mean ${(e.latency.mean * 1000).toFixed(1)} ms; submitted_at − claimed_at (see below)`],
+    ...e.rssHwm.map((hwm, i): [string, string, string] => [
+      `worker ${i + 1} peak RSS`,
+      mb(hwm),
+      `VmHWM; RSS idle before the send ${mb(e.idleRss[i]!)}, sampled peak ${mb(e.rssPeakSampled[i]!)} at +${(e.rssPeakAt[i]! / 1000).toFixed(1)} s; at 25/50/75/100 % submitted: ${e.rssQuartiles.map((q) => mb(q[i]!)).join(' / ')}`,
+    ]),
+    ['  worker memory target (< 250 MB)', rssTargetMet ? 'met' : 'MISSED'],
+    ['Redis used_memory, peak − baseline', mb(redisDelta), `baseline ${mb(e.redisBaseline)}, peak ${mb(e.redisPeak)} (whole server: other tenants count too); target < 100 MB: ${redisDelta < 100 * 1024 * 1024 ? 'met' : 'MISSED'}`],
+    ['Redis, our keys at their peak', mb(e.prefixPeak.bytes), `${fmt(e.prefixPeak.keys)} keys under the queue prefix (MEMORY USAGE, sampled every 8 s)`],
+    ['CPU seconds: workers', e.cpu.workers.map((x) => x.toFixed(1)).join(' + '), `${((e.cpu.workers.reduce((a, b) => a + b, 0) * 1e6) / total).toFixed(0)} µs per message`],
+    ['CPU seconds: sink / Redis / Postgres', `${e.cpu.sink.toFixed(1)} / ${e.cpu.redis.toFixed(1)} / ${e.cpu.postgres.toFixed(1)}`, `Redis: whole server; Postgres: this database's backends; of ${((e.doneAt - e.triggeredAt) / 1000 * 2).toFixed(1)} core-seconds on 2 cores`],
+    ['CPU seconds: this process (sampling)', e.cpu.self.toFixed(1)],
+    ['samples', fmt(e.samples), `every ${SAMPLE_MS} ms`],
+    ['worker shutdown (SIGTERM → exit)', secs(e.stopMs)],
+  ]));
+  console.log(`
+  Latency is measured per message from its claim (the UPDATE queued → sending, claimed_at) to
+  the batched status write (sending → submitted, submitted_at): building its MIME, waiting for a
+  pooled SMTP connection, the SMTP transaction and up to 10 ms of group commit. Time spent
+  waiting in the queue before the claim is not included.`);
+  if (e.workerLines > 0) {
+    console.log(`\n  The workers printed ${e.workerLines} line(s) (LOG_LEVEL=warn); the first:\n    ${e.warnings.join('\n    ')}`);
+  }
+  if (e.progress.submitted !== READERS || e.sinkReceived < total) {
+    console.log(`\n  WARNING: ${fmt(READERS)} readers, ${fmt(e.progress.submitted)} submitted, ${fmt(e.sinkReceived)} received by the sink.`);
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  // Interrupted: the cleanup closed what main was using; its error says nothing.
+  if (!cleaning) process.stderr.write(`\nbench:send failed: ${(err as Error).stack ?? err}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanUp();
+}

@@ -1,0 +1,71 @@
+// A discarding SMTP server for `npm run bench:send` when Postfix's smtp-sink is not installed:
+// accepts every message, reads it to the end, throws it away and answers 250 at once.
+//
+//   tsx bench/sink.ts [--port 0] [--host 127.0.0.1]
+//
+// Prints `listening <port>` once ready, then a counter line like smtp-sink's `-c` output
+// (`sess=<sessions> quit=<quits> mesg=<messages>`) whenever it changed, at most every 250 ms
+// and once more on SIGTERM/SIGINT, so the benchmark can check what arrived.
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { SMTPServer } from 'smtp-server';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+  },
+});
+
+let sessions = 0;
+let quits = 0;
+let messages = 0;
+
+const server = new SMTPServer({
+  logger: false,
+  authOptional: true,
+  disabledCommands: ['AUTH', 'STARTTLS'],
+  // Large enough for any issue; announced in EHLO, never enforced against us.
+  size: 64 * 1024 * 1024,
+  banner: 'bench sink',
+  onConnect(_session, cb) {
+    sessions++;
+    cb();
+  },
+  onClose() {
+    quits++;
+  },
+  onData(stream, _session, cb) {
+    // Drain without keeping anything; answer as soon as the final dot has been read.
+    stream.on('data', () => {});
+    stream.on('end', () => {
+      messages++;
+      cb();
+    });
+  },
+});
+server.on('error', (err) => process.stderr.write(`sink error: ${err.message}\n`));
+
+const counters = () => `sess=${sessions} quit=${quits} mesg=${messages}`;
+let printed = '';
+const report = () => {
+  const line = counters();
+  if (line !== printed) process.stdout.write(`${line}\n`);
+  printed = line;
+};
+
+server.listen(Number(values.port), values.host, () => {
+  const { port } = server.server.address() as AddressInfo;
+  process.stdout.write(`listening ${port}\n`);
+});
+const timer = setInterval(report, 250);
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    clearInterval(timer);
+    report();
+    server.close(() => process.exit(0));
+    // Pooled clients keep their connections open: do not wait for them.
+    setTimeout(() => process.exit(0), 500).unref();
+  });
+}
