@@ -24,6 +24,9 @@ CREATE TABLE sends (
   -- Feeding: every message with id <= fed_cursor that was queued has had its job added.
   -- Reset (lowered) when jobs may have been lost: BullMQ's job ids keep re-adding harmless.
   fed_cursor     bigint NOT NULL DEFAULT 0,
+  -- Part of every deliver job id; raised when the feed starts again from 0 (lost jobs, resume),
+  -- so no stale job left under an old id in Redis can block a message from being fed again.
+  feed_generation integer NOT NULL DEFAULT 0,
   -- Message rows written by the fan-out: the audience size once fanout_done.
   total          integer NOT NULL DEFAULT 0,
   CONSTRAINT sends_issue_key UNIQUE (issue_id)

@@ -21,8 +21,12 @@ export type DeliverJob = { messageId: number; sendId: number };
 
 /** At most one fan-out job per send is known to BullMQ at a time. */
 export const fanoutJobId = (sendId: number) => `send-${sendId}`;
-/** At most one job per message: re-adding after a crash or a lost Redis is harmless. */
-export const deliverJobId = (messageId: number) => `m-${messageId}`;
+/**
+ * One job per message per claim and feed generation: feeding a message again is a no-op while its
+ * job exists, yet a message queued again after a dead worker's claim (attempts moved on) or fed
+ * again after Redis lost its jobs (generation moved on) gets a new job, not a stale id.
+ */
+export const deliverJobId = (messageId: number, attempts: number, generation: number) => `m-${messageId}-${attempts}-${generation}`;
 
 export type ReaderMailJob =
   | { kind: 'confirmation'; subscriberId: number }

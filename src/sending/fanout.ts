@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container } from '../container.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
-import { fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, startScheduled } from './queries.js';
+import { fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, refeed, startScheduled } from './queries.js';
 
 /** Readers given message rows per statement. */
 export const FANOUT_BATCH = 10_000;
@@ -9,6 +9,8 @@ export const FANOUT_BATCH = 10_000;
 const FEED_CHUNK = 1_000;
 /** Pause between checks when there is nothing to write or feed. */
 const IDLE_MS = 200;
+/** Lost jobs are looked for again no sooner than this after feeding them again. */
+const REFEED_AFTER_MS = 5_000;
 
 export type FanoutEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'gone' | 'busy' | 'stopping';
 
@@ -45,6 +47,7 @@ export async function runFanout(c: Container, sendId: number, stopping: () => bo
 async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boolean): Promise<FanoutEnd> {
   const { pool, queues, log } = c;
   const window = c.config.sendWindow;
+  let lastRefeed = 0;
   while (!stopping()) {
     const send = await findSend(pool, sendId);
     if (!send) return 'gone';
@@ -76,7 +79,7 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
         await queues.deliver.addBulk(next.map((m) => ({
           name: 'deliver',
           data: { messageId: m.id, sendId } satisfies DeliverJob,
-          opts: { jobId: deliverJobId(m.id) },
+          opts: { jobId: deliverJobId(m.id, m.attempts, send.feed_generation) },
         })));
         await moveFedCursor(pool, sendId, send.fed_cursor, next[next.length - 1]!.id);
         worked = true;
@@ -88,11 +91,12 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
         log.info({ sendId, issueId: send.issue_id }, 'send done');
         return 'done';
       }
-      if (await hasFedQueued(pool, sendId, send.fed_cursor)) {
+      if (Date.now() - lastRefeed > REFEED_AFTER_MS && await hasFedQueued(pool, sendId, send.fed_cursor)) {
         // Fed, still queued, and no job anywhere: Redis lost them (flushed, or restarted
-        // without persistence). Feed them again from Postgres.
+        // without persistence). Feed them again from Postgres, under new job ids.
         log.warn({ sendId }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
-        await moveFedCursor(pool, sendId, send.fed_cursor, 0);
+        lastRefeed = Date.now();
+        await refeed(pool, sendId, send.fed_cursor);
         continue;
       }
     }

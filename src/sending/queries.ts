@@ -20,6 +20,7 @@ export type SendRow = {
   fanout_cursor: number;
   fanout_done: boolean;
   fed_cursor: number;
+  feed_generation: number;
   total: number;
 };
 
@@ -123,12 +124,12 @@ export async function fanOutBatch(pool: Pool, send: Pick<SendRow, 'id' | 'fanout
   return row ? { inserted: row.inserted, done: row.fanout_done } : undefined;
 }
 
-export type ToFeed = { id: number; subscriber_id: number };
+export type ToFeed = { id: number; attempts: number };
 
 /** The next queued messages after the feeding checkpoint, in id order. */
 export async function queuedAfter(pool: Pool, sendId: number, afterId: number, limit: number): Promise<ToFeed[]> {
   const { rows } = await pool.query<ToFeed>(
-    `SELECT id, subscriber_id FROM messages
+    `SELECT id, attempts FROM messages
       WHERE send_id = $1::bigint AND status = 'queued' AND id > $2::bigint
       ORDER BY id LIMIT $3::int`,
     [sendId, afterId, limit],
@@ -139,6 +140,15 @@ export async function queuedAfter(pool: Pool, sendId: number, afterId: number, l
 /** Moves the feeding checkpoint, unless someone lowered it meanwhile (then the feeder re-reads). */
 export async function moveFedCursor(pool: Pool, sendId: number, from: number, to: number): Promise<boolean> {
   const { rowCount } = await pool.query('UPDATE sends SET fed_cursor = $3::bigint WHERE id = $1::bigint AND fed_cursor = $2::bigint', [sendId, from, to]);
+  return rowCount === 1;
+}
+
+/** Feeds everything queued again from the start, under a new generation of job ids. */
+export async function refeed(pool: Pool, sendId: number, from: number): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    'UPDATE sends SET fed_cursor = 0, feed_generation = feed_generation + 1 WHERE id = $1::bigint AND fed_cursor = $2::bigint',
+    [sendId, from],
+  );
   return rowCount === 1;
 }
 
@@ -214,10 +224,14 @@ export async function pauseSend(pool: Pool, id: number): Promise<SendRow | undef
   return rows[0];
 }
 
-/** Resumes a paused send; its queued messages are fed again from the start (job ids dedupe). */
+/**
+ * Resumes a paused send; its queued messages are fed again from the start. A job of the paused
+ * feed that still waits only finds its message claimed or already sent.
+ */
 export async function resumeSend(pool: Pool, id: number): Promise<SendRow | undefined> {
   const { rows } = await pool.query<SendRow>(
-    `UPDATE sends SET status = 'sending', fed_cursor = 0, updated_at = now() WHERE id = $1::bigint AND status = 'paused' RETURNING *`,
+    `UPDATE sends SET status = 'sending', fed_cursor = 0, feed_generation = feed_generation + 1, updated_at = now()
+      WHERE id = $1::bigint AND status = 'paused' RETURNING *`,
     [id],
   );
   return rows[0];

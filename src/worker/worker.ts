@@ -64,6 +64,9 @@ export function startWorkers(c: Container): RunningWorker {
   const deliver: Worker<DeliverJob> = new Worker<DeliverJob>(
     queueNames.deliver,
     async (job) => {
+      // A job whose data Redis lost (only its id survived) can deliver nothing; the fan-out
+      // feeds its message again under a new id.
+      if (!Number.isSafeInteger(job.data?.messageId)) throw new UnrecoverableError(`job ${job.id} has no message id`);
       try {
         const outcome = await deliverer.deliver(job.data, { isLast: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) });
         if (outcome !== 'submitted') c.log.debug({ jobId: job.id, messageId: job.data.messageId, outcome }, 'message not submitted');
