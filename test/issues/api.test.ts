@@ -7,8 +7,10 @@ import type { LightMyRequestResponse } from 'fastify';
 import { parseIssueFile } from '../../src/issues/issue-file.js';
 import { escapeHtml } from '../../src/rendering/escape.js';
 import { createTestContext, useTestContext, type TestContext } from '../support/context.js';
+import { editor, type Issue, type Method } from '../support/editor.js';
 
 const t = useTestContext();
+const { api, createIssue: create, publish } = editor(t);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sample = parseIssueFile(readFileSync(path.join(root, 'sample/issue.md'), 'utf8'));
@@ -21,32 +23,11 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const SLUG = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
-type Issue = {
-  id: number; slug: string; subject: string; preheader: string; status: 'draft' | 'published';
-  createdAt: string; updatedAt: string; publishedAt: string | null; webUrl: string;
-  sections: { id: string; title: string }[]; htmlBytes: number; warnings: string[]; markdown?: string;
-};
 type Page = { items: Issue[]; nextCursor: string | null };
-
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
-const api = (method: Method, url: string, payload?: unknown) =>
-  t.app.inject({ method, url, headers: t.auth, ...(payload !== undefined ? { payload: payload as object } : {}) });
 
 /** A JSON body sent as is (inject would otherwise serialise objects itself). */
 const raw = (method: Method, url: string, body: string, contentType = 'application/json') =>
   t.app.inject({ method, url, headers: { ...t.auth, 'content-type': contentType }, payload: body });
-
-async function create(input: { subject: string; markdown: string; preheader?: string }): Promise<Issue> {
-  const res = await api('POST', '/api/issues', input);
-  if (res.statusCode !== 201) throw new Error(`POST /api/issues: ${res.statusCode} ${res.body}`);
-  return res.json() as Issue;
-}
-
-async function publish(id: number): Promise<Issue> {
-  const res = await api('POST', `/api/issues/${id}/publish`);
-  expect(res.statusCode).toBe(200);
-  return res.json() as Issue;
-}
 
 /** The error envelope, with the status and (when given) the code expected. */
 function expectError(res: LightMyRequestResponse, status: number, code?: string): { code: string; message: string; details?: unknown } {

@@ -7,35 +7,22 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { parseIssueFile } from '../../src/issues/issue-file.js';
 import { escapeHtml } from '../../src/rendering/escape.js';
 import { useTestContext } from '../support/context.js';
+import { editor, type Issue, type IssueInput } from '../support/editor.js';
 
 const t = useTestContext();
+const { api, createIssue: create, publish } = editor(t);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sample = parseIssueFile(readFileSync(path.join(root, 'sample/issue.md'), 'utf8'));
 
-type Issue = { id: number; slug: string; subject: string; preheader: string; status: string; publishedAt: string | null; sections: { id: string; title: string }[] };
 type Summary = { slug: string; subject: string; preheader: string; publishedAt: string; url: string };
 type ArchivePage = { items: Summary[]; older: string | null };
 type WebVersion = Summary & { html: string };
 
-const api = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
-  t.app.inject({ method, url, headers: t.auth, ...(payload !== undefined ? { payload: payload as object } : {}) });
 const asJson = (url: string) => t.app.inject({ method: 'GET', url, headers: { accept: 'application/json' } });
 const asBrowser = (url: string) => t.app.inject({ method: 'GET', url, headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' } });
 
-async function create(input: { subject: string; markdown: string; preheader?: string }): Promise<Issue> {
-  const res = await api('POST', '/api/issues', input);
-  if (res.statusCode !== 201) throw new Error(`POST /api/issues: ${res.statusCode} ${res.body}`);
-  return res.json() as Issue;
-}
-
-async function publish(id: number): Promise<Issue> {
-  const res = await api('POST', `/api/issues/${id}/publish`);
-  if (res.statusCode !== 200) throw new Error(`publish: ${res.statusCode} ${res.body}`);
-  return res.json() as Issue;
-}
-
-const createPublished = async (input: { subject: string; markdown: string; preheader?: string }) => publish((await create(input)).id);
+const createPublished = async (input: IssueInput) => publish((await create(input)).id);
 
 function expectHtml(res: LightMyRequestResponse, status: number): string {
   expect([res.statusCode, res.headers['content-type']]).toEqual([status, 'text/html; charset=utf-8']);

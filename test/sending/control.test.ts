@@ -1,33 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import { REDIS_URL, useTestContext, type TestContext } from '../support/context.js';
-import { headerOf, type ReceivedMail } from '../support/smtp-sink.js';
-
-type Issue = { id: number; slug: string };
-type Progress = {
-  id: number; status: string; scheduledAt: string; startedAt: string | null; finishedAt: string | null; fanoutDone: boolean;
-  total: number; queued: number; sending: number; submitted: number; sent: number; failed: number; bounced: number; cancelled: number;
-  etaSeconds: number | null;
-};
-
-/** Polls `probe` until it returns something truthy, or fails after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | false | null | undefined> | T | false | null | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
+import { copiesOf, editor, until, type Issue } from '../support/editor.js';
+import type { ReceivedMail } from '../support/smtp-sink.js';
 
 function helpers(t: TestContext) {
-  const api = (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: unknown): Promise<LightMyRequestResponse> =>
-    t.app.inject({ method, url, headers: t.auth, ...(payload !== undefined ? { payload: payload as object } : {}) });
-  const h = {
-    api,
+  return {
+    ...editor(t),
     async addReaders(n: number, tag: string): Promise<{ id: number; email: string }[]> {
       const { rows } = await t.c.pool.query(
         `INSERT INTO subscribers (email, email_normalized, name, status, confirmed_at, consent_source)
@@ -38,34 +18,7 @@ function helpers(t: TestContext) {
       );
       return rows;
     },
-    async createIssue(subject: string): Promise<Issue> {
-      const res = await api('POST', '/api/issues', { subject, markdown: `Intro of ${subject}.\n\n## Section\n\nText.` });
-      if (res.statusCode !== 201) throw new Error(`POST /api/issues: ${res.statusCode} ${res.body}`);
-      return res.json() as Issue;
-    },
-    async trigger(issueId: number, body: unknown = {}): Promise<Progress> {
-      const res = await api('POST', `/api/issues/${issueId}/send`, body);
-      expect([res.statusCode, res.body]).toEqual([202, expect.any(String)]);
-      return res.json() as Progress;
-    },
-    async control(issueId: number, action: 'pause' | 'resume' | 'cancel'): Promise<{ status: number; body: Progress & { error?: { code: string } } }> {
-      const res = await api('POST', `/api/issues/${issueId}/send/${action}`);
-      return { status: res.statusCode, body: res.json() };
-    },
-    async progress(issueId: number): Promise<Progress> {
-      const res = await api('GET', `/api/issues/${issueId}/send`);
-      expect(res.statusCode).toBe(200);
-      return res.json() as Progress;
-    },
-    waitForStatus(issueId: number, status: string, timeoutMs = 20_000): Promise<Progress> {
-      return until(`send of issue ${issueId} to be ${status}`, async () => {
-        const p = await h.progress(issueId);
-        return p.status === status && p;
-      }, timeoutMs);
-    },
-    copiesOf(sendId: number): ReceivedMail[] {
-      return t.smtp.messages.filter((m) => (headerOf(m, 'feedback-id') ?? '').includes(`:send${sendId}:`));
-    },
+    copiesOf: (sendId: number) => copiesOf(t, sendId),
     async statusCounts(sendId: number): Promise<Record<string, number>> {
       const { rows } = await t.c.pool.query('SELECT status::text, count(*)::int AS n FROM messages WHERE send_id = $1 GROUP BY 1', [sendId]);
       return Object.fromEntries(rows.map((r) => [r.status, r.n]));
@@ -81,7 +34,6 @@ function helpers(t: TestContext) {
       });
     },
   };
-  return h;
 }
 
 /** How many copies each recipient got. */

@@ -1,10 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { LightMyRequestResponse } from 'fastify';
 import { SMTPServer } from 'smtp-server';
 import { escapeHtml } from '../../src/rendering/escape.js';
 import { createTestContext, pathOf, useTestContext, type TestContext } from '../support/context.js';
+import { copiesOf, editor, until, type Issue, type Progress } from '../support/editor.js';
 import { headerOf, type ReceivedMail } from '../support/smtp-sink.js';
 
 // Everything a subject line can trip over: &, quotes, |, <, emoji, em dash, non-ASCII.
@@ -23,30 +22,8 @@ const MARKDOWN = [
   '- Someone else stayed put.',
 ].join('\n');
 
-type Issue = { id: number; slug: string; subject: string; status: string };
-type Progress = {
-  id: number; issueId: number; status: string; scheduledAt: string; startedAt: string | null; finishedAt: string | null; fanoutDone: boolean;
-  total: number; queued: number; sending: number; submitted: number; sent: number; failed: number; bounced: number; cancelled: number;
-  ratePerSecond: number; etaSeconds: number | null;
-};
 type Reader = { id: number; email: string; name: string | null; status: string };
 type NewReader = { email: string; name?: string | null; status?: 'active' | 'pending' | 'unsubscribed' | 'bounced' };
-
-function apiOf(t: TestContext) {
-  return (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse> =>
-    t.app.inject({ method, url, headers: t.auth, ...(payload !== undefined ? { payload: payload as object } : {}) });
-}
-
-/** Polls `probe` until it returns something truthy, or fails after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | false | null | undefined> | T | false | null | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Readers written straight to the table: active ones confirmed a day ago. */
 async function addReaders(t: TestContext, readers: NewReader[]): Promise<Reader[]> {
@@ -67,34 +44,12 @@ async function addReaders(t: TestContext, readers: NewReader[]): Promise<Reader[
 }
 
 function helpers(t: TestContext) {
-  const api = apiOf(t);
+  const e = editor(t);
   return {
-    api,
-    async createIssue(subject = SUBJECT, markdown = MARKDOWN): Promise<Issue> {
-      const res = await api('POST', '/api/issues', { subject, markdown });
-      if (res.statusCode !== 201) throw new Error(`POST /api/issues: ${res.statusCode} ${res.body}`);
-      return res.json() as Issue;
-    },
-    async trigger(issueId: number, body: unknown = {}): Promise<Progress> {
-      const res = await api('POST', `/api/issues/${issueId}/send`, body);
-      expect([res.statusCode, res.body]).toEqual([202, expect.any(String)]);
-      return res.json() as Progress;
-    },
-    async progress(issueId: number): Promise<Progress> {
-      const res = await api('GET', `/api/issues/${issueId}/send`);
-      expect([res.statusCode, res.body]).toEqual([200, expect.any(String)]);
-      return res.json() as Progress;
-    },
-    async waitForStatus(issueId: number, status: string, timeoutMs = 20_000): Promise<Progress> {
-      return until(`send of issue ${issueId} to be ${status}`, async () => {
-        const p = (await api('GET', `/api/issues/${issueId}/send`)).json() as Progress;
-        return p.status === status && p;
-      }, timeoutMs);
-    },
-    /** Copies of one send in the sink, recognised by the Feedback-ID the send puts on them. */
-    copiesOf(sendId: number): ReceivedMail[] {
-      return t.smtp.messages.filter((m) => (headerOf(m, 'feedback-id') ?? '').includes(`:send${sendId}:`));
-    },
+    ...e,
+    /** A draft with the awkward subject and Markdown above, or the ones given. */
+    createIssue: (subject = SUBJECT, markdown = MARKDOWN) => e.createIssue({ subject, markdown }),
+    copiesOf: (sendId: number) => copiesOf(t, sendId),
     async messagesOf(sendId: number): Promise<{ id: number; subscriber_id: number; status: string; attempts: number; smtp_response: string | null }[]> {
       const { rows } = await t.c.pool.query(
         'SELECT id, subscriber_id, status::text, attempts, smtp_response FROM messages WHERE send_id = $1 ORDER BY id',
@@ -328,7 +283,7 @@ describe('a send to 200 active readers', () => {
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
       blocker.release();
-      await h.api('POST', `/api/issues/${raced.id}/send/cancel`);
+      await h.control(raced.id, 'cancel');
       await h.quiet();
     }
   });
@@ -422,13 +377,13 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     const { id: sendId } = await h.trigger(issue.id);
     await firstAttempt;
 
-    const paused = await h.api('POST', `/api/issues/${issue.id}/send/pause`);
-    expect([paused.statusCode, (paused.json() as Progress).status]).toEqual([200, 'paused']);
+    const paused = await h.control(issue.id, 'pause');
+    expect([paused.status, paused.body.status]).toEqual([200, 'paused']);
     expect((await h.messagesOf(sendId)).map((m) => m.subscriber_id)).toContain(leaver!.id);
     const unsub = await oneClick(t, t.c.links.unsubscribe(leaver!.id));
     expect(unsub.statusCode).toBe(200);
-    const resumed = await h.api('POST', `/api/issues/${issue.id}/send/resume`);
-    expect([resumed.statusCode, (resumed.json() as Progress).status]).toEqual([200, 'sending']);
+    const resumed = await h.control(issue.id, 'resume');
+    expect([resumed.status, resumed.body.status]).toEqual([200, 'sending']);
 
     const done = await h.waitForStatus(issue.id, 'done');
     expect(done).toMatchObject({ cancelled: 1, failed: 0, bounced: 0, queued: 0, sending: 0 });
@@ -502,8 +457,8 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     expect([unknown.statusCode, unknown.json().error.code]).toEqual([404, 'not_found']);
     const noSend = await h.api('GET', `/api/issues/${issue.id}/send`);
     expect([noSend.statusCode, noSend.json().error.code]).toEqual([404, 'not_found']);
-    for (const action of ['pause', 'resume', 'cancel']) {
-      expect((await h.api('POST', `/api/issues/${issue.id}/send/${action}`)).statusCode).toBe(404);
+    for (const action of ['pause', 'resume', 'cancel'] as const) {
+      expect((await h.control(issue.id, action)).status).toBe(404);
     }
     for (const [method, url] of [['POST', `/api/issues/${issue.id}/send`], ['GET', `/api/issues/${issue.id}/send`], ['POST', `/api/issues/${issue.id}/send/pause`]] as const) {
       const res = await t.app.inject({ method, url, payload: method === 'POST' ? {} : undefined });
@@ -582,7 +537,7 @@ describe('a relay that refuses the envelope sender', () => {
       expect((await h.messagesOf(sendId)).map((m) => m.status)).not.toContain('bounced');
       for (const r of readers) expect((await h.subscriber(r.id)).status).toBe('active');
     } finally {
-      await h.api('POST', `/api/issues/${issue.id}/send/cancel`);
+      await h.control(issue.id, 'cancel');
     }
   });
 });
