@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container } from '../container.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
-import { fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, refeed, startScheduled } from './queries.js';
+import { countQueued, fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, refeed, startScheduled } from './queries.js';
 
 /** Readers given message rows per statement. */
 export const FANOUT_BATCH = 10_000;
@@ -47,7 +47,12 @@ export async function runFanout(c: Container, sendId: number, stopping: () => bo
 async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boolean): Promise<FanoutEnd> {
   const { pool, queues, log } = c;
   const window = c.config.sendWindow;
+  // Queued messages that stop moving for this long while fed are taken to have lost their jobs,
+  // even if Redis still lists ids for them (a partial loss leaves ids without jobs).
+  const stallMs = Math.max(REFEED_AFTER_MS, 2 * c.config.retryDelaySeconds * 1000);
   let lastRefeed = 0;
+  let queuedSeen = -1;
+  let queuedSince = Date.now();
   while (!stopping()) {
     const send = await findSend(pool, sendId);
     if (!send) return 'gone';
@@ -86,16 +91,26 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
       }
     }
 
-    if (!worked && fanoutDone && waiting + counts.active! === 0) {
+    if (!worked && fanoutDone) {
+      // Done is decided by Postgres alone: a dead worker's jobs may linger in Redis as active.
       if (await finishIfDone(pool, sendId)) {
         log.info({ sendId, issueId: send.issue_id }, 'send done');
         return 'done';
       }
-      if (Date.now() - lastRefeed > REFEED_AFTER_MS && await hasFedQueued(pool, sendId, send.fed_cursor)) {
-        // Fed, still queued, and no job anywhere: Redis lost them (flushed, or restarted
-        // without persistence). Feed them again from Postgres, under new job ids.
-        log.warn({ sendId }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
+      const queued = await countQueued(pool, sendId);
+      if (queued !== queuedSeen) {
+        queuedSeen = queued;
+        queuedSince = Date.now();
+      }
+      const noJobs = waiting + counts.active! === 0;
+      const stalled = Date.now() - queuedSince > stallMs;
+      if ((noJobs || stalled) && Date.now() - lastRefeed > Math.max(REFEED_AFTER_MS, stallMs) && await hasFedQueued(pool, sendId, send.fed_cursor)) {
+        // Fed, still queued, and no job working on them: Redis lost them (flushed, restarted
+        // without persistence, or left ids without jobs). Feed them again from Postgres under
+        // new job ids; the window bounds what this adds, and claims keep any extra job harmless.
+        log.warn({ sendId, queued }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
         lastRefeed = Date.now();
+        queuedSince = Date.now();
         await refeed(pool, sendId, send.fed_cursor);
         continue;
       }

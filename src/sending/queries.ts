@@ -152,6 +152,11 @@ export async function refeed(pool: Pool, sendId: number, from: number): Promise<
   return rowCount === 1;
 }
 
+export async function countQueued(pool: Pool, sendId: number): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM messages WHERE send_id = $1::bigint AND status = 'queued'`, [sendId]);
+  return rows[0]!.n;
+}
+
 /** Whether queued messages exist at or before the feeding checkpoint (fed, yet still queued). */
 export async function hasFedQueued(pool: Pool, sendId: number, fedCursor: number): Promise<boolean> {
   const { rows } = await pool.query(

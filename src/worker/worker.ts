@@ -51,8 +51,9 @@ export function startWorkers(c: Container): RunningWorker {
       prefix: c.config.queuePrefix,
       concurrency: 4,
       // A fan-out runs as long as its send. If its process dies, BullMQ's stalled check hands
-      // it to another worker (after up to lockDuration), however often that happens.
-      lockDuration: 30_000,
+      // it to another worker (once its 10 s lock lapses), however often that happens.
+      lockDuration: 10_000,
+      stalledInterval: 5_000,
       maxStalledCount: 1_000_000,
     },
   );

@@ -1,0 +1,150 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { configVariables, type AppConfig } from '../../src/config/index.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Keep the tail of a chatty process's output, not all of it. */
+const OUTPUT_LIMIT = 256 * 1024;
+
+export type WorkerExit = { code: number | null; signal: NodeJS.Signals | null };
+
+/**
+ * The real worker entry point (`node --import tsx src/bin/worker.ts`, what `npm run
+ * start:worker` runs) in a child process of its own, so a test can SIGKILL it mid-send the way
+ * an operator's OOM killer or a pulled plug would.
+ */
+export type WorkerProcess = {
+  readonly name: string;
+  readonly pid: number;
+  /** Resolves once the process logged "worker started" (its BullMQ workers and supervisor run). */
+  readonly started: Promise<void>;
+  /** Resolves when the process has exited, however. */
+  readonly exited: Promise<WorkerExit>;
+  /** Whether the process is still running. */
+  readonly running: boolean;
+  /** Sends a signal (SIGKILL unless told); a no-op once the process has exited. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Everything it printed (stdout and stderr, the tail when long): for failure messages. */
+  output(): string;
+};
+
+const live = new Set<WorkerProcess>();
+let exitHookInstalled = false;
+
+/**
+ * The environment a worker process gets: the test context's configuration as the variables the
+ * service reads, then `overrides`. Every service variable of the outer environment is dropped
+ * first, so a developer's own SEND_RATE or SMTP_URL cannot leak into a test.
+ */
+export function workerEnv(config: AppConfig, overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of configVariables) delete env[name];
+  const fromConfig: Record<string, string | undefined> = {
+    DATABASE_URL: config.databaseUrl,
+    REDIS_URL: config.redisUrl,
+    SMTP_URL: config.smtpUrl,
+    QUEUE_PREFIX: config.queuePrefix,
+    SECRET: config.secret,
+    API_TOKEN: config.apiToken,
+    PUBLIC_URL: config.publicUrl,
+    MAIL_FROM: config.mailFrom,
+    POSTAL_ADDRESS: config.postalAddress,
+    DATA_DIR: config.dataDir,
+    // Info, not the test's (usually silent) level: the output is what explains a failure.
+    LOG_LEVEL: 'info',
+    SENDING_TIMEOUT_SECONDS: String(config.sendingTimeoutSeconds),
+    RETRY_DELAY_SECONDS: String(config.retryDelaySeconds),
+    SEND_RATE: String(config.sendRate),
+    DELIVERY_CONCURRENCY: String(config.deliveryConcurrency),
+    DELIVERY_ATTEMPTS: String(config.deliveryAttempts),
+    SEND_WINDOW: String(config.sendWindow),
+    SMTP_POOL_SIZE: String(config.smtpPoolSize),
+  };
+  for (const [k, v] of Object.entries(fromConfig)) if (v !== undefined) env[k] = v;
+  return { ...env, ...overrides };
+}
+
+/** Starts a worker process configured like the test context (see workerEnv). */
+export function startWorkerProcess(config: AppConfig, opts: { name?: string; env?: Record<string, string> } = {}): WorkerProcess {
+  const name = opts.name ?? `worker-${live.size + 1}`;
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/bin/worker.ts'], {
+    cwd: root,
+    env: workerEnv(config, opts.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let exit: WorkerExit | undefined;
+  let onStarted: () => void = () => undefined;
+  let onFailedToStart: (err: Error) => void = () => undefined;
+  const started = new Promise<void>((resolve, reject) => {
+    onStarted = resolve;
+    onFailedToStart = reject;
+  });
+  // A test that never awaits `started` must not get an unhandled rejection from it.
+  started.catch(() => undefined);
+
+  const append = (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    if (output.length > OUTPUT_LIMIT) output = '…' + output.slice(output.length - OUTPUT_LIMIT);
+    if (output.includes('"msg":"worker started"')) onStarted();
+  };
+  child.stdout!.on('data', append);
+  child.stderr!.on('data', append);
+
+  const exited = new Promise<WorkerExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      live.delete(proc);
+      onFailedToStart(new Error(`${name} exited (code ${code}, signal ${signal}) before it started:\n${output}`));
+      resolve(exit);
+    });
+    child.once('error', (err) => {
+      // spawn itself failed: there will be no 'exit'.
+      exit = { code: null, signal: null };
+      live.delete(proc);
+      output += `\nspawn error: ${err.message}`;
+      onFailedToStart(err);
+      resolve(exit);
+    });
+  });
+
+  const proc: WorkerProcess = {
+    name,
+    pid: child.pid ?? -1,
+    started,
+    exited,
+    get running() {
+      return exit === undefined;
+    },
+    kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (exit === undefined) child.kill(signal);
+    },
+    output: () => output,
+  };
+  live.add(proc);
+  installExitHook();
+  return proc;
+}
+
+/** SIGKILLs every worker process still running and waits until they are gone (for afterEach/afterAll). */
+export async function killAllWorkerProcesses(): Promise<void> {
+  const procs = [...live];
+  for (const p of procs) p.kill('SIGKILL');
+  await Promise.all(procs.map((p) => p.exited));
+}
+
+/** The outputs of the given processes, labelled, for a failure message. */
+export function outputsOf(procs: WorkerProcess[]): string {
+  return procs.map((p) => `----- ${p.name} (pid ${p.pid}) -----\n${p.output()}`).join('\n');
+}
+
+/** Last resort: if the test process itself goes away, take its children with it. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const p of live) p.kill('SIGKILL');
+  });
+}
