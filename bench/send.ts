@@ -65,8 +65,8 @@ const { values: flags } = parseArgs({
   options: {
     readers: { type: 'string', default: '100000' },
     workers: { type: 'string', default: '2' },
-    concurrency: { type: 'string', default: '20' },
-    pool: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '50' },
+    pool: { type: 'string', default: '20' },
     window: { type: 'string' },
     'ceiling-readers': { type: 'string' },
     sink: { type: 'string', default: 'auto' },
@@ -80,8 +80,8 @@ if (flags.help) {
   process.stdout.write(`npm run bench:send -- [flags]
   --readers N          active readers (default 100000)
   --workers N          worker processes (default 2)
-  --concurrency N      DELIVERY_CONCURRENCY of each worker (default 20)
-  --pool N             SMTP_POOL_SIZE of each worker (default 10); the ceiling uses N × workers
+  --concurrency N      DELIVERY_CONCURRENCY of each worker (default 50, the service's default)
+  --pool N             SMTP_POOL_SIZE of each worker (default 20, the service's default); the ceiling uses N × workers
   --window N           SEND_WINDOW (default: the service's default)
   --ceiling-readers N  messages sent by the ceiling (default min(readers, 20000); 0 skips it)
   --sink auto|postfix|node   which discarding SMTP server (default auto: smtp-sink when installed)
