@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../boot.js';
+import { parseMailbox } from '../config/mailbox.js';
 import { parseIssueFile } from '../issues/issue-file.js';
 import { createLogger } from '../log.js';
 
@@ -36,7 +37,7 @@ async function call(method: string, route: string, body?: unknown): Promise<Reco
 
 const issue = await call('POST', '/api/issues', parseIssueFile(await readFile(file, 'utf8')));
 await call('POST', `/api/issues/${issue.id}/publish`);
-const editor = process.env.SAMPLE_TO ?? (config.smtpUrl ? /<([^>]+)>/.exec(config.mailFrom)?.[1] ?? config.mailFrom : 'editor@example.com');
+const editor = process.env.SAMPLE_TO ?? (config.smtpUrl ? parseMailbox(config.mailFrom).address : 'editor@example.com');
 const test = await call('POST', `/api/issues/${issue.id}/test`, { to: [editor] });
 console.log(`Published issue ${issue.id} "${issue.subject}" (HTML ${((issue.htmlBytes as number) / 1024).toFixed(1)} KB)`);
 console.log(`  web version: ${issue.webUrl}`);

@@ -2,6 +2,7 @@
 // default and its parser; `parseConfig` reports every problem at once rather than the first.
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { parseMailbox } from './mailbox.js';
 
 export type Config = {
   port: number;
@@ -206,11 +207,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (dkim !== 0 && dkim !== 3) problems.push('DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY go together: set all three or none');
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as Config;
-  if (!config.newsletterName) config.newsletterName = displayName(config.mailFrom) ?? 'Newsletter';
+  if (!config.newsletterName) config.newsletterName = parseMailbox(config.mailFrom).name ?? 'Newsletter';
   return config;
 }
 
-function displayName(from: string): string | undefined {
-  const m = /^\s*"?([^"<]+?)"?\s*</.exec(from);
-  return m?.[1];
-}

@@ -1,7 +1,8 @@
 import slugify from '@sindresorhus/slugify';
+import { parseMailbox } from '../config/mailbox.js';
 import type { Container } from '../container.js';
 import type { DeliverJob } from '../queues/contract.js';
-import { formatIssueDate, type IssueReaderVars } from '../rendering/issue.js';
+import { formatIssueDate, greetingFor, type IssueReaderVars } from '../rendering/issue.js';
 import { findIssue } from '../issues/queries.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
@@ -29,12 +30,6 @@ export class TemporaryFailure extends Error {
 }
 
 type PreparedIssue = { mime: IssueMime; issueDate: string };
-
-/** The parts of MAIL_FROM: `Name <address>` or a bare address. */
-export function parseMailbox(mailbox: string): { name: string | null; address: string } {
-  const m = /^\s*"?([^"<]*?)"?\s*<([^<>\s]+)>\s*$/.exec(mailbox);
-  return m ? { name: m[1] || null, address: m[2]! } : { name: null, address: mailbox.trim() };
-}
 
 const CACHED_ISSUES = 8;
 
@@ -71,7 +66,7 @@ export class Deliverer {
     const vars: IssueReaderVars = {
       newsletter: c.config.newsletterName,
       issue_date: issue.issueDate,
-      greeting: claim.name ? `Hi ${claim.name},` : 'Hi,',
+      greeting: greetingFor(claim.name),
       unsubscribe_url: unsubscribeUrl,
       manage_url: c.links.manage(claim.subscriber_id),
       postal_address: c.config.postalAddress ?? '',

@@ -21,8 +21,6 @@ export type IssueMimeHeaders = {
   listId: string;
   /** `Feedback-ID` value (Gmail's feedback loop), identifying issue and send. */
   feedbackId: string;
-  /** Extra fixed headers, e.g. `X-Broadside-Test`. */
-  extra?: Record<string, string>;
 };
 
 export type ReaderCopy = {
@@ -88,7 +86,6 @@ export class IssueMime {
         + 'List-Unsubscribe-Post: List-Unsubscribe=One-Click' + CRLF
         + header('List-Id', headers.listId)
         + header('Feedback-ID', headers.feedbackId)
-        + Object.entries(headers.extra ?? {}).map(([k, v]) => header(k, v)).join('')
         + 'MIME-Version: 1.0' + CRLF
         + `Content-Type: multipart/alternative; boundary="${boundary}"` + CRLF
         + CRLF,

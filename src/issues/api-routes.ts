@@ -4,7 +4,7 @@ import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { issueWarnings, personalise } from '../rendering/issue.js';
-import { createIssue, editIssue, MARKDOWN_MAX, notDraft, PREHEADER_MAX, SUBJECT_MAX } from './authoring.js';
+import { createIssue, editIssue, MARKDOWN_MAX, PREHEADER_MAX, refuseChange, SUBJECT_MAX } from './authoring.js';
 import { deleteDraft, findIssue, listIssues, publishIssue, type IssueSummaryRow } from './queries.js';
 import { previewVars, sendTestCopies, TEST_RECIPIENTS_MAX } from './test-send.js';
 
@@ -122,10 +122,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
       schema: { tags: ['issues'], params: IdParams, response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema } },
     }, async (request, reply) => {
       const { id } = request.params as Static<typeof IdParams>;
-      if (!(await deleteDraft(c.pool, id))) {
-        await issueOr404(id);
-        throw notDraft();
-      }
+      if (!(await deleteDraft(c.pool, id))) await refuseChange(c.pool, id);
       return reply.code(204).send();
     });
 
@@ -168,11 +165,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request) => {
       const { id } = request.params as Static<typeof IdParams>;
-      const row = await publishIssue(c.pool, id);
-      if (!row) {
-        await issueOr404(id);
-        throw notDraft();
-      }
+      const row = await publishIssue(c.pool, id) ?? await refuseChange(c.pool, id);
       request.log.info({ issueId: id, slug: row.slug }, 'issue published to the archive');
       return toIssue(row);
     });

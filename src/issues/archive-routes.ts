@@ -34,7 +34,7 @@ export function archiveRoutes(c: Container): FastifyPluginAsync {
     subject: i.subject,
     preheader: i.preheader,
     publishedAt: i.published_at!.toISOString(),
-    url: `${publicUrl}/issues/${i.slug}`,
+    url: c.renderer.webUrl(i.slug),
   });
 
   return async (app) => {
@@ -66,7 +66,7 @@ export function archiveRoutes(c: Container): FastifyPluginAsync {
         .type('application/rss+xml; charset=utf-8')
         .header('cache-control', 'public, max-age=300')
         .header('x-content-type-options', 'nosniff')
-        .send(issueFeed({ publicUrl, newsletter, issues }));
+        .send(issueFeed({ publicUrl, newsletter, issues, webUrl: (slug) => c.renderer.webUrl(slug) }));
     });
   };
 }

@@ -93,13 +93,17 @@ export async function editIssue(pool: Pool, renderer: IssueRenderer, id: number,
       const row = await updateDraft(pool, id, await compiled(renderer, input, slug));
       if (row) return row;
       // Published (or deleted) between our read and our write.
-      const now = await findIssue(pool, id);
-      if (!now) throw notFound('issue');
-      throw notDraft();
+      return await refuseChange(pool, id);
     } catch (err) {
       if (!isSlugRace(err) || attempt >= 5) throw err;
     }
   }
+}
+
+/** Why a change to a draft matched nothing: the issue is gone (404) or is no draft any more (409). */
+export async function refuseChange(pool: Pool, id: number): Promise<never> {
+  if (!(await findIssue(pool, id))) throw notFound('issue');
+  throw notDraft();
 }
 
 export const notDraft = () => conflict('not_draft', 'the issue is no longer a draft: it has been published or sent and cannot change');

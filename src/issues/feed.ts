@@ -16,10 +16,10 @@ function xmlText(value: string): string {
 const element = (name: string, value: string, attrs = '') => `<${name}${attrs}>${xmlText(value)}</${name}>`;
 
 /** RSS 2.0 of the latest published issues, each with its full web version as content. */
-export function issueFeed(o: { publicUrl: string; newsletter: string; issues: IssueSummaryRow[] }): string {
+export function issueFeed(o: { publicUrl: string; newsletter: string; issues: IssueSummaryRow[]; webUrl: (slug: string) => string }): string {
   const archive = `${o.publicUrl}/issues`;
   const items = o.issues.map((i) => {
-    const link = `${o.publicUrl}/issues/${i.slug}`;
+    const link = o.webUrl(i.slug);
     return [
       '<item>',
       element('title', i.subject),

@@ -133,11 +133,16 @@ export function sampleReaderVars(
   return {
     newsletter: o.newsletter,
     issue_date: formatIssueDate(date),
-    greeting: `Hi ${o.name ?? 'Sample Reader'},`,
+    greeting: greetingFor(o.name ?? 'Sample Reader'),
     unsubscribe_url: `${publicUrl}/unsubscribe/sample`,
     manage_url: `${publicUrl}/manage/sample`,
     postal_address: o.postalAddress,
   };
+}
+
+/** The first line a reader sees: their name when we have one. */
+export function greetingFor(name: string | null): string {
+  return name ? `Hi ${name},` : 'Hi,';
 }
 
 export function formatIssueDate(date: Date): string {

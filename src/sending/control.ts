@@ -1,6 +1,5 @@
 import type { Container } from '../container.js';
 import { conflict, notFound } from '../errors.js';
-import { findIssue } from '../issues/queries.js';
 import { cancelSend, createSend, findSendOfIssue, pauseSend, resumeSend, type SendRow } from './queries.js';
 import { ensureFanoutJob } from './supervisor.js';
 
@@ -10,7 +9,6 @@ import { ensureFanoutJob } from './supervisor.js';
  * supervisor adds its job as soon as it can: the trigger is never lost.
  */
 export async function triggerSend(c: Container, issueId: number, scheduledAt: Date | null): Promise<{ send: SendRow; created: boolean }> {
-  if (!(await findIssue(c.pool, issueId))) throw notFound('issue');
   const result = await createSend(c.pool, issueId, scheduledAt);
   if (!result) throw notFound('issue');
   if (result.created) {

@@ -1,5 +1,6 @@
 import type { Container } from '../container.js';
 import type { ReaderMailJob } from '../queues/contract.js';
+import { greetingFor } from '../rendering/issue.js';
 import { renderReaderMail } from '../rendering/reader-mail.js';
 import { findSubscriber, type SubscriberRow } from './queries.js';
 
@@ -28,7 +29,7 @@ export async function sendReaderMail(c: Container, job: ReaderMailJob): Promise<
 function readerVars(c: Container, reader: SubscriberRow): Record<string, string> {
   return {
     newsletter: c.config.newsletterName,
-    greeting: reader.name ? `Hi ${reader.name},` : 'Hi,',
+    greeting: greetingFor(reader.name),
     confirm_url: c.links.confirm(reader.id),
     unsubscribe_url: c.links.unsubscribe(reader.id),
     manage_url: c.links.manage(reader.id),
