@@ -14,7 +14,8 @@
 //  2. a discarding SMTP sink on loopback: Postfix's smtp-sink when installed, else bench/sink.ts;
 //  3. the ceiling: this process, no queue and no database, sends the same messages prebuilt as
 //     raw MIME (IssueMime, as a worker builds them) through one pooled nodemailer transport;
-//  4. end to end: W worker processes (`node --import tsx src/bin/worker.ts`), the send
+//  4. end to end: W worker processes (`node dist/bin/worker.js`, as `npm run start:worker`
+//     runs them: the script builds first), the send
 //     triggered with triggerSend (as POST /api/issues/:id/send does), sampled every 250 ms;
 //  5. a report; then the children are stopped, the database dropped and the Redis keys deleted.
 // `--fanout-only` measures only the fan-out (message rows for every reader), batch by batch
@@ -39,7 +40,7 @@ import { createContainer, type Container } from '../src/container.js';
 import { withDefaultUser } from '../src/db/connection-url.js';
 import { ensureDatabase, quoteIdent } from '../src/db/ensure-database.js';
 import { migrate } from '../src/db/migrate.js';
-import { parseMailbox } from '../src/delivery/deliver.js';
+import { parseMailbox } from '../src/config/mailbox.js';
 import { createSmtpMailer } from '../src/delivery/mailer.js';
 import { formatAddress, IssueMime } from '../src/delivery/mime-template.js';
 import { createIssue } from '../src/issues/authoring.js';
@@ -458,12 +459,13 @@ async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling>
 type Worker = { child: ChildProcess; pid: number; warnings: string[]; lines: number };
 type Sample = { t: number; rss: number[]; redis: number };
 
-function spawnWorker(w: World, index: number): Worker {
+function spawnWorker(w: World, index: number, metricsPort: number): Worker {
   // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the workers.
   const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/bin/worker.ts')], {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'dist/bin/worker.js')], {
     cwd: root,
-    env: { ...process.env, ...w.env },
+    // Each worker serves its metrics on a port of its own, as on one machine in production.
+    env: { ...process.env, ...w.env, METRICS_PORT: String(metricsPort) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const worker: Worker = { child, pid: child.pid!, warnings: [], lines: 0 };
@@ -487,7 +489,9 @@ async function runEndToEnd(w: World, sink: Sink) {
   const queuePrefix = w.env.QUEUE_PREFIX!;
 
   let t = performance.now();
-  const workers = Array.from({ length: WORKERS }, (_, i) => spawnWorker(w, i));
+  const metricsPorts: number[] = [];
+  for (let i = 0; i < WORKERS; i++) metricsPorts.push(await freePort());
+  const workers = metricsPorts.map((port, i) => spawnWorker(w, i, port));
   // Ready when every process has its deliver worker connected to Redis.
   for (;;) {
     const dead = workers.find((wk) => wk.child.exitCode !== null);

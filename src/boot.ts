@@ -1,11 +1,11 @@
 import path from 'node:path';
-import { buildApp } from './api/app.js';
-import { startCaptureServer, type CaptureServer } from './capture/capture-server.js';
+import type { CaptureServer } from './capture/capture-server.js';
 import { ConfigError, parseConfig, redactUrl, withDevSecrets, type AppConfig } from './config/index.js';
 import { createContainer, type Container } from './container.js';
 import { ensureDatabase } from './db/ensure-database.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
+import { startWorkerMetrics } from './metrics/metrics-server.js';
 import { startWorkers } from './worker/worker.js';
 
 export type Role = 'api' | 'worker';
@@ -43,18 +43,67 @@ export async function boot(roles: Role[]): Promise<void> {
 
   let capture: CaptureServer | undefined;
   if (!config.smtpUrl && roles.includes('api')) {
+    const { startCaptureServer } = await import('./capture/capture-server.js');
     capture = await startCaptureServer({ dir: path.resolve(config.dataDir, 'mail'), port: config.captureSmtpPort, log });
     log.info({ port: capture.port }, 'no SMTP_URL: mail goes to the built-in capture server');
   }
   const c: Container = await createContainer(config, { log });
 
   const closers: (() => Promise<void>)[] = [];
+  // In this order: HTTP stops taking connections and its requests in flight finish; the workers
+  // take no new jobs and finish theirs (their status writes flushed); then Postgres and Redis
+  // close; the capture server goes last, as a worker in flight may still be submitting to it.
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      // A second Ctrl-C or SIGTERM must not cut the drain short: the bound below ends it.
+      log.warn({ signal }, 'already shutting down: still finishing what is in flight');
+      return;
+    }
+    stopping = true;
+    const timeoutSeconds = config.shutdownTimeoutSeconds;
+    log.info({ signal, timeoutSeconds }, 'shutting down: no new work, finishing what is in flight');
+    const force = setTimeout(() => {
+      log.error({ timeoutSeconds }, 'shutdown took longer than SHUTDOWN_TIMEOUT_SECONDS; exiting with work still in flight');
+      process.exit(1);
+    }, timeoutSeconds * 1000);
+    force.unref();
+    // What has started by now (a signal may come while the API is still starting: the exit
+    // below ends whatever starts after it).
+    const steps = [...closers, () => c.close(), async () => capture?.close()];
+    let failed = false;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        // Keep going: what is left (the pools above all) should still close.
+        failed = true;
+        log.error({ err }, 'shutdown step failed');
+      }
+    }
+    log.info({ clean: !failed }, 'stopped');
+    process.exit(failed ? 1 : 0);
+  };
+  // Handled from here on, before the workers and the listener start. (A signal during the
+  // migrations above ends the process at once; they run in a transaction.)
+  process.on('SIGTERM', (signal) => void stop(signal));
+  process.on('SIGINT', (signal) => void stop(signal));
   if (roles.includes('worker')) {
     const workers = startWorkers(c);
     closers.push(() => workers.close());
     log.info({ concurrency: config.workerConcurrency }, 'worker started');
+    // A worker on its own serves GET /metrics on METRICS_PORT; with the API, the API's covers it.
+    if (!roles.includes('api') && config.metricsPort !== 0) {
+      const metrics = await startWorkerMetrics(c.metrics, { port: config.metricsPort, host: config.host, log });
+      // Closed after the workers have drained, so a scrape during shutdown still answers.
+      if (metrics) closers.push(() => metrics.close());
+    }
   }
   if (roles.includes('api')) {
+    // Imported here so a worker-only process never loads the HTTP side (Fastify, the routes,
+    // Markdown and HTML sanitising): workers stay small.
+    const { buildApp } = await import('./api/app.js');
+    await c.readerMail();
     const app = await buildApp(c);
     await app.listen({ port: config.port, host: config.host });
     closers.unshift(() => app.close());
@@ -71,24 +120,6 @@ export async function boot(roles: Role[]): Promise<void> {
     }
   }
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: no new work, finishing what is in flight');
-    const force = setTimeout(() => {
-      log.error('shutdown took too long; exiting');
-      process.exit(1);
-    }, 30_000);
-    force.unref();
-    for (const close of closers) await close();
-    await c.close();
-    await capture?.close();
-    log.info('stopped');
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
 }
 
 /**

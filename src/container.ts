@@ -3,6 +3,7 @@ import type { AppConfig } from './config/index.js';
 import { createPool, type Pool } from './db/pool.js';
 import { createSmtpMailer, type Mailer } from './delivery/mailer.js';
 import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics/metrics.js';
 import { createQueues, type Queues } from './queues/index.js';
 import { createProducerConnection } from './redis.js';
 import { IssueRenderer, loadIssueTemplateFiles } from './rendering/issue.js';
@@ -23,13 +24,19 @@ export type Container = {
   redis: Redis;
   queues: Queues;
   mailer: Mailer;
-  templates: ReaderMailTemplates;
+  /**
+   * The reader mails (confirmation, welcome), compiled on first use and kept: a worker that
+   * only delivers issues never loads MJML. The API compiles them at start to fail fast.
+   */
+  readerMail(): Promise<ReaderMailTemplates>;
   /** Compiles issues with the issue template (emails/issue.mjml). */
   renderer: IssueRenderer;
   tokens: ReaderTokens;
   links: ReaderLinks;
   /** Signs message ids for VERP, the X-Broadside-Message header and the Message-ID. */
   messageTokens: MessageTokens;
+  /** Prometheus metrics of this container (its own registry: many containers can share a process). */
+  metrics: Metrics;
   close(): Promise<void>;
 };
 
@@ -43,7 +50,8 @@ export function smtpUrlOf(config: AppConfig): string {
 export async function createContainer(config: AppConfig, overrides: ContainerOverrides = {}): Promise<Container> {
   const log = overrides.log ?? createLogger(config.logLevel);
   const dir = config.emailsDir ?? emailsDir;
-  const [templates, issueFiles] = await Promise.all([loadReaderMailTemplates(dir), loadIssueTemplateFiles(dir)]);
+  const issueFiles = await loadIssueTemplateFiles(dir);
+  let readerMail: Promise<ReaderMailTemplates> | undefined;
   const renderer = new IssueRenderer(issueFiles, config.publicUrl);
   const pool = createPool(config.databaseUrl);
   pool.on('error', (err) => log.error({ err }, 'idle Postgres client error'));
@@ -57,7 +65,13 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     await pool.end();
     throw err;
   }
-  const queues = createQueues(redis, config.queuePrefix, { attempts: config.deliveryAttempts, delayMs: config.retryDelaySeconds * 1000 });
+  const queues = createQueues(
+    redis,
+    config.queuePrefix,
+    { attempts: config.deliveryAttempts, delayMs: config.retryDelaySeconds * 1000 },
+    // The connection's own listener above already warns; this keeps BullMQ off the console.
+    (err, queue) => log.debug({ err: err.message, queue }, 'queue connection error'),
+  );
   const dkim = config.dkimDomain && config.dkimSelector && config.dkimPrivateKey
     ? { domainName: config.dkimDomain, keySelector: config.dkimSelector, privateKey: config.dkimPrivateKey }
     : undefined;
@@ -71,11 +85,19 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     redis,
     queues,
     mailer,
-    templates,
+    readerMail() {
+      if (!readerMail) {
+        readerMail = loadReaderMailTemplates(dir);
+        // A failed compile is not kept: the next mail tries again (once the template is fixed).
+        readerMail.catch(() => (readerMail = undefined));
+      }
+      return readerMail;
+    },
     renderer,
     tokens,
     links,
     messageTokens: new MessageTokens(config.secret),
+    metrics: new Metrics({ queues }),
     async close() {
       await queues.close();
       await mailer.close();

@@ -4,9 +4,17 @@ export type { Logger };
 
 // Path segments after these prefixes are reader tokens: never written to a log.
 const TOKEN_PATH = /^(\/(?:confirm|unsubscribe|manage)\/)[^/?#]+/;
+// Query values that are (part of) a reader's address: the editor API's `email` filter, or any
+// value with an @ in it, spelled out or %-escaped.
+const ADDRESS_PARAM = /([?&]email=)[^&#]*/gi;
+const AT_IN_PARAM = /([?&][^=&#]*=)[^&#]*(?:@|%40)[^&#]*/gi;
 
 export function maskUrl(url: string): string {
-  return url.replace(TOKEN_PATH, '$1…').replace(/([?&](?:token|t)=)[^&#]*/g, '$1…');
+  return url
+    .replace(TOKEN_PATH, '$1…')
+    .replace(/([?&](?:token|t)=)[^&#]*/g, '$1…')
+    .replace(ADDRESS_PARAM, '$1…')
+    .replace(AT_IN_PARAM, '$1…');
 }
 
 /** `jane.doe@example.com` → `j***@example.com`: enough to tell readers apart in a log, no more. */
@@ -16,7 +24,52 @@ export function maskEmail(email: string): string {
   return `${email[0]}***${email.slice(at)}`;
 }
 
-export function loggerOptions(level: string): LoggerOptions {
+// An address inside free text (an SMTP reply, an error message, a stack): a local part and a
+// dotted domain, Unicode letters included in both.
+const ADDRESS_IN_TEXT = /[\p{L}\p{M}\p{N}.!#$%&'*+/=?^_`{|}~-]+@(?:[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?\.)+[\p{L}\p{M}\p{N}-]{2,63}/gu;
+
+/** Masks every address in a piece of text: `550 <jane@example.com> unknown` → `550 <j***@example.com> unknown`. */
+export function maskEmailsIn(text: string): string {
+  return text.includes('@') ? text.replace(ADDRESS_IN_TEXT, maskEmail) : text;
+}
+
+function maskStrings(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return maskEmailsIn(value);
+  if (depth > 20 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => maskStrings(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = maskStrings(v, depth + 1);
+  return out;
+}
+
+/** pino's level number for `info`: lines at this level and above never show a whole address. */
+const INFO = 30;
+const LEVEL_FIELD = /^\{"level":(\d+)/;
+
+/**
+ * The last step before a line is written: at info and above, every reader address anywhere in
+ * it (a field, the message, an SMTP reply quoted in an error, a stack) is masked, so a log call
+ * that forgets maskEmail leaks nothing. Debug and trace lines are left whole, for an operator
+ * chasing one reader's problem. Lines without an @ (nearly all) cost one `includes`.
+ */
+export function maskAddressesInLine(line: string): string {
+  if (!line.includes('@')) return line;
+  const level = LEVEL_FIELD.exec(line);
+  if (level && Number(level[1]) < INFO) return line;
+  try {
+    return JSON.stringify(maskStrings(JSON.parse(line), 0)) + '\n';
+  } catch {
+    // Not one JSON object (never, from pino): mask the text as it is.
+    return maskEmailsIn(line);
+  }
+}
+
+/**
+ * The service's logger settings. `pretty` (default: stdout is a terminal) picks pino-pretty for
+ * a person watching; anything else (a file, a pipe, Docker's log driver) gets JSON lines.
+ */
+export function loggerOptions(level: string, opts: { pretty?: boolean } = {}): LoggerOptions {
+  const pretty = opts.pretty ?? process.stdout.isTTY === true;
   return {
     level,
     redact: {
@@ -30,11 +83,14 @@ export function loggerOptions(level: string): LoggerOptions {
         url: req.url ? maskUrl(req.url) : undefined,
       }),
     },
-    // Pretty output only for a person at a terminal; JSON lines everywhere else.
-    ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
+    hooks: { streamWrite: maskAddressesInLine },
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
   };
 }
 
 export function createLogger(level: string): Logger {
   return pino(loggerOptions(level));
 }
+
+/** What code that only writes lines needs: the service's logger or a request's (`request.log`). */
+export type LogLines = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;

@@ -6,12 +6,15 @@ import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
 import { archiveRoutes } from '../issues/archive-routes.js';
 import { issueApiRoutes } from '../issues/api-routes.js';
+import { installHttpMetrics, metricsRoutes } from '../metrics/http-metrics.js';
 import { sendApiRoutes } from '../sending/api-routes.js';
 import { subscriberApiRoutes } from '../subscribers/api-routes.js';
 import { readerRoutes } from '../subscribers/reader-routes.js';
 import { requireBearer, requireOperator, tokenChecker } from './auth.js';
 import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
+import { registerOpenApi } from './openapi.js';
+import { queueDashboard } from './queue-dashboard.js';
 import { validatorCompiler } from './validation.js';
 
 /** Public forms and JSON bodies are small; the CSV import streams and has its own limit. */
@@ -37,6 +40,8 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // Counts every answer by route pattern (GET /metrics, below, serves the counts).
+  installHttpMetrics(app, c.metrics);
 
   // Only JSON and forms (and, on the routes that want them, CSV and multipart) are accepted:
   // anything else is a 415.
@@ -51,7 +56,10 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     skipOnError: false,
   });
 
+  // Before every route: the OpenAPI document is built from the routes it sees being added.
+  await registerOpenApi(app);
   await app.register(healthRoutes(c));
+  await app.register(metricsRoutes(c.metrics));
   await app.register(readerRoutes(c));
   await app.register(archiveRoutes(c));
 
@@ -68,5 +76,6 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     ops.addHook('onRequest', requireOperator(check));
     await ops.register(captureRoutes(c));
   });
+  await app.register(queueDashboard(c, check), { prefix: '/admin/queues' });
   return app;
 }

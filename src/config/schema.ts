@@ -35,9 +35,11 @@ export type Config = {
   sendingTimeoutSeconds: number;
   deliveryAttempts: number;
   retryDelaySeconds: number;
+  shutdownTimeoutSeconds: number;
   dkimDomain: string | undefined;
   dkimSelector: string | undefined;
   dkimPrivateKey: string | undefined;
+  metricsPort: number;
 };
 
 type Parser<T> = (raw: string) => T;
@@ -169,12 +171,17 @@ const fields = {
   sendingTimeoutSeconds: { env: 'SENDING_TIMEOUT_SECONDS', parse: int(2, 3600), default: 120 },
   deliveryAttempts: { env: 'DELIVERY_ATTEMPTS', parse: int(1, 50), default: 6 },
   retryDelaySeconds: { env: 'RETRY_DELAY_SECONDS', parse: int(1, 3600), default: 5 },
+  // How long a SIGTERM waits for requests and jobs in flight before the process gives up and
+  // exits 1. Keep it below the supervisor's grace period (docker-compose.yml: 40 s).
+  shutdownTimeoutSeconds: { env: 'SHUTDOWN_TIMEOUT_SECONDS', parse: int(1, 3600), default: 30 },
   dkimDomain: { env: 'DKIM_DOMAIN', parse: domain },
   dkimSelector: { env: 'DKIM_SELECTOR', parse: (raw: string) => {
     if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(raw.trim())) throw new FieldError(`must be a DNS label such as "s2026", got "${raw}"`);
     return raw.trim();
   } },
   dkimPrivateKey: { env: 'DKIM_PRIVATE_KEY', parse: pemOrFile },
+  // GET /metrics of a worker-only process (the API serves its own on PORT); 0 turns it off.
+  metricsPort: { env: 'METRICS_PORT', parse: int(0, 65535), default: 9464 },
 } satisfies { [K in keyof Config]: Field<Config[K]> };
 
 /** Every environment variable the service reads, for docs and for checking docker-compose.yml. */

@@ -4,6 +4,7 @@ import type { Container } from '../container.js';
 import type { DeliverJob } from '../queues/contract.js';
 import { formatIssueDate, greetingFor, type IssueReaderVars } from '../rendering/issue.js';
 import { findIssue } from '../issues/queries.js';
+import type { Logger } from '../log.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
@@ -51,7 +52,8 @@ export class Deliverer {
     this.domain = this.sender.address.split('@')[1] ?? 'localhost';
   }
 
-  async deliver(job: DeliverJob, attempt: Attempt): Promise<DeliverOutcome> {
+  /** `log` is the job's logger (it names the job, the message and the send). */
+  async deliver(job: DeliverJob, attempt: Attempt, log: Logger = this.c.log.child({ messageId: job.messageId, sendId: job.sendId })): Promise<DeliverOutcome> {
     const { c } = this;
     const claim = await claimMessage(c.pool, job.messageId, c.config.sendingTimeoutSeconds);
     // Already submitted, claimed by a live worker, or its send is paused or cancelled.
@@ -80,18 +82,21 @@ export class Deliverer {
     });
     const envelopeFrom = c.config.bounceDomain ? `bounces+${token}@${c.config.bounceDomain}` : this.sender.address;
     let response: string;
+    const smtpDone = c.metrics.smtpSubmission();
     try {
       ({ response } = await c.mailer.sendRaw({ envelope: { from: envelopeFrom, to: claim.email }, raw }));
+      smtpDone('accepted');
     } catch (err) {
-      return this.failed(claim, classifySmtpError(err), attempt);
+      smtpDone('error');
+      return this.failed(claim, classifySmtpError(err), attempt, log);
     }
     await this.status.submitted(claim.id, response);
     return 'submitted';
   }
 
-  private async failed(claim: Claim, failure: SmtpFailure, attempt: Attempt): Promise<DeliverOutcome> {
-    const { pool, log } = this.c;
-    const context = { messageId: claim.id, sendId: claim.send_id, smtpCode: failure.code, enhanced: failure.enhanced };
+  private async failed(claim: Claim, failure: SmtpFailure, attempt: Attempt, log: Logger): Promise<DeliverOutcome> {
+    const { pool } = this.c;
+    const context = { smtpCode: failure.code, enhanced: failure.enhanced };
     if (failure.kind === 'permanent') {
       await markHardBounce(pool, claim.id, failure.response);
       log.info({ ...context, response: failure.response }, 'hard bounce at submission: reader suppressed');

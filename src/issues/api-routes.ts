@@ -132,8 +132,14 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
         description: 'The HTML part (or, with ?format=text, the text part) exactly as a reader receives it, personalised for a sample reader.',
         params: IdParams,
         querystring: PreviewQuery,
-        produces: ['text/html', 'text/plain'],
-        response: { 200: Type.String(), 404: ErrorSchema },
+        // Content types per status, so the 404 is documented as JSON, not as HTML.
+        response: {
+          200: {
+            description: 'the HTML part, or with ?format=text the text part',
+            content: { 'text/html': { schema: Type.String() }, 'text/plain': { schema: Type.String() } },
+          },
+          404: ErrorSchema,
+        },
       },
     }, async (request, reply) => {
       const row = await issueOr404((request.params as Static<typeof IdParams>).id);
@@ -153,7 +159,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request) => {
       const row = await issueOr404((request.params as Static<typeof IdParams>).id);
-      return { results: await sendTestCopies(c, row, (request.body as Static<typeof TestBody>).to) };
+      return { results: await sendTestCopies(c, row, (request.body as Static<typeof TestBody>).to, request.log) };
     });
 
     app.post('/api/issues/:id/publish', {

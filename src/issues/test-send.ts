@@ -1,4 +1,5 @@
 import type { Container } from '../container.js';
+import type { LogLines } from '../log.js';
 import { smtpResponseCode } from '../delivery/mailer.js';
 import { AppError, invalidInput } from '../errors.js';
 import { personalise, sampleReaderVars } from '../rendering/issue.js';
@@ -21,7 +22,7 @@ export function previewVars(c: Container, issue: Pick<IssueRow, 'published_at'>)
  * Sends a test copy of an issue now, straight through the mailer (no queue, no message row: it is
  * not part of any send). Marked in the subject and in an `X-Broadside-Test` header.
  */
-export async function sendTestCopies(c: Container, issue: IssueRow, recipients: string[]): Promise<TestCopyResult[]> {
+export async function sendTestCopies(c: Container, issue: IssueRow, recipients: string[], log: LogLines = c.log): Promise<TestCopyResult[]> {
   const checked = recipients.map((r) => ({ given: r, result: checkEmail(r) }));
   const invalid = checked.filter((x) => !x.result.ok).map((x) => x.given);
   if (invalid.length > 0) throw invalidInput(`not a valid address: ${invalid.join(', ')}`, { field: 'to', invalid });
@@ -53,6 +54,6 @@ export async function sendTestCopies(c: Container, issue: IssueRow, recipients: 
       return { to, status: 'rejected', response: (err as { response?: string }).response ?? (err as Error).message };
     }
   }));
-  c.log.info({ issueId: issue.id, copies: results.length, rejected: results.filter((r) => r.status === 'rejected').length }, 'test copies sent');
+  log.info({ issueId: issue.id, copies: results.length, rejected: results.filter((r) => r.status === 'rejected').length }, 'test copies sent');
   return results;
 }

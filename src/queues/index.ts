@@ -13,7 +13,16 @@ export type Queues = {
 
 export type DeliveryRetry = { attempts: number; delayMs: number };
 
-export function createQueues(connection: Redis, prefix: string, retry: DeliveryRetry = { attempts: 6, delayMs: 5000 }): Queues {
+/**
+ * The producer side of the three queues, on one shared connection. `onError` hears their
+ * connection errors (without a listener BullMQ prints them to the console).
+ */
+export function createQueues(
+  connection: Redis,
+  prefix: string,
+  retry: DeliveryRetry = { attempts: 6, delayMs: 5000 },
+  onError: (err: Error, queue: string) => void = () => {},
+): Queues {
   const readerMail = new Queue<ReaderMailJob>(queueNames.readerMail, {
     connection,
     prefix,
@@ -48,6 +57,7 @@ export function createQueues(connection: Redis, prefix: string, retry: DeliveryR
       removeOnFail: true,
     },
   });
+  for (const q of [readerMail, fanout, deliver] as Queue[]) q.on('error', (err) => onError(err, q.name));
   return {
     readerMail,
     fanout,

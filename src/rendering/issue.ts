@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { escapeHtml } from './escape.js';
-import { renderMarkdown, type IssueContent } from './markdown.js';
+import type { IssueContent } from './markdown.js';
 import { compileMjml } from './mjml.js';
-import { htmlToPlainText, underlined } from './plain-text.js';
 import { bindTemplate, fill, parseTemplate, type Template } from './template.js';
 
 /** What the editor writes. */
@@ -64,6 +63,8 @@ export class IssueRenderer {
   }
 
   async compile(source: IssueSource): Promise<CompiledIssue> {
+    // Loaded on first use, like MJML: a delivering worker reads compiled issues only.
+    const [{ renderMarkdown }, { htmlToPlainText, underlined }] = await Promise.all([import('./markdown.js'), import('./plain-text.js')]);
     const content = renderMarkdown(source.markdown);
     const webUrl = this.webUrl(source.slug);
     const signupUrl = `${this.publicUrl}/`;

@@ -84,7 +84,7 @@ export function sendApiRoutes(c: Container): FastifyPluginAsync {
         scheduledAt = new Date(body.scheduledAt);
         if (Number.isNaN(scheduledAt.getTime())) throw invalidInput('scheduledAt must be a date-time', { field: 'scheduledAt' });
       }
-      const { send } = await triggerSend(c, id, scheduledAt);
+      const { send } = await triggerSend(c, id, scheduledAt, request.log);
       return reply.code(202).header('location', `/api/issues/${id}/send`).send(await describe(send));
     });
 
@@ -110,7 +110,7 @@ export function sendApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request) => {
       const { id, action } = request.params as Static<typeof ControlParams>;
-      const send = action === 'pause' ? await pause(c, id) : action === 'resume' ? await resume(c, id) : await cancel(c, id);
+      const send = action === 'pause' ? await pause(c, id, request.log) : action === 'resume' ? await resume(c, id, request.log) : await cancel(c, id, request.log);
       return describe(send);
     });
   };

@@ -1,4 +1,5 @@
 import type { Container } from '../container.js';
+import type { LogLines } from '../log.js';
 import { conflict, notFound } from '../errors.js';
 import { cancelSend, createSend, findSendOfIssue, pauseSend, resumeSend, type SendRow } from './queries.js';
 import { ensureFanoutJob } from './supervisor.js';
@@ -8,13 +9,13 @@ import { ensureFanoutJob } from './supervisor.js';
  * untouched. If Redis is away when the job would be added, the send is still recorded and the
  * supervisor adds its job as soon as it can: the trigger is never lost.
  */
-export async function triggerSend(c: Container, issueId: number, scheduledAt: Date | null): Promise<{ send: SendRow; created: boolean }> {
+export async function triggerSend(c: Container, issueId: number, scheduledAt: Date | null, log: LogLines = c.log): Promise<{ send: SendRow; created: boolean }> {
   const result = await createSend(c.pool, issueId, scheduledAt);
   if (!result) throw notFound('issue');
   if (result.created) {
-    c.log.info({ issueId, sendId: result.send.id, status: result.send.status, scheduledAt: result.send.scheduled_at }, 'send triggered');
+    log.info({ issueId, sendId: result.send.id, status: result.send.status, scheduledAt: result.send.scheduled_at }, 'send triggered');
     await ensureFanoutJob(c, result.send).catch((err) => {
-      c.log.warn({ sendId: result.send.id, err: (err as Error).message }, 'could not add the fan-out job now; the supervisor will');
+      log.warn({ sendId: result.send.id, err: (err as Error).message }, 'could not add the fan-out job now; the supervisor will');
     });
   }
   return result;
@@ -27,31 +28,31 @@ async function sendOf(c: Container, issueId: number): Promise<SendRow> {
 }
 
 /** Stops new submissions: workers claim nothing more from a paused send (messages stay queued). */
-export async function pause(c: Container, issueId: number): Promise<SendRow> {
+export async function pause(c: Container, issueId: number, log: LogLines = c.log): Promise<SendRow> {
   const send = await sendOf(c, issueId);
   const paused = await pauseSend(c.pool, send.id);
   if (!paused) throw conflict('not_sending', `the send is ${send.status}; only a send in progress can be paused`);
-  c.log.info({ issueId, sendId: send.id }, 'send paused');
+  log.info({ issueId, sendId: send.id }, 'send paused');
   return paused;
 }
 
 /** Continues a paused send: its queued messages are fed again, none sent twice. */
-export async function resume(c: Container, issueId: number): Promise<SendRow> {
+export async function resume(c: Container, issueId: number, log: LogLines = c.log): Promise<SendRow> {
   const send = await sendOf(c, issueId);
   const resumed = await resumeSend(c.pool, send.id);
   if (!resumed) throw conflict('not_paused', `the send is ${send.status}; only a paused send can be resumed`);
-  c.log.info({ issueId, sendId: send.id }, 'send resumed');
+  log.info({ issueId, sendId: send.id }, 'send resumed');
   await ensureFanoutJob(c, resumed).catch((err) => {
-    c.log.warn({ sendId: send.id, err: (err as Error).message }, 'could not add the fan-out job now; the supervisor will');
+    log.warn({ sendId: send.id, err: (err as Error).message }, 'could not add the fan-out job now; the supervisor will');
   });
   return resumed;
 }
 
 /** Ends a send: whatever is still queued is marked cancelled; messages in flight finish. */
-export async function cancel(c: Container, issueId: number): Promise<SendRow> {
+export async function cancel(c: Container, issueId: number, log: LogLines = c.log): Promise<SendRow> {
   const send = await sendOf(c, issueId);
   const cancelled = await cancelSend(c.pool, send.id);
   if (!cancelled) throw conflict('send_finished', `the send is already ${send.status}`);
-  c.log.info({ issueId, sendId: send.id }, 'send cancelled');
+  log.info({ issueId, sendId: send.id }, 'send cancelled');
   return cancelled;
 }

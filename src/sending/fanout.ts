@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container } from '../container.js';
+import type { Logger } from '../log.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
 import { countQueued, fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, refeed, startScheduled } from './queries.js';
 
@@ -29,13 +30,15 @@ export type FanoutEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'gone' | '
  * process that dies releases it with its connection). Killed anywhere, it is run again by BullMQ's
  * stalled-job check or by the supervisor and continues from its checkpoints.
  */
-export async function runFanout(c: Container, sendId: number, stopping: () => boolean): Promise<FanoutEnd> {
+export async function runFanout(c: Container, sendId: number, stopping: () => boolean, jobLog: Logger = c.log): Promise<FanoutEnd> {
+  // Every line of a fan-out names its send (and, from the worker, its job and queue).
+  const log = jobLog.child({ sendId });
   const lock = await c.pool.connect();
   try {
     const { rows } = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext('broadside:fanout'), $1::int) AS ok", [sendId]);
     if (!rows[0]!.ok) return 'busy';
     try {
-      return await fanOutAndFeed(c, sendId, stopping);
+      return await fanOutAndFeed(c, sendId, stopping, log);
     } finally {
       await lock.query("SELECT pg_advisory_unlock(hashtext('broadside:fanout'), $1::int)", [sendId]);
     }
@@ -44,8 +47,8 @@ export async function runFanout(c: Container, sendId: number, stopping: () => bo
   }
 }
 
-async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boolean): Promise<FanoutEnd> {
-  const { pool, queues, log } = c;
+async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boolean, log: Logger): Promise<FanoutEnd> {
+  const { pool, queues } = c;
   const window = c.config.sendWindow;
   // Queued messages that stop moving for this long while fed are taken to have lost their jobs,
   // even if Redis still lists ids for them (a partial loss leaves ids without jobs).
@@ -59,7 +62,7 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
     if (send.status === 'scheduled') {
       if (send.scheduled_at.getTime() > Date.now()) return 'not_due';
       const started = await startScheduled(pool, sendId);
-      if (started) log.info({ sendId, issueId: send.issue_id }, 'scheduled send started');
+      if (started) log.info({ issueId: send.issue_id }, 'scheduled send started');
       continue;
     }
     if (send.status !== 'sending') return send.status === 'done' ? 'done' : send.status;
@@ -71,7 +74,7 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
       if (batch) {
         worked = true;
         fanoutDone = batch.done;
-        if (batch.done) log.info({ sendId }, 'fan-out complete: every reader of the audience has a message');
+        if (batch.done) log.info('fan-out complete: every reader of the audience has a message');
       }
     }
 
@@ -94,7 +97,7 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
     if (!worked && fanoutDone) {
       // Done is decided by Postgres alone: a dead worker's jobs may linger in Redis as active.
       if (await finishIfDone(pool, sendId)) {
-        log.info({ sendId, issueId: send.issue_id }, 'send done');
+        log.info({ issueId: send.issue_id }, 'send done');
         return 'done';
       }
       const queued = await countQueued(pool, sendId);
@@ -108,7 +111,7 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
         // Fed, still queued, and no job working on them: Redis lost them (flushed, restarted
         // without persistence, or left ids without jobs). Feed them again from Postgres under
         // new job ids; the window bounds what this adds, and claims keep any extra job harmless.
-        log.warn({ sendId, queued }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
+        log.warn({ queued }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
         lastRefeed = Date.now();
         queuedSince = Date.now();
         await refeed(pool, sendId, send.fed_cursor);

@@ -121,7 +121,13 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
     });
 
     app.get('/api/subscribers/export', {
-      schema: { tags: ['subscribers'], querystring: ExportQuery, produces: ['text/csv'] },
+      schema: {
+        tags: ['subscribers'],
+        description: 'The subscribers matching the filters, as CSV (streamed); the file can be imported again.',
+        querystring: ExportQuery,
+        // The CSV is streamed, so no serializer touches it; errors are JSON.
+        response: { 200: { description: 'CSV with a header row', content: { 'text/csv': { schema: Type.String() } } }, 400: ErrorSchema },
+      },
     }, async (request, reply) => {
       const q = request.query as Static<typeof ExportQuery>;
       const stream = exportCsv(c.pool, filterOf(q));

@@ -16,7 +16,7 @@ export async function sendReaderMail(c: Container, job: ReaderMailJob): Promise<
   if (job.kind === 'confirmation' && reader.status === 'active') return 'skipped';
   if (job.kind === 'welcome' && reader.status !== 'active') return 'skipped';
   const vars = readerVars(c, reader);
-  const mail = renderReaderMail(c.templates, job.kind, vars);
+  const mail = renderReaderMail(await c.readerMail(), job.kind, vars);
   const headers: Record<string, string> = {};
   if (job.kind === 'welcome') {
     headers['List-Unsubscribe'] = `<${vars.unsubscribe_url}>`;

@@ -104,6 +104,7 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
           request.log.error({ err, subscriberId: id }, 'could not queue the welcome email');
         }
         request.log.info({ subscriberId: id }, 'subscription confirmed');
+        c.metrics.confirmation();
       } else if (!(await findSubscriber(c.pool, id))) {
         return goneReader(request, reply);
       }

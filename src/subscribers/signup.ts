@@ -19,6 +19,7 @@ export async function signUp(c: Container, log: FastifyBaseLogger, input: Signup
   if (input.website) {
     // The honeypot was filled: a bot. Answer as if all went well, do nothing.
     log.info({ honeypot: true }, 'sign-up dropped');
+    c.metrics.signupIgnored('honeypot');
     return { ok: true };
   }
   const checked = checkEmail(input.email);
@@ -31,6 +32,7 @@ export async function signUp(c: Container, log: FastifyBaseLogger, input: Signup
   });
   if (!row) {
     log.info({ email: maskEmail(checked.normalized) }, 'sign-up: no confirmation sent (active, or one sent recently)');
+    c.metrics.signupIgnored('unchanged');
     return { ok: true };
   }
   const job = { kind: 'confirmation' as const, subscriberId: row.id };
@@ -43,6 +45,7 @@ export async function signUp(c: Container, log: FastifyBaseLogger, input: Signup
     throw new AppError(503, 'unavailable', 'the service cannot take sign-ups right now; please try again shortly');
   }
   log.info({ email: maskEmail(checked.normalized), subscriberId: row.id }, 'sign-up: confirmation queued');
+  c.metrics.signup();
   return { ok: true };
 }
 

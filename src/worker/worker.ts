@@ -17,15 +17,16 @@ export function startWorkers(c: Container): RunningWorker {
   const readerMail = new Worker<ReaderMailJob>(
     queueNames.readerMail,
     async (job) => {
+      const log = c.log.child({ queue: queueNames.readerMail, jobId: job.id, kind: job.data.kind, subscriberId: job.data.subscriberId });
       try {
         const outcome = await sendReaderMail(c, job.data);
-        c.log.info({ jobId: job.id, kind: job.data.kind, subscriberId: job.data.subscriberId, outcome }, 'reader mail');
+        log.info({ outcome }, 'reader mail');
         return outcome;
       } catch (err) {
         const code = smtpResponseCode(err);
         // A permanent SMTP rejection will not change on retry.
         if (code !== undefined && code >= 500) {
-          c.log.warn({ jobId: job.id, kind: job.data.kind, subscriberId: job.data.subscriberId, smtpCode: code }, 'reader mail rejected permanently');
+          log.warn({ smtpCode: code }, 'reader mail rejected permanently');
           throw new UnrecoverableError(`SMTP ${code}: ${(err as Error).message}`);
         }
         throw err;
@@ -34,16 +35,17 @@ export function startWorkers(c: Container): RunningWorker {
     { connection, prefix: c.config.queuePrefix, concurrency: c.config.workerConcurrency },
   );
   readerMail.on('failed', (job, err) => {
-    c.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'reader mail attempt failed');
+    c.log.warn({ queue: queueNames.readerMail, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'reader mail attempt failed');
   });
-  readerMail.on('error', (err) => c.log.error({ err }, 'reader mail worker error'));
+  readerMail.on('error', (err) => c.log.error({ queue: queueNames.readerMail, err }, 'reader mail worker error'));
 
   let stopping = false;
   const fanout = new Worker<FanoutJob>(
     queueNames.fanout,
     async (job) => {
-      const end = await runFanout(c, job.data.sendId, () => stopping);
-      c.log.info({ jobId: job.id, sendId: job.data.sendId, end }, 'fan-out job ended');
+      const log = c.log.child({ queue: queueNames.fanout, jobId: job.id });
+      const end = await runFanout(c, job.data.sendId, () => stopping, log);
+      log.info({ sendId: job.data.sendId, end }, 'fan-out job ended');
       return end;
     },
     {
@@ -57,7 +59,7 @@ export function startWorkers(c: Container): RunningWorker {
       maxStalledCount: 1_000_000,
     },
   );
-  fanout.on('error', (err) => c.log.error({ err }, 'fan-out worker error'));
+  fanout.on('error', (err) => c.log.error({ queue: queueNames.fanout, err }, 'fan-out worker error'));
 
   const status = new StatusWriter(c.pool);
   const deliverer = new Deliverer(c, status);
@@ -68,20 +70,24 @@ export function startWorkers(c: Container): RunningWorker {
       // A job whose data Redis lost (only its id survived) can deliver nothing; the fan-out
       // feeds its message again under a new id.
       if (!Number.isSafeInteger(job.data?.messageId)) throw new UnrecoverableError(`job ${job.id} has no message id`);
+      const log = c.log.child({ queue: queueNames.deliver, jobId: job.id, messageId: job.data.messageId, sendId: job.data.sendId });
       try {
-        const outcome = await deliverer.deliver(job.data, { isLast: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) });
-        if (outcome !== 'submitted') c.log.debug({ jobId: job.id, messageId: job.data.messageId, outcome }, 'message not submitted');
+        const outcome = await deliverer.deliver(job.data, { isLast: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }, log);
+        if (outcome !== 'submitted') log.debug({ outcome }, 'message not submitted');
+        c.metrics.messageOutcome(outcome);
         return outcome;
       } catch (err) {
         if (err instanceof RelayUnavailable) {
           // Nobody's fault but the relay's: every worker on this queue waits, and the job goes
           // back to waiting without spending an attempt. The send stalls until the relay is back.
-          c.log.warn({ smtpCode: err.failure.code, response: err.failure.response, retryInMs: retryDelayMs }, 'SMTP relay unavailable: delivery waits');
+          log.warn({ smtpCode: err.failure.code, response: err.failure.response, retryInMs: retryDelayMs }, 'SMTP relay unavailable: delivery waits');
+          c.metrics.deliveryRetry('relay_unavailable');
           await deliver.rateLimit(retryDelayMs);
           throw Worker.RateLimitError();
         }
         if (err instanceof TemporaryFailure) {
-          c.log.info({ jobId: job.id, messageId: job.data.messageId, attemptsMade: job.attemptsMade + 1, response: err.failure.response }, 'temporary SMTP failure: will retry');
+          log.info({ attemptsMade: job.attemptsMade + 1, response: err.failure.response }, 'temporary SMTP failure: will retry');
+          c.metrics.deliveryRetry('temporary');
         }
         throw err;
       }
@@ -94,7 +100,7 @@ export function startWorkers(c: Container): RunningWorker {
       limiter: c.config.sendRate > 0 ? { max: c.config.sendRate, duration: 1000 } : undefined,
     },
   );
-  deliver.on('error', (err) => c.log.error({ err }, 'deliver worker error'));
+  deliver.on('error', (err) => c.log.error({ queue: queueNames.deliver, err }, 'deliver worker error'));
 
   const supervisor = startSupervisor(c);
   return {

@@ -91,13 +91,16 @@ describe('docker-compose.yml', () => {
     expect(services.worker?.image).toBe(services.api?.image);
   });
 
-  it('runs the package.json start:api and start:worker scripts', () => {
+  it('runs the package.json start:api and start:worker scripts: the compiled entry points the tests run from source', () => {
     expect(words(services.api?.command)).toEqual(['npm', 'run', 'start:api']);
     expect(words(services.worker?.command)).toEqual(['npm', 'run', 'start:worker']);
-    expect(scripts['start:api']).toMatch(/\bsrc\/bin\/api\.ts$/);
-    expect(scripts['start:worker']).toMatch(/\bsrc\/bin\/worker\.ts$/);
+    expect(scripts['start:api']).toBe('node dist/bin/api.js');
+    expect(scripts['start:worker']).toBe('node dist/bin/worker.js');
+    // dist/ mirrors src/ (tsconfig.build.json); test/support/worker-process.ts runs src/bin/worker.ts.
     expect(existsSync(path.join(root, 'src/bin/api.ts'))).toBe(true);
     expect(existsSync(path.join(root, 'src/bin/worker.ts'))).toBe(true);
+    const build = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
+    expect([build.compilerOptions.rootDir, build.compilerOptions.outDir]).toEqual(['src', 'dist']);
   });
 
   it('sets on api and worker only variables the service reads', () => {
@@ -203,12 +206,15 @@ describe('Dockerfile', () => {
   const final = stages.at(-1)!;
   const runs = (s: Stage) => s.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
 
-  it('is multi-stage, with a build stage that installs everything and type-checks', () => {
+  it('is multi-stage, with a build stage that installs everything, type-checks and compiles', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const build = stages.find((s) => /\bnpx tsc --noEmit\b/.test(runs(s)));
     expect(build).toBeDefined();
     expect(runs(build!)).toMatch(/\bnpm ci\b(?![^\n]*--omit=dev)/);
+    expect(runs(build!)).toMatch(/\bnpm run build\b/);
     expect(build).not.toBe(final);
+    // The runtime image runs what the build stage compiled.
+    expect(final.instructions.some((i) => i.keyword === 'COPY' && new RegExp(`--from=${build!.name}\\b.*\\bdist\\b`).test(i.args))).toBe(true);
   });
 
   it('runs on node:20-bookworm-slim with production dependencies only', () => {

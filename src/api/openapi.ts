@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import Type from 'typebox';
+import { ErrorSchema } from './schemas.js';
+
+/** Where the UI is served; the document itself is at `${DOCS_PREFIX}/json` (and `/yaml`). */
+export const DOCS_PREFIX = '/docs';
+
+export const BEARER_SCHEME = 'bearerAuth';
+
+/** The routes the operator's tools probe; documented beside the editor API. */
+const OPERATOR_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+const isEditorApi = (url: string) => url === '/api' || url.startsWith('/api/');
+
+/**
+ * What the operator routes answer, for those whose route declares no response schema of its own
+ * (a schema on the route, when there is one, wins). Spec only: nothing here is used to serialize.
+ */
+const operatorDocs: Record<string, FastifySchema & { summary: string }> = {
+  '/healthz': {
+    summary: 'Liveness: the process answers',
+    response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+  },
+  '/readyz': {
+    summary: 'Readiness: Postgres, Redis and the schema are usable',
+    response: {
+      200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }, { description: 'every check is "ok"' }),
+      503: Type.Object({ status: Type.Literal('unavailable'), checks: Type.Record(Type.String(), Type.String()) }, { description: 'a failing check holds its error message' }),
+    },
+  },
+  '/metrics': {
+    summary: 'Prometheus metrics (text exposition format)',
+    response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: Type.String() } } } },
+  },
+};
+
+const version = (() => {
+  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json');
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+type Responses = Record<string, Record<string, unknown>>;
+
+/** Each response gets a description ("Not Found", ...) where its schema has none. Copies. */
+function described(responses: Responses): Responses {
+  return Object.fromEntries(Object.entries(responses).map(([code, schema]) => [
+    code,
+    schema.description === undefined ? { ...schema, description: STATUS_CODES[code] ?? code } : schema,
+  ]));
+}
+
+/**
+ * The spec covers the editor API and the operator's probes. Everything else is hidden: reader
+ * pages are HTML for browsers (their contract is in the README), and the operator's captured-mail
+ * inbox, the queue dashboard and these docs are pages, not an API. A new route is therefore
+ * hidden unless it is under /api, where the OpenAPI test insists on its schemas.
+ */
+function transform({ schema, url }: { schema: FastifySchema | undefined; url: string }): { schema: FastifySchema; url: string } {
+  const own = (schema ?? {}) as FastifySchema & { hide?: boolean; security?: unknown; consumes?: string[] };
+  if (own.hide) return { schema: own, url };
+  if (isEditorApi(url)) {
+    // The bearer check runs before anything else on every /api route, so each can answer 401.
+    // A copy: the route's own schema object is what Fastify serializes with.
+    return {
+      url,
+      schema: {
+        ...own,
+        // A streamed body (the CSV import) has no body schema, since nothing validates it, but
+        // the document should still say what to send.
+        ...(own.consumes && !own.body ? { body: Type.String({ description: `the request body, as ${own.consumes.join(' or ')}` }) } : {}),
+        security: own.security ?? [{ [BEARER_SCHEME]: [] }],
+        response: described({ ...(own.response as Responses | undefined), 401: { ...ErrorSchema, description: 'missing or wrong bearer token' } }),
+      },
+    };
+  }
+  if (OPERATOR_ROUTES.has(url)) {
+    const docs = operatorDocs[url];
+    const response = (own.response ?? docs?.response) as Responses | undefined;
+    return { url, schema: { tags: ['operator'], ...docs, ...own, ...(response ? { response: described(response) } : {}) } };
+  }
+  return { url, schema: { ...own, hide: true } };
+}
+
+/**
+ * Registers the OpenAPI document (built from the route schemas) and its UI at /docs. Must be
+ * registered before the routes: @fastify/swagger learns them from the onRoute hook.
+ *
+ * /docs needs no token: it describes the API and holds no data, like the README does.
+ */
+export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Broadside',
+        version,
+        description: 'The editor API (bearer token: API_TOKEN) and the operator\'s probes. Errors are `{"error":{"code","message"}}`.',
+      },
+      tags: [
+        { name: 'issues', description: 'Write, preview, test and publish issues' },
+        { name: 'sends', description: 'Trigger and control the one send of an issue' },
+        { name: 'subscribers', description: 'List, add, import, export and erase subscribers' },
+        { name: 'operator', description: 'Health, readiness and metrics' },
+      ],
+      components: {
+        securitySchemes: {
+          [BEARER_SCHEME]: { type: 'http', scheme: 'bearer', description: 'the API_TOKEN' },
+        },
+      },
+    },
+    transform: transform as never,
+  });
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PREFIX,
+    staticCSP: true,
+    uiConfig: { docExpansion: 'list', deepLinking: true },
+  });
+}

@@ -1,0 +1,255 @@
+import type { ParseArgsConfig } from 'node:util';
+import { ApiClient } from './api-client.js';
+import { resolveConnection } from './connection.js';
+import { UsageError } from './errors.js';
+import { importFile } from './import-csv.js';
+import { publishFile } from './publish.js';
+import { controlSend, sendIssue, watchIssue } from './send.js';
+import { migrateDatabase, serve } from './serve.js';
+import { showStatus } from './status.js';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | undefined>;
+
+export type Command = {
+  name: string;
+  /** The arguments after the name, as the usage line shows them. */
+  synopsis: string;
+  summary: string;
+  /** Lines after the usage line of `broadside <command> --help`. */
+  help: string[];
+  options: Options;
+  /** Names of the positional arguments it requires (it takes no others). */
+  args: string[];
+  /** Talks to the service over HTTP (takes --url and --token). */
+  http: boolean;
+  /** The exit code, or undefined for a command that keeps running (the service's roles). */
+  run(positionals: string[], values: Values): Promise<number | undefined>;
+};
+
+export const HTTP_OPTIONS: Options = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+};
+
+export const HELP_OPTION: Options = { help: { type: 'boolean', short: 'h' } };
+
+const INTERVAL: Options = { interval: { type: 'string' } };
+
+const HTTP_HELP = [
+  '      --url <url>        the service (default: BROADSIDE_URL, else http://127.0.0.1:$PORT, PORT 3000)',
+  '      --token <token>    the editor\'s API token (default: API_TOKEN, else the development token',
+  '                         in $DATA_DIR/secrets.json, DATA_DIR .data)',
+];
+
+const INTERVAL_HELP = '      --interval <s>     seconds between progress lines when output is not a terminal (default 5)';
+
+const str = (values: Values, name: string): string | undefined => {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+};
+
+/** --interval, in seconds: a positive number, at most an hour. */
+function intervalOf(values: Values, command: string): number {
+  const raw = str(values, 'interval');
+  if (raw === undefined) return 5;
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !(n > 0) || n > 3600) throw new UsageError(`--interval must be a number of seconds above 0 and at most 3600, got "${raw}"`, command);
+  return n;
+}
+
+async function client(values: Values): Promise<ApiClient> {
+  return new ApiClient(await resolveConnection({ url: str(values, 'url'), token: str(values, 'token') }));
+}
+
+const issueControl = (action: 'pause' | 'resume' | 'cancel', summary: string, help: string[]): Command => ({
+  name: action,
+  synopsis: '<issue> [options]',
+  summary,
+  help,
+  options: {},
+  args: ['issue'],
+  http: true,
+  run: async ([ref], values) => controlSend(await client(values), ref!, action),
+});
+
+export const COMMANDS: Command[] = [
+  {
+    name: 'publish',
+    synopsis: '<file.md> [options]',
+    summary: 'create an issue from a Markdown file and publish it to the archive',
+    help: [
+      'Creates the issue from a Markdown file, then publishes it to the archive and the feed',
+      '(without mailing it). The file starts with YAML front matter:',
+      '',
+      '  ---',
+      '  subject: The Relay #42',
+      '  preheader: Optional preview text',
+      '  ---',
+      '  Markdown of the issue…',
+      '',
+      'Prints the issue\'s id, slug, web version and HTML size.',
+      '',
+      'Options:',
+      '      --draft            create the issue as a draft only (editable, not public)',
+      '      --subject <text>   the subject (overrides the front matter; needed for a file without it)',
+      '      --preheader <text> the preheader (overrides the front matter)',
+      '      --json             print the issue as JSON',
+      ...HTTP_HELP,
+    ],
+    options: { draft: { type: 'boolean' }, subject: { type: 'string' }, preheader: { type: 'string' }, json: { type: 'boolean' } },
+    args: ['file.md'],
+    http: true,
+    run: async ([file], values) => publishFile(await client(values), file!, {
+      draft: values.draft === true,
+      subject: str(values, 'subject'),
+      preheader: str(values, 'preheader'),
+      json: values.json === true,
+    }),
+  },
+  {
+    name: 'send',
+    synopsis: '<issue> [options]',
+    summary: 'send an issue to every active reader and watch its progress',
+    help: [
+      'Starts the issue\'s one send (it publishes the issue) and shows its progress until it is done.',
+      'Sending an issue that already has its send sends nothing twice: it watches that send.',
+      '<issue> is the issue\'s id or slug.',
+      '',
+      'Ctrl-C stops watching; the send goes on (see "broadside status", "broadside cancel").',
+      'Exit status: 0 when the send is done, 1 when it was cancelled, 130 after Ctrl-C.',
+      '',
+      'Options:',
+      '      --at <time>        schedule the send instead, at an ISO 8601 time',
+      '                         (2026-11-12T09:00:00Z, 2026-11-12T10:00+01:00), and return',
+      '      --detach           return once the send is started, without watching it',
+      INTERVAL_HELP,
+      ...HTTP_HELP,
+    ],
+    options: { at: { type: 'string' }, detach: { type: 'boolean' }, ...INTERVAL },
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => {
+      const intervalSeconds = intervalOf(values, 'send');
+      return sendIssue(await client(values), ref!, { at: str(values, 'at'), detach: values.detach === true, intervalSeconds });
+    },
+  },
+  {
+    name: 'watch',
+    synopsis: '<issue> [options]',
+    summary: 'watch the progress of an issue\'s send',
+    help: [
+      'Shows the progress of the issue\'s send until it is done (a scheduled send: until it',
+      'starts and is done). Ctrl-C stops watching; the send goes on.',
+      'Exit status: 0 when the send is done, 1 when it was cancelled, 130 after Ctrl-C.',
+      '',
+      'Options:',
+      INTERVAL_HELP,
+      ...HTTP_HELP,
+    ],
+    options: { ...INTERVAL },
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => {
+      const intervalSeconds = intervalOf(values, 'watch');
+      return watchIssue(await client(values), ref!, { intervalSeconds });
+    },
+  },
+  {
+    name: 'status',
+    synopsis: '<issue> [options]',
+    summary: 'show an issue and its send\'s counts',
+    help: [
+      'Prints the issue and the counts of its send (queued, submitted, failed, bounced, cancelled).',
+      '',
+      'Options:',
+      '      --json             print {"issue": …, "send": … or null} as JSON',
+      ...HTTP_HELP,
+    ],
+    options: { json: { type: 'boolean' } },
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => showStatus(await client(values), ref!, { json: values.json === true }),
+  },
+  issueControl('pause', 'pause an issue\'s send', [
+    'Stops new submissions of the issue\'s send (within a second); its messages stay queued.',
+    '',
+    'Options:',
+    ...HTTP_HELP,
+  ]),
+  issueControl('resume', 'resume a paused send', [
+    'Continues a paused send; nothing is sent twice.',
+    '',
+    'Options:',
+    ...HTTP_HELP,
+  ]),
+  issueControl('cancel', 'cancel an issue\'s send', [
+    'Ends the issue\'s send: what is still queued is cancelled; messages in flight finish.',
+    '',
+    'Options:',
+    ...HTTP_HELP,
+  ]),
+  {
+    name: 'import',
+    synopsis: '<file.csv> [options]',
+    summary: 'add subscribers from a CSV file',
+    help: [
+      'Uploads a CSV file to the subscriber import, as a stream, and prints its report. The',
+      'file has a header row with an "email" column and optionally "name" and "status".',
+      'Rows become active subscribers; suppressed addresses and rows whose status is pending,',
+      'unsubscribed, bounced or complained are rejected (each listed with its line).',
+      '',
+      'Options:',
+      '      --json             print the import\'s report as JSON',
+      INTERVAL_HELP,
+      ...HTTP_HELP,
+    ],
+    options: { json: { type: 'boolean' }, ...INTERVAL },
+    args: ['file.csv'],
+    http: true,
+    run: async ([file], values) => {
+      const intervalSeconds = intervalOf(values, 'import');
+      return importFile(await client(values), file!, { json: values.json === true, intervalSeconds });
+    },
+  },
+  {
+    name: 'start',
+    synopsis: '',
+    summary: 'run the API and a worker in one process (one machine)',
+    help: ['Creates and migrates the database if needed, then runs the HTTP API and a worker until', 'SIGTERM or Ctrl-C. Configured by environment variables (see the README).'],
+    options: {},
+    args: [],
+    http: false,
+    run: async () => serve(['api', 'worker']),
+  },
+  {
+    name: 'api',
+    synopsis: '',
+    summary: 'run the HTTP API only',
+    help: ['Creates and migrates the database if needed, then runs the HTTP API (and, without SMTP_URL,', 'the capture server) until SIGTERM or Ctrl-C.'],
+    options: {},
+    args: [],
+    http: false,
+    run: async () => serve(['api']),
+  },
+  {
+    name: 'worker',
+    synopsis: '',
+    summary: 'run a worker only (as many as you like, on any machine)',
+    help: ['Creates and migrates the database if needed, then runs a worker until SIGTERM or Ctrl-C.', 'Run as many as the relay can take, against the same Redis and Postgres.'],
+    options: {},
+    args: [],
+    http: false,
+    run: async () => serve(['worker']),
+  },
+  {
+    name: 'migrate',
+    synopsis: '',
+    summary: 'create the database if missing and apply migrations',
+    help: ['Creates the database named by DATABASE_URL if it is missing, applies pending migrations,', 'and exits. Safe to run while other processes start.'],
+    options: {},
+    args: [],
+    http: false,
+    run: async () => migrateDatabase(),
+  },
+];

@@ -1,0 +1,41 @@
+import type { ApiClient } from './api-client.js';
+import type { Issue, Send } from './api-types.js';
+import { isNotFound } from './errors.js';
+import { bytes, count, duration, when } from './format.js';
+import { json, print } from './io.js';
+import { findIssue } from './find-issue.js';
+
+/** The issue and its send's counts, once. */
+export async function showStatus(api: ApiClient, ref: string, opts: { json: boolean }): Promise<number> {
+  const { markdown: _, ...issue }: Issue = await findIssue(api, ref);
+  let send: Send | null = null;
+  try {
+    send = await api.request<Send>('GET', `/api/issues/${issue.id}/send`);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  if (opts.json) {
+    json({ issue, send });
+    return 0;
+  }
+  print(`Issue ${issue.id}: ${issue.subject}`);
+  print(`  status:      ${issue.status}${issue.publishedAt ? ` (published ${when(issue.publishedAt)})` : ''}`);
+  print(`  slug:        ${issue.slug}`);
+  print(`  web version: ${issue.webUrl}`);
+  print(`  HTML:        ${bytes(issue.htmlBytes)} (${issue.sections.length} section${issue.sections.length === 1 ? '' : 's'})`);
+  for (const w of issue.warnings) print(`  warning:     ${w}`);
+  if (!send) {
+    print('Send: none yet');
+    return 0;
+  }
+  print(`Send ${send.id}: ${send.status}`);
+  if (send.status === 'scheduled') print(`  starts:      ${when(send.scheduledAt)}`);
+  if (send.startedAt) print(`  started:     ${when(send.startedAt)}`);
+  if (send.finishedAt) print(`  finished:    ${when(send.finishedAt)}`);
+  print(`  readers:     ${count(send.total)}${send.fanoutDone ? '' : ' so far (still counting the audience)'}`);
+  print(`  queued ${count(send.queued)} · sending ${count(send.sending)} · submitted ${count(send.submitted)} · failed ${count(send.failed)} · bounced ${count(send.bounced)} · cancelled ${count(send.cancelled)}`);
+  if (send.status === 'sending') {
+    print(`  rate:        ${send.ratePerSecond}/s${send.etaSeconds !== null ? `, about ${duration(send.etaSeconds)} left` : ''}`);
+  }
+  return 0;
+}
