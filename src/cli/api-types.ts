@@ -42,14 +42,8 @@ export type Send = {
   etaSeconds: number | null;
 };
 
-export type ImportReport = {
-  rows: number;
-  accepted: number;
-  rejected: number;
-  rejectedByReason: Record<string, number>;
-  rejections: { line: number; email: string; reason: string; message: string }[];
-  rejectionsTruncated: boolean;
-};
+/** What `POST /api/subscribers/import` answers: the server's own report type (a type-only import). */
+export type { ImportReport } from '../subscribers/csv-import.js';
 
 /** Messages of a send that will not change any more. */
 export const finishedOf = (s: Send): number => s.submitted + s.failed + s.bounced + s.cancelled;

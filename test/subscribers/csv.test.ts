@@ -4,6 +4,7 @@ import vm from 'node:vm';
 import { beforeEach, describe, expect, it } from '@jest/globals';
 import { parse } from 'csv-parse/sync';
 import { exportColumns } from '../../src/subscribers/csv-export.js';
+import type { ImportReport } from '../../src/subscribers/csv-import.js';
 import { useTestContext } from '../support/context.js';
 
 const t = useTestContext();
@@ -15,14 +16,7 @@ const collectGarbage = vm.runInNewContext('gc') as () => void;
 
 const reset = () => t.c.pool.query('TRUNCATE subscribers, suppressions RESTART IDENTITY CASCADE');
 
-type Report = {
-  rows: number;
-  accepted: number;
-  rejected: number;
-  rejectedByReason: Record<string, number>;
-  rejections: { line: number; email: string; reason: string; message: string }[];
-  rejectionsTruncated: boolean;
-};
+type Report = ImportReport;
 
 function upload(body: string | Buffer | Readable, headers: Record<string, string> = {}) {
   return t.app.inject({
