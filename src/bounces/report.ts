@@ -1,5 +1,9 @@
 import { simpleParser, type Attachment, type ParsedMail } from 'mailparser';
+import { MESSAGE_TOKEN_SHAPE, tokenShaped } from '../sending/message-tokens.js';
 import { bareAddress, decodeText, field, parseFields, parseGroups, untyped, type Field } from './header-fields.js';
+import { statusCode } from './status-code.js';
+
+export { statusCode };
 
 /**
  * Reads an inbound report — a delivery status notification (bounce, RFC 3464 / 6522, or a
@@ -60,10 +64,7 @@ export type InboundReport = {
   subject: string | null;
 };
 
-const TOKEN = /^m[0-9a-z]{1,12}-[0-9a-f]{16}$/;
-const VERP = /bounces\+(m[0-9a-z]{1,12}-[0-9a-f]{16})@/i;
-// RFC 3463 class.subject.detail, not part of a longer dotted number such as an IP address.
-const ENHANCED = /(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)/;
+const VERP = new RegExp(`bounces\\+(${MESSAGE_TOKEN_SHAPE})@`, 'i');
 const REPLY_CODE = /(?<![\w.])([245])\d\d(?=[ \t-]|$)/m;
 
 const DELIVERY_TYPES = new Set(['message/delivery-status', 'message/global-delivery-status']);
@@ -232,9 +233,9 @@ function readOriginal(report: InboundReport, fields: Field[]): void {
   o.to = bareAddress(field(fields, 'to')) ?? o.to;
   o.returnPath = returnPath;
   o.messageToken =
-    asToken(field(fields, 'x-broadside-message')) ??
-    asToken(/^<?\s*([^@<>\s]+)@/.exec(messageId ?? '')?.[1] ?? null) ??
-    asToken(VERP.exec(returnPath ?? '')?.[1] ?? null);
+    tokenShaped(field(fields, 'x-broadside-message')) ??
+    tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(messageId ?? '')?.[1] ?? null) ??
+    tokenShaped(VERP.exec(returnPath ?? '')?.[1] ?? null);
 }
 
 /** `mx.example.org. (198.51.100.30, the server for …)` → `mx.example.org`: comments and the root dot go. */
@@ -247,23 +248,13 @@ function envelopeToken(fields: Field[]): string | null {
   for (const name of ['delivered-to', 'x-original-to', 'to']) {
     for (const f of fields) {
       if (f.name !== name) continue;
-      const token = asToken(VERP.exec(f.value)?.[1] ?? null);
+      const token = tokenShaped(VERP.exec(f.value)?.[1] ?? null);
       if (token) return token;
     }
   }
   return null;
 }
 
-function asToken(value: string | null): string | null {
-  const candidate = value?.trim().toLowerCase() ?? '';
-  return TOKEN.test(candidate) ? candidate : null;
-}
-
-/** The first RFC 3463 code in `text`, e.g. '5.1.1' from 'smtp; 550 5.1.1 no such user'. */
-export function statusCode(text: string | null): string | null {
-  const m = text ? ENHANCED.exec(text) : null;
-  return m ? `${m[1]}.${Number(m[2])}.${Number(m[3])}` : null;
-}
 
 /** '5.0.0' from a bare SMTP reply code such as 'smtp; 550 mailbox unavailable'. */
 function replyCodeStatus(text: string | null): string | null {

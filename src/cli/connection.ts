@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { devSecretsFile } from '../config/dev-secrets.js';
 import { CliFailure, UsageError } from './errors.js';
 
 /** Where the HTTP commands talk to, and with which token. `tokenSource` names where the token came from, never the token. */
@@ -46,7 +47,7 @@ export async function resolveToken(flags: ConnectionFlags, env: NodeJS.ProcessEn
     if (!/^[\x21-\x7e]+$/.test(given.token)) throw new UsageError(`the token from ${given.tokenSource} must be printable ASCII without spaces`);
     return given;
   }
-  const file = path.resolve(cwd, env.DATA_DIR || '.data', 'secrets.json');
+  const file = devSecretsFile(path.resolve(cwd, env.DATA_DIR || '.data'));
   let text: string;
   try {
     text = await readFile(file, 'utf8');

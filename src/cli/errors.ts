@@ -1,3 +1,5 @@
+import { AppError } from '../errors.js';
+
 // What can go wrong in the CLI, by exit code: 2 for a wrong call (the person fixes the command
 // line), 1 for an operation that failed (the service refused, was not there, or a file was bad).
 
@@ -17,17 +19,12 @@ export class CliFailure extends Error {
   }
 }
 
-/** The service answered with an error: its `{"error":{"code","message"}}`, or what we made of a foreign answer. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
+/**
+ * The service answered with an error: its `{"error":{"code","message"}}` (the AppError it
+ * raised, rebuilt on this side), or what we made of a foreign answer.
+ */
+export class ApiError extends AppError {
+  override name = 'ApiError';
 }
 
 /** Nothing answered at the service's address (refused, unknown host, timed out). */

@@ -7,6 +7,9 @@ export type AppConfig = Omit<Config, 'apiToken' | 'secret'> & { apiToken: string
 
 type Persisted = { apiToken: string; secret: string };
 
+/** Where the generated development token and secret are kept (the CLI reads the token there). */
+export const devSecretsFile = (dataDir: string): string => path.resolve(dataDir, 'secrets.json');
+
 /**
  * When API_TOKEN or SECRET is unset (a laptop), use values generated once and kept in
  * DATA_DIR/secrets.json so tokens in already-sent emails keep working across restarts.
@@ -16,7 +19,7 @@ export async function withDevSecrets(config: Config): Promise<{ config: AppConfi
   if (config.apiToken && config.secret) {
     return { config: { ...config, apiToken: config.apiToken, secret: config.secret }, generatedToken: false };
   }
-  const file = path.resolve(config.dataDir, 'secrets.json');
+  const file = devSecretsFile(config.dataDir);
   const persisted = await readOrCreate(file);
   return {
     config: { ...config, apiToken: config.apiToken ?? persisted.apiToken, secret: config.secret ?? persisted.secret },

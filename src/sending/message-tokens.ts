@@ -1,5 +1,18 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
+/** The shape of a token (its id and its signature as groups), unanchored, to build matchers from. */
+export const MESSAGE_TOKEN_SHAPE = 'm([0-9a-z]{1,12})-([0-9a-f]{16})';
+const TOKEN = new RegExp(`^${MESSAGE_TOKEN_SHAPE}$`);
+
+/**
+ * `value` lower-cased when it has a token's shape, else null. The shape only: whoever acts on
+ * the token checks its signature with MessageTokens.verify.
+ */
+export function tokenShaped(value: string | null | undefined): string | null {
+  const t = value?.trim().toLowerCase() ?? '';
+  return TOKEN.test(t) ? t : null;
+}
+
 /**
  * Names one message in everything that can come back to us: the VERP return path
  * (`bounces+<token>@BOUNCE_DOMAIN`), the `X-Broadside-Message` header and the Message-ID.
@@ -16,7 +29,7 @@ export class MessageTokens {
 
   /** The message id a token names, or undefined when it is not one of ours. */
   verify(token: string): number | undefined {
-    const m = /^m([0-9a-z]{1,12})-([0-9a-f]{16})$/.exec(token.toLowerCase());
+    const m = TOKEN.exec(token.toLowerCase());
     if (!m) return undefined;
     const expected = Buffer.from(this.signature(m[1]!));
     if (!timingSafeEqual(expected, Buffer.from(m[2]!))) return undefined;

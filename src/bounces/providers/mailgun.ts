@@ -7,7 +7,6 @@ import {
   type Rejected,
   bodyText,
   dateFrom,
-  enhancedStatus,
   isFresh,
   isObject,
   malformed,
@@ -17,6 +16,7 @@ import {
   tokenIn,
   unauthorized,
 } from './provider-event.js';
+import { statusCode } from '../status-code.js';
 
 // Mailgun puts its signature in the JSON body: {signature: {timestamp, token, signature},
 // "event-data": {...}}, where signature = hex HMAC-SHA256(webhook signing key, timestamp + token).
@@ -84,7 +84,7 @@ export function mailgunEvents(data: Json | undefined): { ok: true; events: Provi
         recipient: normaliseEmail(data.recipient),
         messageToken: tokenIn(data['user-variables']) ?? tokenIn(headers),
         providerMessageId: str(headers['message-id']),
-        status: enhancedStatus(str(delivery['enhanced-code'])) ?? enhancedStatus(diagnostic),
+        status: statusCode(str(delivery['enhanced-code'])) ?? statusCode(diagnostic),
         diagnostic,
         occurredAt: dateFrom(data.timestamp),
       },

@@ -7,7 +7,6 @@ import {
   type WebhookHeaders,
   bodyText,
   dateFrom,
-  enhancedStatus,
   header,
   isObject,
   malformed,
@@ -19,6 +18,7 @@ import {
   tokenOf,
   unauthorized,
 } from './provider-event.js';
+import { statusCode } from '../status-code.js';
 
 // Postmark does not sign webhooks; its docs recommend HTTP basic auth credentials in the webhook
 // URL (https://user:password@host/webhooks/bounces/postmark), which arrive as an Authorization
@@ -79,7 +79,7 @@ export function postmarkEvents(record: Json, rawText?: string): PostmarkResult {
         recipient: normaliseEmail(record.Email),
         messageToken: tokenIn(record.Metadata) ?? headerToken(record.Headers),
         providerMessageId: str(record.MessageID),
-        status: enhancedStatus(details),
+        status: statusCode(details),
         diagnostic: details ?? description,
         occurredAt: dateFrom(record.BouncedAt),
       },

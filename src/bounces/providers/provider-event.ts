@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { tokenShaped } from '../../sending/message-tokens.js';
 
 // The shape every provider webhook is mapped to, and the small helpers the four parsers share.
 // Pure: no database, no network. The route verifies `messageToken` with MessageTokens before
@@ -81,8 +82,7 @@ export function str(value: unknown): string | null {
 /** A token of our shape (`m<base36>-<16 hex>`), lower-cased, or null. */
 export function tokenOf(value: unknown): string | null {
   if (typeof value !== 'string') return null;
-  const t = value.trim().replace(/^<|>$/g, '').toLowerCase();
-  return /^m[0-9a-z]{1,12}-[0-9a-f]{16}$/.test(t) ? t : null;
+  return tokenShaped(value.replace(/^\s*<|>\s*$/g, ''));
 }
 
 /** The first value under one of TOKEN_KEYS (any case) in a flat object that is one of our tokens. */
@@ -96,11 +96,6 @@ export function tokenIn(record: unknown): string | null {
   return null;
 }
 
-/** The first enhanced status code (RFC 3463, e.g. 5.1.1) in a diagnostic text. */
-export function enhancedStatus(text: string | null | undefined): string | null {
-  if (!text) return null;
-  return /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(text)?.[1] ?? null;
-}
 
 export function dateFrom(value: unknown): Date | null {
   if (typeof value === 'number' && Number.isFinite(value)) return new Date(value * 1000);

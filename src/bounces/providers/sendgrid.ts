@@ -8,7 +8,6 @@ import {
   type WebhookHeaders,
   bodyText,
   dateFrom,
-  enhancedStatus,
   header,
   isFresh,
   isObject,
@@ -19,6 +18,7 @@ import {
   tokenIn,
   unauthorized,
 } from './provider-event.js';
+import { statusCode } from '../status-code.js';
 
 // SendGrid's Signed Event Webhook: an ECDSA P-256 / SHA-256 signature (base64 of DER) of
 // `timestamp + rawBody`, in X-Twilio-Email-Event-Webhook-Signature, with the timestamp in
@@ -103,7 +103,7 @@ export function sendgridEvents(batch: Json): SendgridResult {
       // Custom args arrive as top-level keys; older unique_args as an object.
       messageToken: tokenIn(e) ?? tokenIn(e.unique_args) ?? tokenIn(e.custom_args),
       providerMessageId: str(e.sg_message_id),
-      status: enhancedStatus(str(e.status)) ?? enhancedStatus(diagnostic),
+      status: statusCode(str(e.status)) ?? statusCode(diagnostic),
       diagnostic,
       occurredAt: dateFrom(e.timestamp),
     });

@@ -8,7 +8,6 @@ import {
   type WebhookHeaders,
   bodyText,
   dateFrom,
-  enhancedStatus,
   header,
   isObject,
   malformed,
@@ -19,6 +18,7 @@ import {
   unauthorized,
   unavailable,
 } from './provider-event.js';
+import { statusCode } from '../status-code.js';
 
 // Amazon SES notifications delivered by SNS over HTTPS. SNS signs every message with the key of a
 // certificate it names in SigningCertURL; we only fetch that URL when it is an https URL on an SNS
@@ -199,7 +199,7 @@ export function sesEvents(n: JsonObject, snsMessageId: string): ProviderEvent[] 
         eventId: `${snsMessageId}:${recipient}`,
         type,
         recipient,
-        status: str(r.status) ?? enhancedStatus(diagnostic),
+        status: str(r.status) ?? statusCode(diagnostic),
         diagnostic,
         occurredAt,
       };

@@ -1,0 +1,11 @@
+// RFC 3463 enhanced status codes (class.subject.detail, e.g. 5.1.1) as they appear in bounce
+// reports and providers' events.
+
+// Not part of a longer dotted number such as an IP address (10.4.5.6 holds no status).
+const ENHANCED = /(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)/;
+
+/** The first RFC 3463 code in `text`, normalised ('5.1.01' → '5.1.1'), e.g. '5.1.1' from 'smtp; 550 5.1.1 no such user'. */
+export function statusCode(text: string | null | undefined): string | null {
+  const m = text ? ENHANCED.exec(text) : null;
+  return m ? `${m[1]}.${Number(m[2])}.${Number(m[3])}` : null;
+}
