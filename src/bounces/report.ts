@@ -28,8 +28,10 @@ export type ReportRecipient = {
   /** Remote-MTA without its `dns;` type. */
   remoteMta: string | null;
   /**
-   * hard: failed (or no action given) with a 5.x.x status; soft: a 4.x.x status or action delayed;
-   * other: delivered/relayed/expanded, or no status at all (not enough to call it either way).
+   * hard: failed (or no action given) with a 5.x.x status; soft: failed with a 4.x.x status (the
+   * remote server gave up on a temporary error); other: a delay warning (action delayed: the
+   * server is still trying, so it is no bounce yet), delivered/relayed/expanded, or no status at
+   * all (not enough to call it either way).
    */
   class: 'hard' | 'soft' | 'other';
 };
@@ -263,8 +265,7 @@ function replyCodeStatus(text: string | null): string | null {
 }
 
 export function classifyRecipient(action: string | null, status: string | null): ReportRecipient['class'] {
-  if (action === 'delayed') return 'soft';
-  if (action === 'delivered' || action === 'relayed' || action === 'expanded') return 'other';
+  if (action === 'delayed' || action === 'delivered' || action === 'relayed' || action === 'expanded') return 'other';
   // failed, a missing action (plain-text bounces) or a non-standard word ("failure"): the status decides.
   if (status?.startsWith('5')) return 'hard';
   if (status?.startsWith('4')) return 'soft';

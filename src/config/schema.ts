@@ -2,6 +2,7 @@
 // default and its parser; `parseConfig` reports every problem at once rather than the first.
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { sendgridPublicKey } from '../bounces/providers/sendgrid.js';
 import { parseMailbox } from './mailbox.js';
 
 export type Config = {
@@ -40,6 +41,19 @@ export type Config = {
   dkimSelector: string | undefined;
   dkimPrivateKey: string | undefined;
   metricsPort: number;
+  bounceMaxBytes: number;
+  softBounceLimit: number;
+  softBounceWindowDays: number;
+  bounceRateThreshold: number;
+  complaintRateThreshold: number;
+  rateGuardMinMessages: number;
+  pauseOnHighRates: boolean;
+  sesSnsTopicArns: string[] | undefined;
+  postmarkWebhookUser: string | undefined;
+  postmarkWebhookPassword: string | undefined;
+  sendgridWebhookPublicKey: string | undefined;
+  mailgunWebhookSigningKey: string | undefined;
+  webhookToleranceSeconds: number;
 };
 
 type Parser<T> = (raw: string) => T;
@@ -122,6 +136,17 @@ function readKeyFile(path: string): string {
   }
 }
 
+/** A percentage such as 5 or 0.1. */
+function percent(raw: string): number {
+  const v = raw.trim().replace(/%$/, '');
+  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) > 100) throw new FieldError(`must be a percentage between 0 and 100 such as 5 or 0.1, got "${raw}"`);
+  return Number(v);
+}
+
+function list(raw: string): string[] {
+  return raw.split(/[\s,]+/).filter(Boolean);
+}
+
 function oneOf<T extends string>(values: readonly T[]): Parser<T> {
   return (raw) => {
     const v = raw.trim().toLowerCase() as T;
@@ -182,6 +207,31 @@ const fields = {
   dkimPrivateKey: { env: 'DKIM_PRIVATE_KEY', parse: pemOrFile },
   // GET /metrics of a worker-only process (the API serves its own on PORT); 0 turns it off.
   metricsPort: { env: 'METRICS_PORT', parse: int(0, 65535), default: 9464 },
+  // Bounces. The listener (BOUNCE_SMTP_PORT) refuses mail bigger than this.
+  bounceMaxBytes: { env: 'BOUNCE_MAX_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 10 * 1024 * 1024 },
+  // A reader is suppressed after this many soft bounces within the window (a submission resets it).
+  softBounceLimit: { env: 'SOFT_BOUNCE_LIMIT', parse: int(1, 1000), default: 3 },
+  softBounceWindowDays: { env: 'SOFT_BOUNCE_WINDOW_DAYS', parse: int(1, 3650), default: 30 },
+  // A send whose rates pass these (in %) is flagged, and paused unless PAUSE_ON_HIGH_RATES=false,
+  // once at least RATE_GUARD_MIN_MESSAGES of its messages reached the relay.
+  bounceRateThreshold: { env: 'BOUNCE_RATE_THRESHOLD', parse: percent, default: 5 },
+  complaintRateThreshold: { env: 'COMPLAINT_RATE_THRESHOLD', parse: percent, default: 0.1 },
+  rateGuardMinMessages: { env: 'RATE_GUARD_MIN_MESSAGES', parse: int(1, 1_000_000_000), default: 100 },
+  pauseOnHighRates: { env: 'PAUSE_ON_HIGH_RATES', parse: bool, default: true },
+  // Provider webhooks (POST /webhooks/bounces/<provider>). The keys and passwords are secrets.
+  sesSnsTopicArns: { env: 'SES_SNS_TOPIC_ARNS', parse: list },
+  postmarkWebhookUser: { env: 'POSTMARK_WEBHOOK_USER', parse: str },
+  postmarkWebhookPassword: { env: 'POSTMARK_WEBHOOK_PASSWORD', parse: minLength(12) },
+  sendgridWebhookPublicKey: { env: 'SENDGRID_WEBHOOK_PUBLIC_KEY', parse: (raw: string) => {
+    try {
+      sendgridPublicKey(raw);
+    } catch {
+      throw new FieldError('must be the verification key SendGrid shows for the signed event webhook (base64 or PEM)');
+    }
+    return raw.trim();
+  } },
+  mailgunWebhookSigningKey: { env: 'MAILGUN_WEBHOOK_SIGNING_KEY', parse: minLength(16) },
+  webhookToleranceSeconds: { env: 'WEBHOOK_TOLERANCE_SECONDS', parse: int(10, 86400), default: 300 },
 } satisfies { [K in keyof Config]: Field<Config[K]> };
 
 /** Every environment variable the service reads, for docs and for checking docker-compose.yml. */
@@ -212,6 +262,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const dkim = [out.dkimDomain, out.dkimSelector, out.dkimPrivateKey].filter((v) => v !== undefined).length;
   if (dkim !== 0 && dkim !== 3) problems.push('DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY go together: set all three or none');
+  if ((out.postmarkWebhookUser === undefined) !== (out.postmarkWebhookPassword === undefined)) {
+    problems.push('POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together: set both or neither');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as Config;
   if (!config.newsletterName) config.newsletterName = parseMailbox(config.mailFrom).name ?? 'Newsletter';

@@ -69,10 +69,10 @@ describe('parseReport on delivery status notifications', () => {
     expect(r.original.messageToken).toBe('m2v-0f1e2d3c4b5a6978');
   });
 
-  it('reads a delayed DSN as soft', async () => {
+  it('reads a delayed DSN (a warning, not a bounce) as other', async () => {
     const r = await parse('delayed.eml');
     expect(r.kind).toBe('dsn');
-    expect(r.recipients).toMatchObject([{ address: 'gina@example.org', action: 'delayed', status: '4.4.7', class: 'soft', remoteMta: null }]);
+    expect(r.recipients).toMatchObject([{ address: 'gina@example.org', action: 'delayed', status: '4.4.7', class: 'other', remoteMta: null }]);
     expect(r.recipients[0]!.diagnostic).toContain('Connection timed out');
     expect(r.original.messageToken).toBe('m2y-0000111122223333');
   });
@@ -82,7 +82,7 @@ describe('parseReport on delivery status notifications', () => {
     expect(r.kind).toBe('dsn');
     expect(r.recipients.map((x) => [x.address, x.action, x.status, x.class])).toEqual([
       ['hank@example.org', 'failed', '5.2.2', 'hard'],
-      ['ivy@example.net', 'delayed', '4.7.1', 'soft'],
+      ['ivy@example.net', 'delayed', '4.7.1', 'other'],
     ]);
     // Without an X-Broadside-Message header the Message-ID still names the message.
     expect(r.original.messageToken).toBe('m2z-4444555566667777');
@@ -292,9 +292,9 @@ describe('statusCode and classifyRecipient', () => {
     ['failed', '5.1.1', 'hard'],
     [null, '5.1.1', 'hard'],
     ['failed', '4.4.7', 'soft'],
-    ['delayed', '4.4.7', 'soft'],
-    ['delayed', null, 'soft'],
-    ['delayed', '5.0.0', 'soft'],
+    ['delayed', '4.4.7', 'other'],
+    ['delayed', null, 'other'],
+    ['delayed', '5.0.0', 'other'],
     ['delivered', '2.0.0', 'other'],
     ['relayed', '5.1.1', 'other'],
     ['expanded', null, 'other'],

@@ -1,0 +1,154 @@
+// SQL for recording bounces and complaints and applying the suppression policy.
+import type { Pool } from '../db/pool.js';
+import type { MessageTokens } from '../sending/message-tokens.js';
+
+export const bounceTypes = ['hard', 'soft', 'complaint', 'other'] as const;
+export type BounceType = (typeof bounceTypes)[number];
+export const bounceSources = ['smtp', 'dsn', 'arf', 'ses', 'postmark', 'sendgrid', 'mailgun'] as const;
+export type BounceSource = (typeof bounceSources)[number];
+export const matchKinds = ['verp', 'header', 'message_id', 'token', 'address', 'submission'] as const;
+export type MatchKind = (typeof matchKinds)[number];
+
+/** Which message (and so which reader) a bounce is about, and how we know. */
+export type Match = { messageId: number | null; subscriberId: number; sendId: number | null; matchedBy: MatchKind };
+
+export type BounceInput = {
+  type: BounceType;
+  source: BounceSource;
+  /** Null: matched nothing; the row is kept for the editor to see. */
+  match: Match | null;
+  recipient?: string | null;
+  action?: string | null;
+  status?: string | null;
+  diagnostic?: string | null;
+  remoteMta?: string | null;
+  feedbackType?: string | null;
+  /** Once-only key within the source: a second row with the same one is not recorded. */
+  eventId?: string | null;
+  reportId?: number | null;
+  occurredAt?: Date | null;
+};
+
+export type SuppressionPolicy = { softBounceLimit: number; softBounceWindowDays: number };
+
+export type Recorded = {
+  id: number;
+  /** The reader's status after the policy, when the bounce matched one who still exists. */
+  subscriberStatus: string | null;
+  /** True when this bounce is what suppressed the reader. */
+  suppressed: boolean;
+};
+
+const MAX_TEXT = 2000;
+const cap = (v: string | null | undefined, n = MAX_TEXT): string | null => (v == null ? null : v.slice(0, n));
+
+/**
+ * Records one bounce and applies the policy to its reader, in one statement:
+ * - hard bounce: the reader is suppressed (bounced) at once, and a message the relay had
+ *   accepted is marked bounced;
+ * - complaint: suppressed (complained) at once, whatever their status (a complaint is stronger
+ *   than an unsubscription or a bounce);
+ * - soft bounce: its time joins the reader's recent soft bounces (those within the window, since
+ *   their last submission); at `softBounceLimit` of them the reader is suppressed (bounced);
+ * - other (delay warnings, ARF reports that are not abuse, provider events we only keep): stored.
+ *
+ * The reader's row is updated in place with values computed from its own current columns, so two
+ * bounces for one reader at once serialise on the row lock and the second sees the first's
+ * result: no read-then-write race. Returns undefined when the event was already recorded.
+ */
+export async function recordBounce(pool: Pool, b: BounceInput, policy: SuppressionPolicy): Promise<Recorded | undefined> {
+  const m = b.match;
+  const { rows } = await pool.query<{ id: number; subscriber_status: string | null; suppressed: boolean | null }>(
+    `WITH ins AS (
+       INSERT INTO bounces (type, source, subscriber_id, message_id, send_id, matched_by, recipient, action, status,
+                            diagnostic, remote_mta, feedback_type, event_id, report_id, occurred_at)
+       VALUES ($1::bounce_type, $2::bounce_source, $3::bigint, $4::bigint, $5::bigint, $6::text, $7::text, $8::text, $9::text,
+               $10::text, $11::text, $12::text, $13::text, $14::bigint, COALESCE($15::timestamptz, now()))
+       ON CONFLICT (source, event_id) DO NOTHING
+       RETURNING id, type, subscriber_id, message_id, LEAST(occurred_at, now()) AS occurred_at
+     ), message AS (
+       UPDATE messages SET status = 'bounced', updated_at = now()
+        WHERE id = (SELECT message_id FROM ins WHERE type = 'hard') AND status = 'submitted'
+     ), reader AS (
+       UPDATE subscribers s
+          SET (status, bounced_at, complained_at, soft_bounces, updated_at) = (
+                SELECT n.status,
+                       CASE WHEN n.status = 'bounced' AND s.status <> 'bounced' THEN now() ELSE s.bounced_at END,
+                       CASE WHEN n.status = 'complained' AND s.status <> 'complained' THEN now() ELSE s.complained_at END,
+                       n.recent, now()
+                  FROM (SELECT CASE
+                                 WHEN i.type = 'complaint' THEN 'complained'::subscriber_status
+                                 WHEN s.status IN ('pending', 'active')
+                                      AND (i.type = 'hard' OR (i.type = 'soft' AND cardinality(w.recent) >= $16::int))
+                                   THEN 'bounced'::subscriber_status
+                                 ELSE s.status
+                               END AS status,
+                               w.recent
+                          FROM (SELECT CASE WHEN i.type = 'soft' THEN ARRAY(
+                                         SELECT t FROM unnest(COALESCE(s.soft_bounces, '{}') || i.occurred_at) AS t
+                                          WHERE t > now() - make_interval(days => $17::int)
+                                          ORDER BY t DESC LIMIT $16::int)
+                                       ELSE s.soft_bounces END AS recent) w) n)
+         FROM ins i
+        WHERE s.id = i.subscriber_id AND i.type <> 'other'
+        RETURNING s.id, s.status, (s.bounced_at = now() OR s.complained_at = now()) AS suppressed
+     )
+     SELECT ins.id,
+            COALESCE(reader.status::text, (SELECT status::text FROM subscribers WHERE id = ins.subscriber_id)) AS subscriber_status,
+            reader.suppressed
+       FROM ins LEFT JOIN reader ON reader.id = ins.subscriber_id`,
+    [
+      b.type, b.source, m?.subscriberId ?? null, m?.messageId ?? null, m?.sendId ?? null, m?.matchedBy ?? null,
+      cap(b.recipient, 320), cap(b.action, 40), cap(b.status, 20), cap(b.diagnostic), cap(b.remoteMta, 255), cap(b.feedbackType, 40),
+      cap(b.eventId, 255), b.reportId ?? null, b.occurredAt ?? null,
+      policy.softBounceLimit, policy.softBounceWindowDays,
+    ],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return { id: row.id, subscriberStatus: row.subscriber_status, suppressed: row.suppressed === true };
+}
+
+/**
+ * The message a token names, when the token is ours (signature checked) and the message exists.
+ * Candidates are tried in order; the first that verifies decides.
+ */
+export async function matchToken(pool: Pool, tokens: MessageTokens, candidates: { token: string | null | undefined; matchedBy: MatchKind }[]): Promise<Match | null> {
+  for (const { token, matchedBy } of candidates) {
+    const id = token ? tokens.verify(token) : undefined;
+    if (id === undefined) continue;
+    const { rows } = await pool.query<{ subscriber_id: number; send_id: number }>(
+      'SELECT subscriber_id, send_id FROM messages WHERE id = $1::bigint',
+      [id],
+    );
+    if (rows[0]) return { messageId: id, subscriberId: rows[0].subscriber_id, sendId: rows[0].send_id, matchedBy };
+  }
+  return null;
+}
+
+/**
+ * A reader by address: only for events whose sender we authenticated (a signed provider webhook),
+ * never for mail to the listener, which anyone can send.
+ */
+export async function matchAddress(pool: Pool, normalizedAddress: string | null): Promise<Match | null> {
+  if (!normalizedAddress) return null;
+  const { rows } = await pool.query<{ id: number }>('SELECT id FROM subscribers WHERE email_normalized = $1::text', [normalizedAddress]);
+  return rows[0] ? { messageId: null, subscriberId: rows[0].id, sendId: null, matchedBy: 'address' } : null;
+}
+
+/**
+ * Keeps a mail the listener accepted. Undefined when the very same bytes were stored before (the
+ * sender retried after losing our reply): the caller answers 250 and records nothing twice.
+ */
+export async function storeInboundReport(
+  pool: Pool,
+  r: { mailFrom: string | null; rcptTo: string; kind: string; raw: Buffer; sha256: Buffer },
+): Promise<number | undefined> {
+  const { rows } = await pool.query<{ id: number }>(
+    `INSERT INTO inbound_reports (mail_from, rcpt_to, kind, size, sha256, raw)
+     VALUES ($1::text, $2::text, $3::text, $4::int, $5::bytea, $6::bytea)
+     ON CONFLICT (sha256) DO NOTHING RETURNING id`,
+    [cap(r.mailFrom, 320), cap(r.rcptTo, 320), r.kind, r.raw.length, r.sha256, r.raw],
+  );
+  return rows[0]?.id;
+}

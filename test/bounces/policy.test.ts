@@ -1,0 +1,118 @@
+import { describe, expect, it } from '@jest/globals';
+import { matchToken, recordBounce, type BounceInput } from '../../src/bounces/queries.js';
+import { bouncesOf, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
+import { useTestContext } from '../support/context.js';
+
+const t = useTestContext();
+const policy = { softBounceLimit: 3, softBounceWindowDays: 30 };
+
+async function messageStatus(id: number): Promise<string> {
+  const { rows } = await t.c.pool.query('SELECT status::text FROM messages WHERE id = $1', [id]);
+  return rows[0].status;
+}
+
+function bounceFor(m: { id: number; subscriberId: number }, sendId: number, type: BounceInput['type'], extra: Partial<BounceInput> = {}): BounceInput {
+  return { type, source: 'dsn', match: { messageId: m.id, subscriberId: m.subscriberId, sendId, matchedBy: 'verp' }, ...extra };
+}
+
+describe('recordBounce: the suppression policy', () => {
+  it('a hard bounce suppresses the reader at once and marks the accepted message bounced', async () => {
+    const s = await seedSubmittedSend(t, ['hard-1@example.org', 'hard-2@example.org']);
+    const [m, other] = s.messages;
+    const r = await recordBounce(t.c.pool, bounceFor(m!, s.sendId, 'hard', { status: '5.1.1', diagnostic: 'smtp; 550 5.1.1 no such user' }), policy);
+    expect(r).toEqual({ id: expect.any(Number), subscriberStatus: 'bounced', suppressed: true });
+    expect((await subscriberStatus(t, m!.subscriberId)).status).toBe('bounced');
+    expect((await subscriberStatus(t, m!.subscriberId)).bounced_at).toBeInstanceOf(Date);
+    expect(await messageStatus(m!.id)).toBe('bounced');
+    // The other reader of the send is untouched.
+    expect((await subscriberStatus(t, other!.subscriberId)).status).toBe('active');
+    expect(await messageStatus(other!.id)).toBe('submitted');
+  });
+
+  it('a complaint suppresses at once, even a reader who had unsubscribed', async () => {
+    const s = await seedSubmittedSend(t, ['complainer@example.org']);
+    const m = s.messages[0]!;
+    await t.c.pool.query(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now() WHERE id = $1`, [m.subscriberId]);
+    const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'complaint', { source: 'arf', feedbackType: 'abuse' }), policy);
+    expect(r?.subscriberStatus).toBe('complained');
+    expect(r?.suppressed).toBe(true);
+    const reader = await subscriberStatus(t, m.subscriberId);
+    expect(reader.complained_at).toBeInstanceOf(Date);
+    // A complaint is not a bounce: the message stays submitted.
+    expect(await messageStatus(m.id)).toBe('submitted');
+  });
+
+  it('soft bounces suppress at the third within the window, not before', async () => {
+    const s = await seedSubmittedSend(t, ['soft@example.org']);
+    const m = s.messages[0]!;
+    for (const n of [1, 2]) {
+      const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { status: '4.2.2' }), policy);
+      expect([n, r?.subscriberStatus, r?.suppressed]).toEqual([n, 'active', false]);
+    }
+    expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toHaveLength(2);
+    const third = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { status: '4.2.2' }), policy);
+    expect([third?.subscriberStatus, third?.suppressed]).toEqual(['bounced', true]);
+    // A soft bounce never marks the message itself bounced.
+    expect(await messageStatus(m.id)).toBe('submitted');
+  });
+
+  it('soft bounces older than the window do not count', async () => {
+    const s = await seedSubmittedSend(t, ['old-soft@example.org']);
+    const m = s.messages[0]!;
+    const old = new Date(Date.now() - 31 * 86400_000);
+    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { occurredAt: old }), policy);
+    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { occurredAt: old }), policy);
+    const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft'), policy);
+    expect(r?.subscriberStatus).toBe('active');
+    expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toHaveLength(1);
+  });
+
+  it('three soft bounces recorded at the same moment suppress the reader (no lost update)', async () => {
+    const s = await seedSubmittedSend(t, ['racing-soft@example.org']);
+    const m = s.messages[0]!;
+    const results = await Promise.all([1, 2, 3].map(() => recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft'), policy)));
+    expect(results.filter((r) => r?.suppressed)).toHaveLength(1);
+    expect((await subscriberStatus(t, m.subscriberId)).status).toBe('bounced');
+  });
+
+  it('the same event twice is recorded once', async () => {
+    const s = await seedSubmittedSend(t, ['twice@example.org']);
+    const m = s.messages[0]!;
+    const input = bounceFor(m, s.sendId, 'soft', { source: 'postmark', eventId: 'pm-123' });
+    expect(await recordBounce(t.c.pool, input, policy)).toBeDefined();
+    expect(await recordBounce(t.c.pool, input, policy)).toBeUndefined();
+    expect(await bouncesOf(t, 'subscriber_id = $1', [m.subscriberId])).toHaveLength(1);
+    expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toHaveLength(1);
+  });
+
+  it('an unmatched report is kept, with nobody suppressed', async () => {
+    const r = await recordBounce(t.c.pool, { type: 'hard', source: 'dsn', match: null, recipient: 'stranger@example.net', status: '5.1.1' }, policy);
+    expect(r).toEqual({ id: expect.any(Number), subscriberStatus: null, suppressed: false });
+    const [row] = await bouncesOf(t, 'id = $1', [r!.id]);
+    expect(row).toMatchObject({ subscriber_id: null, matched_by: null, recipient: 'stranger@example.net', type: 'hard' });
+  });
+
+  it('other events are stored and change nothing', async () => {
+    const s = await seedSubmittedSend(t, ['delayed@example.org']);
+    const m = s.messages[0]!;
+    const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'other', { action: 'delayed', status: '4.4.7' }), policy);
+    expect(r?.subscriberStatus).toBe('active');
+    expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toBeNull();
+  });
+});
+
+describe('matchToken', () => {
+  it('finds the message a signed token names, tries candidates in order, and refuses forgeries', async () => {
+    const s = await seedSubmittedSend(t, ['match@example.org']);
+    const m = s.messages[0]!;
+    const forged = `m${m.id.toString(36)}-0000000000000000`;
+    expect(await matchToken(t.c.pool, t.c.messageTokens, [
+      { token: forged, matchedBy: 'verp' },
+      { token: null, matchedBy: 'header' },
+      { token: m.token, matchedBy: 'message_id' },
+    ])).toEqual({ messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'message_id' });
+    expect(await matchToken(t.c.pool, t.c.messageTokens, [{ token: forged, matchedBy: 'verp' }])).toBeNull();
+    // Signed, but no such message.
+    expect(await matchToken(t.c.pool, t.c.messageTokens, [{ token: t.c.messageTokens.sign(999_999_999), matchedBy: 'verp' }])).toBeNull();
+  });
+});
