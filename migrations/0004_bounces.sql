@@ -68,6 +68,8 @@ CREATE INDEX bounces_unmatched ON bounces (id) WHERE subscriber_id IS NULL;
 -- NULL when none since their last submission: kept on the reader's row so that counting and
 -- suppressing are one atomic update, and a submission resets it.
 ALTER TABLE subscribers ADD COLUMN soft_bounces timestamptz[];
+-- Each batch of submissions clears it for its readers: this keeps that to the few who have any.
+CREATE INDEX subscribers_soft_bounces ON subscribers (id) WHERE soft_bounces IS NOT NULL;
 
 -- The rate guard: when a send's bounce or complaint rate passed its threshold, why, and whether
 -- the editor chose to go on anyway (resuming a send the guard paused).

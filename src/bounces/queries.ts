@@ -27,6 +27,11 @@ export type BounceInput = {
   eventId?: string | null;
   reportId?: number | null;
   occurredAt?: Date | null;
+  /**
+   * source 'smtp' only: the relay's reply, stored on the message, whose final status this bounce
+   * settles in the same statement (hard: bounced, soft: failed after its last retry).
+   */
+  smtpResponse?: string | null;
 };
 
 export type SuppressionPolicy = { softBounceLimit: number; softBounceWindowDays: number };
@@ -44,8 +49,8 @@ const cap = (v: string | null | undefined, n = MAX_TEXT): string | null => (v ==
 
 /**
  * Records one bounce and applies the policy to its reader, in one statement:
- * - hard bounce: the reader is suppressed (bounced) at once, and a message the relay had
- *   accepted is marked bounced;
+ * - hard bounce: the reader is suppressed (bounced) at once, and the message is marked bounced
+ *   (one the relay had accepted, or, for a refusal at submission, the one being submitted);
  * - complaint: suppressed (complained) at once, whatever their status (a complaint is stronger
  *   than an unsubscription or a bounce);
  * - soft bounce: its time joins the reader's recent soft bounces (those within the window, since
@@ -67,8 +72,12 @@ export async function recordBounce(pool: Pool, b: BounceInput, policy: Suppressi
        ON CONFLICT (source, event_id) DO NOTHING
        RETURNING id, type, subscriber_id, message_id, LEAST(occurred_at, now()) AS occurred_at
      ), message AS (
-       UPDATE messages SET status = 'bounced', updated_at = now()
-        WHERE id = (SELECT message_id FROM ins WHERE type = 'hard') AND status = 'submitted'
+       UPDATE messages m SET status = CASE WHEN i.type = 'hard' THEN 'bounced'::message_status ELSE 'failed'::message_status END,
+                             smtp_response = COALESCE($18::text, m.smtp_response), updated_at = now()
+         FROM ins i
+        WHERE m.id = i.message_id
+          AND ((i.type = 'hard' AND m.status IN ('submitted', 'sending'))
+               OR ($19::boolean AND i.type = 'soft' AND m.status = 'sending'))
      ), reader AS (
        UPDATE subscribers s
           SET (status, bounced_at, complained_at, soft_bounces, updated_at) = (
@@ -102,6 +111,7 @@ export async function recordBounce(pool: Pool, b: BounceInput, policy: Suppressi
       cap(b.recipient, 320), cap(b.action, 40), cap(b.status, 20), cap(b.diagnostic), cap(b.remoteMta, 255), cap(b.feedbackType, 40),
       cap(b.eventId, 255), b.reportId ?? null, b.occurredAt ?? null,
       policy.softBounceLimit, policy.softBounceWindowDays,
+      cap(b.smtpResponse, 1000), b.source === 'smtp',
     ],
   );
   const row = rows[0];

@@ -8,7 +8,8 @@ import type { Logger } from '../log.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
-import { claimMessage, markCancelled, markFailed, markHardBounce, releaseMessage, type Claim } from './queries.js';
+import { recordBounce, type BounceInput } from '../bounces/queries.js';
+import { claimMessage, markCancelled, releaseMessage, type Claim } from './queries.js';
 import type { StatusWriter } from './status-writer.js';
 
 export type DeliverOutcome = 'submitted' | 'skipped' | 'cancelled' | 'bounced' | 'failed';
@@ -98,8 +99,8 @@ export class Deliverer {
     const { pool } = this.c;
     const context = { smtpCode: failure.code, enhanced: failure.enhanced };
     if (failure.kind === 'permanent') {
-      await markHardBounce(pool, claim.id, failure.response);
-      log.info({ ...context, response: failure.response }, 'hard bounce at submission: reader suppressed');
+      const r = await this.record(claim, 'hard', failure);
+      log.info({ ...context, response: failure.response, suppressed: r?.suppressed }, 'hard bounce at submission');
       return 'bounced';
     }
     if (failure.kind === 'relay') {
@@ -107,12 +108,29 @@ export class Deliverer {
       throw new RelayUnavailable(failure);
     }
     if (attempt.isLast) {
-      await markFailed(pool, claim.id, failure.response);
-      log.warn({ ...context, attempts: claim.attempts, response: failure.response }, 'message failed after its last retry');
+      // A message refused for the last time is one soft bounce of its reader (not one per attempt).
+      const r = await this.record(claim, 'soft', failure);
+      log.warn({ ...context, attempts: claim.attempts, response: failure.response, suppressed: r?.suppressed }, 'message failed after its last retry');
       return 'failed';
     }
     await releaseMessage(pool, claim.id, failure.response);
     throw new TemporaryFailure(failure);
+  }
+
+  /** The relay's refusal as a bounce record; the same statement settles the message and applies the policy. */
+  private record(claim: Claim, type: 'hard' | 'soft', failure: SmtpFailure) {
+    const { c } = this;
+    const input: BounceInput = {
+      type,
+      source: 'smtp',
+      match: { messageId: claim.id, subscriberId: claim.subscriber_id, sendId: claim.send_id, matchedBy: 'submission' },
+      recipient: claim.email,
+      action: 'failed',
+      status: failure.enhanced ?? (failure.code ? `${String(failure.code)[0]}.0.0` : null),
+      diagnostic: failure.response,
+      smtpResponse: failure.response,
+    };
+    return recordBounce(c.pool, input, c.config);
   }
 
   private prepare(claim: Claim): Promise<PreparedIssue> {

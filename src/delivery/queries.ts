@@ -39,13 +39,20 @@ export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds
   return rows[0];
 }
 
-/** Submitted, in batches: one UPDATE for many messages (see StatusWriter). */
+/**
+ * Submitted, in batches: one statement for many messages (see StatusWriter). A submission also
+ * clears the reader's recent soft bounces (the policy counts those since the last submission);
+ * only readers who have any are written.
+ */
 export async function markSubmitted(pool: Pool, ids: number[], responses: string[]): Promise<void> {
   await pool.query({
     name: 'mark-submitted',
-    text: `UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response
-       FROM unnest($1::bigint[], $2::text[]) AS u(id, response)
-      WHERE m.id = u.id AND m.status = 'sending'`,
+    text: `WITH m AS (
+       UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response
+         FROM unnest($1::bigint[], $2::text[]) AS u(id, response)
+        WHERE m.id = u.id AND m.status = 'sending'
+        RETURNING m.subscriber_id)
+     UPDATE subscribers s SET soft_bounces = NULL FROM m WHERE s.id = m.subscriber_id AND s.soft_bounces IS NOT NULL`,
     values: [ids, responses],
   });
 }
@@ -59,31 +66,7 @@ export async function releaseMessage(pool: Pool, id: number, response: string | 
   );
 }
 
-/** Given up after the last retry of a temporary failure. */
-export async function markFailed(pool: Pool, id: number, response: string): Promise<void> {
-  await pool.query(
-    `UPDATE messages SET status = 'failed', updated_at = now(), smtp_response = $2::text WHERE id = $1::bigint AND status = 'sending'`,
-    [id, response],
-  );
-}
-
 /** The reader left (or was erased) between the fan-out and their turn: nothing to send. */
 export async function markCancelled(pool: Pool, id: number): Promise<void> {
   await pool.query(`UPDATE messages SET status = 'cancelled', updated_at = now() WHERE id = $1::bigint AND status = 'sending'`, [id]);
-}
-
-/**
- * A permanent rejection at submission (SMTP 5xx): a hard bounce. The message is marked bounced
- * and the reader suppressed at once, in one statement.
- */
-export async function markHardBounce(pool: Pool, id: number, response: string): Promise<void> {
-  await pool.query(
-    `WITH m AS (
-       UPDATE messages SET status = 'bounced', updated_at = now(), smtp_response = $2::text
-        WHERE id = $1::bigint AND status = 'sending'
-        RETURNING subscriber_id)
-     UPDATE subscribers SET status = 'bounced', bounced_at = now(), updated_at = now()
-      WHERE id IN (SELECT subscriber_id FROM m) AND status = 'active'`,
-    [id, response],
-  );
 }

@@ -332,6 +332,12 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     const sub = await h.subscriber(gone!.id);
     expect(sub.status).toBe('bounced');
     expect(sub.bounced_at).toBeInstanceOf(Date);
+    // Recorded as a bounce, with the relay's own words.
+    const { rows: bounces } = await t.c.pool.query('SELECT * FROM bounces WHERE message_id = $1', [message.id]);
+    expect(bounces).toEqual([expect.objectContaining({
+      type: 'hard', source: 'smtp', matched_by: 'submission', subscriber_id: gone!.id, send_id: sendId,
+      status: '5.1.1', diagnostic: expect.stringMatching(/^550\b.*no such user/), recipient: gone!.email,
+    })]);
     await h.quiet();
 
     // The next issue's audience no longer has them: no message, no attempt.
@@ -359,6 +365,35 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     expect(rcptTo(grey!.email)).toBe(2);
     expect(t.smtp.to(grey!.email)).toEqual([]);
     expect((await h.subscriber(grey!.id)).status).toBe('active');
+    // One soft bounce for the message (not one per attempt), counted against the reader.
+    const { rows: bounces } = await t.c.pool.query('SELECT type::text, source::text, status, diagnostic FROM bounces WHERE message_id = $1', [message.id]);
+    expect(bounces).toEqual([{ type: 'soft', source: 'smtp', status: '4.3.0', diagnostic: expect.stringMatching(/^451\b/) }]);
+    const { rows: [reader] } = await t.c.pool.query('SELECT soft_bounces FROM subscribers WHERE id = $1', [grey!.id]);
+    expect(reader.soft_bounces).toHaveLength(1);
+    await h.quiet();
+
+    // A later submission to the reader clears the count.
+    rcpt = [];
+    t.smtp.rejectRecipient = () => undefined;
+    const next = await h.createIssue('After the greylisting', 'Text.');
+    await h.trigger(next.id);
+    await h.waitForStatus(next.id, 'done');
+    const { rows: [after] } = await t.c.pool.query('SELECT status::text, soft_bounces FROM subscribers WHERE id = $1', [grey!.id]);
+    expect(after).toEqual({ status: 'active', soft_bounces: null });
+    await h.quiet();
+  });
+
+  it('suppresses a reader at their third soft bounce within the window (SOFT_BOUNCE_LIMIT)', async () => {
+    const [flaky] = await addReaders(t, [{ email: 'full-mailbox@example.com' }]);
+    // Two soft bounces already this month.
+    await t.c.pool.query(`UPDATE subscribers SET soft_bounces = ARRAY[now() - interval '3 days', now() - interval '10 days'] WHERE id = $1`, [flaky!.id]);
+    relayRules((a) => (a === flaky!.email ? { code: 452, message: '4.2.2 mailbox full' } : undefined));
+    const issue = await h.createIssue('Third soft bounce', 'Text.');
+    await h.trigger(issue.id);
+    expect(await h.waitForStatus(issue.id, 'done')).toMatchObject({ failed: 1 });
+    const sub = await h.subscriber(flaky!.id);
+    expect(sub.status).toBe('bounced');
+    expect(sub.bounced_at).toBeInstanceOf(Date);
     await h.quiet();
   });
 
