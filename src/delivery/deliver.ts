@@ -45,9 +45,11 @@ export class Deliverer {
   private readonly sender: { name: string | null; address: string };
   private readonly domain: string;
 
+  /** `bounced` hears of each bounce at submission (the rate guard checks the send soon after). */
   constructor(
     private readonly c: Container,
     private readonly status: StatusWriter,
+    private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
     this.sender = parseMailbox(c.config.mailFrom);
     this.domain = this.sender.address.split('@')[1] ?? 'localhost';
@@ -100,6 +102,7 @@ export class Deliverer {
     const context = { smtpCode: failure.code, enhanced: failure.enhanced };
     if (failure.kind === 'permanent') {
       const r = await this.record(claim, 'hard', failure);
+      this.bounced(claim.send_id);
       log.info({ ...context, response: failure.response, suppressed: r?.suppressed }, 'hard bounce at submission');
       return 'bounced';
     }

@@ -4,6 +4,7 @@ import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js
 import type { Container } from '../container.js';
 import { invalidInput, notFound } from '../errors.js';
 import { cancel, pause, resume, triggerSend } from './control.js';
+import { ratesOf } from './rate-guard.js';
 import { findSendOfIssue, progressOf, sendStatuses, type SendRow } from './queries.js';
 
 const SendSchema = Type.Object({
@@ -20,8 +21,20 @@ const SendSchema = Type.Object({
   submitted: Type.Integer({ description: 'accepted by the SMTP relay (250)' }),
   sent: Type.Integer({ description: 'the same as submitted' }),
   failed: Type.Integer(),
-  bounced: Type.Integer(),
+  bounced: Type.Integer({ description: 'hard-bounced messages: refused at submission, or reported later (DSN, provider)' }),
   cancelled: Type.Integer(),
+  softBounces: Type.Integer({ description: 'soft bounces recorded against this send' }),
+  complaints: Type.Integer({ description: 'readers who marked this issue as spam' }),
+  bounceRate: Type.Number({ description: 'bounced / (submitted + bounced + failed), from 0 to 1' }),
+  complaintRate: Type.Number({ description: 'complaints / (submitted + bounced + failed), from 0 to 1' }),
+  rateAlert: Type.Union([
+    Type.Object({
+      message: Type.String({ description: 'which rate passed which threshold (BOUNCE_RATE_THRESHOLD, COMPLAINT_RATE_THRESHOLD)' }),
+      at: Type.String({ format: 'date-time' }),
+      waived: Type.Boolean({ description: 'the editor resumed the send after the alert' }),
+    }),
+    Type.Null(),
+  ], { description: 'set once when a rate passed its threshold during the send; the send was then paused unless PAUSE_ON_HIGH_RATES=false' }),
   ratePerSecond: Type.Number({ description: 'submissions per second over the last minute' }),
   etaSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'time left at the current rate, once the audience is known' }),
 });
@@ -33,10 +46,13 @@ const TriggerBody = Type.Object({
 
 const ControlParams = Type.Intersect([IdParams, Type.Object({ action: Type.Enum(['pause', 'resume', 'cancel']) })]);
 
+const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
 /** The editor's control over an issue's send: trigger, progress, pause, resume, cancel. */
 export function sendApiRoutes(c: Container): FastifyPluginAsync {
   async function describe(send: SendRow): Promise<Send> {
     const p = await progressOf(c.pool, send.id);
+    const rates = ratesOf(p, c.config);
     const running = send.status === 'sending' && send.started_at;
     // Over the last minute, or since the start when the send is younger than that.
     const seconds = running ? Math.min(60, Math.max(1, (Date.now() - send.started_at!.getTime()) / 1000)) : 60;
@@ -58,6 +74,11 @@ export function sendApiRoutes(c: Container): FastifyPluginAsync {
       failed: p.failed,
       bounced: p.bounced,
       cancelled: p.cancelled,
+      softBounces: p.softBounces,
+      complaints: p.complaints,
+      bounceRate: round(rates.bounceRate),
+      complaintRate: round(rates.complaintRate),
+      rateAlert: send.rate_alert ? { message: send.rate_alert, at: send.rate_alert_at!.toISOString(), waived: send.rate_alert_waived } : null,
       ratePerSecond: Math.round(rate * 10) / 10,
       etaSeconds: running && send.fanout_done && rate > 0 ? Math.ceil(remaining / rate) : null,
     };

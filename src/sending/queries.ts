@@ -22,6 +22,9 @@ export type SendRow = {
   fed_cursor: number;
   feed_generation: number;
   total: number;
+  rate_alert_at: Date | null;
+  rate_alert: string | null;
+  rate_alert_waived: boolean;
 };
 
 /**
@@ -202,23 +205,49 @@ export async function recoverStuck(pool: Pool, timeoutSeconds: number): Promise<
   return rows;
 }
 
-export type Progress = Record<MessageStatus, number> & { lastMinute: number };
+export type Progress = Record<MessageStatus, number> & {
+  lastMinute: number;
+  /** Readers of the send who complained about it. */
+  complaints: number;
+  /** Soft bounces recorded against the send's messages (at submission, by DSN or by a provider). */
+  softBounces: number;
+};
 
-/** Counts straight from the message rows, and the submissions of the last minute for the rate. */
+/**
+ * Counts straight from the message rows, the submissions of the last minute for the rate, and
+ * the complaints and soft bounces recorded against the send.
+ */
 export async function progressOf(pool: Pool, sendId: number): Promise<Progress> {
-  const { rows } = await pool.query<{ status: MessageStatus | null; n: number }>(
-    `SELECT status, count(*)::int AS n FROM messages WHERE send_id = $1::bigint GROUP BY status
+  const { rows } = await pool.query<{ what: string; n: number }>(
+    `SELECT status::text AS what, count(*)::int AS n FROM messages WHERE send_id = $1::bigint GROUP BY status
      UNION ALL
-     SELECT NULL, count(*)::int FROM messages
-      WHERE send_id = $1::bigint AND status = 'submitted' AND submitted_at > now() - interval '60 seconds'`,
+     SELECT 'lastMinute', count(*)::int FROM messages
+      WHERE send_id = $1::bigint AND status = 'submitted' AND submitted_at > now() - interval '60 seconds'
+     UNION ALL
+     SELECT 'complaints', count(DISTINCT subscriber_id)::int FROM bounces WHERE send_id = $1::bigint AND type = 'complaint'
+     UNION ALL
+     SELECT 'softBounces', count(*)::int FROM bounces WHERE send_id = $1::bigint AND type = 'soft'`,
     [sendId],
   );
-  const p = { queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0 } as Progress;
-  for (const r of rows) {
-    if (r.status === null) p.lastMinute = r.n;
-    else p[r.status] = r.n;
-  }
+  const p = { queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0, complaints: 0, softBounces: 0 } as Progress;
+  for (const r of rows) p[r.what as keyof Progress] = r.n;
   return p;
+}
+
+/**
+ * Raises a send's rate alert, once: records why and, when `pause` is set and the editor has not
+ * already chosen to go on, pauses it in the same statement. Undefined when the alert was raised
+ * before (or the send is gone).
+ */
+export async function raiseRateAlert(pool: Pool, id: number, alert: string, pause: boolean): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>(
+    `UPDATE sends SET rate_alert = $2::text, rate_alert_at = now(), updated_at = now(),
+            status = CASE WHEN $3::boolean AND status = 'sending' THEN 'paused'::send_status ELSE status END
+      WHERE id = $1::bigint AND rate_alert IS NULL
+     RETURNING *`,
+    [id, alert, pause],
+  );
+  return rows[0];
 }
 
 export async function pauseSend(pool: Pool, id: number): Promise<SendRow | undefined> {
@@ -231,11 +260,13 @@ export async function pauseSend(pool: Pool, id: number): Promise<SendRow | undef
 
 /**
  * Resumes a paused send; its queued messages are fed again from the start. A job of the paused
- * feed that still waits only finds its message claimed or already sent.
+ * feed that still waits only finds its message claimed or already sent. Resuming after a rate
+ * alert is the editor's decision to go on, recorded as waived (the alert is raised only once).
  */
 export async function resumeSend(pool: Pool, id: number): Promise<SendRow | undefined> {
   const { rows } = await pool.query<SendRow>(
-    `UPDATE sends SET status = 'sending', fed_cursor = 0, feed_generation = feed_generation + 1, updated_at = now()
+    `UPDATE sends SET status = 'sending', fed_cursor = 0, feed_generation = feed_generation + 1, updated_at = now(),
+            rate_alert_waived = rate_alert IS NOT NULL
       WHERE id = $1::bigint AND status = 'paused' RETURNING *`,
     [id],
   );

@@ -1,5 +1,6 @@
 import type { Container } from '../container.js';
 import { fanoutJobId, type FanoutJob } from '../queues/contract.js';
+import { guardSends } from './rate-guard.js';
 import { recoverStuck, unfinishedSends, type SendRow } from './queries.js';
 
 /**
@@ -17,12 +18,15 @@ export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | '
  * - Claims older than SENDING_TIMEOUT_SECONDS (their worker died) go back to queued.
  * - Every scheduled or sending send has its fan-out job: a scheduled send whose time passed
  *   while the service was down starts now, once; a send whose job Redis lost gets it back.
+ * - A send whose bounce or complaint rate passed its threshold (reports arrive through the API
+ *   process too) raises its alert and is paused (see rate-guard.ts).
  */
 export async function superviseSends(c: Container): Promise<void> {
   for (const r of await recoverStuck(c.pool, c.config.sendingTimeoutSeconds)) {
     c.log.warn({ sendId: r.send_id, messages: r.recovered }, 'messages stuck in sending (worker gone?) are queued again');
   }
   for (const send of await unfinishedSends(c.pool)) await ensureFanoutJob(c, send);
+  await guardSends(c);
 }
 
 export function startSupervisor(c: Container): { close(): Promise<void> } {

@@ -5,6 +5,7 @@ import { smtpResponseCode } from '../delivery/mailer.js';
 import { StatusWriter } from '../delivery/status-writer.js';
 import { queueNames, type DeliverJob, type FanoutJob, type ReaderMailJob } from '../queues/contract.js';
 import { runFanout } from '../sending/fanout.js';
+import { RateGuard } from '../sending/rate-guard.js';
 import { startSupervisor } from '../sending/supervisor.js';
 import { createWorkerConnection } from '../redis.js';
 import { sendReaderMail } from '../subscribers/reader-mail.js';
@@ -62,7 +63,8 @@ export function startWorkers(c: Container): RunningWorker {
   fanout.on('error', (err) => c.log.error({ queue: queueNames.fanout, err }, 'fan-out worker error'));
 
   const status = new StatusWriter(c.pool);
-  const deliverer = new Deliverer(c, status);
+  const rateGuard = new RateGuard(c);
+  const deliverer = new Deliverer(c, status, (sendId) => rateGuard.bounced(sendId));
   const retryDelayMs = c.config.retryDelaySeconds * 1000;
   const deliver: Worker<DeliverJob> = new Worker<DeliverJob>(
     queueNames.deliver,
@@ -110,7 +112,7 @@ export function startWorkers(c: Container): RunningWorker {
       stopping = true;
       await supervisor.close();
       await Promise.all([readerMail.close(), fanout.close(), deliver.close()]);
-      await status.close();
+      await Promise.all([status.close(), rateGuard.close()]);
       connection.disconnect();
     },
   };

@@ -30,6 +30,8 @@ export type IssueInput = { subject: string; markdown: string; preheader?: string
 export type Progress = {
   id: number; issueId: number; status: string; scheduledAt: string; startedAt: string | null; finishedAt: string | null; fanoutDone: boolean;
   total: number; queued: number; sending: number; submitted: number; sent: number; failed: number; bounced: number; cancelled: number;
+  softBounces: number; complaints: number; bounceRate: number; complaintRate: number;
+  rateAlert: { message: string; at: string; waived: boolean } | null;
   ratePerSecond: number; etaSeconds: number | null;
 };
 
