@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { bounceApiRoutes } from '../bounces/api-routes.js';
 import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
 import { archiveRoutes } from '../issues/archive-routes.js';
@@ -71,6 +72,7 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     await api.register(subscriberApiRoutes(c));
     await api.register(issueApiRoutes(c));
     await api.register(sendApiRoutes(c));
+    await api.register(bounceApiRoutes(c));
   });
   await app.register(async (ops) => {
     ops.addHook('onRequest', requireOperator(check));

@@ -109,6 +109,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'issues', description: 'Write, preview, test and publish issues' },
         { name: 'sends', description: 'Trigger and control the one send of an issue' },
+        { name: 'bounces', description: 'Bounces, complaints and the raw reports behind them' },
         { name: 'subscribers', description: 'List, add, import, export and erase subscribers' },
         { name: 'operator', description: 'Health, readiness and metrics' },
       ],

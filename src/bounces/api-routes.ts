@@ -1,0 +1,148 @@
+import type { FastifyPluginAsync } from 'fastify';
+import Type, { type Static } from 'typebox';
+import { ErrorSchema, IdParams } from '../api/schemas.js';
+import type { Container } from '../container.js';
+import { invalidInput, notFound } from '../errors.js';
+import { findInboundReportRaw, listBounces, type BounceListRow } from './list-queries.js';
+import { bounceSources, bounceTypes, matchKinds } from './queries.js';
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const NullableId = Type.Union([Type.Integer(), Type.Null()]);
+
+export const BounceSchema = Type.Object({
+  id: Type.Integer(),
+  type: Type.Enum(bounceTypes),
+  source: Type.Enum(bounceSources),
+  subscriberId: Type.Union([Type.Integer(), Type.Null()], { description: 'null: the report matched no reader' }),
+  email: Type.Union([Type.String(), Type.Null()], { description: "the reader's current address; null when unmatched or erased" }),
+  recipient: Type.Union([Type.String(), Type.Null()], { description: 'the address as the report named it' }),
+  messageId: NullableId,
+  sendId: NullableId,
+  issueId: NullableId,
+  matchedBy: Type.Union([Type.Enum(matchKinds), Type.Null()]),
+  action: Type.Union([Type.String(), Type.Null()], { description: 'RFC 3464 Action (failed, delayed, ...)' }),
+  status: Type.Union([Type.String(), Type.Null()], { description: 'enhanced status code, e.g. 5.1.1' }),
+  diagnostic: NullableString,
+  remoteMta: NullableString,
+  feedbackType: Type.Union([Type.String(), Type.Null()], { description: 'ARF Feedback-Type (abuse, not-spam, ...)' }),
+  reportId: Type.Union([Type.Integer(), Type.Null()], { description: 'the inbound report: GET /api/bounces/reports/{reportId}' }),
+  occurredAt: Type.String({ format: 'date-time' }),
+  receivedAt: Type.String({ format: 'date-time' }),
+});
+type Bounce = Static<typeof BounceSchema>;
+
+const idQuery = (description: string) => Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description });
+
+const ListQuery = Type.Object({
+  type: Type.Optional(Type.Enum(bounceTypes)),
+  source: Type.Optional(Type.Enum(bounceSources)),
+  issue: Type.Optional(idQuery("issue id: bounces of that issue's send")),
+  since: Type.Optional(Type.String({ format: 'date-time', description: 'occurred at or after' })),
+  until: Type.Optional(Type.String({ format: 'date-time', description: 'occurred before' })),
+  matched: Type.Optional(Type.Boolean({ description: 'false: only the reports that matched no reader' })),
+  subscriber: Type.Optional(idQuery('subscriber id')),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+  cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
+});
+
+function toBounce(r: BounceListRow): Bounce {
+  return {
+    id: r.id,
+    type: r.type,
+    source: r.source,
+    subscriberId: r.subscriber_id,
+    email: r.email,
+    recipient: r.recipient,
+    messageId: r.message_id,
+    sendId: r.send_id,
+    issueId: r.issue_id,
+    matchedBy: r.matched_by,
+    action: r.action,
+    status: r.status,
+    diagnostic: r.diagnostic,
+    remoteMta: r.remote_mta,
+    feedbackType: r.feedback_type,
+    reportId: r.report_id,
+    occurredAt: r.occurred_at.toISOString(),
+    receivedAt: r.created_at.toISOString(),
+  };
+}
+
+function parseDate(value: string | undefined, field: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw invalidInput(`${field} must be a date-time`, { field });
+  return d;
+}
+
+function parseCursor(cursor: string | undefined): number | undefined {
+  if (cursor === undefined) return undefined;
+  const id = parseInt(cursor, 36);
+  // Twelve base-36 digits reach past 2^53: such a cursor was never one of ours.
+  if (!Number.isSafeInteger(id)) throw invalidInput('cursor is not a nextCursor this API gave', { field: 'cursor' });
+  return id;
+}
+
+/**
+ * The editor's view of bounces and complaints, matched or not (a report that matched no reader
+ * is kept for exactly this), and of the raw mail behind each report.
+ */
+export function bounceApiRoutes(c: Container): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/api/bounces', {
+      schema: {
+        tags: ['bounces'],
+        description: 'Bounces and complaints, newest first. `matched=false` lists the reports that matched no reader.',
+        querystring: ListQuery,
+        response: { 200: Type.Object({ items: Type.Array(BounceSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
+      },
+    }, async (request) => {
+      const q = request.query as Static<typeof ListQuery>;
+      const limit = q.limit ?? 100;
+      // One row more than the page: whether it exists decides nextCursor, so the last page says
+      // null rather than leading to an empty page.
+      const rows = await listBounces(c.pool, {
+        type: q.type,
+        source: q.source,
+        issueId: q.issue,
+        since: parseDate(q.since, 'since'),
+        until: parseDate(q.until, 'until'),
+        matched: q.matched,
+        subscriberId: q.subscriber,
+        beforeId: parseCursor(q.cursor),
+        limit: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      return { items: page.map(toBounce), nextCursor: rows.length > limit ? page[page.length - 1]!.id.toString(36) : null };
+    });
+
+    app.get('/api/bounces/reports/:id', {
+      schema: {
+        tags: ['bounces'],
+        description: 'A mail the bounce listener accepted (a DSN, an ARF report, or something it could not read), byte for byte.',
+        params: IdParams,
+        // The stored bytes go out as they are; no serializer touches them. Errors are JSON.
+        response: {
+          200: {
+            description: 'the mail as received',
+            content: { 'message/rfc822': { schema: Type.String({ format: 'binary' }) } },
+          },
+          404: ErrorSchema,
+        },
+      },
+    }, async (request, reply) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const raw = await findInboundReportRaw(c.pool, id);
+      if (!raw) throw notFound('inbound report');
+      // Anyone can mail the listener, so these bytes are a stranger's: downloaded, never
+      // rendered or sniffed by a browser as something it could run.
+      return reply
+        .type('message/rfc822')
+        .header('content-disposition', `attachment; filename="inbound-report-${id}.eml"`)
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', "default-src 'none'; sandbox")
+        .header('cache-control', 'no-store')
+        .send(raw);
+    });
+  };
+}
