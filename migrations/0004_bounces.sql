@@ -27,8 +27,8 @@ CREATE TABLE bounces (
   id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   type              bounce_type NOT NULL,
   source            bounce_source NOT NULL,
-  -- No foreign keys: erasing a reader deletes their bounce rows explicitly; sends and messages
-  -- are never deleted.
+  -- No foreign keys: erasing a reader scrubs their rows (address and diagnostic) and deletes
+  -- their raw reports, but keeps the rows for the send's counts; sends and messages stay.
   subscriber_id     bigint,
   message_id        bigint,
   send_id           bigint,
@@ -49,7 +49,8 @@ CREATE TABLE bounces (
   feedback_type     text,
   -- Once-only key: the provider's event id, or for reports the report's hash and recipient.
   event_id          text,
-  report_id         bigint REFERENCES inbound_reports (id) ON DELETE CASCADE,
+  -- The raw report goes when its reader is erased; the row stays, scrubbed, for the counts.
+  report_id         bigint REFERENCES inbound_reports (id) ON DELETE SET NULL,
   occurred_at       timestamptz NOT NULL DEFAULT now(),
   created_at        timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT bounces_event_key UNIQUE (source, event_id),

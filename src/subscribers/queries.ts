@@ -114,11 +114,15 @@ export async function unsubscribe(pool: Pool, id: number): Promise<SubscriberSta
 
 /**
  * Erasure (GDPR): deletes the reader's personal data and keeps only a hash of the address so no
- * later import or API call can add it again. Returns false when there was nothing to erase.
+ * later import or API call can add it again. Their bounce rows lose the address and the remote
+ * server's text (which may quote it) and their raw reports go; the rows stay for the counts.
+ * Returns false when there was nothing to erase.
  */
 export async function eraseSubscriber(pool: Pool, id: number): Promise<boolean> {
   const { rows } = await pool.query(
-    `WITH gone AS (DELETE FROM subscribers WHERE id = $1::bigint RETURNING email_normalized, status)
+    `WITH gone AS (DELETE FROM subscribers WHERE id = $1::bigint RETURNING email_normalized, status),
+     scrubbed AS (UPDATE bounces SET recipient = NULL, diagnostic = NULL WHERE subscriber_id = $1::bigint RETURNING report_id),
+     reports AS (DELETE FROM inbound_reports WHERE id IN (SELECT report_id FROM scrubbed))
      INSERT INTO suppressions (email_hash, reason)
      SELECT ${HASH('email_normalized')}, 'erased (was ' || status || ')' FROM gone
      ON CONFLICT (email_hash) DO UPDATE SET reason = EXCLUDED.reason, created_at = now()

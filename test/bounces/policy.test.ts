@@ -116,3 +116,34 @@ describe('matchToken', () => {
     expect(await matchToken(t.c.pool, t.c.messageTokens, [{ token: t.c.messageTokens.sign(999_999_999), matchedBy: 'verp' }])).toBeNull();
   });
 });
+
+describe('erasing a reader', () => {
+  it('scrubs their bounce rows and deletes their raw reports, keeping the rows for the counts', async () => {
+    const s = await seedSubmittedSend(t, ['erase-me@example.org']);
+    const m = s.messages[0]!;
+    const { storeInboundReport } = await import('../../src/bounces/queries.js');
+    const raw = Buffer.from('From: MAILER-DAEMON\r\n\r\nerase-me@example.org: 550 5.1.1 unknown\r\n');
+    const reportId = await storeInboundReport(t.c.pool, { mailFrom: null, rcptTo: `bounces+${m.token}@b.test`, kind: 'unknown', raw, sha256: Buffer.alloc(32, 7) });
+    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'hard', { recipient: m.email, diagnostic: 'smtp; 550 erase-me@example.org unknown', reportId }), policy);
+    const res = await t.app.inject({ method: 'DELETE', url: `/api/subscribers/${m.subscriberId}`, headers: t.auth });
+    expect(res.statusCode).toBe(204);
+    const rows = await bouncesOf(t, 'subscriber_id = $1', [m.subscriberId]);
+    expect(rows).toEqual([expect.objectContaining({ type: 'hard', recipient: null, diagnostic: null, report_id: null, send_id: s.sendId })]);
+    const { rowCount } = await t.c.pool.query('SELECT 1 FROM inbound_reports WHERE id = $1', [reportId]);
+    expect(rowCount).toBe(0);
+  });
+});
+
+describe('a suppressed reader who signs up again', () => {
+  it('stays suppressed until they press the confirm button again', async () => {
+    const s = await seedSubmittedSend(t, ['comeback@example.org']);
+    const m = s.messages[0]!;
+    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'hard'), policy);
+    const res = await t.app.inject({ method: 'POST', url: '/subscribe', payload: { email: 'comeback@example.org' } });
+    expect(res.statusCode).toBe(202);
+    // A confirmation is on its way, but until it is pressed nothing is sent to them.
+    expect((await subscriberStatus(t, m.subscriberId)).status).toBe('bounced');
+    const { rows } = await t.c.pool.query('SELECT confirmation_sent_at FROM subscribers WHERE id = $1', [m.subscriberId]);
+    expect(rows[0].confirmation_sent_at).toBeInstanceOf(Date);
+  });
+});
