@@ -107,6 +107,14 @@ export async function boot(roles: Role[]): Promise<void> {
     const app = await buildApp(c);
     await app.listen({ port: config.port, host: config.host });
     closers.unshift(() => app.close());
+    if (config.bounceSmtpPort !== undefined) {
+      // Imported here like the capture server: a process without the listener never loads it.
+      const { startBounceListener } = await import('./bounces/listener.js');
+      const bounces = await startBounceListener({ c, port: config.bounceSmtpPort, host: config.host });
+      // Closed with the HTTP server, before the container: a report being stored finishes first.
+      closers.unshift(() => bounces.close());
+      log.info({ port: bounces.port, domain: config.bounceDomain ?? null }, 'bounce listener started');
+    }
     await checkIssueTemplate(c);
     if (!config.postalAddress) log.warn('POSTAL_ADDRESS is not set: every email footer should carry the sender\'s postal address (CAN-SPAM)');
     if (generatedToken) {

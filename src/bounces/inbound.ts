@@ -1,0 +1,178 @@
+import { createHash } from 'node:crypto';
+import type { Container } from '../container.js';
+import type { Pool } from '../db/pool.js';
+import { MESSAGE_TOKEN_SHAPE, tokenShaped } from '../sending/message-tokens.js';
+import { matchToken, recordBounce, storeInboundReport, type BounceInput, type Match, type MatchKind } from './queries.js';
+import { parseReport, type InboundReport } from './report.js';
+
+/**
+ * What the bounce listener does with one accepted mail: keeps it (inbound_reports), reads it
+ * (parseReport), finds the message it is about by a signed token, and records one bounce row per
+ * outcome with the suppression policy applied (recordBounce).
+ *
+ * Invariants:
+ * - The raw mail is stored before anything is recorded, and every bounce row links to it
+ *   (report_id): nothing the listener answered 250 for is ever dropped, even when it could not
+ *   be read or matched nothing.
+ * - A reader is found only through a token whose signature verifies, never by an address in
+ *   the report: anyone can send mail to the listener.
+ * - Idempotent: each row's event id is derived from the mail's bytes (its SHA-256 and the
+ *   outcome's position), so the same bytes delivered again record nothing new. When they were
+ *   stored before, the recording is run again anyway: if the first delivery died between
+ *   storing and recording (Postgres went away, we answered 451), the sender's retry completes it.
+ */
+
+export type InboundMail = {
+  raw: Buffer;
+  /** The envelope sender; null for the null sender `<>` (as every bounce has). */
+  mailFrom: string | null;
+  /** The first accepted envelope recipient: `bounces@…` or `bounces+<token>@…`. */
+  rcptTo: string;
+};
+
+export type InboundResult = {
+  /** The inbound_reports row the mail is kept in. */
+  reportId: number | null;
+  /** The same bytes had been received before: nothing new was recorded. */
+  duplicate: boolean;
+  /** Bounce rows written now. */
+  recorded: number;
+  /** Readers this mail suppressed (bounced or complained). */
+  suppressed: number;
+};
+
+const VERP_LOCAL = new RegExp(`^bounces\\+(${MESSAGE_TOKEN_SHAPE})@`, 'i');
+const UNREADABLE = 'the report could not be read (no delivery status or feedback report found); the raw mail is kept as inbound report';
+
+/**
+ * Throws when Postgres fails (the listener answers 451 and the sender retries); never on what
+ * the mail contains.
+ */
+export async function handleInboundReport(c: Container, mail: InboundMail): Promise<InboundResult> {
+  const sha256 = createHash('sha256').update(mail.raw).digest();
+  const report = await readReport(mail.raw);
+  const stored = await storeInboundReport(c.pool, { mailFrom: mail.mailFrom, rcptTo: mail.rcptTo, kind: report.kind, raw: mail.raw, sha256 });
+  const duplicate = stored === undefined;
+  const reportId = stored ?? (await existingReportId(c.pool, sha256));
+
+  const match = await matchToken(c.pool, c.messageTokens, candidates(mail, report));
+  const policy = { softBounceLimit: c.config.softBounceLimit, softBounceWindowDays: c.config.softBounceWindowDays };
+  const key = sha256.toString('hex');
+  let recorded = 0;
+  let suppressed = 0;
+  for (const row of bounceRows(report, match, reportId, key)) {
+    const r = await recordBounce(c.pool, row, policy);
+    if (!r) continue;
+    recorded++;
+    if (r.suppressed) {
+      suppressed++;
+      c.log.info({ reportId, subscriberId: match?.subscriberId, status: r.subscriberStatus, type: row.type }, 'bounce listener: reader suppressed');
+    }
+  }
+  c.log.info(
+    { reportId, kind: report.kind, duplicate, recorded, matched: match ? recorded : 0, matchedBy: match?.matchedBy ?? null, suppressed },
+    'bounce listener: report received',
+  );
+  return { reportId, duplicate, recorded, suppressed };
+}
+
+/**
+ * Where the report may name our message, most trusted first. The first token that verifies
+ * and names an existing message decides.
+ * - verp: the envelope recipient the report was delivered to, then the same address as the
+ *   report's headers name it (Delivered-To, X-Original-To, To); then the returned original's
+ *   Return-Path, which is that same VERP address;
+ * - header: X-Broadside-Message in the returned original;
+ * - message_id: the local part of the returned original's Message-ID.
+ */
+function candidates(mail: InboundMail, report: InboundReport): { token: string | null; matchedBy: MatchKind }[] {
+  const o = report.original;
+  const messageIdToken = tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(o.messageId ?? '')?.[1] ?? null);
+  const returnPathToken = tokenShaped(VERP_LOCAL.exec(o.returnPath ?? '')?.[1] ?? null);
+  // parseReport's messageToken is the header's token, else the Message-ID's, else the Return-Path's.
+  const headerToken = o.messageToken && o.messageToken !== messageIdToken && o.messageToken !== returnPathToken
+    ? o.messageToken
+    : headerTokenIn(mail.raw, o.messageToken);
+  return [
+    { token: tokenShaped(VERP_LOCAL.exec(mail.rcptTo)?.[1] ?? null), matchedBy: 'verp' },
+    { token: report.envelopeToken, matchedBy: 'verp' },
+    { token: headerToken, matchedBy: 'header' },
+    { token: messageIdToken, matchedBy: 'message_id' },
+    { token: returnPathToken, matchedBy: 'verp' },
+  ];
+}
+
+/**
+ * `token` when the mail carries it in an X-Broadside-Message line. Needed because parseReport's
+ * messageToken does not say which header it came from, and ours carries the same token in the
+ * header and the Message-ID.
+ */
+function headerTokenIn(raw: Buffer, token: string | null): string | null {
+  if (!token) return null;
+  const text = raw.subarray(0, 4 * 1024 * 1024).toString('latin1');
+  return new RegExp(`^X-Broadside-Message:[ \\t]*<?${token}>?[ \\t]*\\r?$`, 'im').test(text) ? token : null;
+}
+
+/**
+ * The rows one report makes:
+ * - a DSN: one per recipient, typed by its class (hard, soft, other: delay warnings and
+ *   successes are kept, not counted);
+ * - an ARF report: one; a complaint only for Feedback-Type `abuse` (RFC 5965 makes the field
+ *   mandatory; a feedback report without it is not read as ARF at all, so it lands in the
+ *   unreadable case below: a complaint suppresses a reader for good, so it needs the explicit
+ *   word). Other types (not-spam, fraud, virus, ...) are kept as other, with their type;
+ * - anything else, or a DSN without a recipient: one row of type other saying it could not be
+ *   read, matched when a token still named the message, so the editor sees it.
+ */
+function bounceRows(report: InboundReport, match: Match | null, reportId: number | null, key: string): BounceInput[] {
+  const base = { match, reportId };
+  if (report.kind === 'dsn' && report.recipients.length > 0) {
+    return report.recipients.map((r, i) => ({
+      ...base,
+      type: r.class,
+      source: 'dsn',
+      recipient: r.address,
+      action: r.action,
+      status: r.status,
+      diagnostic: r.diagnostic,
+      remoteMta: r.remoteMta,
+      eventId: `${key}:${i}`,
+    }));
+  }
+  if (report.kind === 'arf') {
+    return [{
+      ...base,
+      type: report.feedbackType === 'abuse' ? 'complaint' : 'other',
+      source: 'arf',
+      recipient: report.original.to,
+      feedbackType: report.feedbackType,
+      eventId: `${key}:arf`,
+    }];
+  }
+  return [{
+    ...base,
+    type: 'other',
+    source: 'dsn',
+    recipient: report.original.to,
+    diagnostic: UNREADABLE,
+    eventId: `${key}:unread`,
+  }];
+}
+
+/**
+ * parseReport never rejects; this guard keeps it so, because a mail that made reading fail must
+ * still be stored (as unknown) rather than answered 451 for ever.
+ */
+async function readReport(raw: Buffer): Promise<InboundReport> {
+  try {
+    return await parseReport(raw);
+  } catch {
+    return { kind: 'unknown', recipients: [], feedbackType: null, original: { messageToken: null, messageId: null, to: null, returnPath: null }, envelopeToken: null, reporter: null, subject: null };
+  }
+}
+
+/** The report already stored with these bytes (storeInboundReport found it there). */
+async function existingReportId(pool: Pool, sha256: Buffer): Promise<number | null> {
+  const { rows } = await pool.query<{ id: number }>('SELECT id FROM inbound_reports WHERE sha256 = $1::bytea', [sha256]);
+  return rows[0]?.id ?? null;
+}
