@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { createHttpsGet, type HttpsGet } from './bounces/https-get.js';
 import type { AppConfig } from './config/index.js';
 import { createPool, type Pool } from './db/pool.js';
 import { createSmtpMailer, type Mailer } from './delivery/mailer.js';
@@ -37,10 +38,12 @@ export type Container = {
   messageTokens: MessageTokens;
   /** Prometheus metrics of this container (its own registry: many containers can share a process). */
   metrics: Metrics;
+  /** Bounded HTTPS GET for what SNS asks us to fetch (its certificate, a SubscribeURL); a stub in tests. */
+  httpsGet: HttpsGet;
   close(): Promise<void>;
 };
 
-export type ContainerOverrides = Partial<Pick<Container, 'log' | 'mailer'>>;
+export type ContainerOverrides = Partial<Pick<Container, 'log' | 'mailer' | 'httpsGet'>>;
 
 /** Where mail goes: SMTP_URL, or the built-in capture server on loopback. */
 export function smtpUrlOf(config: AppConfig): string {
@@ -98,6 +101,7 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     links,
     messageTokens: new MessageTokens(config.secret),
     metrics: new Metrics({ queues }),
+    httpsGet: overrides.httpsGet ?? createHttpsGet(),
     async close() {
       await queues.close();
       await mailer.close();

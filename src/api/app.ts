@@ -3,6 +3,7 @@ import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { bounceApiRoutes } from '../bounces/api-routes.js';
+import { webhookRoutes } from '../bounces/webhook-routes.js';
 import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
 import { archiveRoutes } from '../issues/archive-routes.js';
@@ -63,6 +64,9 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
   await app.register(metricsRoutes(c.metrics));
   await app.register(readerRoutes(c));
   await app.register(archiveRoutes(c));
+  // Providers authenticate with their own signatures, not the bearer token; the plugin keeps
+  // raw bodies (its own content-type parsers) for them.
+  await app.register(webhookRoutes(c));
 
   const check = tokenChecker(c.config.apiToken);
   await app.register(async (api) => {

@@ -38,6 +38,11 @@ export type Send = {
   failed: number;
   bounced: number;
   cancelled: number;
+  softBounces: number;
+  complaints: number;
+  bounceRate: number;
+  complaintRate: number;
+  rateAlert: { message: string; at: string; waived: boolean } | null;
   ratePerSecond: number;
   etaSeconds: number | null;
 };

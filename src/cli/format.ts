@@ -1,6 +1,8 @@
 // Numbers, sizes and times as a person reads them in a terminal.
 
 export const count = (n: number): string => n.toLocaleString('en-US');
+/** 0.0123 → '1.23 %'. */
+export const percent = (fraction: number): string => `${(fraction * 100).toFixed(2).replace(/\.?0+$/, '')} %`;
 
 export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;

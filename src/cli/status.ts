@@ -1,7 +1,7 @@
 import type { ApiClient } from './api-client.js';
 import type { Issue, Send } from './api-types.js';
 import { isNotFound } from './errors.js';
-import { bytes, count, duration, when } from './format.js';
+import { bytes, count, duration, percent, when } from './format.js';
 import { json, print } from './io.js';
 import { findIssue } from './find-issue.js';
 
@@ -34,6 +34,10 @@ export async function showStatus(api: ApiClient, ref: string, opts: { json: bool
   if (send.finishedAt) print(`  finished:    ${when(send.finishedAt)}`);
   print(`  readers:     ${count(send.total)}${send.fanoutDone ? '' : ' so far (still counting the audience)'}`);
   print(`  queued ${count(send.queued)} · sending ${count(send.sending)} · submitted ${count(send.submitted)} · failed ${count(send.failed)} · bounced ${count(send.bounced)} · cancelled ${count(send.cancelled)}`);
+  print(`  bounces:     ${count(send.bounced)} hard (${percent(send.bounceRate)}) · ${count(send.softBounces)} soft · complaints ${count(send.complaints)} (${percent(send.complaintRate)})`);
+  if (send.rateAlert) {
+    print(`  alert:       ${send.rateAlert.message} (${when(send.rateAlert.at)})${send.rateAlert.waived ? '; resumed by the editor' : ''}`);
+  }
   if (send.status === 'sending') {
     print(`  rate:        ${send.ratePerSecond}/s${send.etaSeconds !== null ? `, about ${duration(send.etaSeconds)} left` : ''}`);
   }

@@ -103,7 +103,7 @@ export class Deliverer {
     if (failure.kind === 'permanent') {
       const r = await this.record(claim, 'hard', failure);
       this.bounced(claim.send_id);
-      log.info({ ...context, response: failure.response, suppressed: r?.suppressed }, 'hard bounce at submission');
+      log.info({ ...context, response: failure.response }, r?.suppressed ? 'hard bounce at submission: reader suppressed' : 'hard bounce at submission');
       return 'bounced';
     }
     if (failure.kind === 'relay') {
@@ -113,7 +113,9 @@ export class Deliverer {
     if (attempt.isLast) {
       // A message refused for the last time is one soft bounce of its reader (not one per attempt).
       const r = await this.record(claim, 'soft', failure);
-      log.warn({ ...context, attempts: claim.attempts, response: failure.response, suppressed: r?.suppressed }, 'message failed after its last retry');
+      log.warn({ ...context, attempts: claim.attempts, response: failure.response }, r?.suppressed
+        ? 'message failed after its last retry: a soft bounce, the reader\'s last allowed (suppressed)'
+        : 'message failed after its last retry');
       return 'failed';
     }
     await releaseMessage(pool, claim.id, failure.response);

@@ -1,3 +1,4 @@
+import { percent } from '../cli/format.js';
 import type { AppConfig } from '../config/index.js';
 import type { Container } from '../container.js';
 import { progressOf, raiseRateAlert, unfinishedSends, type Progress } from './queries.js';
@@ -15,8 +16,6 @@ export type Rates = {
 
 type Thresholds = Pick<AppConfig, 'bounceRateThreshold' | 'complaintRateThreshold' | 'rateGuardMinMessages'>;
 
-const pct = (x: number) => `${(x * 100).toFixed(2).replace(/\.?0+$/, '')} %`;
-
 /**
  * A send's bounce and complaint rates and whether they pass the thresholds (given in %). Below
  * RATE_GUARD_MIN_MESSAGES processed messages nothing is alarming yet: the first message of a send
@@ -29,9 +28,9 @@ export function ratesOf(p: Progress, t: Thresholds): Rates {
   let alert: string | null = null;
   if (processed >= t.rateGuardMinMessages) {
     if (complaintRate * 100 > t.complaintRateThreshold) {
-      alert = `complaint rate ${pct(complaintRate)} passed ${t.complaintRateThreshold} % (${p.complaints} of ${processed} messages)`;
+      alert = `complaint rate ${percent(complaintRate)} passed ${t.complaintRateThreshold} % (${p.complaints} of ${processed} messages)`;
     } else if (bounceRate * 100 > t.bounceRateThreshold) {
-      alert = `bounce rate ${pct(bounceRate)} passed ${t.bounceRateThreshold} % (${p.bounced} of ${processed} messages)`;
+      alert = `bounce rate ${percent(bounceRate)} passed ${t.bounceRateThreshold} % (${p.bounced} of ${processed} messages)`;
     }
   }
   return { processed, bounceRate, complaintRate, alert };

@@ -1,0 +1,62 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHttpsGet } from '../../src/bounces/https-get.js';
+
+// A local HTTPS server with a throw-away certificate for 127.0.0.1; the fetcher's agent trusts it.
+let dir: string;
+let server: Server;
+let base: string;
+let agent: Agent;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'broadside-https-'));
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
+  ], { stdio: 'ignore' });
+  const cert = readFileSync(path.join(dir, 'cert.pem'));
+  server = createServer({ cert, key: readFileSync(path.join(dir, 'key.pem')) }, (req, res) => {
+    if (req.url === '/cert.pem') return res.end('-----BEGIN CERTIFICATE-----\n');
+    if (req.url === '/big') {
+      // No Content-Length: the limit has to be enforced while reading.
+      res.write(Buffer.alloc(40 * 1024, 'a'));
+      return res.end(Buffer.alloc(40 * 1024, 'a'));
+    }
+    if (req.url === '/redirect') return res.writeHead(302, { location: '/cert.pem' }).end();
+    if (req.url === '/slow') return res.write('partial'); // never ends
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  agent = new Agent({ ca: cert, keepAlive: false });
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  agent.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('createHttpsGet', () => {
+  it('answers the body of a 200', async () => {
+    expect(await createHttpsGet({ agent })(`${base}/cert.pem`)).toBe('-----BEGIN CERTIFICATE-----\n');
+  });
+
+  it('refuses http, redirects, other statuses, bodies over the limit and slow answers', async () => {
+    const get = createHttpsGet({ agent, timeoutMs: 300, maxBytes: 64 * 1024 });
+    await expect(get(base.replace('https:', 'http:') + '/cert.pem')).rejects.toThrow('only https');
+    await expect(get(`${base}/redirect`)).rejects.toThrow('answered 302');
+    await expect(get(`${base}/missing`)).rejects.toThrow('answered 404');
+    await expect(get(`${base}/big`)).rejects.toThrow('over 65536 bytes');
+    await expect(get(`${base}/slow`)).rejects.toThrow(/abort|closed before the end/i);
+  });
+
+  it('does not trust a certificate outside its CAs', async () => {
+    await expect(createHttpsGet()(`${base}/cert.pem`)).rejects.toThrow(/self.signed|certificate/i);
+  });
+});
