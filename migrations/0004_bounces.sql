@@ -61,15 +61,24 @@ CREATE TABLE bounces (
 CREATE INDEX bounces_id_desc ON bounces (id DESC);
 -- A send's complaint and bounce counts.
 CREATE INDEX bounces_send_type ON bounces (send_id, type) WHERE send_id IS NOT NULL;
+-- Whether a message drew a bounce (the soft-bounce reset).
+CREATE INDEX bounces_message ON bounces (message_id) WHERE message_id IS NOT NULL;
 -- Erasure, and a reader's history.
 CREATE INDEX bounces_subscriber ON bounces (subscriber_id) WHERE subscriber_id IS NOT NULL;
 CREATE INDEX bounces_unmatched ON bounces (id) WHERE subscriber_id IS NULL;
 
 -- The times of a reader's recent soft bounces (at most SOFT_BOUNCE_LIMIT, within the window),
--- NULL when none since their last submission: kept on the reader's row so that counting and
--- suppressing are one atomic update, and a submission resets it.
-ALTER TABLE subscribers ADD COLUMN soft_bounces timestamptz[];
--- Each batch of submissions clears it for its readers: this keeps that to the few who have any.
+-- kept on the reader's row so that counting and suppressing are one atomic update.
+--
+-- A successful submission resets them. Behind a relay every submission is accepted (250) and a
+-- soft bounce comes back later as a DSN, so "successful" can only mean "submitted and never
+-- bounced": soft_bounce_probe is the latest message submitted to a reader who has soft bounces.
+-- When the next submission or the next soft bounce finds that message without a bounce of its
+-- own, it went through, and the count starts again.
+ALTER TABLE subscribers
+  ADD COLUMN soft_bounces      timestamptz[],
+  ADD COLUMN soft_bounce_probe bigint;
+-- Each batch of submissions looks at these readers only: the few with soft bounces.
 CREATE INDEX subscribers_soft_bounces ON subscribers (id) WHERE soft_bounces IS NOT NULL;
 
 -- The rate guard: when a send's bounce or complaint rate passed its threshold, why, and whether
@@ -82,7 +91,7 @@ ALTER TABLE sends
 -- Down Migration
 
 ALTER TABLE sends DROP COLUMN rate_alert_waived, DROP COLUMN rate_alert, DROP COLUMN rate_alert_at;
-ALTER TABLE subscribers DROP COLUMN soft_bounces;
+ALTER TABLE subscribers DROP COLUMN soft_bounce_probe, DROP COLUMN soft_bounces;
 DROP TABLE bounces;
 DROP TABLE inbound_reports;
 DROP TYPE bounce_source;

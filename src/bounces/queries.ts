@@ -53,8 +53,10 @@ const cap = (v: string | null | undefined, n = MAX_TEXT): string | null => (v ==
  *   (one the relay had accepted, or, for a refusal at submission, the one being submitted);
  * - complaint: suppressed (complained) at once, whatever their status (a complaint is stronger
  *   than an unsubscription or a bounce);
- * - soft bounce: its time joins the reader's recent soft bounces (those within the window, since
- *   their last submission); at `softBounceLimit` of them the reader is suppressed (bounced);
+ * - soft bounce: its time joins the reader's recent soft bounces (those within the window); at
+ *   `softBounceLimit` of them the reader is suppressed (bounced). A message submitted to them
+ *   after their last soft bounce that drew no bounce itself (the probe, see markSubmitted) means
+ *   mail gets through again: the earlier ones are forgotten;
  * - other (delay warnings, ARF reports that are not abuse, provider events we only keep): stored.
  *
  * The reader's row is updated in place with values computed from its own current columns, so two
@@ -80,11 +82,15 @@ export async function recordBounce(pool: Pool, b: BounceInput, policy: Suppressi
                OR ($19::boolean AND i.type = 'soft' AND m.status = 'sending'))
      ), reader AS (
        UPDATE subscribers s
-          SET (status, bounced_at, complained_at, soft_bounces, updated_at) = (
+          SET (status, bounced_at, complained_at, soft_bounces, soft_bounce_probe, updated_at) = (
                 SELECT n.status,
                        CASE WHEN n.status = 'bounced' AND s.status <> 'bounced' THEN now() ELSE s.bounced_at END,
                        CASE WHEN n.status = 'complained' AND s.status <> 'complained' THEN now() ELSE s.complained_at END,
-                       n.recent, now()
+                       n.recent,
+                       -- A soft bounce of a known message settles the probe: it was that message
+                       -- (failed), or the probe went through (reset below) or had bounced.
+                       CASE WHEN i.type = 'soft' AND i.message_id IS NOT NULL THEN NULL ELSE s.soft_bounce_probe END,
+                       now()
                   FROM (SELECT CASE
                                  WHEN i.type = 'complaint' THEN 'complained'::subscriber_status
                                  WHEN s.status IN ('pending', 'active')
@@ -94,7 +100,16 @@ export async function recordBounce(pool: Pool, b: BounceInput, policy: Suppressi
                                END AS status,
                                w.recent
                           FROM (SELECT CASE WHEN i.type = 'soft' THEN ARRAY(
-                                         SELECT t FROM unnest(COALESCE(s.soft_bounces, '{}') || i.occurred_at) AS t
+                                         SELECT t FROM unnest(CASE
+                                             -- The probe, another message, drew no bounce: it went
+                                             -- through, so the earlier soft bounces no longer count.
+                                             WHEN s.soft_bounce_probe IS NOT NULL AND i.message_id IS NOT NULL
+                                                  AND s.soft_bounce_probe <> i.message_id
+                                                  AND NOT EXISTS (SELECT 1 FROM bounces b
+                                                                   WHERE b.message_id = s.soft_bounce_probe AND b.type IN ('hard', 'soft'))
+                                               THEN '{}'
+                                             ELSE COALESCE(s.soft_bounces, '{}')
+                                           END || i.occurred_at) AS t
                                           WHERE t > now() - make_interval(days => $17::int)
                                           ORDER BY t DESC LIMIT $16::int)
                                        ELSE s.soft_bounces END AS recent) w) n)

@@ -40,9 +40,11 @@ export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds
 }
 
 /**
- * Submitted, in batches: one statement for many messages (see StatusWriter). A submission also
- * clears the reader's recent soft bounces (the policy counts those since the last submission);
- * only readers who have any are written.
+ * Submitted, in batches: one statement for many messages (see StatusWriter). For the few
+ * readers with soft bounces it also moves the soft-bounce probe: when the previous probe (a
+ * message submitted after their soft bounces) drew no bounce, mail gets through to them again and
+ * the soft bounces are forgotten; else this message becomes the probe. (Behind a relay a 250 says
+ * nothing about the reader's mailbox, and their soft bounces arrive later as DSNs.)
  */
 export async function markSubmitted(pool: Pool, ids: number[], responses: string[]): Promise<void> {
   await pool.query({
@@ -51,8 +53,16 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
        UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response
          FROM unnest($1::bigint[], $2::text[]) AS u(id, response)
         WHERE m.id = u.id AND m.status = 'sending'
-        RETURNING m.subscriber_id)
-     UPDATE subscribers s SET soft_bounces = NULL FROM m WHERE s.id = m.subscriber_id AND s.soft_bounces IS NOT NULL`,
+        RETURNING m.id, m.subscriber_id),
+     went_through AS (
+       SELECT s.id, m.id AS message_id,
+              s.soft_bounce_probe IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM bounces b WHERE b.message_id = s.soft_bounce_probe AND b.type IN ('hard', 'soft')) AS reset
+         FROM m JOIN subscribers s ON s.id = m.subscriber_id AND s.soft_bounces IS NOT NULL)
+     UPDATE subscribers s
+        SET soft_bounces = CASE WHEN w.reset THEN NULL ELSE s.soft_bounces END,
+            soft_bounce_probe = CASE WHEN w.reset THEN NULL ELSE w.message_id END
+       FROM went_through w WHERE s.id = w.id`,
     values: [ids, responses],
   });
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { matchToken, recordBounce, type BounceInput } from '../../src/bounces/queries.js';
+import { markSubmitted } from '../../src/delivery/queries.js';
 import { bouncesOf, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
 
@@ -145,5 +146,56 @@ describe('a suppressed reader who signs up again', () => {
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('bounced');
     const { rows } = await t.c.pool.query('SELECT confirmation_sent_at FROM subscribers WHERE id = $1', [m.subscriberId]);
     expect(rows[0].confirmation_sent_at).toBeInstanceOf(Date);
+  });
+});
+
+describe('soft bounces behind a relay (every submission accepted, DSNs later)', () => {
+  /** The relay accepted the message: recorded through the same statement the workers use. */
+  async function submitted(messageId: number) {
+    await t.c.pool.query(`UPDATE messages SET status = 'sending' WHERE id = $1`, [messageId]);
+    await markSubmitted(t.c.pool, [messageId], ['250 2.0.0 Ok']);
+  }
+  async function weekly(email: string, weeks: number) {
+    const sends = [];
+    for (let i = 0; i < weeks; i++) {
+      const s = await seedSubmittedSend(t, [email]);
+      await t.c.pool.query(`UPDATE messages SET status = 'sending' WHERE id = $1`, [s.messages[0]!.id]);
+      sends.push({ sendId: s.sendId, m: s.messages[0]! });
+    }
+    return sends;
+  }
+
+  it('three issues in a row soft-bounced by DSN suppress the reader', async () => {
+    const weeks = await weekly('always-full@example.org', 3);
+    for (const [i, w] of weeks.entries()) {
+      await submitted(w.m.id);
+      const r = await recordBounce(t.c.pool, bounceFor(w.m, w.sendId, 'soft', { status: '4.2.2' }), policy);
+      expect([i, r?.subscriberStatus]).toEqual([i, i < 2 ? 'active' : 'bounced']);
+    }
+  });
+
+  it('an issue in between that drew no bounce starts the count again', async () => {
+    const [w1, w2, w3, w4] = await weekly('sometimes-full@example.org', 4);
+    await submitted(w1!.m.id);
+    await recordBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
+    await submitted(w2!.m.id);
+    await recordBounce(t.c.pool, bounceFor(w2!.m, w2!.sendId, 'soft'), policy);
+    await submitted(w3!.m.id); // went through: no DSN came back
+    await submitted(w4!.m.id);
+    const r = await recordBounce(t.c.pool, bounceFor(w4!.m, w4!.sendId, 'soft'), policy);
+    expect(r?.subscriberStatus).toBe('active');
+    expect((await subscriberStatus(t, w4!.m.subscriberId)).soft_bounces).toHaveLength(1);
+  });
+
+  it('a soft bounce arriving after a quiet submission also starts the count again', async () => {
+    const [w1, w2, w3] = await weekly('was-full@example.org', 3);
+    await submitted(w1!.m.id);
+    await recordBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
+    await recordBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
+    await submitted(w2!.m.id); // went through
+    // w3 refused at submission (a direct relay's 4xx): no submission in between to notice w2.
+    const r = await recordBounce(t.c.pool, bounceFor(w3!.m, w3!.sendId, 'soft'), policy);
+    expect(r?.subscriberStatus).toBe('active');
+    expect((await subscriberStatus(t, w3!.m.subscriberId)).soft_bounces).toHaveLength(1);
   });
 });
