@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Container } from '../container.js';
 import type { Pool } from '../db/pool.js';
 import { MESSAGE_TOKEN_SHAPE, tokenShaped } from '../sending/message-tokens.js';
-import { matchToken, recordBounce, storeInboundReport, type BounceInput, type Match, type MatchKind } from './queries.js';
+import { record } from './record.js';
+import { matchToken, storeInboundReport, type BounceInput, type Match, type MatchKind } from './queries.js';
 import { parseReport, type InboundReport } from './report.js';
 
 /**
@@ -56,12 +57,11 @@ export async function handleInboundReport(c: Container, mail: InboundMail): Prom
   const reportId = stored ?? (await existingReportId(c.pool, sha256));
 
   const match = await matchToken(c.pool, c.messageTokens, candidates(mail, report));
-  const policy = { softBounceLimit: c.config.softBounceLimit, softBounceWindowDays: c.config.softBounceWindowDays };
   const key = sha256.toString('hex');
   let recorded = 0;
   let suppressed = 0;
   for (const row of bounceRows(report, match, reportId, key)) {
-    const r = await recordBounce(c.pool, row, policy);
+    const r = await record(c, row);
     if (!r) continue;
     recorded++;
     if (r.suppressed) {

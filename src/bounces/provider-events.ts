@@ -1,7 +1,8 @@
 import type { Container } from '../container.js';
 import { checkEmail } from '../subscribers/email-address.js';
 import type { ProviderEvent } from './providers/provider-event.js';
-import { matchAddress, matchToken, recordBounce, type Match } from './queries.js';
+import { matchAddress, matchToken, type Match } from './queries.js';
+import { record } from './record.js';
 
 export type ProviderEventTally = {
   /** Events of a bounce kind the request carried. */
@@ -30,12 +31,11 @@ export async function matchProviderEvent(c: Pick<Container, 'pool' | 'messageTok
  * together). Once only per (provider, eventId): a redelivered event counts as a duplicate.
  * Sequential on purpose: two events for one reader in a batch apply in the provider's order.
  */
-export async function recordProviderEvents(c: Pick<Container, 'pool' | 'messageTokens' | 'config'>, events: readonly ProviderEvent[]): Promise<ProviderEventTally> {
+export async function recordProviderEvents(c: Pick<Container, 'pool' | 'messageTokens' | 'config' | 'metrics'>, events: readonly ProviderEvent[]): Promise<ProviderEventTally> {
   const tally: ProviderEventTally = { received: events.length, recorded: 0, duplicates: 0, unmatched: 0 };
-  const policy = { softBounceLimit: c.config.softBounceLimit, softBounceWindowDays: c.config.softBounceWindowDays };
   for (const e of events) {
     const match = await matchProviderEvent(c, e);
-    const recorded = await recordBounce(c.pool, {
+    const recorded = await record(c, {
       type: e.type,
       source: e.provider,
       match,
@@ -44,7 +44,7 @@ export async function recordProviderEvents(c: Pick<Container, 'pool' | 'messageT
       diagnostic: e.diagnostic,
       eventId: e.eventId,
       occurredAt: e.occurredAt,
-    }, policy);
+    });
     if (!recorded) {
       tally.duplicates++;
       continue;

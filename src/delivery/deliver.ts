@@ -8,7 +8,8 @@ import type { Logger } from '../log.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
-import { recordBounce, type BounceInput } from '../bounces/queries.js';
+import type { BounceInput } from '../bounces/queries.js';
+import { record } from '../bounces/record.js';
 import { claimMessage, markCancelled, releaseMessage, type Claim } from './queries.js';
 import type { StatusWriter } from './status-writer.js';
 
@@ -135,7 +136,7 @@ export class Deliverer {
       diagnostic: failure.response,
       smtpResponse: failure.response,
     };
-    return recordBounce(c.pool, input, c.config);
+    return record(c, input);
   }
 
   private prepare(claim: Claim): Promise<PreparedIssue> {

@@ -3,6 +3,7 @@
 // container's counts never leak into another's scrape. Node's default metrics describe the
 // process, not a container: they live in one registry per process (see processRegistry).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BounceSource, BounceType } from '../bounces/queries.js';
 import type { DeliverOutcome } from '../delivery/deliver.js';
 import type { Queues } from '../queues/index.js';
 import { QUEUE_STATES, readQueueDepths, type QueueDepth } from './queue-depth.js';
@@ -111,6 +112,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly bounces = new Counter({
+    name: 'broadside_bounces_total',
+    help: 'Bounce records written by this process: type hard, soft, complaint or other; source smtp (refused at submission), dsn or arf (the bounce listener), or a provider webhook; matched false when no reader could be found (kept, see GET /api/bounces?matched=false).',
+    labelNames: ['type', 'source', 'matched'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: MetricsOptions = {}) {
     processMetrics();
     // Series that exist from the start, so rate() and alerts see a 0 rather than nothing.
@@ -141,6 +149,10 @@ export class Metrics {
     return (result) => {
       end({ result });
     };
+  }
+
+  bounceRecorded(type: BounceType, source: BounceSource, matched: boolean): void {
+    this.bounces.inc({ type, source, matched: String(matched) });
   }
 
   signup(): void {

@@ -251,6 +251,7 @@ describe('GET /metrics on the API', () => {
       const delta = (name: string, l: Record<string, string> = {}) => sum(after, name, l) - sum(before, name, l);
       expect(delta('broadside_messages_total', { outcome: 'submitted' })).toBe(done.submitted);
       expect(delta('broadside_messages_total', { outcome: 'bounced' })).toBe(1);
+      expect(delta('broadside_bounces_total', { type: 'hard', source: 'smtp', matched: 'true' })).toBe(1);
       expect(delta('broadside_messages_total', { outcome: 'failed' })).toBe(0);
       expect(delta('broadside_smtp_submission_duration_seconds_count', { result: 'accepted' })).toBe(done.submitted);
       expect(delta('broadside_smtp_submission_duration_seconds_count', { result: 'error' })).toBe(1);
