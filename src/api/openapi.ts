@@ -110,6 +110,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'issues', description: 'Write, preview, test and publish issues' },
         { name: 'sends', description: 'Trigger and control the one send of an issue' },
         { name: 'bounces', description: 'Bounces, complaints and the raw reports behind them' },
+        { name: 'webhooks', description: 'Bounce and complaint events from email providers, authenticated by their own signatures' },
         { name: 'subscribers', description: 'List, add, import, export and erase subscribers' },
         { name: 'operator', description: 'Health, readiness and metrics' },
       ],
