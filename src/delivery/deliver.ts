@@ -1,4 +1,6 @@
 import slugify from '@sindresorhus/slugify';
+import type { BounceInput } from '../bounces/queries.js';
+import { record } from '../bounces/record.js';
 import { parseMailbox } from '../config/mailbox.js';
 import type { Container } from '../container.js';
 import type { DeliverJob } from '../queues/contract.js';
@@ -8,8 +10,6 @@ import type { Logger } from '../log.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
-import type { BounceInput } from '../bounces/queries.js';
-import { record } from '../bounces/record.js';
 import { claimMessage, markCancelled, releaseMessage, type Claim } from './queries.js';
 import type { StatusWriter } from './status-writer.js';
 
