@@ -60,7 +60,7 @@ function described(responses: Responses): Responses {
 }
 
 /**
- * The spec covers the editor API and the operator's probes. Everything else is hidden: reader
+ * The spec covers the editor API, the provider webhooks and the operator's probes. Everything else is hidden: reader
  * pages are HTML for browsers (their contract is in the README), and the operator's captured-mail
  * inbox, the queue dashboard and these docs are pages, not an API. A new route is therefore
  * hidden unless it is under /api, where the OpenAPI test insists on its schemas.
@@ -82,6 +82,10 @@ function transform({ schema, url }: { schema: FastifySchema | undefined; url: st
         response: described({ ...(own.response as Responses | undefined), 401: { ...ErrorSchema, description: 'missing or wrong bearer token' } }),
       },
     };
+  }
+  if (url.startsWith('/webhooks/')) {
+    // Called by email providers, who authenticate with their own signatures: no bearer token.
+    return { url, schema: { ...own, security: [], ...(own.response ? { response: described(own.response as Responses) } : {}) } };
   }
   if (OPERATOR_ROUTES.has(url)) {
     const docs = operatorDocs[url];

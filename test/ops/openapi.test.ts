@@ -136,7 +136,7 @@ describe('OpenAPI document at /docs/json', () => {
     expect(documented).toEqual(expect.objectContaining({ required: ErrorSchema.required }));
   });
 
-  it('includes the operator probes and hides pages that are not API', async () => {
+  it('includes the operator probes and the provider webhooks, and hides pages that are not API', async () => {
     const spec = await specOf(t.app);
     const served = new Set(routesOf.get(t.app)!.map((r) => r.url));
     for (const probe of ['/healthz', '/readyz', '/metrics'].filter((p) => served.has(p))) {
@@ -146,8 +146,13 @@ describe('OpenAPI document at /docs/json', () => {
     expect(served.has('/healthz') && served.has('/readyz')).toBe(true);
     const hidden = Object.keys(spec.paths).filter((p) => /^\/(admin|docs)\b/.test(p) || p === '/' || p.startsWith('/subscribe') || p.startsWith('/unsubscribe'));
     expect(hidden).toEqual([]);
-    // Only the editor API and the probes are documented.
-    expect(Object.keys(spec.paths).filter((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p))).toEqual([]);
+    // Only the editor API, the provider webhooks and the probes are documented.
+    expect(Object.keys(spec.paths).filter((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p)))
+      .toEqual(['/webhooks/bounces/{provider}']);
+    const webhook = spec.paths['/webhooks/bounces/{provider}']!.post!;
+    // Providers sign their requests; no bearer token is asked of them.
+    expect(webhook.security).toEqual([]);
+    expect(Object.keys(webhook.responses!)).toEqual(expect.arrayContaining(['200', '400', '401', '503']));
   });
 
   it('fails a route that declares no schemas (the check above can fail)', async () => {
