@@ -32,7 +32,8 @@ CREATE TABLE bounces (
   subscriber_id     bigint,
   message_id        bigint,
   send_id           bigint,
-  -- How the message was found: verp (the return path's token), header (X-Broadside-Message in
+  -- How the message was found: verp (the return path's token), envelope_id (the DSN's
+  -- Original-Envelope-Id, our ENVID), header (X-Broadside-Message in
   -- the returned headers), message_id (the original Message-ID), token (a provider's copy of our
   -- header), address (a signed provider event naming a reader's address), submission.
   matched_by        text,

@@ -82,6 +82,7 @@ export async function handleInboundReport(c: Container, mail: InboundMail): Prom
  * - verp: the envelope recipient the report was delivered to, then the same address as the
  *   report's headers name it (Delivered-To, X-Original-To, To); then the returned original's
  *   Return-Path, which is that same VERP address;
+ * - envelope_id: the DSN's Original-Envelope-Id (we submit with ENVID=<token>);
  * - header: X-Broadside-Message in the returned original;
  * - message_id: the local part of the returned original's Message-ID.
  */
@@ -96,6 +97,7 @@ function candidates(mail: InboundMail, report: InboundReport): { token: string |
   return [
     { token: tokenShaped(VERP_LOCAL.exec(mail.rcptTo)?.[1] ?? null), matchedBy: 'verp' },
     { token: report.envelopeToken, matchedBy: 'verp' },
+    { token: report.envelopeId, matchedBy: 'envelope_id' },
     { token: headerToken, matchedBy: 'header' },
     { token: messageIdToken, matchedBy: 'message_id' },
     { token: returnPathToken, matchedBy: 'verp' },
@@ -167,7 +169,7 @@ async function readReport(raw: Buffer): Promise<InboundReport> {
   try {
     return await parseReport(raw);
   } catch {
-    return { kind: 'unknown', recipients: [], feedbackType: null, original: { messageToken: null, messageId: null, to: null, returnPath: null }, envelopeToken: null, reporter: null, subject: null };
+    return { kind: 'unknown', recipients: [], feedbackType: null, original: { messageToken: null, messageId: null, to: null, returnPath: null }, envelopeToken: null, envelopeId: null, reporter: null, subject: null };
   }
 }
 

@@ -6,7 +6,7 @@ export const bounceTypes = ['hard', 'soft', 'complaint', 'other'] as const;
 export type BounceType = (typeof bounceTypes)[number];
 export const bounceSources = ['smtp', 'dsn', 'arf', 'ses', 'postmark', 'sendgrid', 'mailgun'] as const;
 export type BounceSource = (typeof bounceSources)[number];
-export const matchKinds = ['verp', 'header', 'message_id', 'token', 'address', 'submission'] as const;
+export const matchKinds = ['verp', 'envelope_id', 'header', 'message_id', 'token', 'address', 'submission'] as const;
 export type MatchKind = (typeof matchKinds)[number];
 
 /** Which message (and so which reader) a bounce is about, and how we know. */

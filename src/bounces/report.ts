@@ -61,6 +61,11 @@ export type InboundReport = {
    * when the remote server returned nothing of the original. Also unverified.
    */
   envelopeToken: string | null;
+  /**
+   * Original-Envelope-Id of the DSN when shaped like our token: we submit with ENVID=<token>
+   * (RFC 3461), and the report repeats it. Also unverified.
+   */
+  envelopeId: string | null;
   /** Reporting-MTA (without `dns;`), else the report's From address. */
   reporter: string | null;
   subject: string | null;
@@ -88,6 +93,7 @@ export async function parseReport(raw: Buffer): Promise<InboundReport> {
     feedbackType: null,
     original: { messageToken: null, messageId: null, to: null, returnPath: null },
     envelopeToken: null,
+    envelopeId: null,
     reporter: null,
     subject: null,
   };
@@ -175,6 +181,7 @@ function readDeliveryStatus(report: InboundReport, groups: Field[][]): void {
   let reportingMta: string | null = null;
   for (const group of groups) {
     reportingMta ??= untyped(field(group, 'reporting-mta'));
+    report.envelopeId ??= tokenShaped(field(group, 'original-envelope-id'));
     const address = untyped(field(group, 'final-recipient')) ?? untyped(field(group, 'original-recipient'));
     if (!address) continue;
     if (report.recipients.length >= MAX_RECIPIENTS) break;

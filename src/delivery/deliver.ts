@@ -11,6 +11,7 @@ import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
 import { claimMessage, markCancelled, releaseMessage, type Claim } from './queries.js';
+import type { RawMail } from './mailer.js';
 import type { StatusWriter } from './status-writer.js';
 
 export type DeliverOutcome = 'submitted' | 'skipped' | 'cancelled' | 'bounced' | 'failed';
@@ -31,6 +32,14 @@ export class TemporaryFailure extends Error {
     super(`temporary SMTP failure: ${failure.response}`);
   }
 }
+
+/**
+ * What a relay that offers DSN (RFC 3461) should send back: a report on failure only (a delay
+ * warning is no bounce), with the original's headers only (they carry our token; the whole issue
+ * would only fill inbound_reports), and our token as the envelope id, which the report repeats as
+ * Original-Envelope-Id: one more way back to the message.
+ */
+const dsnFor = (token: string): RawMail['dsn'] => ({ ret: 'HDRS', envid: token, notify: 'FAILURE' });
 
 type PreparedIssue = { mime: IssueMime; issueDate: string };
 
@@ -88,7 +97,7 @@ export class Deliverer {
     let response: string;
     const smtpDone = c.metrics.smtpSubmission();
     try {
-      ({ response } = await c.mailer.sendRaw({ envelope: { from: envelopeFrom, to: claim.email }, raw }));
+      ({ response } = await c.mailer.sendRaw({ envelope: { from: envelopeFrom, to: claim.email }, raw, dsn: dsnFor(token) }));
       smtpDone('accepted');
     } catch (err) {
       smtpDone('error');

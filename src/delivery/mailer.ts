@@ -11,8 +11,11 @@ export type OutgoingMail = {
 
 export type SubmitResult = { messageId: string; response: string };
 
-/** An already built MIME message and the SMTP envelope to submit it with. */
-export type RawMail = { envelope: { from: string; to: string }; raw: Buffer };
+/**
+ * An already built MIME message and the SMTP envelope to submit it with. `dsn` asks the relay
+ * (when it offers the DSN extension, RFC 3461) what to return if the message fails later.
+ */
+export type RawMail = { envelope: { from: string; to: string }; raw: Buffer; dsn?: { ret: 'HDRS' | 'FULL'; envid: string; notify: string } };
 
 export type DkimOptions = { domainName: string; keySelector: string; privateKey: string };
 
@@ -49,7 +52,7 @@ export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOp
       return { messageId: info.messageId, response: info.response };
     },
     async sendRaw(mail) {
-      const info = await transport.sendMail({ envelope: mail.envelope, raw: mail.raw });
+      const info = await transport.sendMail({ envelope: mail.envelope, raw: mail.raw, ...(mail.dsn ? { dsn: mail.dsn } : {}) });
       return { messageId: info.messageId, response: info.response };
     },
     async close() {

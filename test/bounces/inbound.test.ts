@@ -154,6 +154,17 @@ describe('handleInboundReport: matching', () => {
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('active');
   });
 
+  it('matches by the DSN\'s Original-Envelope-Id (our ENVID) when nothing else names the message (envelope_id)', async () => {
+    const m = await seedOne();
+    const raw = Buffer.from(fixtureText('missing-original.eml')
+      .split(`bounces+${FAKE_TOKENS['missing-original.eml']}@`).join('bounces@')
+      .replace(/^Reporting-MTA:.*$/m, (line) => `${line}\nOriginal-Envelope-Id: ${m.token}`));
+    const r = await handle(raw);
+    const rows = await bouncesOf(t, 'report_id = $1', [r.reportId]);
+    expect(rows).toEqual([expect.objectContaining({ type: 'hard', subscriber_id: m.subscriberId, message_id: m.id, matched_by: 'envelope_id' })]);
+    expect((await subscriberStatus(t, m.subscriberId)).status).toBe('bounced');
+  });
+
   it('a token of a message that does not exist matches nothing', async () => {
     const ghost = t.c.messageTokens.sign(987_654_321);
     const r = await handle(withToken('gmail-no-such-user.eml', ghost));

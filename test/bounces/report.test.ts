@@ -200,9 +200,26 @@ describe('parseReport on bounces that are not RFC 3464', () => {
       feedbackType: null,
       original: { messageToken: null, messageId: null, to: null, returnPath: null },
       envelopeToken: null,
+      envelopeId: null,
       reporter: 'zoe@example.org',
       subject: 'Re: The Weekly',
     });
+  });
+
+  it('reads Original-Envelope-Id (our ENVID) when it has the shape of a token', async () => {
+    const dsn = (envid: string) => Buffer.from([
+      'From: MAILER-DAEMON@mx.example.net', 'To: bounces@bounces.example.com', 'Subject: Undelivered Mail Returned to Sender',
+      'MIME-Version: 1.0', 'Content-Type: multipart/report; report-type=delivery-status; boundary="b"', '',
+      '--b', 'Content-Type: text/plain', '', 'Your message could not be delivered.', '',
+      '--b', 'Content-Type: message/delivery-status', '',
+      'Reporting-MTA: dns; mx.example.net', `Original-Envelope-Id: ${envid}`, 'Arrival-Date: Tue, 24 Nov 2026 10:00:00 +0000', '',
+      'Final-Recipient: rfc822; kim@example.net', 'Action: failed', 'Status: 5.1.1', 'Diagnostic-Code: smtp; 550 5.1.1 unknown user', '',
+      '--b--', '',
+    ].join('\r\n'));
+    const r = await parseReport(dsn('M2S-0123456789ABCDEF'));
+    expect(r.envelopeId).toBe('m2s-0123456789abcdef');
+    expect(r.recipients).toMatchObject([{ address: 'kim@example.net', class: 'hard' }]);
+    expect((await parseReport(dsn('QQ123-not-ours'))).envelopeId).toBeNull();
   });
 
   it('ignores a Message-ID that is not shaped like our token', async () => {

@@ -517,7 +517,7 @@ describe('with BOUNCE_DOMAIN (VERP)', () => {
   const t = useTestContext({ worker: true, env: { BOUNCE_DOMAIN: 'bounces.broadside.test' } });
   const h = helpers(t);
 
-  it('uses bounces+<token>@BOUNCE_DOMAIN as the envelope sender, the token naming the message', async () => {
+  it('uses bounces+<token>@BOUNCE_DOMAIN as the envelope sender, the token naming the message, and asks for header-only failure reports', async () => {
     const readers = await addReaders(t, [{ email: 'verp1@example.com' }, { email: 'verp2@example.org', name: 'Verp Two' }]);
     const issue = await h.createIssue();
     const { id: sendId } = await h.trigger(issue.id);
@@ -532,6 +532,8 @@ describe('with BOUNCE_DOMAIN (VERP)', () => {
       expect(verp).not.toBeNull();
       expect(t.c.messageTokens.verify(verp![1]!)).toBe(messageIdOf.get(reader.id));
       expect(headerOf(m, 'x-broadside-message')).toBe(verp![1]);
+      // A report on failure only, with headers only, naming the message again as ENVID (RFC 3461).
+      expect(m.dsn).toEqual({ ret: 'HDRS', envid: verp![1], notify: ['FAILURE'] });
       // The From header is still MAIL_FROM.
       expect(m.parsed.from?.value).toEqual([{ name: 'The Test Letter', address: 'news@broadside.test' }]);
     }

@@ -3,7 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 
-export type ReceivedMail = { envelopeFrom: string; recipients: string[]; raw: string; parsed: ParsedMail };
+export type ReceivedMail = {
+  envelopeFrom: string;
+  recipients: string[];
+  /** The DSN parameters (RFC 3461) of MAIL FROM and of the first RCPT TO, as the client sent them. */
+  dsn: { ret?: string | null; envid?: string | null; notify?: string[] | null };
+  raw: string;
+  parsed: ParsedMail;
+};
 
 /** A header's unfolded value as sent (mailparser turns some headers into structures). */
 export function headerOf(mail: ReceivedMail, name: string): string | undefined {
@@ -25,6 +32,8 @@ export class SmtpSink {
   async start(): Promise<this> {
     this.server = new SMTPServer({
       authOptional: true,
+      // Offer the DSN extension (off by default in smtp-server), as Postfix does, to see what we ask for.
+      hideDSN: false,
       disabledCommands: ['STARTTLS'],
       logger: false,
       onRcptTo: (address, _session, cb) => {
@@ -41,6 +50,7 @@ export class SmtpSink {
             const mail: ReceivedMail = {
               envelopeFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
               recipients: session.envelope.rcptTo.map((r) => r.address),
+              dsn: { ...dsnOf(session.envelope), notify: dsnOf(session.envelope.rcptTo[0])?.notify ?? null },
               raw,
               parsed,
             };
@@ -86,4 +96,9 @@ export class SmtpSink {
   close(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** smtp-server keeps DSN parameters on the envelope (RET, ENVID) and on each recipient (NOTIFY). */
+function dsnOf(x: unknown): { ret?: string | null; envid?: string | null; notify?: string[] | null } | undefined {
+  return (x as { dsn?: { ret?: string | null; envid?: string | null; notify?: string[] | null } } | undefined)?.dsn;
 }
