@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { ErrorSchema, IdParams } from '../api/schemas.js';
+import { DateFilter, ErrorSchema, IdParams, parseDateParam } from '../api/schemas.js';
 import type { Container } from '../container.js';
 import { invalidInput, notFound } from '../errors.js';
 import { findInboundReportRaw, listBounces, type BounceListRow } from './list-queries.js';
@@ -37,8 +37,8 @@ const ListQuery = Type.Object({
   type: Type.Optional(Type.Enum(bounceTypes)),
   source: Type.Optional(Type.Enum(bounceSources)),
   issue: Type.Optional(idQuery("issue id: bounces of that issue's send")),
-  since: Type.Optional(Type.String({ format: 'date-time', description: 'occurred at or after' })),
-  until: Type.Optional(Type.String({ format: 'date-time', description: 'occurred before' })),
+  since: Type.Optional(DateFilter('occurred at or after')),
+  until: Type.Optional(DateFilter('occurred before')),
   matched: Type.Optional(Type.Boolean({ description: 'false: only the reports that matched no reader' })),
   subscriber: Type.Optional(idQuery('subscriber id')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
@@ -66,13 +66,6 @@ function toBounce(r: BounceListRow): Bounce {
     occurredAt: r.occurred_at.toISOString(),
     receivedAt: r.created_at.toISOString(),
   };
-}
-
-function parseDate(value: string | undefined, field: string): Date | undefined {
-  if (value === undefined) return undefined;
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) throw invalidInput(`${field} must be a date-time`, { field });
-  return d;
 }
 
 function parseCursor(cursor: string | undefined): number | undefined {
@@ -105,8 +98,8 @@ export function bounceApiRoutes(c: Container): FastifyPluginAsync {
         type: q.type,
         source: q.source,
         issueId: q.issue,
-        since: parseDate(q.since, 'since'),
-        until: parseDate(q.until, 'until'),
+        since: parseDateParam(q.since, 'since'),
+        until: parseDateParam(q.until, 'until'),
         matched: q.matched,
         subscriberId: q.subscriber,
         beforeId: parseCursor(q.cursor),

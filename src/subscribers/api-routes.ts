@@ -1,7 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
+import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
 import type { Container } from '../container.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import { exportCsv } from './csv-export.js';
@@ -52,8 +52,8 @@ const ListQuery = Type.Object({
   status: Type.Optional(Type.Enum(subscriberStatuses)),
   source: Type.Optional(Type.Enum(consentSources)),
   email: Type.Optional(Type.String({ minLength: 1, maxLength: 254, description: 'substring of the address' })),
-  createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
-  createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
+  createdAfter: Type.Optional(DateFilter('created at or after')),
+  createdBefore: Type.Optional(DateFilter('created before')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
   cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
 });
@@ -78,21 +78,14 @@ const ImportReportSchema = Type.Object({
 
 const IMPORT_MAX_BYTES = 200 * 1024 * 1024;
 
-function parseDate(value: string | undefined, field: string): Date | undefined {
-  if (value === undefined) return undefined;
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) throw invalidInput(`${field} must be a date-time`);
-  return d;
-}
-
 /** The filters the list and the export share, from their query string. */
 function filterOf(q: Static<typeof ExportQuery>): Omit<ListFilter, 'afterId' | 'limit'> {
   return {
     status: q.status,
     source: q.source,
     email: q.email,
-    createdAfter: parseDate(q.createdAfter, 'createdAfter'),
-    createdBefore: parseDate(q.createdBefore, 'createdBefore'),
+    createdAfter: parseDateParam(q.createdAfter, 'createdAfter'),
+    createdBefore: parseDateParam(q.createdBefore, 'createdBefore'),
   };
 }
 
@@ -152,7 +145,7 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       const body = request.body as Static<typeof CreateBody>;
       const checked = checkEmail(body.email);
       if (!checked.ok) throw invalidInput(checked.reason, { field: 'email' });
-      const consentAt = parseDate(body.consentAt, 'consentAt') ?? null;
+      const consentAt = parseDateParam(body.consentAt, 'consentAt') ?? null;
       // Evidence of consent given in the future is no evidence; a minute covers clock skew.
       if (consentAt && consentAt.getTime() > Date.now() + 60_000) throw invalidInput('consentAt must not be in the future', { field: 'consentAt' });
       const outcome = await importSubscribers(

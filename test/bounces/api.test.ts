@@ -153,6 +153,9 @@ describe('GET /api/bounces', () => {
     expect(await idsOf({ until: '2024-01-03T00:00:00Z' })).toEqual(named('hardA1', 'softA2'));
     expect(await idsOf({ since: '2024-01-02T00:00:00Z', until: '2024-01-04T12:00:00+01:00' })).toEqual(named('softA2', 'complaintB1', 'otherUnmatched'));
     expect(await idsOf({ since: '2030-01-01T00:00:00Z' })).toEqual([]);
+    // A date alone means midnight UTC.
+    expect(await idsOf({ since: '2024-01-02', until: '2024-01-03' })).toEqual(await idsOf({ since: '2024-01-02T00:00:00Z', until: '2024-01-03T00:00:00Z' }));
+    expect(await idsOf({ since: '2024-01-02', until: '2024-01-03' })).not.toEqual([]);
   });
 
   it('matched=false lists the reports that matched no reader, matched=true the others', async () => {
@@ -194,7 +197,7 @@ describe('GET /api/bounces', () => {
   it('answers 400 in the error shape for bad filter values', async () => {
     const bad = [
       'type=bogus', 'source=bogus', 'issue=0', 'issue=abc', 'subscriber=-1', 'matched=maybe',
-      'since=notadate', 'until=2024-13-45T00:00:00Z', 'since=2024-01-01',
+      'since=notadate', 'until=2024-13-45T00:00:00Z', 'since=2024-02-30', 'since=2024-1-1',
       'limit=0', 'limit=501', 'limit=1.5',
       'cursor=garbage!', 'cursor=GARBAGE', 'cursor=', 'cursor=zzzzzzzzzzzz',
     ];

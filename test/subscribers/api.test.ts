@@ -173,7 +173,9 @@ describe('GET /api/subscribers', () => {
     expect(await idsOf({ createdAfter: '2024-04-01T00:00:00Z' })).toEqual([]);
     expect((await list({ createdBefore: '2024-01-16T00:00:00Z' })).items[0]!.createdAt).toBe('2024-01-15T12:00:00.000Z');
 
-    for (const bad of ['createdAfter=yesterday', 'createdBefore=2024-02-30T00:00:00Z', 'createdAfter=2024-01-01']) {
+    // A date alone means midnight UTC.
+    expect(await idsOf({ createdAfter: '2024-02-01', createdBefore: '2024-03-01' })).toEqual([feb]);
+    for (const bad of ['createdAfter=yesterday', 'createdBefore=2024-02-30T00:00:00Z', 'createdAfter=2024-02-30', 'createdAfter=2024-1-1']) {
       const res = await api('GET', `/api/subscribers?${bad}`);
       expect([bad, res.statusCode, res.json().error.code]).toEqual([bad, 400, 'invalid_input']);
     }
