@@ -209,7 +209,8 @@ const fields = {
   metricsPort: { env: 'METRICS_PORT', parse: int(0, 65535), default: 9464 },
   // Bounces. The listener (BOUNCE_SMTP_PORT) refuses mail bigger than this.
   bounceMaxBytes: { env: 'BOUNCE_MAX_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 10 * 1024 * 1024 },
-  // A reader is suppressed after this many soft bounces within the window (a submission resets it).
+  // A reader is suppressed after this many soft bounces within the window (a later message that
+  // goes through resets the count).
   softBounceLimit: { env: 'SOFT_BOUNCE_LIMIT', parse: int(1, 1000), default: 3 },
   softBounceWindowDays: { env: 'SOFT_BOUNCE_WINDOW_DAYS', parse: int(1, 3650), default: 30 },
   // A send whose rates pass these (in %) is flagged, and paused unless PAUSE_ON_HIGH_RATES=false,

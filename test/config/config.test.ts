@@ -56,6 +56,31 @@ describe('configuration', () => {
     expect((error as Error).message).not.toContain('also-short');
   });
 
+  it('reads the bounce settings, and refuses bad ones without echoing keys', () => {
+    const c = parseConfig({
+      BOUNCE_RATE_THRESHOLD: '2.5%', COMPLAINT_RATE_THRESHOLD: '0.05', PAUSE_ON_HIGH_RATES: 'false', SOFT_BOUNCE_LIMIT: '5',
+      SES_SNS_TOPIC_ARNS: 'arn:aws:sns:eu-west-1:123456789012:bounces, arn:aws:sns:eu-west-1:123456789012:complaints',
+    });
+    expect(c).toMatchObject({
+      bounceRateThreshold: 2.5, complaintRateThreshold: 0.05, pauseOnHighRates: false, softBounceLimit: 5, softBounceWindowDays: 30,
+      rateGuardMinMessages: 100, bounceMaxBytes: 10 * 1024 * 1024, webhookToleranceSeconds: 300,
+      sesSnsTopicArns: ['arn:aws:sns:eu-west-1:123456789012:bounces', 'arn:aws:sns:eu-west-1:123456789012:complaints'],
+    });
+    let error: unknown;
+    try {
+      parseConfig({
+        BOUNCE_RATE_THRESHOLD: '150', POSTMARK_WEBHOOK_USER: 'postmark', SENDGRID_WEBHOOK_PUBLIC_KEY: 'not-a-key-secretish',
+        MAILGUN_WEBHOOK_SIGNING_KEY: 'short-key',
+      });
+    } catch (err) {
+      error = err;
+    }
+    const problems = (error as ConfigError).problems;
+    expect(problems.map((p) => p.split(' ')[0])).toEqual(['BOUNCE_RATE_THRESHOLD', 'SENDGRID_WEBHOOK_PUBLIC_KEY', 'MAILGUN_WEBHOOK_SIGNING_KEY', 'POSTMARK_WEBHOOK_USER']);
+    expect((error as Error).message).not.toContain('not-a-key-secretish');
+    expect((error as Error).message).not.toContain('short-key');
+  });
+
   it('generates API_TOKEN and SECRET once, persists them, and two processes starting together agree', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'broadside-config-'));
     try {
