@@ -116,3 +116,41 @@ describe('a send whose readers bounce at submission', () => {
     }
   });
 });
+
+describe('a complaint that arrives by the bounce listener while the send runs', () => {
+  it('pauses the send at the supervisor\'s next pass', async () => {
+    // Supervisor passes every second (a quarter of the sending timeout); 4 messages a second.
+    const t = await createTestContext({ worker: true, env: { SEND_RATE: '4', SENDING_TIMEOUT_SECONDS: '4', RATE_GUARD_MIN_MESSAGES: '3' } });
+    try {
+      const emails = Array.from({ length: 40 }, (_, i) => `listener-reader-${i}@example.com`);
+      await t.c.pool.query(
+        `INSERT INTO subscribers (email, email_normalized, status, confirmed_at, consent_source)
+         SELECT e, e, 'active', now() - interval '1 day', 'import' FROM unnest($1::text[]) AS e`,
+        [emails],
+      );
+      const e = editor(t);
+      const issue = await e.createIssue('Complained about');
+      const { id: sendId } = await e.trigger(issue.id);
+      const first = await until('a first submission', async () => {
+        const { rows } = await t.c.pool.query(`SELECT id FROM messages WHERE send_id = $1 AND status = 'submitted' ORDER BY id LIMIT 1`, [sendId]);
+        return rows[0] as { id: number } | undefined;
+      });
+      const token = t.c.messageTokens.sign(first.id);
+      const arf = Buffer.from([
+        'From: feedback@fbl.example.net', 'To: bounces@bounces.example.com', 'Subject: FW: complaint', 'MIME-Version: 1.0',
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="f"', '',
+        '--f', 'Content-Type: text/plain', '', 'A complaint about a message from your network.', '',
+        '--f', 'Content-Type: message/feedback-report', '', 'Feedback-Type: abuse', 'User-Agent: FBL/1.0', 'Version: 1', '',
+        '--f', 'Content-Type: text/rfc822-headers', '', `X-Broadside-Message: ${token}`, 'Subject: Complained about', '',
+        '--f--', '',
+      ].join('\r\n'));
+      const { handleInboundReport } = await import('../../src/bounces/inbound.js');
+      await handleInboundReport(t.c, { raw: arf, mailFrom: null, rcptTo: 'bounces@bounces.example.com' });
+      const paused = await e.waitForStatus(issue.id, 'paused');
+      expect(paused).toMatchObject({ complaints: 1, rateAlert: { message: expect.stringMatching(/^complaint rate .* passed 0\.1 %/) } });
+      expect(paused.queued).toBeGreaterThan(0);
+    } finally {
+      await t.close();
+    }
+  });
+});
