@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Container } from '../container.js';
-import type { Pool } from '../db/pool.js';
 import { MESSAGE_TOKEN_SHAPE, tokenShaped } from '../sending/message-tokens.js';
 import { record } from './record.js';
-import { matchToken, storeInboundReport, type BounceInput, type Match, type MatchKind } from './queries.js';
+import { findInboundReportId, matchToken, storeInboundReport, type BounceInput, type Match, type MatchKind } from './queries.js';
 import { parseReport, type InboundReport } from './report.js';
 
 /**
@@ -51,10 +50,11 @@ const UNREADABLE = 'the report could not be read (no delivery status or feedback
  */
 export async function handleInboundReport(c: Container, mail: InboundMail): Promise<InboundResult> {
   const sha256 = createHash('sha256').update(mail.raw).digest();
-  const report = await readReport(mail.raw);
+  // Never rejects: a mail nothing can be read from is still stored, as unknown.
+  const report = await parseReport(mail.raw);
   const stored = await storeInboundReport(c.pool, { mailFrom: mail.mailFrom, rcptTo: mail.rcptTo, kind: report.kind, raw: mail.raw, sha256 });
   const duplicate = stored === undefined;
-  const reportId = stored ?? (await existingReportId(c.pool, sha256));
+  const reportId = stored ?? (await findInboundReportId(c.pool, sha256));
 
   const match = await matchToken(c.pool, c.messageTokens, candidates(mail, report));
   const key = sha256.toString('hex');
@@ -87,32 +87,15 @@ export async function handleInboundReport(c: Container, mail: InboundMail): Prom
  * - message_id: the local part of the returned original's Message-ID.
  */
 function candidates(mail: InboundMail, report: InboundReport): { token: string | null; matchedBy: MatchKind }[] {
-  const o = report.original;
-  const messageIdToken = tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(o.messageId ?? '')?.[1] ?? null);
-  const returnPathToken = tokenShaped(VERP_LOCAL.exec(o.returnPath ?? '')?.[1] ?? null);
-  // parseReport's messageToken is the header's token, else the Message-ID's, else the Return-Path's.
-  const headerToken = o.messageToken && o.messageToken !== messageIdToken && o.messageToken !== returnPathToken
-    ? o.messageToken
-    : headerTokenIn(mail.raw, o.messageToken);
+  const returned = report.originalTokens;
   return [
     { token: tokenShaped(VERP_LOCAL.exec(mail.rcptTo)?.[1] ?? null), matchedBy: 'verp' },
     { token: report.envelopeToken, matchedBy: 'verp' },
     { token: report.envelopeId, matchedBy: 'envelope_id' },
-    { token: headerToken, matchedBy: 'header' },
-    { token: messageIdToken, matchedBy: 'message_id' },
-    { token: returnPathToken, matchedBy: 'verp' },
+    { token: returned?.header ?? null, matchedBy: 'header' },
+    { token: returned?.messageId ?? null, matchedBy: 'message_id' },
+    { token: returned?.returnPath ?? null, matchedBy: 'verp' },
   ];
-}
-
-/**
- * `token` when the mail carries it in an X-Broadside-Message line. Needed because parseReport's
- * messageToken does not say which header it came from, and ours carries the same token in the
- * header and the Message-ID.
- */
-function headerTokenIn(raw: Buffer, token: string | null): string | null {
-  if (!token) return null;
-  const text = raw.subarray(0, 4 * 1024 * 1024).toString('latin1');
-  return new RegExp(`^X-Broadside-Message:[ \\t]*<?${token}>?[ \\t]*\\r?$`, 'im').test(text) ? token : null;
 }
 
 /**
@@ -159,22 +142,4 @@ function bounceRows(report: InboundReport, match: Match | null, reportId: number
     diagnostic: UNREADABLE,
     eventId: `${key}:unread`,
   }];
-}
-
-/**
- * parseReport never rejects; this guard keeps it so, because a mail that made reading fail must
- * still be stored (as unknown) rather than answered 451 for ever.
- */
-async function readReport(raw: Buffer): Promise<InboundReport> {
-  try {
-    return await parseReport(raw);
-  } catch {
-    return { kind: 'unknown', recipients: [], feedbackType: null, original: { messageToken: null, messageId: null, to: null, returnPath: null }, envelopeToken: null, envelopeId: null, reporter: null, subject: null };
-  }
-}
-
-/** The report already stored with these bytes (storeInboundReport found it there). */
-async function existingReportId(pool: Pool, sha256: Buffer): Promise<number | null> {
-  const { rows } = await pool.query<{ id: number }>('SELECT id FROM inbound_reports WHERE sha256 = $1::bytea', [sha256]);
-  return rows[0]?.id ?? null;
 }

@@ -177,3 +177,9 @@ export async function storeInboundReport(
   );
   return rows[0]?.id;
 }
+
+/** The report already stored with these bytes (when storeInboundReport found it there). */
+export async function findInboundReportId(pool: Pool, sha256: Buffer): Promise<number | null> {
+  const { rows } = await pool.query<{ id: number }>('SELECT id FROM inbound_reports WHERE sha256 = $1::bytea', [sha256]);
+  return rows[0]?.id ?? null;
+}

@@ -66,6 +66,12 @@ export type InboundReport = {
    * (RFC 3461), and the report repeats it. Also unverified.
    */
   envelopeId: string | null;
+  /**
+   * Where in the returned original `original.messageToken` could come from, each on its own
+   * (they usually hold the same token): X-Broadside-Message, the Message-ID's local part, the
+   * Return-Path's VERP address. Unset when no original came back. Also unverified.
+   */
+  originalTokens?: { header: string | null; messageId: string | null; returnPath: string | null };
   /** Reporting-MTA (without `dns;`), else the report's From address. */
   reporter: string | null;
   subject: string | null;
@@ -85,9 +91,9 @@ const MAX_RAW_SCAN = 4 * 1024 * 1024;
 const MAX_DIAGNOSTIC = 1000;
 const MAX_RECIPIENTS = 100;
 
-/** Never rejects: whatever cannot be understood yields kind 'unknown' with what was found. */
-export async function parseReport(raw: Buffer): Promise<InboundReport> {
-  const report: InboundReport = {
+/** A report of which nothing could be read. */
+function emptyReport(): InboundReport {
+  return {
     kind: 'unknown',
     recipients: [],
     feedbackType: null,
@@ -97,6 +103,11 @@ export async function parseReport(raw: Buffer): Promise<InboundReport> {
     reporter: null,
     subject: null,
   };
+}
+
+/** Never rejects: whatever cannot be understood yields kind 'unknown' with what was found. */
+export async function parseReport(raw: Buffer): Promise<InboundReport> {
+  const report = emptyReport();
   try {
     await fill(report, Buffer.isBuffer(raw) ? raw : Buffer.alloc(0));
   } catch {
@@ -241,10 +252,13 @@ function readOriginal(report: InboundReport, fields: Field[]): void {
   o.messageId = messageId ? (/<[^<>]*>/.exec(messageId)?.[0] ?? messageId) : null;
   o.to = bareAddress(field(fields, 'to')) ?? o.to;
   o.returnPath = returnPath;
-  o.messageToken =
-    tokenShaped(field(fields, 'x-broadside-message')) ??
-    tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(messageId ?? '')?.[1] ?? null) ??
-    tokenShaped(VERP.exec(returnPath ?? '')?.[1] ?? null);
+  const tokens = {
+    header: tokenShaped(field(fields, 'x-broadside-message')),
+    messageId: tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(messageId ?? '')?.[1] ?? null),
+    returnPath: tokenShaped(VERP.exec(returnPath ?? '')?.[1] ?? null),
+  };
+  report.originalTokens = tokens;
+  o.messageToken = tokens.header ?? tokens.messageId ?? tokens.returnPath;
 }
 
 /** `mx.example.org. (198.51.100.30, the server for …)` → `mx.example.org`: comments and the root dot go. */
