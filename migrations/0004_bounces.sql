@@ -58,8 +58,6 @@ CREATE TABLE bounces (
   CONSTRAINT bounces_matched CHECK ((subscriber_id IS NULL) = (matched_by IS NULL))
 );
 
--- Listing, newest first (the API's cursor).
-CREATE INDEX bounces_id_desc ON bounces (id DESC);
 -- A send's complaint and bounce counts.
 CREATE INDEX bounces_send_type ON bounces (send_id, type) WHERE send_id IS NOT NULL;
 -- Whether a message drew a bounce (the soft-bounce reset).

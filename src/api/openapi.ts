@@ -9,9 +9,9 @@ import Type from 'typebox';
 import { ErrorSchema } from './schemas.js';
 
 /** Where the UI is served; the document itself is at `${DOCS_PREFIX}/json` (and `/yaml`). */
-export const DOCS_PREFIX = '/docs';
+const DOCS_PREFIX = '/docs';
 
-export const BEARER_SCHEME = 'bearerAuth';
+const BEARER_SCHEME = 'bearerAuth';
 
 /** The routes the operator's tools probe; documented beside the editor API. */
 const OPERATOR_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Container } from '../container.js';
-import { MESSAGE_TOKEN_SHAPE, tokenShaped } from '../sending/message-tokens.js';
+import { verpToken } from '../sending/message-tokens.js';
 import { record } from './record.js';
 import { findInboundReportId, matchToken, storeInboundReport, type BounceInput, type Match, type MatchKind } from './queries.js';
 import { parseReport, type InboundReport } from './report.js';
@@ -41,7 +41,6 @@ export type InboundResult = {
   suppressed: number;
 };
 
-const VERP_LOCAL = new RegExp(`^bounces\\+(${MESSAGE_TOKEN_SHAPE})@`, 'i');
 const UNREADABLE = 'the report could not be read (no delivery status or feedback report found); the raw mail is kept as inbound report';
 
 /**
@@ -89,7 +88,7 @@ export async function handleInboundReport(c: Container, mail: InboundMail): Prom
 function candidates(mail: InboundMail, report: InboundReport): { token: string | null; matchedBy: MatchKind }[] {
   const returned = report.originalTokens;
   return [
-    { token: tokenShaped(VERP_LOCAL.exec(mail.rcptTo)?.[1] ?? null), matchedBy: 'verp' },
+    { token: verpToken(mail.rcptTo), matchedBy: 'verp' },
     { token: report.envelopeToken, matchedBy: 'verp' },
     { token: report.envelopeId, matchedBy: 'envelope_id' },
     { token: returned?.header ?? null, matchedBy: 'header' },

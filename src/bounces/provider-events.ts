@@ -19,7 +19,7 @@ export type ProviderEventTally = {
  * message), else the recipient's address. Matching by address is allowed here and only here
  * because the caller has authenticated the provider; mail to the bounce listener never is.
  */
-export async function matchProviderEvent(c: Pick<Container, 'pool' | 'messageTokens'>, e: ProviderEvent): Promise<Match | null> {
+async function matchProviderEvent(c: Pick<Container, 'pool' | 'messageTokens'>, e: ProviderEvent): Promise<Match | null> {
   const byToken = await matchToken(c.pool, c.messageTokens, [{ token: e.messageToken, matchedBy: 'token' }]);
   if (byToken) return byToken;
   const checked = e.recipient ? checkEmail(e.recipient) : null;

@@ -1,7 +1,7 @@
 import { simpleParser, type Attachment, type ParsedMail } from 'mailparser';
-import { MESSAGE_TOKEN_SHAPE, tokenShaped } from '../sending/message-tokens.js';
+import { tokenShaped, verpToken } from '../sending/message-tokens.js';
 import { bareAddress, decodeText, field, parseFields, parseGroups, untyped, type Field } from './header-fields.js';
-import { statusCode } from './status-code.js';
+import { replyCodeStatus, statusCode } from './status-code.js';
 
 export { statusCode };
 
@@ -77,8 +77,6 @@ export type InboundReport = {
   subject: string | null;
 };
 
-const VERP = new RegExp(`bounces\\+(${MESSAGE_TOKEN_SHAPE})@`, 'i');
-const REPLY_CODE = /(?<![\w.])([245])\d\d(?=[ \t-]|$)/m;
 
 const DELIVERY_TYPES = new Set(['message/delivery-status', 'message/global-delivery-status']);
 const FEEDBACK_TYPES = new Set(['message/feedback-report']);
@@ -255,7 +253,7 @@ function readOriginal(report: InboundReport, fields: Field[]): void {
   const tokens = {
     header: tokenShaped(field(fields, 'x-broadside-message')),
     messageId: tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(messageId ?? '')?.[1] ?? null),
-    returnPath: tokenShaped(VERP.exec(returnPath ?? '')?.[1] ?? null),
+    returnPath: verpToken(returnPath),
   };
   report.originalTokens = tokens;
   o.messageToken = tokens.header ?? tokens.messageId ?? tokens.returnPath;
@@ -271,18 +269,11 @@ function envelopeToken(fields: Field[]): string | null {
   for (const name of ['delivered-to', 'x-original-to', 'to']) {
     for (const f of fields) {
       if (f.name !== name) continue;
-      const token = tokenShaped(VERP.exec(f.value)?.[1] ?? null);
+      const token = verpToken(f.value);
       if (token) return token;
     }
   }
   return null;
-}
-
-
-/** '5.0.0' from a bare SMTP reply code such as 'smtp; 550 mailbox unavailable'. */
-function replyCodeStatus(text: string | null): string | null {
-  const m = text ? REPLY_CODE.exec(text) : null;
-  return m ? `${m[1]}.0.0` : null;
 }
 
 export function classifyRecipient(action: string | null, status: string | null): ReportRecipient['class'] {

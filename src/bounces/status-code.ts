@@ -9,3 +9,14 @@ export function statusCode(text: string | null | undefined): string | null {
   const m = text ? ENHANCED.exec(text) : null;
   return m ? `${m[1]}.${Number(m[2])}.${Number(m[3])}` : null;
 }
+
+const REPLY_CODE = /(?<![\w.])([245])\d\d(?=[ \t-]|$)/m;
+
+/** The class of a bare SMTP reply code as a status, "other undefined status": 550 → '5.0.0'. */
+export const replyClassStatus = (code: number): string => `${Math.floor(code / 100)}.0.0`;
+
+/** '5.0.0' from a bare SMTP reply code in text such as 'smtp; 550 mailbox unavailable'. */
+export function replyCodeStatus(text: string | null): string | null {
+  const m = text ? REPLY_CODE.exec(text) : null;
+  return m ? replyClassStatus(Number(m[1]) * 100) : null;
+}

@@ -7,13 +7,13 @@ import type { HttpsGet } from './https-get.js';
 import { recordProviderEvents } from './provider-events.js';
 import { createMailgunWebhook } from './providers/mailgun.js';
 import { createPostmarkWebhook } from './providers/postmark.js';
-import type { ProviderEvent, ProviderName, Rejected, RejectReason } from './providers/provider-event.js';
+import { unauthorized, type ProviderEvent, type ProviderName, type Rejected, type RejectReason } from './providers/provider-event.js';
 import { createSendgridWebhook } from './providers/sendgrid.js';
 import { createSesWebhook } from './providers/ses.js';
 import { useSignatureToken } from './signature-tokens.js';
 
 /** SendGrid posts batches of up to a few thousand events; everything else is far smaller. */
-export const WEBHOOK_BODY_LIMIT = 5 * 1024 * 1024;
+const WEBHOOK_BODY_LIMIT = 5 * 1024 * 1024;
 
 export type WebhookRoutesOptions = {
   /** Fetches SNS certificates and SubscribeURLs; defaults to the container's. */
@@ -129,7 +129,7 @@ export function webhookRoutes(c: Container, opts: WebhookRoutesOptions = {}): Fa
         if (!r.ok) return refuse(request, 'mailgun', r);
         // A timestamp is accepted within ±tolerance, so a token must be remembered for 2×.
         const use = await useSignatureToken(c.redis, `${config.queuePrefix}:webhooks:mailgun-token`, r.signatureToken, raw, 2 * tolerance);
-        if (use === 'replay') return refuse(request, 'mailgun', { ok: false, reason: 'unauthorized', message: 'Mailgun signature token was already used with another body' });
+        if (use === 'replay') return refuse(request, 'mailgun', unauthorized('Mailgun signature token was already used with another body'));
         return { events: r.events, ignored: 0 };
       },
     },

@@ -13,7 +13,7 @@ export type ConnectionFlags = { url?: string; token?: string };
  * these few variables are read: the HTTP commands work from any machine, without DATABASE_URL
  * or the rest of the service's configuration.
  */
-export function resolveBase(flags: ConnectionFlags, env: NodeJS.ProcessEnv): string {
+function resolveBase(flags: ConnectionFlags, env: NodeJS.ProcessEnv): string {
   if (flags.url !== undefined) return checkBase(flags.url, '--url');
   if (env.BROADSIDE_URL) return checkBase(env.BROADSIDE_URL, 'BROADSIDE_URL');
   const port = env.PORT || '3000';
@@ -39,7 +39,7 @@ function checkBase(raw: string, from: string): string {
  * The editor's token: --token, else API_TOKEN, else the development token the service generated
  * into DATA_DIR/secrets.json (read only: the CLI never creates one the service would not know).
  */
-export async function resolveToken(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd = process.cwd()): Promise<{ token: string; tokenSource: string }> {
+async function resolveToken(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd = process.cwd()): Promise<{ token: string; tokenSource: string }> {
   const given = flags.token !== undefined ? { token: flags.token, tokenSource: '--token' } : env.API_TOKEN ? { token: env.API_TOKEN, tokenSource: 'API_TOKEN' } : undefined;
   if (given) {
     // Checked here: fetch would reject a header value with a line break with a message that is

@@ -10,7 +10,7 @@ function line(c: Command): string {
   return `  ${`${c.name} ${c.synopsis.replace(' [options]', '')}`.padEnd(22)}${c.summary}`;
 }
 
-export function mainUsage(): string {
+function mainUsage(): string {
   const editor = COMMANDS.filter((c) => c.http);
   const operator = COMMANDS.filter((c) => !c.http);
   return [
@@ -35,7 +35,7 @@ export function mainUsage(): string {
   ].join('\n');
 }
 
-export function commandUsage(c: Command): string {
+function commandUsage(c: Command): string {
   return [`Usage: broadside ${c.name}${c.synopsis ? ` ${c.synopsis}` : ''}`, '', ...c.help, ...(c.http ? [] : ['', 'Options:']), '  -h, --help             this help'].join('\n');
 }
 

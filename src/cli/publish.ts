@@ -15,7 +15,7 @@ const FRONT_MATTER = /^\uFEFF?---\r?\n/;
  * The issue in a Markdown file: front matter (`subject`, `preheader`) when the file has it, as
  * `npm run sample` reads it; --subject and --preheader override it or stand in for it.
  */
-export function issueFromFile(text: string, file: string, opts: Pick<PublishOptions, 'subject' | 'preheader'>): IssueInput {
+function issueFromFile(text: string, file: string, opts: Pick<PublishOptions, 'subject' | 'preheader'>): IssueInput {
   let input: IssueInput;
   if (FRONT_MATTER.test(text)) {
     try {

@@ -22,7 +22,7 @@ const pace = (s: Send): string => {
 };
 
 /** One line of progress, for logs and pipes. */
-export function progressLine(s: Send): string {
+function progressLine(s: Send): string {
   if (s.status === 'scheduled') return `${clock()} scheduled: starts at ${when(s.scheduledAt)}`;
   const p = pace(s);
   return `${clock()} ${s.status} ${fraction(s)} (${counts(s)})${p ? ` ${p}` : ''}`;

@@ -9,7 +9,7 @@ import { watchSend, type WatchOptions } from './watch-send.js';
 export type SendOptions = WatchOptions & { at?: string; detach: boolean };
 
 /** --at as the API wants it; anything Date cannot read is a usage error, caught before any request. */
-export function parseAt(raw: string): string {
+function parseAt(raw: string): string {
   // Date.parse accepts far more than ISO 8601 ("March 7"): insist on a date and a time.
   if (!/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(raw.trim())) {
     throw new UsageError(`--at must be an ISO date and time such as 2026-11-12T09:00:00Z or 2026-11-12T10:00+01:00, got "${raw}"`, 'send');

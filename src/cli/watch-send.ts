@@ -16,7 +16,7 @@ const POLL_MS = 1000;
 const PATIENCE_MS = 120_000;
 
 /** Ctrl-C's exit code, as shells report it (128 + SIGINT). */
-export const INTERRUPTED = 130;
+const INTERRUPTED = 130;
 
 /**
  * Polls the issue's send until it is done (0) or cancelled (1), drawing its progress. Ctrl-C

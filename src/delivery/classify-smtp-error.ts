@@ -1,3 +1,5 @@
+import { smtpResponseCode } from './mailer.js';
+
 /**
  * What an SMTP failure means for the message and for the send:
  * - `permanent`: the relay refused this recipient or this message for good (5xx at RCPT TO or
@@ -27,7 +29,7 @@ const RELAY_COMMANDS = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH|MAIL FROM)\b/i;
 export function classifySmtpError(err: unknown): SmtpFailure {
   const e = err as NodemailerError;
   const response = (e.response ?? e.message ?? String(err)).slice(0, 1000);
-  const code = typeof e.responseCode === 'number' ? e.responseCode : undefined;
+  const code = smtpResponseCode(err);
   const enhanced = /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(response)?.[1];
   if (code === undefined || code === 421) return { kind: 'relay', code, enhanced, response };
   // nodemailer names the command that failed; a rejected recipient is EENVELOPE at RCPT TO.

@@ -1,12 +1,14 @@
 import slugify from '@sindresorhus/slugify';
 import type { BounceInput } from '../bounces/queries.js';
 import { record } from '../bounces/record.js';
+import { replyClassStatus } from '../bounces/status-code.js';
 import { parseMailbox } from '../config/mailbox.js';
 import type { Container } from '../container.js';
 import type { DeliverJob } from '../queues/contract.js';
 import { formatIssueDate, greetingFor, type IssueReaderVars } from '../rendering/issue.js';
 import { findIssue } from '../issues/queries.js';
 import type { Logger } from '../log.js';
+import { verpAddress } from '../sending/message-tokens.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
@@ -41,7 +43,8 @@ export class TemporaryFailure extends Error {
  */
 const dsnFor = (token: string): RawMail['dsn'] => ({ ret: 'HDRS', envid: token, notify: 'FAILURE' });
 
-type PreparedIssue = { mime: IssueMime; issueDate: string };
+/** The values of a copy that are the same for every reader of an issue: encoded once per issue. */
+type IssueWideVars = Pick<IssueReaderVars, 'newsletter' | 'issue_date' | 'postal_address'>;
 
 const CACHED_ISSUES = 8;
 
@@ -51,7 +54,7 @@ const CACHED_ISSUES = 8;
  * changes), so an issue is prepared once per process, not once per reader.
  */
 export class Deliverer {
-  private readonly prepared = new Map<number, Promise<PreparedIssue>>();
+  private readonly prepared = new Map<number, Promise<IssueMime>>();
   private readonly sender: { name: string | null; address: string };
   private readonly domain: string;
 
@@ -75,25 +78,23 @@ export class Deliverer {
       await markCancelled(c.pool, claim.id);
       return 'cancelled';
     }
-    const issue = await this.prepare(claim);
+    const mime = await this.prepare(claim);
     const token = c.messageTokens.sign(claim.id);
     const unsubscribeUrl = c.links.unsubscribe(claim.subscriber_id);
-    const vars: IssueReaderVars = {
-      newsletter: c.config.newsletterName,
-      issue_date: issue.issueDate,
+    // The reader's own values; the rest of IssueReaderVars is the same for everyone (see load).
+    const vars: Omit<IssueReaderVars, keyof IssueWideVars> = {
       greeting: greetingFor(claim.name),
       unsubscribe_url: unsubscribeUrl,
       manage_url: c.links.manage(claim.subscriber_id),
-      postal_address: c.config.postalAddress ?? '',
     };
-    const raw = issue.mime.build({
+    const raw = mime.build({
       to: { address: claim.email, name: claim.name },
       messageId: `${token}@${this.domain}`,
       messageToken: token,
       unsubscribeUrl,
       vars,
     });
-    const envelopeFrom = c.config.bounceDomain ? `bounces+${token}@${c.config.bounceDomain}` : this.sender.address;
+    const envelopeFrom = c.config.bounceDomain ? verpAddress(token, c.config.bounceDomain) : this.sender.address;
     let response: string;
     const smtpDone = c.metrics.smtpSubmission();
     try {
@@ -141,14 +142,14 @@ export class Deliverer {
       match: { messageId: claim.id, subscriberId: claim.subscriber_id, sendId: claim.send_id, matchedBy: 'submission' },
       recipient: claim.email,
       action: 'failed',
-      status: failure.enhanced ?? (failure.code ? `${String(failure.code)[0]}.0.0` : null),
+      status: failure.enhanced ?? (failure.code ? replyClassStatus(failure.code) : null),
       diagnostic: failure.response,
       smtpResponse: failure.response,
     };
     return record(c, input);
   }
 
-  private prepare(claim: Claim): Promise<PreparedIssue> {
+  private prepare(claim: Claim): Promise<IssueMime> {
     let p = this.prepared.get(claim.send_id);
     if (!p) {
       p = this.load(claim);
@@ -160,12 +161,12 @@ export class Deliverer {
     return p;
   }
 
-  private async load(claim: Claim): Promise<PreparedIssue> {
+  private async load(claim: Claim): Promise<IssueMime> {
     const { config } = this.c;
     const [issue, send] = await Promise.all([findIssue(this.c.pool, claim.issue_id), findSend(this.c.pool, claim.send_id)]);
     if (!issue || !send) throw new Error(`issue ${claim.issue_id} or send ${claim.send_id} is gone`);
     const listLabel = slugify(config.newsletterName) || 'newsletter';
-    const mime = new IssueMime(
+    return new IssueMime(
       {
         from: formatAddress(this.sender.address, this.sender.name),
         subject: issue.subject,
@@ -174,7 +175,11 @@ export class Deliverer {
         feedbackId: `issue${issue.id}:send${send.id}:newsletter:broadside`,
       },
       { html: issue.html_template, text: issue.text_template },
+      {
+        newsletter: config.newsletterName,
+        issue_date: formatIssueDate(send.started_at ?? new Date()),
+        postal_address: config.postalAddress ?? '',
+      } satisfies IssueWideVars,
     );
-    return { mime, issueDate: formatIssueDate(send.started_at ?? new Date()) };
   }
 }

@@ -39,14 +39,18 @@ const crlf = (s: string) => s.replace(/\r\n|\r|\n/g, CRLF);
 // 75, not 76: every piece gets a soft break ("=") appended to its last line.
 const qp = (s: string) => qpWrap(qpEncode(crlf(s)), 75);
 
-type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean };
+/** `filled[i]`: slot i's value, encoded once, when it is the same for every reader. */
+type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean; filled: (Buffer | undefined)[] };
 
 const EMPTY = Buffer.alloc(0);
 /** A piece of quoted-printable that may be joined to any other: it ends with a soft break. */
 const joinable = (s: string) => (s === '' ? EMPTY : Buffer.from(`${qp(s)}=${CRLF}`, 'latin1'));
 
-function encodeTemplate(t: Template): EncodedTemplate {
-  return { parts: t.parts.map(joinable), slots: t.slots, escape: t.escape };
+const encodeValue = (value: string, escape: boolean) => joinable(escape ? escapeHtml(value) : value);
+
+function encodeTemplate(t: Template, fixed: Record<string, string>): EncodedTemplate {
+  const filled = t.slots.map((slot) => (Object.hasOwn(fixed, slot) ? encodeValue(fixed[slot]!, t.escape) : undefined));
+  return { parts: t.parts.map(joinable), slots: t.slots, escape: t.escape, filled };
 }
 
 function header(name: string, value: string): string {
@@ -76,7 +80,11 @@ export class IssueMime {
   private readonly text: EncodedTemplate;
   private readonly html: EncodedTemplate;
 
-  constructor(headers: IssueMimeHeaders, templates: { html: Template; text: Template }) {
+  /**
+   * `fixed`: values that are the same for every reader of the issue (the newsletter's name, the
+   * date, the postal address), encoded here once instead of for every copy.
+   */
+  constructor(headers: IssueMimeHeaders, templates: { html: Template; text: Template }, fixed: Record<string, string> = {}) {
     // "=_" never occurs in quoted-printable output ("=" is always "=3D" there), so the boundary
     // cannot collide with the content.
     const boundary = `=_broadside_${randomBytes(12).toString('hex')}`;
@@ -95,8 +103,8 @@ export class IssueMime {
     this.textStart = Buffer.from(part('text/plain'), 'latin1');
     this.htmlStart = Buffer.from(`${CRLF}${part('text/html')}`, 'latin1');
     this.end = Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1');
-    this.text = encodeTemplate(templates.text);
-    this.html = encodeTemplate(templates.html);
+    this.text = encodeTemplate(templates.text, fixed);
+    this.html = encodeTemplate(templates.html, fixed);
   }
 
   /** One reader's complete message, ready to hand to the SMTP client as `raw`. */
@@ -121,8 +129,12 @@ export class IssueMime {
 function fillInto(chunks: Buffer[], t: EncodedTemplate, vars: Record<string, string>): void {
   chunks.push(t.parts[0]!);
   for (let i = 0; i < t.slots.length; i++) {
-    const value = vars[t.slots[i]!];
-    if (value === undefined) throw new Error(`template variable "${t.slots[i]}" has no value`);
-    chunks.push(joinable(t.escape ? escapeHtml(value) : value), t.parts[i + 1]!);
+    let value = t.filled[i];
+    if (!value) {
+      const v = vars[t.slots[i]!];
+      if (v === undefined) throw new Error(`template variable "${t.slots[i]}" has no value`);
+      value = encodeValue(v, t.escape);
+    }
+    chunks.push(value, t.parts[i + 1]!);
   }
 }

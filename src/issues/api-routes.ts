@@ -23,7 +23,8 @@ const IssueSchema = Type.Object({
   warnings: Type.Array(Type.String()),
 });
 const IssueDetailSchema = Type.Intersect([IssueSchema, Type.Object({ markdown: Type.String() })]);
-type Issue = Static<typeof IssueSchema>;
+/** An issue as the API answers it (the CLI reads this type too). */
+export type Issue = Static<typeof IssueSchema>;
 
 const CreateBody = Type.Object({
   subject: Type.String({ minLength: 1, maxLength: SUBJECT_MAX * 2 }),

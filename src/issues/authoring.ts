@@ -22,7 +22,7 @@ function checkLine(value: string, field: string, max: number, required: boolean)
   return v;
 }
 
-export function checkIssueInput(input: IssueInput): Required<IssueInput> {
+function checkIssueInput(input: IssueInput): Required<IssueInput> {
   const subject = checkLine(input.subject, 'subject', SUBJECT_MAX, true);
   const preheader = checkLine(input.preheader ?? '', 'preheader', PREHEADER_MAX, false);
   if (input.markdown.includes('\u0000')) throw invalidInput('markdown must not contain NUL characters', { field: 'markdown' });
@@ -35,7 +35,7 @@ export function checkIssueInput(input: IssueInput): Required<IssueInput> {
 }
 
 /** The slug a subject suggests: lower-case ASCII words joined by dashes, at most 80 characters. */
-export function slugBase(subject: string): string {
+function slugBase(subject: string): string {
   let s = slugify(subject);
   if (s.length > 80) {
     // Cut at the last whole word that fits; a single word longer than that is cut short.
@@ -106,4 +106,4 @@ export async function refuseChange(pool: Pool, id: number): Promise<never> {
   throw notDraft();
 }
 
-export const notDraft = () => conflict('not_draft', 'the issue is no longer a draft: it has been published or sent and cannot change');
+const notDraft = () => conflict('not_draft', 'the issue is no longer a draft: it has been published or sent and cannot change');

@@ -9,7 +9,7 @@ import type { Queues } from '../queues/index.js';
 import { QUEUE_STATES, readQueueDepths, type QueueDepth } from './queue-depth.js';
 
 /** The route label of a request that matched no route (a 404 from the router). */
-export const UNMATCHED_ROUTE = 'unmatched';
+const UNMATCHED_ROUTE = 'unmatched';
 
 /** Outcomes a deliver job counts; `skipped` (nothing to do: already done, or paused) is not one. */
 const MESSAGE_OUTCOMES = ['submitted', 'bounced', 'failed', 'cancelled'] as const satisfies readonly DeliverOutcome[];
@@ -28,7 +28,7 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** A scrape reads queue depths from Redis for at most this long, then answers without them. */
-export const QUEUE_DEPTH_TIMEOUT_MS = 2000;
+const QUEUE_DEPTH_TIMEOUT_MS = 2000;
 
 let processRegistry: Registry | undefined;
 

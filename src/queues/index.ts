@@ -20,8 +20,8 @@ export type DeliveryRetry = { attempts: number; delayMs: number };
 export function createQueues(
   connection: Redis,
   prefix: string,
-  retry: DeliveryRetry = { attempts: 6, delayMs: 5000 },
-  onError: (err: Error, queue: string) => void = () => {},
+  retry: DeliveryRetry,
+  onError: (err: Error, queue: string) => void,
 ): Queues {
   const readerMail = new Queue<ReaderMailJob>(queueNames.readerMail, {
     connection,

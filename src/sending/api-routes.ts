@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
+import { ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
 import type { Container } from '../container.js';
-import { invalidInput, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
 import { cancel, pause, resume, triggerSend } from './control.js';
 import { ratesOf } from './rate-guard.js';
 import { findSendOfIssue, progressOf, sendStatuses, type SendRow } from './queries.js';
@@ -38,7 +38,8 @@ const SendSchema = Type.Object({
   ratePerSecond: Type.Number({ description: 'submissions per second over the last minute' }),
   etaSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'time left at the current rate, once the audience is known' }),
 });
-type Send = Static<typeof SendSchema>;
+/** A send's progress as the API answers it (the CLI reads this type too). */
+export type Send = Static<typeof SendSchema>;
 
 const TriggerBody = Type.Object({
   scheduledAt: Type.Optional(Type.String({ format: 'date-time', description: 'send at this time instead of now; a time in the past means now' })),
@@ -100,11 +101,7 @@ export function sendApiRoutes(c: Container): FastifyPluginAsync {
     }, async (request, reply) => {
       const { id } = request.params as Static<typeof IdParams>;
       const body = request.body as Static<typeof TriggerBody>;
-      let scheduledAt: Date | null = null;
-      if (body.scheduledAt !== undefined) {
-        scheduledAt = new Date(body.scheduledAt);
-        if (Number.isNaN(scheduledAt.getTime())) throw invalidInput('scheduledAt must be a date-time', { field: 'scheduledAt' });
-      }
+      const scheduledAt = parseDateParam(body.scheduledAt, 'scheduledAt') ?? null;
       const { send } = await triggerSend(c, id, scheduledAt, request.log);
       return reply.code(202).header('location', `/api/issues/${id}/send`).send(await describe(send));
     });

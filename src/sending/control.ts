@@ -14,11 +14,16 @@ export async function triggerSend(c: Container, issueId: number, scheduledAt: Da
   if (!result) throw notFound('issue');
   if (result.created) {
     log.info({ issueId, sendId: result.send.id, status: result.send.status, scheduledAt: result.send.scheduled_at }, 'send triggered');
-    await ensureFanoutJob(c, result.send).catch((err) => {
-      log.warn({ sendId: result.send.id, err: (err as Error).message }, 'could not add the fan-out job now; the supervisor will');
-    });
+    await addFanoutJob(c, result.send, log);
   }
   return result;
+}
+
+/** Redis away: the send is recorded all the same, and the supervisor adds its job as soon as it can. */
+async function addFanoutJob(c: Container, send: SendRow, log: LogLines): Promise<void> {
+  await ensureFanoutJob(c, send).catch((err) => {
+    log.warn({ sendId: send.id, err: (err as Error).message }, 'could not add the fan-out job now; the supervisor will');
+  });
 }
 
 async function sendOf(c: Container, issueId: number): Promise<SendRow> {
@@ -42,9 +47,7 @@ export async function resume(c: Container, issueId: number, log: LogLines = c.lo
   const resumed = await resumeSend(c.pool, send.id);
   if (!resumed) throw conflict('not_paused', `the send is ${send.status}; only a paused send can be resumed`);
   log.info({ issueId, sendId: send.id }, 'send resumed');
-  await ensureFanoutJob(c, resumed).catch((err) => {
-    log.warn({ sendId: send.id, err: (err as Error).message }, 'could not add the fan-out job now; the supervisor will');
-  });
+  await addFanoutJob(c, resumed, log);
   return resumed;
 }
 

@@ -12,6 +12,11 @@ const FEED_CHUNK = 1_000;
 const IDLE_MS = 200;
 /** Lost jobs are looked for again no sooner than this after feeding them again. */
 const REFEED_AFTER_MS = 5_000;
+/**
+ * How often an idle loop counts the send's queued messages for stall detection (a count over
+ * every queued row: at every 200 ms pass it would cost more than it tells, as a stall takes 5 s).
+ */
+const QUEUED_COUNT_EVERY_MS = 1_000;
 
 export type FanoutEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'gone' | 'busy' | 'stopping';
 
@@ -56,6 +61,7 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
   let lastRefeed = 0;
   let queuedSeen = -1;
   let queuedSince = Date.now();
+  let countedAt = 0;
   while (!stopping()) {
     const send = await findSend(pool, sendId);
     if (!send) return 'gone';
@@ -100,18 +106,21 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
         log.info({ issueId: send.issue_id }, 'send done');
         return 'done';
       }
-      const queued = await countQueued(pool, sendId);
-      if (queued !== queuedSeen) {
-        queuedSeen = queued;
-        queuedSince = Date.now();
-      }
       const noJobs = waiting + counts.active! === 0;
+      if (noJobs || Date.now() - countedAt >= QUEUED_COUNT_EVERY_MS) {
+        countedAt = Date.now();
+        const queued = await countQueued(pool, sendId);
+        if (queued !== queuedSeen) {
+          queuedSeen = queued;
+          queuedSince = Date.now();
+        }
+      }
       const stalled = Date.now() - queuedSince > stallMs;
       if ((noJobs || stalled) && Date.now() - lastRefeed > Math.max(REFEED_AFTER_MS, stallMs) && await hasFedQueued(pool, sendId, send.fed_cursor)) {
         // Fed, still queued, and no job working on them: Redis lost them (flushed, restarted
         // without persistence, or left ids without jobs). Feed them again from Postgres under
         // new job ids; the window bounds what this adds, and claims keep any extra job harmless.
-        log.warn({ queued }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
+        log.warn({ queued: queuedSeen }, 'queued messages have no jobs (Redis lost them?): feeding them again from Postgres');
         lastRefeed = Date.now();
         queuedSince = Date.now();
         await refeed(pool, sendId, send.fed_cursor);

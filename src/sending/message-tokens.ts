@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** The shape of a token (its id and its signature as groups), unanchored, to build matchers from. */
-export const MESSAGE_TOKEN_SHAPE = 'm([0-9a-z]{1,12})-([0-9a-f]{16})';
+const MESSAGE_TOKEN_SHAPE = 'm([0-9a-z]{1,12})-([0-9a-f]{16})';
 const TOKEN = new RegExp(`^${MESSAGE_TOKEN_SHAPE}$`);
 
 /**
@@ -11,6 +11,16 @@ const TOKEN = new RegExp(`^${MESSAGE_TOKEN_SHAPE}$`);
 export function tokenShaped(value: string | null | undefined): string | null {
   const t = value?.trim().toLowerCase() ?? '';
   return TOKEN.test(t) ? t : null;
+}
+
+const VERP = new RegExp(`bounces\\+(${MESSAGE_TOKEN_SHAPE})@`, 'i');
+
+/** The VERP return path of a message: `bounces+<token>@<bounce domain>`. */
+export const verpAddress = (token: string, bounceDomain: string): string => `bounces+${token}@${bounceDomain}`;
+
+/** The token of a VERP address (`bounces+<token>@…`) found in `text`, shape-checked only. */
+export function verpToken(text: string | null | undefined): string | null {
+  return tokenShaped(VERP.exec(text ?? '')?.[1] ?? null);
 }
 
 /**

@@ -4,7 +4,7 @@ import type { Pool } from '../db/pool.js';
 
 export const sendStatuses = ['scheduled', 'sending', 'paused', 'cancelled', 'done'] as const;
 export type SendStatus = (typeof sendStatuses)[number];
-export const messageStatuses = ['queued', 'sending', 'submitted', 'failed', 'bounced', 'cancelled'] as const;
+const messageStatuses = ['queued', 'sending', 'submitted', 'failed', 'bounced', 'cancelled'] as const;
 export type MessageStatus = (typeof messageStatuses)[number];
 
 export type SendRow = {

@@ -1,7 +1,7 @@
 import { percent } from '../cli/format.js';
 import type { AppConfig } from '../config/index.js';
 import type { Container } from '../container.js';
-import { progressOf, raiseRateAlert, unfinishedSends, type Progress } from './queries.js';
+import { progressOf, raiseRateAlert, type Progress, type SendRow } from './queries.js';
 
 export type Rates = {
   /** Messages that reached an end at the relay: submitted, bounced or failed. */
@@ -52,9 +52,9 @@ export async function guardSend(c: Container, sendId: number): Promise<void> {
   );
 }
 
-/** The supervisor's pass over every send in progress. */
-export async function guardSends(c: Container): Promise<void> {
-  for (const send of await unfinishedSends(c.pool)) {
+/** The supervisor's pass over the sends it found unfinished. */
+export async function guardSends(c: Container, sends: readonly SendRow[]): Promise<void> {
+  for (const send of sends) {
     if (send.status === 'sending' && !send.rate_alert) await guardSend(c, send.id);
   }
 }

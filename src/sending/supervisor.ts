@@ -21,12 +21,13 @@ export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | '
  * - A send whose bounce or complaint rate passed its threshold (reports arrive through the API
  *   process too) raises its alert and is paused (see rate-guard.ts).
  */
-export async function superviseSends(c: Container): Promise<void> {
+async function superviseSends(c: Container): Promise<void> {
   for (const r of await recoverStuck(c.pool, c.config.sendingTimeoutSeconds)) {
     c.log.warn({ sendId: r.send_id, messages: r.recovered }, 'messages stuck in sending (worker gone?) are queued again');
   }
-  for (const send of await unfinishedSends(c.pool)) await ensureFanoutJob(c, send);
-  await guardSends(c);
+  const sends = await unfinishedSends(c.pool);
+  for (const send of sends) await ensureFanoutJob(c, send);
+  await guardSends(c, sends);
 }
 
 export function startSupervisor(c: Container): { close(): Promise<void> } {

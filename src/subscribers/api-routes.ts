@@ -154,8 +154,7 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
         { source: 'api', at: consentAt, ip: body.consentIp ?? null, userAgent: evidenceOf(request).userAgent },
       );
       if (!outcome.accepted.has(checked.normalized)) {
-        // No outcome at all: a concurrent request added the address first.
-        const refused = outcome.refused.get(checked.normalized) ?? 'already_active';
+        const refused = outcome.refused.get(checked.normalized)!;
         if (refused === 'already_active') throw conflict('already_subscribed', 'this address is already an active subscriber');
         throw conflict('suppressed', `this address is suppressed (${refused}) and cannot be added by the editor`);
       }

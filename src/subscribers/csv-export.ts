@@ -13,7 +13,7 @@ export const exportColumns = [
 // Addresses are validated and left exact.
 const FORMULA_START = /^[=+\-@\t\r]/;
 
-export function guardFormula(v: string): string {
+function guardFormula(v: string): string {
   return FORMULA_START.test(v) ? `'${v}` : v;
 }
 

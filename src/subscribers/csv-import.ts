@@ -180,8 +180,7 @@ export async function importCsv(
       for (const row of batch) {
         if (outcome.accepted.has(row.normalized)) report.accepted++;
         else {
-          // No outcome at all: a concurrent writer added the address after this statement's snapshot.
-          const reason = outcome.refused.get(row.normalized) ?? 'already_active';
+          const reason = outcome.refused.get(row.normalized)!;
           listed.push(rejection(row.line, row.email, reason, MESSAGES[reason]));
         }
       }

@@ -140,8 +140,8 @@ export type ImportRefusal = 'already_active' | 'unsubscribed' | 'bounced' | 'com
  * Adds readers as active on the editor's word (API or CSV import), one statement per batch.
  * Never revives an unsubscribed, bounced, complained or erased address; a pending one becomes
  * active unless its address is erased (a reader who signed up again after erasure stays pending
- * until they confirm). Each candidate gets exactly one outcome, except one that a concurrent
- * statement inserted after this one's snapshot, which gets none. `candidates` must not repeat a
+ * until they confirm). Each candidate gets exactly one outcome (one that a concurrent statement
+ * inserted after this one's snapshot counts as already active). `candidates` must not repeat a
  * normalised address.
  */
 export async function importSubscribers(
@@ -184,6 +184,11 @@ export async function importSubscribers(
   for (const r of rows) {
     if (r.outcome === 'accepted') accepted.add(r.email_normalized);
     else refused.set(r.email_normalized, r.outcome as ImportRefusal);
+  }
+  // No row at all: a concurrent statement inserted the address after this one's snapshot (its
+  // insert then found the conflict and, the row not being pending, changed nothing).
+  for (const c of candidates) {
+    if (!accepted.has(c.normalized) && !refused.has(c.normalized)) refused.set(c.normalized, 'already_active');
   }
   return { accepted, refused };
 }

@@ -227,6 +227,17 @@ describe('IssueMime with awkward templates and values', () => {
     }
   });
 
+  it('fills values fixed for the whole issue exactly as if each copy had given them', async () => {
+    const html = parseTemplate('<p>{{a}} & {{b}}</p><p>{{a}}</p>', true);
+    const text = parseTemplate(`${'x'.repeat(70)}{{a}} {{b}}\n`, false);
+    const a = 'Zürich & <Co> ' + LONG_URL;
+    const perCopy = new IssueMime(headers, { html, text }).build(copy({ a, b: 'reader' }));
+    const fixed = new IssueMime(headers, { html, text }, { a }).build(copy({ b: 'reader' }));
+    const body = (raw: Buffer) => raw.toString('latin1').replaceAll(boundaryOf(raw)!, 'BOUNDARY').replace(/^Date: .*$/m, '');
+    expect(body(fixed)).toBe(body(perCopy));
+    expect((await simpleParser(fixed)).html).toBe(fill(html, { a, b: 'reader' }));
+  });
+
   it('keeps every quoted-printable line within 76 characters (RFC 2045)', () => {
     const t = parseTemplate(`${'x'.repeat(76)}{{v}}\n`, false);
     const raw = new IssueMime(headers, { html: parseTemplate('{{v}}', true), text: t }).build(copy({ v: 'value' }));

@@ -57,7 +57,7 @@ export function createMailgunWebhook(options: MailgunWebhookOptions): MailgunWeb
 }
 
 /** failed (permanent → hard, temporary → soft) and complained give one event; others none. */
-export function mailgunEvents(data: Json | undefined): { ok: true; events: ProviderEvent[] } | Rejected {
+function mailgunEvents(data: Json | undefined): { ok: true; events: ProviderEvent[] } | Rejected {
   if (!isObject(data)) return malformed('Mailgun webhook has no event-data');
   const event = str(data.event);
   let type: ProviderEventType;

@@ -8,6 +8,7 @@ import {
   bodyText,
   dateFrom,
   header,
+  headerListToken,
   isObject,
   malformed,
   normaliseEmail,
@@ -15,7 +16,6 @@ import {
   safeEqual,
   str,
   tokenIn,
-  tokenOf,
   unauthorized,
 } from './provider-event.js';
 import { statusCode } from '../status-code.js';
@@ -60,7 +60,7 @@ const TYPES: Record<string, ProviderEventType> = {
  * Bounce and SpamComplaint records give one event; other record types (Delivery, Open…) none.
  * Pass the raw text when there is one: Postmark IDs are 64-bit and JSON.parse rounds them.
  */
-export function postmarkEvents(record: Json, rawText?: string): PostmarkResult {
+function postmarkEvents(record: Json, rawText?: string): PostmarkResult {
   if (!isObject(record)) return malformed('Postmark webhook body is not a JSON object');
   const recordType = str(record.RecordType);
   if (recordType !== 'Bounce' && recordType !== 'SpamComplaint') return { ok: true, events: [] };
@@ -77,7 +77,7 @@ export function postmarkEvents(record: Json, rawText?: string): PostmarkResult {
         eventId: id,
         type,
         recipient: normaliseEmail(record.Email),
-        messageToken: tokenIn(record.Metadata) ?? headerToken(record.Headers),
+        messageToken: tokenIn(record.Metadata) ?? headerListToken(record.Headers, 'Name', 'Value'),
         providerMessageId: str(record.MessageID),
         status: statusCode(details),
         diagnostic: details ?? description,
@@ -98,16 +98,4 @@ function exactId(parsed: Json | undefined, rawText: string | undefined): string 
     if (Number(m[1]) === parsed) candidates.add(m[1]!);
   }
   return candidates.size === 1 ? [...candidates][0]! : null;
-}
-
-/** Postmark lists headers as [{Name, Value}]. */
-function headerToken(headers: Json | undefined): string | null {
-  if (!Array.isArray(headers)) return null;
-  for (const h of headers) {
-    if (isObject(h) && typeof h.Name === 'string' && h.Name.toLowerCase() === 'x-broadside-message') {
-      const t = tokenOf(h.Value);
-      if (t) return t;
-    }
-  }
-  return null;
 }

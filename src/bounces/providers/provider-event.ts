@@ -37,8 +37,8 @@ export type RawBody = Buffer | string;
 export type WebhookHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** Custom-arg / metadata / header names that may carry our token. */
-export const TOKEN_HEADER = 'X-Broadside-Message';
-export const TOKEN_KEYS = ['broadside_message', 'x-broadside-message', 'broadside-message', 'broadsidemessage'];
+const TOKEN_HEADER = 'x-broadside-message';
+const TOKEN_KEYS = ['broadside_message', TOKEN_HEADER, 'broadside-message', 'broadsidemessage'];
 
 export const unauthorized = (message: string): Rejected => ({ ok: false, reason: 'unauthorized', message });
 export const malformed = (message: string): Rejected => ({ ok: false, reason: 'malformed', message });
@@ -121,4 +121,20 @@ export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
 /** Seconds-since-epoch timestamp within `toleranceSeconds` of now (either side: clocks drift). */
 export function isFresh(timestampSeconds: number, now: Date, toleranceSeconds: number): boolean {
   return Math.abs(now.getTime() / 1000 - timestampSeconds) <= toleranceSeconds;
+}
+
+/**
+ * Our token from a provider's list of the original's headers, `[{name, value}]` with the key
+ * names the provider uses (SES: name/value, Postmark: Name/Value).
+ */
+export function headerListToken(headers: Json | undefined, nameKey: string, valueKey: string): string | null {
+  if (!Array.isArray(headers)) return null;
+  for (const h of headers) {
+    const name = isObject(h) ? h[nameKey] : undefined;
+    if (typeof name === 'string' && name.toLowerCase() === TOKEN_HEADER) {
+      const t = tokenOf((h as JsonObject)[valueKey]);
+      if (t) return t;
+    }
+  }
+  return null;
 }

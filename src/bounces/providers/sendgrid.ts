@@ -25,8 +25,8 @@ import { statusCode } from '../status-code.js';
 // X-Twilio-Email-Event-Webhook-Timestamp. The verification key shown in SendGrid's settings is
 // base64 DER (SubjectPublicKeyInfo) without PEM framing. One request carries a batch of events.
 
-export const SIGNATURE_HEADER = 'X-Twilio-Email-Event-Webhook-Signature';
-export const TIMESTAMP_HEADER = 'X-Twilio-Email-Event-Webhook-Timestamp';
+const SIGNATURE_HEADER = 'X-Twilio-Email-Event-Webhook-Signature';
+const TIMESTAMP_HEADER = 'X-Twilio-Email-Event-Webhook-Timestamp';
 
 export type SendgridWebhookOptions = {
   /** Base64 DER (SPKI) as SendGrid shows it; a PEM "PUBLIC KEY" block is accepted too. */
@@ -80,7 +80,7 @@ export function createSendgridWebhook(options: SendgridWebhookOptions): Sendgrid
  * other (SendGrid never tried: the address is on one of its own suppression lists, the reason
  * says which). Other events (processed, delivered, open, click…) give none.
  */
-export function sendgridEvents(batch: Json): SendgridResult {
+function sendgridEvents(batch: Json): SendgridResult {
   if (!Array.isArray(batch)) return malformed('SendGrid webhook body is not a JSON array');
   const events: ProviderEvent[] = [];
   let ignored = 0;

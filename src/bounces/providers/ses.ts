@@ -9,12 +9,12 @@ import {
   bodyText,
   dateFrom,
   header,
+  headerListToken,
   isObject,
   malformed,
   normaliseEmail,
   parseJson,
   str,
-  tokenOf,
   unauthorized,
   unavailable,
 } from './provider-event.js';
@@ -56,7 +56,7 @@ const TYPES = ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmat
 type SnsType = (typeof TYPES)[number];
 
 /** An https URL on `sns.<region>.amazonaws.com[.cn]` with no credentials or odd port, or null. */
-export function snsUrl(value: unknown, { pem = false } = {}): URL | null {
+function snsUrl(value: unknown, { pem = false } = {}): URL | null {
   if (typeof value !== 'string') return null;
   let url: URL;
   try {
@@ -71,7 +71,7 @@ export function snsUrl(value: unknown, { pem = false } = {}): URL | null {
 }
 
 /** The text SNS signs: "Name\nValue\n" for the documented fields in their documented order. */
-export function snsStringToSign(message: JsonObject, type: SnsType): string | null {
+function snsStringToSign(message: JsonObject, type: SnsType): string | null {
   const fields =
     type === 'Notification'
       ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type']
@@ -175,13 +175,13 @@ export function createSesWebhook(options: SesWebhookOptions): SesWebhook {
  * event publishing uses `eventType`) to events: one per bounced / complained recipient.
  * Other types (Delivery, Send, Open, the first "AmazonSnsSubscriptionSucceeded") give none.
  */
-export function sesEvents(n: JsonObject, snsMessageId: string): ProviderEvent[] | Rejected {
+function sesEvents(n: JsonObject, snsMessageId: string): ProviderEvent[] | Rejected {
   const kind = str(n.notificationType) ?? str(n.eventType);
   if (kind !== 'Bounce' && kind !== 'Complaint') return [];
   const mail = isObject(n.mail) ? n.mail : {};
   const base = {
     provider: 'ses' as const,
-    messageToken: headerToken(mail.headers),
+    messageToken: headerListToken(mail.headers, 'name', 'value'),
     providerMessageId: str(mail.messageId),
   };
 
@@ -230,16 +230,4 @@ function recipients(list: Json[]): Array<[string, JsonObject]> {
     if (email && isObject(r)) out.push([email, r]);
   }
   return out;
-}
-
-/** `mail.headers` is present when "include original headers" is on: [{name, value}]. */
-function headerToken(headers: Json | undefined): string | null {
-  if (!Array.isArray(headers)) return null;
-  for (const h of headers) {
-    if (isObject(h) && typeof h.name === 'string' && h.name.toLowerCase() === 'x-broadside-message') {
-      const t = tokenOf(h.value);
-      if (t) return t;
-    }
-  }
-  return null;
 }
