@@ -1,19 +1,13 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { maskEmail, maskUrl } from '../../src/log.js';
 import { createTestContext, linkIn, pathOf, TEST_TOKEN, type TestContext } from '../support/context.js';
+import { captureLog } from '../support/log-capture.js';
 
-const lines: string[] = [];
-const sink = new Writable({
-  write(chunk, _enc, cb) {
-    lines.push(String(chunk));
-    cb();
-  },
-});
+const captured = captureLog();
 
 let t: TestContext;
 beforeAll(async () => {
-  t = await createTestContext({ worker: true, logTo: sink, env: { LOG_LEVEL: 'info' } });
+  t = await createTestContext({ worker: true, logTo: captured.stream, env: { LOG_LEVEL: 'info' } });
 });
 afterAll(async () => {
   await t?.close();
@@ -30,7 +24,7 @@ describe('logs', () => {
     await t.app.inject({ method: 'GET', url: '/api/subscribers', headers: { authorization: 'Bearer wrong-token-guess-123' } });
     await t.smtp.waitFor((m) => m.parsed.subject?.startsWith('Welcome') ?? false);
 
-    const log = lines.join('');
+    const log = captured.text();
     expect(log).toContain('"url":"/confirm/…"');
     expect(log).not.toContain(confirmPath.split('/')[2]);
     expect(log).not.toContain('secretive.reader@example.com');

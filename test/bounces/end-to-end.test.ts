@@ -3,7 +3,7 @@ import nodemailer from 'nodemailer';
 import { startBounceListener, type BounceListener } from '../../src/bounces/listener.js';
 import { bouncesOf, subscriberStatus } from '../support/bounces.js';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { copiesOf, editor, until } from '../support/editor.js';
+import { copiesOf, editor, workersIdle } from '../support/editor.js';
 import type { ReceivedMail } from '../support/smtp-sink.js';
 
 // The acceptance test: a real send through the relay (the test SMTP sink) with VERP on,
@@ -22,10 +22,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   // The workers at rest before the leak check (a fan-out holds a client while it runs).
-  await until('the workers to go idle', async () => {
-    const d = await t.c.queues.deliver.getJobCounts('active', 'waiting', 'delayed', 'prioritized');
-    return Object.values(d).every((n) => n === 0) && t.c.pool.totalCount === t.c.pool.idleCount;
-  });
+  await workersIdle(t);
   t.assertNoLeaks();
 });
 afterAll(async () => {

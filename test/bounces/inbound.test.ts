@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { handleInboundReport, type InboundResult } from '../../src/bounces/inbound.js';
 import { storeInboundReport } from '../../src/bounces/queries.js';
 import { createContainer } from '../../src/container.js';
-import { bouncesOf, seedSubmittedSend, subscriberStatus, type SeededMessage } from '../support/bounces.js';
+import { bouncesOf, messageStatus, seedSubmittedSend, subscriberStatus, type SeededMessage } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
 
 const t = useTestContext();
@@ -43,11 +43,6 @@ async function seedOne(): Promise<SeededMessage & { sendId: number }> {
 /** As the listener hands a report over when it came to `bounces@` (the token only in the mail). */
 const handle = (raw: Buffer, rcptTo = 'bounces@bounce.example.com'): Promise<InboundResult> =>
   handleInboundReport(t.c, { raw, mailFrom: null, rcptTo });
-
-async function messageStatus(id: number): Promise<string> {
-  const { rows } = await t.c.pool.query('SELECT status::text FROM messages WHERE id = $1', [id]);
-  return rows[0].status;
-}
 
 async function reportRow(id: number): Promise<{ kind: string; rcpt_to: string; mail_from: string | null; size: number; raw: Buffer }> {
   const { rows } = await t.c.pool.query('SELECT kind, rcpt_to, mail_from, size, raw FROM inbound_reports WHERE id = $1', [id]);
@@ -106,7 +101,7 @@ describe('handleInboundReport on every fixture, with a real token', () => {
     })));
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe(readerStatus);
     // Only a hard bounce marks the message itself; a complaint or a warning leaves it submitted.
-    expect(await messageStatus(m.id)).toBe(rows.some((row) => row.type === 'hard') ? 'bounced' : 'submitted');
+    expect(await messageStatus(t, m.id)).toBe(rows.some((row) => row.type === 'hard') ? 'bounced' : 'submitted');
   });
 });
 
@@ -140,7 +135,7 @@ describe('handleInboundReport: matching', () => {
     const rows = await bouncesOf(t, 'report_id = $1', [r.reportId]);
     expect(rows).toEqual([expect.objectContaining({ type: 'hard', source: 'dsn', subscriber_id: null, message_id: null, matched_by: null, status: '5.1.1' })]);
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('active');
-    expect(await messageStatus(m.id)).toBe('submitted');
+    expect(await messageStatus(t, m.id)).toBe('submitted');
   });
 
   it('never matches by address: a report naming a reader\'s address without a token stays unmatched', async () => {

@@ -1,16 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { matchToken, recordBounce, type BounceInput } from '../../src/bounces/queries.js';
 import { markSubmitted } from '../../src/delivery/queries.js';
-import { bouncesOf, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
+import { bouncesOf, messageStatus, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
 
 const t = useTestContext();
 const policy = { softBounceLimit: 3, softBounceWindowDays: 30 };
-
-async function messageStatus(id: number): Promise<string> {
-  const { rows } = await t.c.pool.query('SELECT status::text FROM messages WHERE id = $1', [id]);
-  return rows[0].status;
-}
 
 function bounceFor(m: { id: number; subscriberId: number }, sendId: number, type: BounceInput['type'], extra: Partial<BounceInput> = {}): BounceInput {
   return { type, source: 'dsn', match: { messageId: m.id, subscriberId: m.subscriberId, sendId, matchedBy: 'verp' }, ...extra };
@@ -24,10 +19,10 @@ describe('recordBounce: the suppression policy', () => {
     expect(r).toEqual({ id: expect.any(Number), subscriberStatus: 'bounced', suppressed: true });
     expect((await subscriberStatus(t, m!.subscriberId)).status).toBe('bounced');
     expect((await subscriberStatus(t, m!.subscriberId)).bounced_at).toBeInstanceOf(Date);
-    expect(await messageStatus(m!.id)).toBe('bounced');
+    expect(await messageStatus(t, m!.id)).toBe('bounced');
     // The other reader of the send is untouched.
     expect((await subscriberStatus(t, other!.subscriberId)).status).toBe('active');
-    expect(await messageStatus(other!.id)).toBe('submitted');
+    expect(await messageStatus(t, other!.id)).toBe('submitted');
   });
 
   it('a complaint suppresses at once, even a reader who had unsubscribed', async () => {
@@ -40,7 +35,7 @@ describe('recordBounce: the suppression policy', () => {
     const reader = await subscriberStatus(t, m.subscriberId);
     expect(reader.complained_at).toBeInstanceOf(Date);
     // A complaint is not a bounce: the message stays submitted.
-    expect(await messageStatus(m.id)).toBe('submitted');
+    expect(await messageStatus(t, m.id)).toBe('submitted');
   });
 
   it('soft bounces suppress at the third within the window, not before', async () => {
@@ -54,7 +49,7 @@ describe('recordBounce: the suppression policy', () => {
     const third = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { status: '4.2.2' }), policy);
     expect([third?.subscriberStatus, third?.suppressed]).toEqual(['bounced', true]);
     // A soft bounce never marks the message itself bounced.
-    expect(await messageStatus(m.id)).toBe('submitted');
+    expect(await messageStatus(t, m.id)).toBe('submitted');
   });
 
   it('soft bounces older than the window do not count', async () => {

@@ -3,7 +3,6 @@ import { createHmac, createSign, generateKeyPairSync, randomBytes, randomUUID } 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -11,6 +10,7 @@ import { buildApp } from '../../src/api/app.js';
 import { loggerOptions } from '../../src/log.js';
 import { bouncesOf, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
+import { captureLog } from '../support/log-capture.js';
 
 // Every provider through the real app, with keys made here: an ECDSA P-256 pair for SendGrid, a
 // Mailgun signing key, Postmark credentials, and a self-signed certificate standing in for SNS's
@@ -395,9 +395,8 @@ describe('POST /webhooks/bounces/<provider>: routing', () => {
 
 describe('POST /webhooks/bounces/<provider>: logs', () => {
   it('logs one line per accepted request with the provider and counts, and no key, credential or signature', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
-    const logged = await buildApp({ ...t.c, log: pino({ ...loggerOptions('info'), transport: undefined }, sink) });
+    const captured = captureLog();
+    const logged = await buildApp({ ...t.c, log: pino({ ...loggerOptions('info'), transport: undefined }, captured.stream) });
     try {
       const s = await seedSubmittedSend(t, [addr('log-mg')]);
       const m = s.messages[0]!;
@@ -407,12 +406,12 @@ describe('POST /webhooks/bounces/<provider>: logs', () => {
       expect((await send(body)).statusCode).toBe(200);
       const pmBody = pmBounce(m.email, m.token);
       expect((await logged.inject({ method: 'POST', url: '/webhooks/bounces/postmark', payload: pmBody, headers: { 'content-type': 'application/json', ...basic(PM_USER, 'wrong-password-0123') } })).statusCode).toBe(401);
-      const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const entries = captured.lines();
       expect(entries.filter((e) => e.msg === 'provider webhook')).toEqual([
         expect.objectContaining({ provider: 'mailgun', received: 1, recorded: 1, duplicates: 0, unmatched: 0 }),
       ]);
       expect(entries).toContainEqual(expect.objectContaining({ provider: 'postmark', reason: 'unauthorized', msg: 'provider webhook refused: wrong webhook credentials' }));
-      const all = lines.join('\n');
+      const all = captured.text();
       const sig = (JSON.parse(body) as { signature: { signature: string; token: string } }).signature;
       for (const secret of [MG_KEY, sig.signature, sig.token, PM_PASSWORD, 'wrong-password-0123', m.token]) expect(all).not.toContain(secret);
     } finally {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { TEST_TOKEN, useTestContext } from '../support/context.js';
 import { copiesOf, editor, until, type Issue } from '../support/editor.js';
+import { addReaders } from '../support/readers.js';
 import { runCli, runCliOnTerminal, startCli, transcripts } from './run-cli.js';
 
 const t = useTestContext({ worker: true });
@@ -30,21 +31,6 @@ async function file(name: string, content: string): Promise<string> {
   const p = path.join(dir, name);
   await writeFile(p, content);
   return p;
-}
-
-type NewReader = { email: string; status?: 'active' | 'pending' | 'unsubscribed' };
-
-/** Readers written straight to the table: active ones confirmed a day ago. */
-async function addReaders(readers: NewReader[]): Promise<void> {
-  await t.c.pool.query(
-    `INSERT INTO subscribers (email, email_normalized, status, confirmed_at, unsubscribed_at, consent_source)
-     SELECT e, lower(e), s::subscriber_status,
-            CASE WHEN s = 'pending' THEN NULL ELSE now() - interval '1 day' END,
-            CASE WHEN s = 'unsubscribed' THEN now() - interval '1 hour' END,
-            'import'
-       FROM unnest($1::text[], $2::text[]) AS u(e, s)`,
-    [readers.map((r) => r.email), readers.map((r) => r.status ?? 'active')],
-  );
 }
 
 async function activeEmails(): Promise<string[]> {
@@ -150,7 +136,7 @@ describe('broadside send, watch, status', () => {
   let issue: Issue;
 
   beforeAll(async () => {
-    await addReaders([
+    await addReaders(t, [
       ...READERS.map((email) => ({ email })),
       { email: 'pending@example.com', status: 'pending' },
       { email: 'gone@example.com', status: 'unsubscribed' },

@@ -1,8 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { useTestContext } from '../support/context.js';
+import { editor, workersIdle } from '../support/editor.js';
+import { addReaders } from '../support/readers.js';
 import { headerOf, type ReceivedMail } from '../support/smtp-sink.js';
 
 // A key made for this run; the "DNS" below publishes its public half.
@@ -31,28 +32,14 @@ const SUBJECT = `Signed & "sealed" | <delivered> 📬 — café`;
 let mail: ReceivedMail;
 
 beforeAll(async () => {
-  await t.c.pool.query(
-    `INSERT INTO subscribers (email, email_normalized, name, status, confirmed_at, consent_source)
-     VALUES ('signed@example.com', 'signed@example.com', 'Zoë "Signed" Reader', 'active', now() - interval '1 day', 'import')`,
-  );
-  const created = await t.app.inject({
-    method: 'POST',
-    url: '/api/issues',
-    headers: t.auth,
-    payload: { subject: SUBJECT, markdown: `Hello, a line with = and é.\n\n## A section\n\n${'Long text that wraps. '.repeat(20)}` },
-  });
-  expect(created.statusCode).toBe(201);
-  const issueId = created.json().id;
-  const sent = await t.app.inject({ method: 'POST', url: `/api/issues/${issueId}/send`, headers: t.auth, payload: {} });
-  expect(sent.statusCode).toBe(202);
+  await addReaders(t, [{ email: 'signed@example.com', name: 'Zoë "Signed" Reader' }]);
+  const e = editor(t);
+  const issue = await e.createIssue({ subject: SUBJECT, markdown: `Hello, a line with = and é.\n\n## A section\n\n${'Long text that wraps. '.repeat(20)}` });
+  await e.trigger(issue.id);
   mail = await t.smtp.waitFor((m) => m.recipients.includes('signed@example.com') && headerOf(m, 'x-broadside-message') !== undefined);
   // The send finishes (and its fan-out lets go of its database client) before the tests run.
-  const deadline = Date.now() + 10_000;
-  while ((await t.app.inject({ method: 'GET', url: `/api/issues/${issueId}/send`, headers: t.auth })).json().status !== 'done') {
-    if (Date.now() > deadline) throw new Error('the send did not finish');
-    await sleep(25);
-  }
-  while (t.c.pool.totalCount !== t.c.pool.idleCount && Date.now() < deadline) await sleep(25);
+  await e.waitForStatus(issue.id, 'done', 10_000);
+  await workersIdle(t);
 });
 
 describe('DKIM signing of issue copies', () => {

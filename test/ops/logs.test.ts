@@ -2,13 +2,13 @@
 // the service's own logger options writing to a buffer, a worker in the process, a relay that
 // wants a password and refuses some readers, and the editor's and the readers' requests.
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { SMTPServer } from 'smtp-server';
 import { loggerOptions, maskAddressesInLine, maskEmailsIn, maskUrl } from '../../src/log.js';
 import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
 import { editor, until } from '../support/editor.js';
+import { captureLog } from '../support/log-capture.js';
 
 const SECRET = 'test-secret-that-is-long-enough-0123456789';
 const SMTP_PASSWORD = 'relay-password-Xq7Zk2';
@@ -27,15 +27,7 @@ const NAMES = [...READERS.map((r) => r.name), CSV_READER.name, SIGNUP.name];
 
 type Line = Record<string, unknown> & { level: number; msg?: string };
 
-const raw: string[] = [];
-const sink = new Writable({
-  write(chunk, _enc, cb) {
-    raw.push(String(chunk));
-    cb();
-  },
-});
-const text = () => raw.join('');
-const lines = (): Line[] => text().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+const { stream: sink, text, lines } = captureLog<Line>();
 const withMsg = (msg: string) => lines().filter((l) => l.msg === msg);
 
 /** A relay that wants a login, refuses gone.* for good and defers busy.* every time. */
@@ -232,13 +224,12 @@ describe('masking', () => {
   });
 
   it('applies to a logger built with the service options, at its levels', () => {
-    const out: string[] = [];
-    const stream = new Writable({ write(chunk, _enc, cb) { out.push(String(chunk)); cb(); } });
-    const log = pino(loggerOptions('debug', { pretty: false }), stream);
+    const out = captureLog<Line>();
+    const log = pino(loggerOptions('debug', { pretty: false }), out.stream);
     log.child({ jobId: 'j1' }).warn({ response: '550 <jane@example.com> unknown' }, 'refused');
     log.debug({ to: 'jane@example.com' }, 'debugging one reader');
     log.info(new Error('cannot reach jane@example.com'));
-    const [warn, debug, info] = out.map((l) => JSON.parse(l) as Line);
+    const [warn, debug, info] = out.lines();
     expect(warn).toMatchObject({ jobId: 'j1', response: '550 <j***@example.com> unknown', msg: 'refused' });
     expect(debug).toMatchObject({ to: 'jane@example.com' });
     expect(info).toMatchObject({ msg: 'cannot reach j***@example.com', err: { message: 'cannot reach j***@example.com' } });

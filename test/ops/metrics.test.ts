@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { startMetricsServer, startWorkerMetrics } from '../../src/metrics/metrics-server.js';
 import { createTestContext, linkIn, pathOf, REDIS_URL, useTestContext, type TestContext } from '../support/context.js';
-import { editor, until } from '../support/editor.js';
+import { editor, until, workersIdle } from '../support/editor.js';
+import { addActiveReaders } from '../support/readers.js';
 import { killAllWorkerProcesses, startWorkerProcess } from '../support/worker-process.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -107,18 +108,6 @@ const BROADSIDE_METRICS = [
   'broadside_queue_jobs',
   'broadside_queue_depth_available',
 ];
-
-type Reader = { id: number; email: string };
-
-async function addActiveReaders(t: TestContext, emails: string[]): Promise<Reader[]> {
-  const { rows } = await t.c.pool.query<Reader>(
-    `INSERT INTO subscribers (email, email_normalized, status, confirmed_at, consent_source)
-     SELECT e, lower(e), 'active', now() - interval '1 day', 'import' FROM unnest($1::text[]) AS e
-     RETURNING id, email`,
-    [emails],
-  );
-  return rows;
-}
 
 const signUp = (t: TestContext, body: Record<string, string>) =>
   t.app.inject({ method: 'POST', url: '/subscribe', headers: { accept: 'application/json' }, payload: body });
@@ -264,10 +253,7 @@ describe('GET /metrics on the API', () => {
       t.smtp.rejectRecipient = () => undefined;
     }
     // Let the workers go idle before the context's leak check.
-    await until('the deliver queue to drain', async () => {
-      const counts = await t.c.queues.deliver.getJobCounts('active', 'waiting', 'delayed');
-      return Object.values(counts).every((n) => n === 0) && t.c.pool.totalCount === t.c.pool.idleCount;
-    });
+    await workersIdle(t);
   });
 
   it('serves a worker\'s metrics on a port of its own, without the queue depths, and closes', async () => {

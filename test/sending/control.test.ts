@@ -2,36 +2,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { REDIS_URL, useTestContext, type TestContext } from '../support/context.js';
-import { copiesOf, editor, until, type Issue } from '../support/editor.js';
+import { copiesOf, editor, until, workersIdle, type Issue } from '../support/editor.js';
+import { addReaders, type Reader } from '../support/readers.js';
 import type { ReceivedMail } from '../support/smtp-sink.js';
 
 function helpers(t: TestContext) {
   return {
     ...editor(t),
-    async addReaders(n: number, tag: string): Promise<{ id: number; email: string }[]> {
-      const { rows } = await t.c.pool.query(
-        `INSERT INTO subscribers (email, email_normalized, name, status, confirmed_at, consent_source)
-         SELECT e, e, 'Reader ' || i, 'active', now() - interval '1 day', 'import'
-           FROM generate_series(1, $1::int) AS i, LATERAL (SELECT $2::text || '-' || i || '@example.com' AS e) x
-         RETURNING id, email`,
-        [n, tag],
-      );
-      return rows;
-    },
+    /** `n` active readers, `<tag>-<i>@example.com` named "Reader <i>", i from 1, in that order. */
+    addNumberedReaders: (n: number, tag: string): Promise<Reader[]> =>
+      addReaders(t, Array.from({ length: n }, (_, k) => ({ email: `${tag}-${k + 1}@example.com`, name: `Reader ${k + 1}` }))),
     copiesOf: (sendId: number) => copiesOf(t, sendId),
     async statusCounts(sendId: number): Promise<Record<string, number>> {
       const { rows } = await t.c.pool.query('SELECT status::text, count(*)::int AS n FROM messages WHERE send_id = $1 GROUP BY 1', [sendId]);
       return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-    },
-    /** Nothing in flight: no deliver or fan-out job active or waiting, no Postgres client out. */
-    async quiet(): Promise<void> {
-      await until('the workers to go idle', async () => {
-        const [d, f] = await Promise.all([
-          t.c.queues.deliver.getJobCounts('active', 'waiting', 'delayed', 'prioritized'),
-          t.c.queues.fanout.getJobCounts('active', 'waiting'),
-        ]);
-        return Object.values(d).every((n) => n === 0) && Object.values(f).every((n) => n === 0) && t.c.pool.totalCount === t.c.pool.idleCount;
-      });
     },
   };
 }
@@ -52,7 +36,7 @@ describe('pause, resume and cancel at 20 messages per second', () => {
   let cancelled: Issue;
 
   beforeAll(async () => {
-    readers = await h.addReaders(200, 'reader');
+    readers = await h.addNumberedReaders(200, 'reader');
   });
 
   it('pauses within a second, stays paused, and resumes to one copy per reader', async () => {
@@ -66,7 +50,7 @@ describe('pause, resume and cancel at 20 messages per second', () => {
     const atPause = h.copiesOf(sendId).length;
 
     // What was in flight finishes; the jobs left in the window are skipped; the fan-out stops.
-    await h.quiet();
+    await workersIdle(t);
     const settled = h.copiesOf(sendId).length;
     expect(settled - atPause).toBeLessThanOrEqual(SEND_RATE);
     const { rows } = await t.c.pool.query(`SELECT max(submitted_at) AS last FROM messages WHERE send_id = $1`, [sendId]);
@@ -91,7 +75,7 @@ describe('pause, resume and cancel at 20 messages per second', () => {
 
     const done = await h.waitForStatus(paused.id, 'done', 30_000);
     expect(done).toMatchObject({ total: 200, submitted: 200, queued: 0, sending: 0, failed: 0, cancelled: 0 });
-    await h.quiet();
+    await workersIdle(t);
     const counts = perRecipient(h.copiesOf(sendId));
     expect([...counts.entries()].sort()).toEqual(readers.map((r) => [r.email, 1]).sort());
   }, 60_000);
@@ -105,7 +89,7 @@ describe('pause, resume and cancel at 20 messages per second', () => {
     expect([cancel.status, cancel.body.status]).toEqual([200, 'cancelled']);
     const atCancel = h.copiesOf(sendId).length;
 
-    await h.quiet();
+    await workersIdle(t);
     const p = await h.progress(cancelled.id);
     expect(p).toMatchObject({ status: 'cancelled', total: 200, fanoutDone: true, queued: 0, sending: 0, failed: 0, bounced: 0, etaSeconds: null });
     expect(p.finishedAt).not.toBeNull();
@@ -155,7 +139,7 @@ describe('scheduled sends', () => {
   let readers: { id: number; email: string }[];
 
   beforeAll(async () => {
-    readers = await h.addReaders(3, 'scheduled');
+    readers = await h.addNumberedReaders(3, 'scheduled');
     // Stamp each mail with the time the sink received it.
     const push = t.smtp.messages.push.bind(t.smtp.messages);
     t.smtp.messages.push = (...mails: ReceivedMail[]) => {
@@ -180,7 +164,7 @@ describe('scheduled sends', () => {
     const done = await h.waitForStatus(issue.id, 'done', 15_000);
     expect(done).toMatchObject({ total: readers.length, submitted: readers.length });
     expect(new Date(done.startedAt!).getTime()).toBeGreaterThanOrEqual(at.getTime());
-    await h.quiet();
+    await workersIdle(t);
     const copies = h.copiesOf(p.id);
     expect(copies.map((m) => m.recipients[0]).sort()).toEqual(readers.map((r) => r.email).sort());
     for (const m of copies) expect(arrivedAt.get(m)).toBeGreaterThanOrEqual(at.getTime());
@@ -215,7 +199,7 @@ describe('scheduled sends', () => {
 
     const done = await h.waitForStatus(issue.id, 'done', 15_000);
     expect(done).toMatchObject({ total: readers.length, submitted: readers.length });
-    await h.quiet();
+    await workersIdle(t);
     const copies = h.copiesOf(p.id);
     expect(copies).toHaveLength(readers.length);
     for (const m of copies) expect(arrivedAt.get(m)).toBeGreaterThanOrEqual(at.getTime());

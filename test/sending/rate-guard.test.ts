@@ -1,4 +1,3 @@
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
 import { recordBounce } from '../../src/bounces/queries.js';
 import { guardSend, ratesOf } from '../../src/sending/rate-guard.js';
@@ -6,6 +5,8 @@ import type { Progress } from '../../src/sending/queries.js';
 import { seedSubmittedSend } from '../support/bounces.js';
 import { createTestContext, useTestContext, type TestContext } from '../support/context.js';
 import { editor, until } from '../support/editor.js';
+import { captureLog } from '../support/log-capture.js';
+import { addActiveReaders } from '../support/readers.js';
 
 const thresholds = { bounceRateThreshold: 5, complaintRateThreshold: 0.1, rateGuardMinMessages: 100 };
 const progress = (p: Partial<Progress>): Progress =>
@@ -84,20 +85,14 @@ describe('guardSend with PAUSE_ON_HIGH_RATES=false', () => {
 
 describe('a send whose readers bounce at submission', () => {
   let t: TestContext;
-  const lines: Record<string, unknown>[] = [];
+  const log = captureLog();
 
   it('is paused by the workers themselves, with a warning in the log', async () => {
-    const logTo = new PassThrough();
-    logTo.on('data', (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))));
     // Slow enough (5 a second) that the send is still running when the check comes.
-    t = await createTestContext({ worker: true, logTo, env: { LOG_LEVEL: 'info', SEND_RATE: '5', RATE_GUARD_MIN_MESSAGES: '5' } });
+    t = await createTestContext({ worker: true, logTo: log.stream, env: { LOG_LEVEL: 'info', SEND_RATE: '5', RATE_GUARD_MIN_MESSAGES: '5' } });
     try {
       const emails = Array.from({ length: 30 }, (_, i) => `reader-${String(i).padStart(2, '0')}@example.com`);
-      await t.c.pool.query(
-        `INSERT INTO subscribers (email, email_normalized, status, confirmed_at, consent_source)
-         SELECT e, e, 'active', now() - interval '1 day', 'import' FROM unnest($1::text[]) WITH ORDINALITY AS u(e, i) ORDER BY i`,
-        [emails],
-      );
+      await addActiveReaders(t, emails);
       // The first five readers' mailboxes do not exist.
       t.smtp.rejectRecipient = (a) => (emails.indexOf(a) < 5 ? { code: 550, message: '5.1.1 no such user' } : undefined);
       const e = editor(t);
@@ -107,7 +102,7 @@ describe('a send whose readers bounce at submission', () => {
       expect(paused.bounced).toBe(5);
       expect(paused).toMatchObject({ rateAlert: { message: expect.stringMatching(/^bounce rate .* passed 5 %/), waived: false } });
       expect(paused.queued).toBeGreaterThan(0);
-      const warning = await until('the warning', () => lines.find((l) => /bounce rate .* paused for the editor to decide/.test(String(l.msg))));
+      const warning = await until('the warning', () => log.lines().find((l) => /bounce rate .* paused for the editor to decide/.test(String(l.msg))));
       expect(warning).toMatchObject({ level: 40, sendId: expect.any(Number), paused: true });
       // Nobody's address is in it.
       expect(JSON.stringify(warning)).not.toMatch(/@example\.com/);
@@ -123,11 +118,7 @@ describe('a complaint that arrives by the bounce listener while the send runs', 
     const t = await createTestContext({ worker: true, env: { SEND_RATE: '4', SENDING_TIMEOUT_SECONDS: '4', RATE_GUARD_MIN_MESSAGES: '3' } });
     try {
       const emails = Array.from({ length: 40 }, (_, i) => `listener-reader-${i}@example.com`);
-      await t.c.pool.query(
-        `INSERT INTO subscribers (email, email_normalized, status, confirmed_at, consent_source)
-         SELECT e, e, 'active', now() - interval '1 day', 'import' FROM unnest($1::text[]) AS e`,
-        [emails],
-      );
+      await addActiveReaders(t, emails);
       const e = editor(t);
       const issue = await e.createIssue('Complained about');
       const { id: sendId } = await e.trigger(issue.id);

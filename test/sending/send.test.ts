@@ -3,7 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { SMTPServer } from 'smtp-server';
 import { escapeHtml } from '../../src/rendering/escape.js';
 import { createTestContext, pathOf, useTestContext, type TestContext } from '../support/context.js';
-import { copiesOf, editor, until, type Issue, type Progress } from '../support/editor.js';
+import { copiesOf, editor, until, workersIdle, type Issue, type Progress } from '../support/editor.js';
+import { addReaders, type NewReader, type Reader } from '../support/readers.js';
 import { headerOf, type ReceivedMail } from '../support/smtp-sink.js';
 
 // Everything a subject line can trip over: &, quotes, |, <, emoji, em dash, non-ASCII.
@@ -22,27 +23,6 @@ const MARKDOWN = [
   '- Someone else stayed put.',
 ].join('\n');
 
-type Reader = { id: number; email: string; name: string | null; status: string };
-type NewReader = { email: string; name?: string | null; status?: 'active' | 'pending' | 'unsubscribed' | 'bounced' };
-
-/** Readers written straight to the table: active ones confirmed a day ago. */
-async function addReaders(t: TestContext, readers: NewReader[]): Promise<Reader[]> {
-  const { rows } = await t.c.pool.query<Reader>(
-    `INSERT INTO subscribers (email, email_normalized, name, status, confirmed_at, unsubscribed_at, bounced_at, consent_source)
-     SELECT e, lower(e), n, s::subscriber_status,
-            CASE WHEN s = 'pending' THEN NULL ELSE now() - interval '1 day' END,
-            CASE WHEN s = 'unsubscribed' THEN now() - interval '1 hour' END,
-            CASE WHEN s = 'bounced' THEN now() - interval '1 hour' END,
-            'import'
-       FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(e, n, s, i)
-      ORDER BY i
-     RETURNING id, email, name, status::text`,
-    [readers.map((r) => r.email), readers.map((r) => r.name ?? null), readers.map((r) => r.status ?? 'active')],
-  );
-  const byEmail = new Map(rows.map((r) => [r.email, r]));
-  return readers.map((r) => byEmail.get(r.email)!);
-}
-
 function helpers(t: TestContext) {
   const e = editor(t);
   return {
@@ -59,20 +39,6 @@ function helpers(t: TestContext) {
     },
     async subscriber(id: number): Promise<{ status: string; bounced_at: Date | null; unsubscribed_at: Date | null }> {
       return (await t.c.pool.query('SELECT status::text, bounced_at, unsubscribed_at FROM subscribers WHERE id = $1', [id])).rows[0];
-    },
-    /**
-     * Waits until nothing is in flight: no Postgres client checked out (the fan-out holds one for
-     * as long as it runs) and no deliver or fan-out job active, so the context's leak check after
-     * each test sees the workers at rest.
-     */
-    async quiet(): Promise<void> {
-      await until('the workers to go idle', async () => {
-        const [d, f] = await Promise.all([
-          t.c.queues.deliver.getJobCounts('active', 'waiting', 'delayed', 'prioritized'),
-          t.c.queues.fanout.getJobCounts('active'),
-        ]);
-        return Object.values(d).every((n) => n === 0) && f.active === 0 && t.c.pool.totalCount === t.c.pool.idleCount;
-      });
     },
   };
 }
@@ -144,7 +110,7 @@ describe('a send to 200 active readers', () => {
     expect(messages.every((m) => m.attempts === 1 && /^250\b/.test(m.smtp_response ?? ''))).toBe(true);
 
     // The sink got one copy per active reader and none for the others.
-    await h.quiet();
+    await workersIdle(t);
     const copies = h.copiesOf(sendId);
     const perRecipient = new Map<string, number>();
     for (const m of copies) for (const r of m.recipients) perRecipient.set(r, (perRecipient.get(r) ?? 0) + 1);
@@ -156,7 +122,7 @@ describe('a send to 200 active readers', () => {
     // Triggering a finished send changes nothing.
     const late = await h.trigger(issue.id);
     expect(late).toMatchObject({ id: sendId, status: 'done', total: 200, submitted: 200 });
-    await h.quiet();
+    await workersIdle(t);
     expect(t.smtp.messages).toHaveLength(200);
     expect(await h.messagesOf(sendId)).toHaveLength(200);
   });
@@ -254,7 +220,7 @@ describe('a send to 200 active readers', () => {
     const web = await t.app.inject({ method: 'GET', url: `/issues/${second.slug}`, headers: { accept: 'application/json' } });
     expect(web.statusCode).toBe(200);
     await h.waitForStatus(second.id, 'done');
-    await h.quiet();
+    await workersIdle(t);
   });
 
   it('answers a trigger that races the first trigger of the same issue with 202 and that send (not 404)', async () => {
@@ -284,7 +250,7 @@ describe('a send to 200 active readers', () => {
       await blocker.query('ROLLBACK').catch(() => undefined);
       blocker.release();
       await h.control(raced.id, 'cancel');
-      await h.quiet();
+      await workersIdle(t);
     }
   });
 });
@@ -338,7 +304,7 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
       type: 'hard', source: 'smtp', matched_by: 'submission', subscriber_id: gone!.id, send_id: sendId,
       status: '5.1.1', diagnostic: expect.stringMatching(/^550\b.*no such user/), recipient: gone!.email,
     })]);
-    await h.quiet();
+    await workersIdle(t);
 
     // The next issue's audience no longer has them: no message, no attempt.
     rcpt = [];
@@ -347,7 +313,7 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     expect(await h.waitForStatus(next.id, 'done')).toMatchObject({ total: regulars.length, submitted: regulars.length, bounced: 0 });
     expect((await h.messagesOf(nextSendId)).map((m) => m.subscriber_id)).not.toContain(gone!.id);
     expect(rcptTo(gone!.email)).toBe(0);
-    await h.quiet();
+    await workersIdle(t);
   });
 
   it('retries a reader refused with 451 4.3.0 DELIVERY_ATTEMPTS times, then marks the message failed; the reader stays active', async () => {
@@ -370,7 +336,7 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     expect(bounces).toEqual([{ type: 'soft', source: 'smtp', status: '4.3.0', diagnostic: expect.stringMatching(/^451\b/) }]);
     const { rows: [reader] } = await t.c.pool.query('SELECT soft_bounces FROM subscribers WHERE id = $1', [grey!.id]);
     expect(reader.soft_bounces).toHaveLength(1);
-    await h.quiet();
+    await workersIdle(t);
 
     // A later submission that draws no bounce resets the count: the next submission (or the
     // next soft bounce) finds it went through.
@@ -382,12 +348,12 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     await h.waitForStatus(next.id, 'done');
     const nextMessage = (await h.messagesOf(nextSendId)).find((m) => m.subscriber_id === grey!.id)!;
     expect(await probe()).toEqual({ status: 'active', soft_bounces: [expect.any(Date)], soft_bounce_probe: nextMessage.id });
-    await h.quiet();
+    await workersIdle(t);
     const third = await h.createIssue('Greylisting over', 'Text.');
     await h.trigger(third.id);
     await h.waitForStatus(third.id, 'done');
     expect(await probe()).toEqual({ status: 'active', soft_bounces: null, soft_bounce_probe: null });
-    await h.quiet();
+    await workersIdle(t);
   });
 
   it('suppresses a reader at their third soft bounce within the window (SOFT_BOUNCE_LIMIT)', async () => {
@@ -401,7 +367,7 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     const sub = await h.subscriber(flaky!.id);
     expect(sub.status).toBe('bounced');
     expect(sub.bounced_at).toBeInstanceOf(Date);
-    await h.quiet();
+    await workersIdle(t);
   });
 
   it('does not mail a reader who unsubscribes after the fan-out but before their delivery', async () => {
@@ -434,7 +400,7 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     expect(t.smtp.to(leaver!.email)).toEqual([]);
     expect(rcptTo(leaver!.email)).toBe(1);
     expect((await h.subscriber(leaver!.id)).status).toBe('unsubscribed');
-    await h.quiet();
+    await workersIdle(t);
   });
 
   it('freezes the audience at the trigger: readers confirmed or added after it get nothing', async () => {
@@ -480,7 +446,7 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
       expect(ids).not.toContain(addedId);
       expect(done.total).toBe(ids.length);
       expect(ids).toEqual(expect.arrayContaining(regulars.map((r) => r.id)));
-      await h.quiet();
+      await workersIdle(t);
       expect(h.copiesOf(sendId).filter((m) => m.recipients.some((r) => r === 'late-confirmer@example.com' || r === 'added-later@example.com'))).toEqual([]);
     } finally {
       await letGo();
@@ -523,7 +489,7 @@ describe('with BOUNCE_DOMAIN (VERP)', () => {
     const { id: sendId } = await h.trigger(issue.id);
     await h.waitForStatus(issue.id, 'done');
     const messageIdOf = new Map((await h.messagesOf(sendId)).map((m) => [m.subscriber_id, m.id]));
-    await h.quiet();
+    await workersIdle(t);
     for (const reader of readers) {
       const copies = h.copiesOf(sendId).filter((m) => m.recipients.includes(reader.email));
       expect(copies).toHaveLength(1);

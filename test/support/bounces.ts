@@ -44,6 +44,11 @@ export async function subscriberStatus(t: TestContext, id: number): Promise<{ st
   return rows[0];
 }
 
+export async function messageStatus(t: TestContext, id: number): Promise<string> {
+  const { rows } = await t.c.pool.query('SELECT status::text FROM messages WHERE id = $1', [id]);
+  return rows[0].status;
+}
+
 export async function bouncesOf(t: TestContext, where = 'true', values: unknown[] = []): Promise<Record<string, unknown>[]> {
   const { rows } = await t.c.pool.query(`SELECT * FROM bounces WHERE ${where} ORDER BY id`, values);
   return rows;

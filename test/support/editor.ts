@@ -15,6 +15,21 @@ export async function until<T>(what: string, probe: () => Promise<T | false | nu
   }
 }
 
+/**
+ * Waits until the workers are at rest: no deliver job active, waiting, delayed or prioritized, no
+ * fan-out job active or waiting, and no Postgres client checked out (a fan-out holds one while it
+ * runs). Call it before the context's leak check, or before counting what a send left behind.
+ */
+export async function workersIdle(t: TestContext): Promise<void> {
+  await until('the workers to go idle', async () => {
+    const [d, f] = await Promise.all([
+      t.c.queues.deliver.getJobCounts('active', 'waiting', 'delayed', 'prioritized'),
+      t.c.queues.fanout.getJobCounts('active', 'waiting'),
+    ]);
+    return Object.values(d).every((n) => n === 0) && Object.values(f).every((n) => n === 0) && t.c.pool.totalCount === t.c.pool.idleCount;
+  });
+}
+
 export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /** An issue as the editor API returns it (`markdown` only where the route includes the source). */
