@@ -36,7 +36,7 @@ export const HELP_OPTION: Options = { help: { type: 'boolean', short: 'h' } };
 
 const INTERVAL: Options = { interval: { type: 'string' } };
 
-const HTTP_HELP = [
+export const HTTP_HELP = [
   '      --url <url>        the service (default: BROADSIDE_URL, else http://127.0.0.1:$PORT, PORT 3000)',
   '      --token <token>    the editor\'s API token (default: API_TOKEN, else the development token',
   '                         in $DATA_DIR/secrets.json, DATA_DIR .data)',

@@ -39,12 +39,15 @@ function checkBase(raw: string, from: string): string {
  * The editor's token: --token, else API_TOKEN, else the development token the service generated
  * into DATA_DIR/secrets.json (read only: the CLI never creates one the service would not know).
  */
+/** What an Authorization header can carry: printable ASCII, no spaces. */
+const PRINTABLE_TOKEN = /^[\x21-\x7e]+$/;
+
 async function resolveToken(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd = process.cwd()): Promise<{ token: string; tokenSource: string }> {
   const given = flags.token !== undefined ? { token: flags.token, tokenSource: '--token' } : env.API_TOKEN ? { token: env.API_TOKEN, tokenSource: 'API_TOKEN' } : undefined;
   if (given) {
     // Checked here: fetch would reject a header value with a line break with a message that is
     // easy to mistake for a network failure. The message never repeats the value.
-    if (!/^[\x21-\x7e]+$/.test(given.token)) throw new UsageError(`the token from ${given.tokenSource} must be printable ASCII without spaces`);
+    if (!PRINTABLE_TOKEN.test(given.token)) throw new UsageError(`the token from ${given.tokenSource} must be printable ASCII without spaces`);
     return given;
   }
   const file = devSecretsFile(path.resolve(cwd, env.DATA_DIR || '.data'));
@@ -63,7 +66,7 @@ async function resolveToken(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd 
   } catch {
     token = undefined;
   }
-  if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) throw new CliFailure(`no API token: ${file} holds no valid "apiToken"; pass --token or set API_TOKEN`);
+  if (typeof token !== 'string' || !PRINTABLE_TOKEN.test(token)) throw new CliFailure(`no API token: ${file} holds no valid "apiToken"; pass --token or set API_TOKEN`);
   return { token, tokenSource: file };
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { COMMANDS, HELP_OPTION, HTTP_OPTIONS, type Command, type Options, type Values } from './commands.js';
+import { COMMANDS, HELP_OPTION, HTTP_HELP, HTTP_OPTIONS, type Command, type Options, type Values } from './commands.js';
 import { ApiError, CliFailure, ServiceUnreachable, UsageError } from './errors.js';
 import { note, print } from './io.js';
 
@@ -25,9 +25,7 @@ function mainUsage(): string {
     '<issue> is an issue\'s id or its slug.',
     '',
     'Options of the editor commands:',
-    '      --url <url>        the service (default: BROADSIDE_URL, else http://127.0.0.1:$PORT, PORT 3000)',
-    '      --token <token>    the editor\'s API token (default: API_TOKEN, else the development token',
-    '                         in $DATA_DIR/secrets.json, DATA_DIR .data)',
+    ...HTTP_HELP,
     '  -h, --help             this help; "broadside <command> --help" for a command',
     '      --version          the version',
     '',

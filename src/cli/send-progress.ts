@@ -16,7 +16,8 @@ const counts = (s: Send): string =>
 /** `4,211/10,000` (with a `+` while the fan-out is still counting the audience). */
 const fraction = (s: Send): string => `${count(finishedOf(s))}/${count(s.total)}${s.fanoutDone ? '' : '+'}`;
 
-const pace = (s: Send): string => {
+/** `12.5/s, about 3 min left` while sending; empty otherwise. */
+export const pace = (s: Send): string => {
   if (s.status !== 'sending') return '';
   return `${s.ratePerSecond}/s${s.etaSeconds !== null ? `, about ${duration(s.etaSeconds)} left` : ''}`;
 };

@@ -19,7 +19,8 @@ function parseAt(raw: string): string {
   return new Date(t).toISOString();
 }
 
-async function existingSend(api: ApiClient, issue: Issue): Promise<Send | undefined> {
+/** The issue's send, or undefined when it has none yet. */
+export async function existingSend(api: ApiClient, issue: Pick<Issue, 'id'>): Promise<Send | undefined> {
   try {
     return await api.request<Send>('GET', `/api/issues/${issue.id}/send`);
   } catch (err) {

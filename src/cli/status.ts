@@ -1,19 +1,15 @@
 import type { ApiClient } from './api-client.js';
-import type { Issue, Send } from './api-types.js';
-import { isNotFound } from './errors.js';
-import { bytes, count, duration, percent, when } from './format.js';
+import type { Issue } from './api-types.js';
+import { bytes, count, percent, when } from './format.js';
 import { json, print } from './io.js';
 import { findIssue } from './find-issue.js';
+import { existingSend } from './send.js';
+import { pace } from './send-progress.js';
 
 /** The issue and its send's counts, once. */
 export async function showStatus(api: ApiClient, ref: string, opts: { json: boolean }): Promise<number> {
   const { markdown: _, ...issue }: Issue = await findIssue(api, ref);
-  let send: Send | null = null;
-  try {
-    send = await api.request<Send>('GET', `/api/issues/${issue.id}/send`);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
+  const send = (await existingSend(api, issue)) ?? null;
   if (opts.json) {
     json({ issue, send });
     return 0;
@@ -38,8 +34,6 @@ export async function showStatus(api: ApiClient, ref: string, opts: { json: bool
   if (send.rateAlert) {
     print(`  alert:       ${send.rateAlert.message} (${when(send.rateAlert.at)})${send.rateAlert.waived ? '; resumed by the editor' : ''}`);
   }
-  if (send.status === 'sending') {
-    print(`  rate:        ${send.ratePerSecond}/s${send.etaSeconds !== null ? `, about ${duration(send.etaSeconds)} left` : ''}`);
-  }
+  if (send.status === 'sending') print(`  rate:        ${pace(send)}`);
   return 0;
 }

@@ -15,8 +15,7 @@ export type QueueDepth = { queue: string; counts: Record<string, number> };
  * commands and never answers would otherwise hold the scrape forever.
  */
 export async function readQueueDepths(queues: Queues, timeoutMs: number): Promise<QueueDepth[] | undefined> {
-  const all = [queues.readerMail, queues.fanout, queues.deliver];
-  const reading = Promise.all(all.map(async (q) => ({ queue: q.name, counts: await q.getJobCounts(...QUEUE_STATES) })));
+  const reading = Promise.all(queues.all.map(async (q) => ({ queue: q.name, counts: await q.getJobCounts(...QUEUE_STATES) })));
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<undefined>((resolve) => {
     timer = setTimeout(resolve, timeoutMs, undefined);

@@ -8,6 +8,8 @@ export type Queues = {
   readerMail: Queue<ReaderMailJob>;
   fanout: Queue<FanoutJob>;
   deliver: Queue<DeliverJob>;
+  /** The three above, for what treats them alike (errors, depths, the dashboard, closing). */
+  all: Queue[];
   close(): Promise<void>;
 };
 
@@ -57,13 +59,15 @@ export function createQueues(
       removeOnFail: true,
     },
   });
-  for (const q of [readerMail, fanout, deliver] as Queue[]) q.on('error', (err) => onError(err, q.name));
+  const all = [readerMail, fanout, deliver] as Queue[];
+  for (const q of all) q.on('error', (err) => onError(err, q.name));
   return {
     readerMail,
     fanout,
     deliver,
+    all,
     async close() {
-      await Promise.all([readerMail.close(), fanout.close(), deliver.close()]);
+      await Promise.all(all.map((q) => q.close()));
     },
   };
 }
