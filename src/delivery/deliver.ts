@@ -65,7 +65,9 @@ export class Deliverer {
     private readonly status: StatusWriter,
     private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
-    this.sender = parseMailbox(c.config.mailFrom);
+    const sender = parseMailbox(c.config.mailFrom);
+    // MAIL FROM, From and the Message-ID domain in their wire form too (an IDN sender domain in ASCII).
+    this.sender = { ...sender, address: transportAddress(sender.address).address };
     this.domain = this.sender.address.split('@')[1] ?? 'localhost';
   }
 

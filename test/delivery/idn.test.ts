@@ -20,8 +20,8 @@ const rcptTo = (m: ReceivedMail) => m.commands.flatMap((c) => /^RCPT TO:<([^>]*)
 const field = (m: ReceivedMail, name: string) => new RegExp(`^${name}: (.*)$`, 'mi').exec(headBlock(m))?.[1];
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
-async function fixture(smtpUtf8: boolean) {
-  const t = await createTestContext({ worker: true, smtp: { smtpUtf8 } });
+async function fixture(smtpUtf8: boolean, env: Record<string, string> = {}) {
+  const t = await createTestContext({ worker: true, smtp: { smtpUtf8 }, env });
   const readers = await addReaders(t, [IDN, IDN_PLAIN_NAME, UTF8_LOCAL]);
   const e = editor(t);
   const issue = await e.createIssue('IDN week');
@@ -38,7 +38,8 @@ const messageOf = async (t: TestContext, sendId: number, reader: Reader): Promis
 describe('a send to readers at internationalised domains, through a relay without SMTPUTF8', () => {
   let f: Awaited<ReturnType<typeof fixture>>;
   beforeAll(async () => {
-    f = await fixture(false);
+    // A sender at an internationalised domain too.
+    f = await fixture(false, { MAIL_FROM: 'Bücher Post <news@bücher.example>' });
   }, 60_000);
   afterAll(() => f?.t.close());
 
@@ -48,7 +49,7 @@ describe('a send to readers at internationalised domains, through a relay withou
     expect(copies.flatMap(rcptTo).sort()).toEqual([IDN.ascii, IDN_PLAIN_NAME.ascii].sort());
     for (const m of copies) {
       expect(m.smtpUtf8).toBe(false);
-      expect(m.commands.find((c) => /^MAIL FROM:/i.test(c))).not.toMatch(/SMTPUTF8/);
+      expect(m.commands.find((c) => /^MAIL FROM:/i.test(c))).toMatch(/^MAIL FROM:<news@xn--bcher-kva\.example>(?! .*SMTPUTF8)/);
     }
   });
 
@@ -59,6 +60,8 @@ describe('a send to readers at internationalised domains, through a relay withou
     expect(idn!.parsed.to).toMatchObject({ value: [{ name: IDN.name }] });
     const [plain] = copiesOf(f.t, f.send.id).filter((m) => m.commands.some((c) => c.includes(IDN_PLAIN_NAME.ascii)));
     expect(field(plain!, 'To')).toBe(IDN_PLAIN_NAME.ascii);
+    expect(field(plain!, 'From')).toBe('=?UTF-8?Q?B=C3=BCcher_Post?= <news@xn--bcher-kva.example>');
+    expect(field(plain!, 'Message-ID')).toMatch(/@xn--bcher-kva\.example>$/);
     // The whole message stays 7-bit: no 8BITMIME or SMTPUTF8 needed from the relay.
     for (const m of copiesOf(f.t, f.send.id)) expect(m.raw).toMatch(ASCII_ONLY);
   });
