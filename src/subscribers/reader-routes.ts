@@ -207,7 +207,7 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
       const reader = await tokenReader(request, reply, 'data', token);
       if (!reader) return reply;
       if (wantsJson(request)) return reply.header('cache-control', 'no-store').send(exportReaderData(reader));
-      return show(reply.header('cache-control', 'no-store'), 200, 'Your data', dataPage(reader, dataLinks(token)));
+      return show(reply, 200, 'Your data', dataPage(reader, dataLinks(token)));
     });
 
     app.get('/data/:token/data.json', { schema: { params: TokenParams } }, async (request, reply) => {
