@@ -80,7 +80,7 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     : undefined;
   const mailer = overrides.mailer ?? createSmtpMailer({ smtpUrl: smtpUrlOf(config), from: config.mailFrom, poolSize: config.smtpPoolSize, dkim });
   const tokens = new ReaderTokens(config.secret);
-  const links = new ReaderLinks(config.publicUrl, tokens, config.confirmTokenTtlHours);
+  const links = new ReaderLinks(config.publicUrl, tokens, { confirmHours: config.confirmTokenTtlHours, dataMinutes: config.dataLinkTtlMinutes });
   return {
     config,
     log,

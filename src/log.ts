@@ -3,7 +3,7 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
 export type { Logger };
 
 // Path segments after these prefixes are reader tokens: never written to a log.
-const TOKEN_PATH = /^(\/(?:confirm|unsubscribe|manage)\/)[^/?#]+/;
+const TOKEN_PATH = /^(\/(?:confirm|unsubscribe|manage|data)\/)[^/?#]+/;
 // Query values that are (part of) a reader's address: the editor API's `email` filter, or any
 // value with an @ in it, spelled out or %-escaped.
 const ADDRESS_PARAM = /([?&]email=)[^&#]*/gi;

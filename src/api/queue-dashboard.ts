@@ -8,7 +8,7 @@ import { requireOperator } from './auth.js';
 import { respondWithError } from './error-handler.js';
 
 const descriptions: Record<string, string> = {
-  [queueNames.readerMail]: 'confirmation and welcome mail to one reader',
+  [queueNames.readerMail]: 'confirmation, welcome and data-link mail to one reader',
   [queueNames.fanout]: 'one job per send: writes the message rows and feeds the deliver queue',
   [queueNames.deliver]: 'one job per message: claim, personalise, submit, record',
 };

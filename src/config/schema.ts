@@ -27,6 +27,7 @@ export type Config = {
   signupRateLimit: number;
   signupRateWindowSeconds: number;
   confirmTokenTtlHours: number;
+  dataLinkTtlMinutes: number;
   workerConcurrency: number;
   emailsDir: string | undefined;
   sendRate: number;
@@ -183,6 +184,9 @@ const fields = {
   signupRateLimit: { env: 'SIGNUP_RATE_LIMIT', parse: int(1, 100000), default: 10 },
   signupRateWindowSeconds: { env: 'SIGNUP_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 60 },
   confirmTokenTtlHours: { env: 'CONFIRM_TOKEN_TTL_HOURS', parse: int(1, 24 * 90), default: 48 },
+  // The emailed link that opens a reader's data (download, erasure): short-lived, since it is
+  // the only credential for both.
+  dataLinkTtlMinutes: { env: 'DATA_LINK_TTL_MINUTES', parse: int(5, 24 * 60), default: 60 },
   workerConcurrency: { env: 'WORKER_CONCURRENCY', parse: int(1, 1000), default: 10 },
   // A copy of emails/ to brand the templates; unset means the bundled ones.
   emailsDir: { env: 'EMAILS_DIR', parse: str },

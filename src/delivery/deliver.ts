@@ -12,8 +12,9 @@ import { verpAddress } from '../sending/message-tokens.js';
 import { findSend } from '../sending/queries.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
-import { claimMessage, markCancelled, releaseMessage, type Claim } from './queries.js';
-import type { RawMail } from './mailer.js';
+import { claimMessage, markCancelled, markFailed, releaseMessage, type Claim } from './queries.js';
+import { SmtpUtf8Unavailable, type RawMail } from './mailer.js';
+import { transportAddress } from '../subscribers/email-address.js';
 import type { StatusWriter } from './status-writer.js';
 
 export type DeliverOutcome = 'submitted' | 'skipped' | 'cancelled' | 'bounced' | 'failed';
@@ -64,7 +65,9 @@ export class Deliverer {
     private readonly status: StatusWriter,
     private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
-    this.sender = parseMailbox(c.config.mailFrom);
+    const sender = parseMailbox(c.config.mailFrom);
+    // MAIL FROM, From and the Message-ID domain in their wire form too (an IDN sender domain in ASCII).
+    this.sender = { ...sender, address: transportAddress(sender.address).address };
     this.domain = this.sender.address.split('@')[1] ?? 'localhost';
   }
 
@@ -87,8 +90,10 @@ export class Deliverer {
       unsubscribe_url: unsubscribeUrl,
       manage_url: c.links.manage(claim.subscriber_id),
     };
+    // The typed local part and the domain in ASCII, in RCPT TO and in To alike.
+    const to = transportAddress(claim.email);
     const raw = mime.build({
-      to: { address: claim.email, name: claim.name },
+      to: { address: to.address, name: claim.name },
       messageId: `${token}@${this.domain}`,
       messageToken: token,
       unsubscribeUrl,
@@ -98,10 +103,18 @@ export class Deliverer {
     let response: string;
     const smtpDone = c.metrics.smtpSubmission();
     try {
-      ({ response } = await c.mailer.sendRaw({ envelope: { from: envelopeFrom, to: claim.email }, raw, dsn: dsnFor(token) }));
+      ({ response } = await c.mailer.sendRaw({ envelope: { from: envelopeFrom, to: to.address }, raw, dsn: dsnFor(token) }));
       smtpDone('accepted');
     } catch (err) {
       smtpDone('error');
+      if (err instanceof SmtpUtf8Unavailable) {
+        // Nothing went out, and the next attempt would meet the same relay: failed at once,
+        // with no bounce record (our relay's limit is not the reader's). Retry-failed sends it
+        // once the relay offers SMTPUTF8.
+        await markFailed(c.pool, claim.id, err.message);
+        log.warn('message failed: the address needs SMTPUTF8, which the relay does not offer');
+        return 'failed';
+      }
       return this.failed(claim, classifySmtpError(err), attempt, log);
     }
     await this.status.submitted(claim.id, response);

@@ -1,5 +1,7 @@
 import nodemailer from 'nodemailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import { transportAddress } from '../subscribers/email-address.js';
 
 export type OutgoingMail = {
   to: string;
@@ -14,10 +16,28 @@ export type SubmitResult = { messageId: string; response: string };
 /**
  * An already built MIME message and the SMTP envelope to submit it with. `dsn` asks the relay
  * (when it offers the DSN extension, RFC 3461) what to return if the message fails later.
+ * The envelope's addresses are in their wire form (see transportAddress): one with a non-ASCII
+ * byte goes out only with SMTPUTF8.
  */
 export type RawMail = { envelope: { from: string; to: string }; raw: Buffer; dsn?: { ret: 'HDRS' | 'FULL'; envid: string; notify: string } };
 
 export type DkimOptions = { domainName: string; keySelector: string; privateKey: string };
+
+/**
+ * The address needs SMTPUTF8 (its part before @ is not ASCII) and the relay does not offer it:
+ * nothing was sent. Our relay's limit, not the reader's mailbox: never a bounce.
+ */
+export class SmtpUtf8Unavailable extends Error {
+  readonly code = 'ESMTPUTF8';
+  constructor() {
+    super('not sent: the address needs SMTPUTF8 (its part before @ is not ASCII) and the SMTP relay does not offer it');
+  }
+}
+
+/** How long the relay's answer on SMTPUTF8 is trusted before it is asked again. */
+const SMTPUTF8_PROBE_TTL_MS = 10 * 60_000;
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** The sending side only: takes a rendered message and submits it to the SMTP relay. */
 export interface Mailer {
@@ -30,35 +50,85 @@ export type MailerOptions = { smtpUrl: string; from: string; poolSize?: number; 
 
 export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOptions): Mailer {
   const url = new URL(smtpUrl);
-  const options: SMTPPool.Options = {
-    pool: true,
+  const connection = {
     host: url.hostname,
     port: Number(url.port) || (url.protocol === 'smtps:' ? 465 : 587),
     secure: url.protocol === 'smtps:',
-    maxConnections: poolSize,
-    auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
     // A relay on loopback (a capture server, Mailpit) offers no certificate worth checking.
     tls: { rejectUnauthorized: !['localhost', '127.0.0.1', '::1'].includes(url.hostname) },
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 30_000,
+  };
+  const options: SMTPPool.Options = {
+    ...connection,
+    pool: true,
+    maxConnections: poolSize,
+    auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
     // Signs every message on its way out, raw ones included.
     dkim,
   };
   const transport = nodemailer.createTransport(options);
+
+  // nodemailer adds SMTPUTF8 to MAIL FROM when the relay offers it, but without the offer it
+  // sends the UTF-8 address all the same, and the relay's refusal (5xx) would read as the
+  // reader's hard bounce. So an address that needs it is held back unless the relay offers it.
+  // Asked only when such an address comes up (rarely), and remembered for a while.
+  let probe: { at: number; offers: Promise<boolean> } | undefined;
+  const relayOffersSmtpUtf8 = (): Promise<boolean> => {
+    if (!probe || Date.now() - probe.at > SMTPUTF8_PROBE_TTL_MS) {
+      const offers = ehloOffers(connection, 'SMTPUTF8');
+      // An unreachable relay is no answer: ask again next time.
+      offers.catch(() => {
+        if (probe?.offers === offers) probe = undefined;
+      });
+      probe = { at: Date.now(), offers };
+    }
+    return probe.offers;
+  };
+  const requireSmtpUtf8 = async (needed: boolean) => {
+    if (needed && !(await relayOffersSmtpUtf8())) throw new SmtpUtf8Unavailable();
+  };
+
   return {
     async send(mail) {
-      const info = await transport.sendMail({ from, ...mail });
+      // nodemailer would punycode the domain itself; done here so the one rule (transportAddress)
+      // decides every address we mail.
+      const to = transportAddress(mail.to);
+      await requireSmtpUtf8(to.smtpUtf8);
+      const info = await transport.sendMail({ from, ...mail, to: to.address });
       return { messageId: info.messageId, response: info.response };
     },
     async sendRaw(mail) {
-      const info = await transport.sendMail({ envelope: mail.envelope, raw: mail.raw, ...(mail.dsn ? { dsn: mail.dsn } : {}) });
+      const smtpUtf8 = NON_ASCII.test(mail.envelope.from) || NON_ASCII.test(mail.envelope.to);
+      await requireSmtpUtf8(smtpUtf8);
+      // A message for SMTPUTF8 carries UTF-8 in its header: sent as BODY=8BITMIME (RFC 6531, 3.1).
+      const envelope = smtpUtf8 ? { ...mail.envelope, use8BitMime: true } : mail.envelope;
+      const info = await transport.sendMail({ envelope, raw: mail.raw, ...(mail.dsn ? { dsn: mail.dsn } : {}) });
       return { messageId: info.messageId, response: info.response };
     },
     async close() {
       transport.close();
     },
   };
+}
+
+/**
+ * Whether the relay's EHLO reply lists `extension`: one short connection (TLS as the pool uses
+ * it, no login, no mail), closed with QUIT. Rejects when the relay cannot be reached.
+ */
+function ehloOffers(options: SMTPConnection.Options, extension: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const conn = new SMTPConnection(options);
+    // After the answer, a late error (the relay hanging up on QUIT) changes nothing.
+    conn.on('error', reject);
+    conn.connect(() => {
+      // The last reply before 'connect' is the EHLO reply (after STARTTLS, when there was one).
+      const ehlo = conn.lastServerResponse || '';
+      resolve(new RegExp(`^\\d{3}[ -]${extension}\\b`, 'im').test(ehlo));
+      conn.quit();
+    });
+  });
 }
 
 /** SMTP reply code of a nodemailer error, when the relay gave one. */

@@ -9,8 +9,8 @@ import type { Template } from '../rendering/template.js';
  * left open. Building one reader's copy is then a concatenation of pre-encoded buffers and a few
  * short encoded values: no MIME generation, no MJML, no Markdown per reader.
  *
- * Both parts are quoted-printable, so the message is 7-bit clean and needs no 8BITMIME from the
- * relay. Quoted-printable can be cut and joined at soft line breaks (`=` CRLF): every literal
+ * Both parts are quoted-printable and every header is ASCII, so the message is 7-bit clean and
+ * needs no 8BITMIME from the relay (unless the reader's address itself needs SMTPUTF8). Quoted-printable can be cut and joined at soft line breaks (`=` CRLF): every literal
  * part and every value is encoded on its own and ends with one, so no line passes 76 characters
  * and the decoded text is exactly the template filled in.
  */
@@ -24,7 +24,11 @@ export type IssueMimeHeaders = {
 };
 
 export type ReaderCopy = {
-  /** The reader's address (ASCII) and optional display name. */
+  /**
+   * The reader's address in its wire form (transportAddress: ASCII, the domain as A-labels) and
+   * optional display name. Only an address that needs SMTPUTF8 is not ASCII, and then the header
+   * carries it in UTF-8 (RFC 6532), for a relay that offers SMTPUTF8.
+   */
   to: { address: string; name: string | null };
   messageId: string;
   /** Our token for the message (`X-Broadside-Message`). */
@@ -115,7 +119,8 @@ export class IssueMime {
         + `Message-ID: <${copy.messageId}>${CRLF}`
         + `List-Unsubscribe: <${copy.unsubscribeUrl}>${CRLF}`
         + `X-Broadside-Message: ${copy.messageToken}${CRLF}`,
-      'latin1',
+      // The same bytes as ASCII whenever the address is ASCII; UTF-8 for an SMTPUTF8 address.
+      'utf8',
     );
     const chunks: Buffer[] = [head, this.fixedHead, this.textStart];
     fillInto(chunks, this.text, copy.vars);

@@ -80,3 +80,15 @@ export async function releaseMessage(pool: Pool, id: number, response: string | 
 export async function markCancelled(pool: Pool, id: number): Promise<void> {
   await pool.query(`UPDATE messages SET status = 'cancelled', updated_at = now() WHERE id = $1::bigint AND status = 'sending'`, [id]);
 }
+
+/**
+ * Failed without a bounce: the message cannot go through this relay at all (see
+ * SmtpUtf8Unavailable), which says nothing about the reader's mailbox.
+ */
+export async function markFailed(pool: Pool, id: number, reason: string): Promise<void> {
+  await pool.query(
+    `UPDATE messages SET status = 'failed', claimed_at = NULL, updated_at = now(), smtp_response = $2::text
+      WHERE id = $1::bigint AND status = 'sending'`,
+    [id, reason],
+  );
+}

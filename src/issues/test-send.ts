@@ -1,6 +1,6 @@
 import type { Container } from '../container.js';
 import type { LogLines } from '../log.js';
-import { smtpResponseCode } from '../delivery/mailer.js';
+import { SmtpUtf8Unavailable, smtpResponseCode } from '../delivery/mailer.js';
 import { AppError, invalidInput } from '../errors.js';
 import { personalise, sampleReaderVars } from '../rendering/issue.js';
 import { checkEmail } from '../subscribers/email-address.js';
@@ -48,8 +48,10 @@ export async function sendTestCopies(c: Container, issue: IssueRow, recipients: 
       });
       return { to, status: 'submitted', response: info.response };
     } catch (err) {
-      // A relay's refusal (5xx, 4xx) is the answer for that address; anything else (the relay
-      // unreachable) is the whole request's failure.
+      // A relay's refusal (5xx, 4xx), or its lack of SMTPUTF8 for an address that needs it, is
+      // the answer for that address; anything else (the relay unreachable) is the whole
+      // request's failure.
+      if (err instanceof SmtpUtf8Unavailable) return { to, status: 'rejected', response: err.message };
       if (smtpResponseCode(err) === undefined) throw new AppError(502, 'smtp_unavailable', `the SMTP relay could not be reached: ${(err as Error).message}`);
       return { to, status: 'rejected', response: (err as { response?: string }).response ?? (err as Error).message };
     }

@@ -2,7 +2,7 @@
 // names and payloads. Payloads carry ids only; the worker re-reads the rows it needs.
 
 export const queueNames = {
-  /** Mail to one reader about their subscription: confirmation and welcome. */
+  /** Mail to one reader about their subscription: confirmation, welcome, link to their data. */
   readerMail: 'reader-mail',
   /** One job per send: writes the message rows and feeds the deliver queue, for the whole send. */
   fanout: 'send-fanout',
@@ -30,7 +30,9 @@ export const deliverJobId = (messageId: number, attempts: number, generation: nu
 
 export type ReaderMailJob =
   | { kind: 'confirmation'; subscriberId: number }
-  | { kind: 'welcome'; subscriberId: number };
+  | { kind: 'welcome'; subscriberId: number }
+  /** A fresh link to the reader's data, asked for from their manage page; the link is made when the mail is. */
+  | { kind: 'data-link'; subscriberId: number };
 
 export type ReaderMailKind = ReaderMailJob['kind'];
 

@@ -61,6 +61,33 @@ export function checkEmail(input: unknown): EmailCheck {
   return { ok: true, email: display, normalized };
 }
 
+/**
+ * An address as it goes to the SMTP relay (RCPT TO) and into the `To` header. `smtpUtf8`: the
+ * address can only travel with the SMTPUTF8 extension (RFC 6531).
+ */
+export type TransportAddress = { address: string; smtpUtf8: boolean };
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * The wire form of a stored address (`subscribers.email`, the address as typed, its domain shown
+ * in Unicode): the local part exactly as typed (only the receiving server may fold its case) and
+ * the domain as ASCII A-labels (`bücher.example` → `xn--bcher-kva.example`), so any relay takes
+ * it and the message stays 7-bit. A non-ASCII local part has no ASCII form: it needs SMTPUTF8
+ * end to end, and then the domain stays in Unicode beside it, as RFC 6531 allows.
+ */
+export function transportAddress(email: string): TransportAddress {
+  const at = email.lastIndexOf('@');
+  const local = email.slice(0, at);
+  const domain = email.slice(at + 1);
+  if (!ASCII.test(local)) return { address: email, smtpUtf8: true };
+  if (ASCII.test(domain)) return { address: email, smtpUtf8: false };
+  // A stored address passed checkEmail, so its domain converts; if one somehow does not, only
+  // SMTPUTF8 could carry it.
+  const ascii = domainToASCII(domain);
+  return ascii ? { address: `${local}@${ascii}`, smtpUtf8: false } : { address: email, smtpUtf8: true };
+}
+
 /** Names are shown in emails and pages: no control or invisible formatting characters, capped. */
 export const NAME_MAX_LENGTH = 100;
 

@@ -5,12 +5,18 @@ export class ReaderLinks {
   constructor(
     private readonly publicUrl: string,
     private readonly tokens: ReaderTokens,
-    private readonly confirmTtlHours: number,
+    private readonly ttl: { confirmHours: number; dataMinutes: number },
   ) {}
 
   confirm(subscriberId: number, now = new Date()): string {
-    const expires = new Date(now.getTime() + this.confirmTtlHours * 3600_000);
+    const expires = new Date(now.getTime() + this.ttl.confirmHours * 3600_000);
     return `${this.publicUrl}/confirm/${this.tokens.sign('confirm', subscriberId, expires)}`;
+  }
+
+  /** The short-lived page where a reader downloads or erases their data; mailed to them only. */
+  data(subscriberId: number, now = new Date()): string {
+    const expires = new Date(now.getTime() + this.ttl.dataMinutes * 60_000);
+    return `${this.publicUrl}/data/${this.tokens.sign('data', subscriberId, expires)}`;
   }
 
   unsubscribe(subscriberId: number): string {

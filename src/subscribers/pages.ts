@@ -62,24 +62,66 @@ export function unsubscribedPage(newsletter: string): SafeHtml {
 <p>You will not receive ${newsletter} any more. Changed your mind? You can <a href="/">subscribe again</a>.</p>`;
 }
 
-export function managePage(r: SubscriberRow, links: { unsubscribe: string; data: string; erase: string }): SafeHtml {
-  const when = (d: Date | null) => (d ? d.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—');
+const when = (d: Date | null) => (d ? d.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—');
+
+function subscriptionList(r: SubscriberRow): SafeHtml {
   return html`
-<h1>Your subscription</h1>
 <dl>
   <dt>Email</dt><dd>${r.email}</dd>
   <dt>Name</dt><dd>${r.name ?? '—'}</dd>
   <dt>Status</dt><dd>${r.status}</dd>
   <dt>Signed up</dt><dd>${when(r.created_at)}</dd>
   <dt>Confirmed</dt><dd>${when(r.confirmed_at)}</dd>
-</dl>
+</dl>`;
+}
+
+/**
+ * The footer's page (permanent link, so anyone an email was forwarded to may see it): the
+ * subscription, leaving at once, and asking for a link to the data, which goes to the reader's
+ * own address only.
+ */
+export function managePage(r: SubscriberRow, links: { unsubscribe: string; dataLink: string }, dataLinkMinutes: number): SafeHtml {
+  return html`
+<h1>Your subscription</h1>
+${subscriptionList(r)}
 ${r.status === 'active' || r.status === 'pending' ? html`<form method="post" action="${links.unsubscribe}"><button type="submit" class="secondary">Unsubscribe</button></form>` : ''}
 <h2>Your data</h2>
+<p>To download everything we hold about you, or to erase it, we email a link to your address. It works for ${dataLinkMinutes} minutes. This keeps your data safe from anyone who has this page's link, for example from a forwarded email.</p>
+<form method="post" action="${links.dataLink}"><button type="submit">Email me a link to download or erase my data</button></form>`;
+}
+
+/** The same whatever happened (mailed, asked too recently, no such reader): nothing to learn from it. */
+export function dataLinkRequestedPage(dataLinkMinutes: number, resendMinutes: number): SafeHtml {
+  return html`
+<h1>Check your inbox</h1>
+<p>If this subscription's address can receive mail, a link to your data is on its way to it. The link works for ${dataLinkMinutes} minutes.</p>
+<p class="muted">Nothing there after a few minutes? Look in your spam folder. We send at most one such link every ${resendMinutes} minutes.</p>`;
+}
+
+/** The old data and erase addresses under the footer's permanent link. */
+export function freshLinkNeededPage(managePath: string): SafeHtml {
+  return html`
+<h1>This needs a fresh link</h1>
+<p class="error" role="alert">${FRESH_LINK_MESSAGE}</p>
+<p><a href="${managePath}">Go to your subscription page</a></p>`;
+}
+
+export const FRESH_LINK_MESSAGE = 'Downloading or erasing your data needs a fresh link, which we email to your address. Open your subscription page and ask for one.';
+export const ERASE_CONFIRMATION_MESSAGE = 'Tick the box to confirm that you understand erasure cannot be undone.';
+
+/** The emailed, short-lived page: the reader's data, to download or erase. */
+export function dataPage(r: SubscriberRow, links: { data: string; erase: string }, opts: { error?: string } = {}): SafeHtml {
+  return html`
+<h1>Your data</h1>
+${opts.error ? html`<div role="alert"><p class="error">There is a problem: <a href="#confirm">${opts.error}</a></p></div>` : ''}
+${subscriptionList(r)}
 <p><a href="${links.data}" download>Download everything we hold about you (JSON)</a></p>
+<p class="muted">It includes the consent evidence we keep: when you signed up and confirmed, and from which IP address and browser.</p>
 <h2>Erase me</h2>
 <p>Deletes your address, name and history. We keep only a one-way fingerprint of the address so that we never mail it again, even if it reappears in an import.</p>
-<form method="post" action="${links.erase}">
-  <label><input type="checkbox" name="confirm" value="yes" required> I understand this cannot be undone</label>
+<form method="post" action="${links.erase}" novalidate>
+  ${opts.error ? html`<p class="error" id="confirm-error">${opts.error}</p>` : ''}
+  <label><input type="checkbox" id="confirm" name="confirm" value="yes" required ${opts.error ? html`aria-invalid="true" aria-describedby="confirm-error"` : ''}> I understand this cannot be undone</label>
   <button type="submit" class="danger">Erase my data</button>
 </form>`;
 }

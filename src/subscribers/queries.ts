@@ -25,6 +25,7 @@ export type SubscriberRow = {
   consent_user_agent: string | null;
   confirm_ip: string | null;
   confirm_user_agent: string | null;
+  data_link_sent_at: Date | null;
 };
 
 export type Evidence = { ip: string | null; userAgent: string | null };
@@ -67,6 +68,31 @@ export async function requestSubscription(
     [a.email, a.normalized, a.name, a.evidence.ip, a.evidence.userAgent],
   );
   return rows[0];
+}
+
+/** At most one link to a reader's data per reader in this many minutes, however often it is asked for. */
+export const DATA_LINK_RESEND_MINUTES = 5;
+
+/**
+ * Someone with the reader's manage link asked for a link to their data. Takes the slot for one
+ * mail in one statement (two requests at once: one wins), so nobody can flood the reader's inbox
+ * through a forwarded footer. A bounced reader's address takes no mail: no slot. Returns when
+ * the mail should be queued, nothing otherwise.
+ */
+export async function requestDataLink(pool: Pool, id: number): Promise<{ id: number; data_link_sent_at: Date } | undefined> {
+  const { rows } = await pool.query<{ id: number; data_link_sent_at: Date }>(
+    `UPDATE subscribers SET data_link_sent_at = now()
+      WHERE id = $1::bigint AND status <> 'bounced'
+        AND (data_link_sent_at IS NULL OR data_link_sent_at < now() - interval '${DATA_LINK_RESEND_MINUTES} minutes')
+      RETURNING id, data_link_sent_at`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** Undoes the data-link window when its mail could not be queued, so a retry can send one. */
+export async function releaseDataLinkSlot(pool: Pool, id: number, sentAt: Date): Promise<void> {
+  await pool.query('UPDATE subscribers SET data_link_sent_at = NULL WHERE id = $1::bigint AND data_link_sent_at = $2::timestamptz', [id, sentAt]);
 }
 
 /** Undoes the resend window when the confirmation could not be queued, so a retry can send one. */

@@ -7,15 +7,17 @@ import { findSubscriber, type SubscriberRow } from './queries.js';
 export type ReaderMailOutcome = 'submitted' | 'skipped';
 
 /**
- * Sends one confirmation or welcome email. The job carries only the subscriber id; the row is
- * read again here so an erased, confirmed or unsubscribed reader gets nothing stale.
+ * Sends one confirmation, welcome or data-link email. The job carries only the subscriber id;
+ * the row is read again here so an erased, confirmed or unsubscribed reader gets nothing stale.
  */
 export async function sendReaderMail(c: Container, job: ReaderMailJob): Promise<ReaderMailOutcome> {
   const reader = await findSubscriber(c.pool, job.subscriberId);
   if (!reader) return 'skipped';
   if (job.kind === 'confirmation' && reader.status === 'active') return 'skipped';
   if (job.kind === 'welcome' && reader.status !== 'active') return 'skipped';
-  const vars = readerVars(c, reader);
+  // Whatever the reader's status (data can be asked for after leaving), but a bounced address takes no mail.
+  if (job.kind === 'data-link' && reader.status === 'bounced') return 'skipped';
+  const vars = readerVars(c, reader, job.kind);
   const mail = renderReaderMail(await c.readerMail(), job.kind, vars);
   const headers: Record<string, string> = {};
   if (job.kind === 'welcome') {
@@ -26,7 +28,7 @@ export async function sendReaderMail(c: Container, job: ReaderMailJob): Promise<
   return 'submitted';
 }
 
-function readerVars(c: Container, reader: SubscriberRow): Record<string, string> {
+function readerVars(c: Container, reader: SubscriberRow, kind: ReaderMailJob['kind']): Record<string, string> {
   return {
     newsletter: c.config.newsletterName,
     greeting: greetingFor(reader.name),
@@ -36,5 +38,8 @@ function readerVars(c: Container, reader: SubscriberRow): Record<string, string>
     archive_url: c.links.archive(),
     postal_address: c.config.postalAddress ?? '',
     expires_hours: String(c.config.confirmTokenTtlHours),
+    // Only in the mail that carries it (the link opens the reader's data); made now, when the
+    // mail is, so a job that waited for the relay still mails a link good for its whole lifetime.
+    ...(kind === 'data-link' ? { data_url: c.links.data(reader.id), expires_minutes: String(c.config.dataLinkTtlMinutes) } : {}),
   };
 }

@@ -3,9 +3,13 @@ import Type from 'typebox';
 import type { Container } from '../container.js';
 import { invalidInput } from '../errors.js';
 import { sendErrorPage, sendPage, wantsJson } from '../api/respond.js';
-import { confirmSubscription, eraseSubscriber, findSubscriber, unsubscribe, type SubscriberRow } from './queries.js';
+import { confirmSubscription, DATA_LINK_RESEND_MINUTES, eraseSubscriber, findSubscriber, unsubscribe, type SubscriberRow } from './queries.js';
+import { requestDataLinkMail } from './data-link.js';
 import { TokenError, type TokenPurpose } from './reader-tokens.js';
-import { checkInboxPage, confirmedPage, confirmPage, erasedPage, managePage, signupPage, unsubscribedPage, unsubscribePage } from './pages.js';
+import {
+  checkInboxPage, confirmedPage, confirmPage, dataLinkRequestedPage, dataPage, ERASE_CONFIRMATION_MESSAGE, erasedPage, FRESH_LINK_MESSAGE,
+  freshLinkNeededPage, managePage, signupPage, unsubscribedPage, unsubscribePage,
+} from './pages.js';
 import { evidenceOf, signUp } from './signup.js';
 import { readerMailJobId } from '../queues/contract.js';
 import { exportReaderData } from './reader-data.js';
@@ -23,7 +27,16 @@ const SignupBody = Type.Object({
 // valid" page rather than a schema message.
 const TokenParams = Type.Object({ token: Type.String() });
 
-/** The reader's side: sign-up, confirmation, one-click unsubscribe, manage/export/erase. */
+/**
+ * The erase form's checkbox (`confirm=yes`), or `{"confirm": true}` in JSON: erasure cannot be
+ * undone, so nothing else erases.
+ */
+function eraseConfirmed(body: unknown): boolean {
+  const confirm = (body as { confirm?: unknown } | null | undefined)?.confirm;
+  return confirm === 'yes' || confirm === true;
+}
+
+/** The reader's side: sign-up, confirmation, one-click unsubscribe, manage, and data (export, erase) by emailed link. */
 export function readerRoutes(c: Container): FastifyPluginAsync {
   const newsletter = c.config.newsletterName;
   const show = (reply: FastifyReply, status: number, title: string, body: Parameters<typeof sendPage>[3]) => sendPage(reply, status, title, body, newsletter);
@@ -36,9 +49,11 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
       if (!(err instanceof TokenError)) throw err;
       const status = err.reason === 'expired' ? 410 : 400;
       const code = err.reason === 'expired' ? 'token_expired' : 'invalid_token';
-      const message = err.reason === 'expired'
-        ? 'This link has expired. Sign up again to get a fresh one.'
-        : 'This link is not valid. Check that you copied the whole address from the email.';
+      const message = err.reason !== 'expired'
+        ? 'This link is not valid. Check that you copied the whole address from the email.'
+        : purpose === 'data'
+          ? 'This link has expired. Ask for a fresh one from the "Manage your subscription" link at the foot of any issue.'
+          : 'This link has expired. Sign up again to get a fresh one.';
       if (wantsJson(request)) reply.code(status).send({ error: { code, message } });
       else sendErrorPage(reply, status, message, newsletter);
       return undefined;
@@ -51,14 +66,29 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     return sendErrorPage(reply, 404, message, newsletter);
   }
 
-  /** The reader a manage token names, or undefined once a 4xx has been sent. */
-  async function managedReader(request: FastifyRequest, reply: FastifyReply, token: string): Promise<SubscriberRow | undefined> {
-    const id = readerId(request, reply, 'manage', token);
+  /** The reader a manage or data token names, or undefined once a 4xx has been sent. */
+  async function tokenReader(request: FastifyRequest, reply: FastifyReply, purpose: 'manage' | 'data', token: string): Promise<SubscriberRow | undefined> {
+    const id = readerId(request, reply, purpose, token);
     if (id === undefined) return undefined;
     const reader = await findSubscriber(c.pool, id);
     if (!reader) goneReader(request, reply);
     return reader;
   }
+
+  /**
+   * The data and erase addresses under the footer's permanent manage link, which a forwarded
+   * email gives to anyone: they open nothing any more, and say how to get a fresh link.
+   */
+  function freshLinkNeeded(request: FastifyRequest, reply: FastifyReply, token: string) {
+    if (readerId(request, reply, 'manage', token) === undefined) return reply;
+    if (wantsJson(request)) return reply.code(403).send({ error: { code: 'fresh_link_required', message: FRESH_LINK_MESSAGE } });
+    return show(reply, 403, 'This needs a fresh link', freshLinkNeededPage(`/manage/${encodeURIComponent(token)}`));
+  }
+
+  const dataLinks = (token: string) => {
+    const base = `/data/${encodeURIComponent(token)}`;
+    return { data: `${base}/data.json`, erase: `${base}/erase` };
+  };
 
   return async (app) => {
     app.get('/', async (_request, reply) => show(reply, 200, `Subscribe`, signupPage(newsletter, c.config.postalAddress)));
@@ -135,21 +165,54 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
       });
     });
 
+    // The footer's link. Shows the subscription and leaves at once; the data itself needs the
+    // emailed link below. GET changes nothing.
     app.get('/manage/:token', { schema: { params: TokenParams } }, async (request, reply) => {
       const { token } = request.params as { token: string };
-      const reader = await managedReader(request, reply, token);
+      const reader = await tokenReader(request, reply, 'manage', token);
       if (!reader) return reply;
-      const base = `/manage/${encodeURIComponent(token)}`;
+      if (wantsJson(request)) {
+        return reply.send({ email: reader.email, name: reader.name, status: reader.status, createdAt: reader.created_at, confirmedAt: reader.confirmed_at });
+      }
       return show(reply, 200, 'Your subscription', managePage(reader, {
         unsubscribe: new URL(c.links.unsubscribe(reader.id)).pathname,
-        data: `${base}/data.json`,
-        erase: `${base}/erase`,
-      }));
+        dataLink: `/manage/${encodeURIComponent(token)}/data-link`,
+      }, c.config.dataLinkTtlMinutes));
+    });
+
+    // Mails a fresh, short-lived link to the data to the reader's own address. The answer is the
+    // same whether a mail went out, one went out too recently, or the reader is bounced or gone.
+    app.post('/manage/:token/data-link', { schema: { params: TokenParams } }, async (request, reply) => {
+      const { token } = request.params as { token: string };
+      const id = readerId(request, reply, 'manage', token);
+      if (id === undefined) return reply;
+      await requestDataLinkMail(c, request.log, id);
+      if (wantsJson(request)) return reply.code(202).send({ status: 'requested' });
+      return show(reply, 200, 'Check your inbox', dataLinkRequestedPage(c.config.dataLinkTtlMinutes, DATA_LINK_RESEND_MINUTES));
     });
 
     app.get('/manage/:token/data.json', { schema: { params: TokenParams } }, async (request, reply) => {
       const { token } = request.params as { token: string };
-      const reader = await managedReader(request, reply, token);
+      return freshLinkNeeded(request, reply, token);
+    });
+
+    app.post('/manage/:token/erase', { schema: { params: TokenParams } }, async (request, reply) => {
+      const { token } = request.params as { token: string };
+      return freshLinkNeeded(request, reply, token);
+    });
+
+    // The emailed link: the reader's data, to download or erase, for DATA_LINK_TTL_MINUTES.
+    app.get('/data/:token', { schema: { params: TokenParams } }, async (request, reply) => {
+      const { token } = request.params as { token: string };
+      const reader = await tokenReader(request, reply, 'data', token);
+      if (!reader) return reply;
+      if (wantsJson(request)) return reply.header('cache-control', 'no-store').send(exportReaderData(reader));
+      return show(reply, 200, 'Your data', dataPage(reader, dataLinks(token)));
+    });
+
+    app.get('/data/:token/data.json', { schema: { params: TokenParams } }, async (request, reply) => {
+      const { token } = request.params as { token: string };
+      const reader = await tokenReader(request, reply, 'data', token);
       if (!reader) return reply;
       return reply
         .header('content-disposition', 'attachment; filename="my-subscription.json"')
@@ -157,10 +220,16 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
         .send(exportReaderData(reader));
     });
 
-    app.post('/manage/:token/erase', { schema: { params: TokenParams } }, async (request, reply) => {
+    app.post('/data/:token/erase', { schema: { params: TokenParams } }, async (request, reply) => {
       const { token } = request.params as { token: string };
-      const id = readerId(request, reply, 'manage', token);
+      const id = readerId(request, reply, 'data', token);
       if (id === undefined) return reply;
+      if (!eraseConfirmed(request.body)) {
+        if (wantsJson(request)) return reply.code(400).send({ error: { code: 'confirmation_required', message: ERASE_CONFIRMATION_MESSAGE } });
+        const reader = await findSubscriber(c.pool, id);
+        if (!reader) return goneReader(request, reply);
+        return show(reply, 400, 'Your data', dataPage(reader, dataLinks(token), { error: ERASE_CONFIRMATION_MESSAGE }));
+      }
       const erased = await eraseSubscriber(c.pool, id);
       request.log.info({ subscriberId: id, erased }, 'reader erased themself');
       if (wantsJson(request)) return reply.send({ status: 'erased' });

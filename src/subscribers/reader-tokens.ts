@@ -3,12 +3,15 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 /**
  * Signed reader tokens: `<purpose>.<id base36>.<expiry base36 or 0>.<signature>`.
  * The signature is HMAC-SHA256 over purpose, id and expiry with SECRET, cut to 128 bits.
- * Unsubscribe and manage tokens do not expire (links in old emails must keep working); a
- * confirmation token does. Tokens of one purpose are never accepted for another.
+ * Unsubscribe and manage tokens do not expire (links in old emails must keep working), so they
+ * grant nothing that a forwarded email should give away: leaving, and seeing the subscription.
+ * A confirmation token expires; a data token (download or erase the reader's data) expires
+ * within the hour and is only ever mailed to the reader's own address on request.
+ * Tokens of one purpose are never accepted for another.
  */
-export type TokenPurpose = 'confirm' | 'unsubscribe' | 'manage';
+export type TokenPurpose = 'confirm' | 'unsubscribe' | 'manage' | 'data';
 
-const PREFIX: Record<TokenPurpose, string> = { confirm: 'c', unsubscribe: 'u', manage: 'm' };
+const PREFIX: Record<TokenPurpose, string> = { confirm: 'c', unsubscribe: 'u', manage: 'm', data: 'd' };
 const TOKEN_MAX_LENGTH = 50;
 
 export class TokenError extends Error {

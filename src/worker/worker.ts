@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Container } from '../container.js';
 import { Deliverer, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
-import { smtpResponseCode } from '../delivery/mailer.js';
+import { SmtpUtf8Unavailable, smtpResponseCode } from '../delivery/mailer.js';
 import { StatusWriter } from '../delivery/status-writer.js';
 import { queueNames, type DeliverJob, type FanoutJob, type ReaderMailJob } from '../queues/contract.js';
 import { runFanout } from '../sending/fanout.js';
@@ -24,6 +24,11 @@ export function startWorkers(c: Container): RunningWorker {
         log.info({ outcome }, 'reader mail');
         return outcome;
       } catch (err) {
+        if (err instanceof SmtpUtf8Unavailable) {
+          // The relay will not take the address however often we ask (and it is not a bounce).
+          log.warn(err.message);
+          throw new UnrecoverableError(err.message);
+        }
         const code = smtpResponseCode(err);
         // A permanent SMTP rejection will not change on retry.
         if (code !== undefined && code >= 500) {

@@ -36,6 +36,7 @@ describe('logs', () => {
   it('masks helpers cover every token route and query tokens', () => {
     expect(maskUrl('/unsubscribe/u.1.0.abc?x=1')).toBe('/unsubscribe/…?x=1');
     expect(maskUrl('/manage/m.1.0.abc/data.json')).toBe('/manage/…/data.json');
+    expect(maskUrl('/data/d.1.abc.def/erase')).toBe('/data/…/erase');
     expect(maskUrl('/x?token=abc&t=def')).toBe('/x?token=…&t=…');
     expect(maskEmail('jane.doe@example.com')).toBe('j***@example.com');
     expect(maskEmail('not-an-address')).toBe('***');

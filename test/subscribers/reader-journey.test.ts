@@ -7,7 +7,7 @@ const t = useTestContext({ worker: true });
 const count = async (sql: string, params: unknown[] = []) => Number((await t.c.pool.query(sql, params)).rows[0].count);
 
 describe('a reader, from sign-up to erasure', () => {
-  it('signs up by form, confirms by button, gets a welcome, unsubscribes in one click, downloads and erases their data', async () => {
+  it('signs up by form, confirms by button, gets a welcome, unsubscribes in one click, downloads and erases their data through an emailed link', async () => {
     const signup = await t.app.inject({
       method: 'POST',
       url: '/subscribe',
@@ -75,12 +75,21 @@ describe('a reader, from sign-up to erasure', () => {
     expect(oneClick.headers['set-cookie']).toBeUndefined();
     expect((await t.c.pool.query('SELECT status, unsubscribed_at FROM subscribers')).rows[0]).toMatchObject({ status: 'unsubscribed' });
 
-    // The manage page shows the status; the data download is JSON with the consent evidence.
+    // The footer's manage page shows the status, but the data only through a link mailed to the reader.
     const manage = await t.app.inject({ method: 'GET', url: pathOf(manageUrl) });
     expect(manage.statusCode).toBe(200);
     expect(manage.body).toContain('unsubscribed');
     expect(manage.body).toContain('Ada.Lovelace@Example.COM');
-    const data = await t.app.inject({ method: 'GET', url: `${pathOf(manageUrl)}/data.json` });
+    expect((await t.app.inject({ method: 'GET', url: `${pathOf(manageUrl)}/data.json` })).statusCode).toBe(403);
+    const ask = await t.app.inject({ method: 'POST', url: `${pathOf(manageUrl)}/data-link` });
+    expect(ask.statusCode).toBe(200);
+    expect(ask.body).toContain('Check your inbox');
+    const dataMail = await t.smtp.waitFor((m) => m.parsed.subject?.startsWith('Your data at The Test Letter') ?? false);
+    expect(dataMail.recipients.map((r) => r.toLowerCase())).toEqual(['ada.lovelace@example.com']);
+    const dataUrl = linkIn(dataMail.parsed.text ?? '', '/data/');
+
+    // The emailed page: the data download is JSON with the consent evidence.
+    const data = await t.app.inject({ method: 'GET', url: `${pathOf(dataUrl)}/data.json` });
     expect(data.statusCode).toBe(200);
     expect(data.headers['content-disposition']).toContain('attachment');
     expect(data.json()).toMatchObject({
@@ -89,7 +98,7 @@ describe('a reader, from sign-up to erasure', () => {
     });
 
     // Erasure deletes the row and leaves only a hash, which blocks a later import.
-    const erase = await t.app.inject({ method: 'POST', url: `${pathOf(manageUrl)}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' });
+    const erase = await t.app.inject({ method: 'POST', url: `${pathOf(dataUrl)}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' });
     expect(erase.statusCode).toBe(200);
     expect(await count('SELECT count(*) FROM subscribers')).toBe(0);
     const supp = (await t.c.pool.query('SELECT encode(email_hash, \'hex\') AS h, reason FROM suppressions')).rows;

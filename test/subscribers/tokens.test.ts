@@ -37,28 +37,22 @@ function bumpId(token: string): string {
 
 describe('ReaderTokens (unit)', () => {
   const tokens = new ReaderTokens(SECRET);
-  const purposes: TokenPurpose[] = ['confirm', 'unsubscribe', 'manage'];
+  const purposes: TokenPurpose[] = ['confirm', 'unsubscribe', 'manage', 'data'];
+  const PREFIX: Record<TokenPurpose, string> = { confirm: 'c', unsubscribe: 'u', manage: 'm', data: 'd' };
 
   it.each(purposes)('signs and verifies a %s token', (purpose) => {
     const token = tokens.sign(purpose, 12345);
-    expect(token).toMatch(/^[cum]\.[0-9a-z]+\.0\.[A-Za-z0-9_-]{22}$/);
+    expect(token).toMatch(/^[cumd]\.[0-9a-z]+\.0\.[A-Za-z0-9_-]{22}$/);
     expect(tokens.verify(purpose, token)).toBe(12345);
     // Deterministic: the link in an old email and a freshly built one are the same.
     expect(tokens.sign(purpose, 12345)).toBe(token);
   });
 
-  it.each([
-    ['confirm', 'unsubscribe'],
-    ['confirm', 'manage'],
-    ['unsubscribe', 'confirm'],
-    ['unsubscribe', 'manage'],
-    ['manage', 'confirm'],
-    ['manage', 'unsubscribe'],
-  ] as [TokenPurpose, TokenPurpose][])('never accepts a %s token as a %s token', (signedFor, usedFor) => {
+  it.each(purposes.flatMap((a) => purposes.filter((b) => b !== a).map((b) => [a, b])) as [TokenPurpose, TokenPurpose][])('never accepts a %s token as a %s token', (signedFor, usedFor) => {
     const token = tokens.sign(signedFor, 7);
     expect(reasonOf(() => tokens.verify(usedFor, token))).toBe('malformed');
     // Swapping only the prefix does not help: the purpose is under the signature.
-    const relabelled = { confirm: 'c', unsubscribe: 'u', manage: 'm' }[usedFor] + token.slice(1);
+    const relabelled = PREFIX[usedFor] + token.slice(1);
     expect(reasonOf(() => tokens.verify(usedFor, relabelled))).toBe('bad_signature');
   });
 
@@ -87,6 +81,13 @@ describe('ReaderTokens (unit)', () => {
     const token = tokens.sign('confirm', 9, new Date('2020-01-01T00:00:00Z'));
     expect(reasonOf(() => tokens.verify('confirm', token))).toBe('expired');
     expect(reasonOf(() => tokens.verify('confirm', flipSignature(token)))).toBe('bad_signature');
+  });
+
+  it('expires a data token after its expiry: the link to a reader\'s data is short-lived', () => {
+    const expires = new Date('2030-01-01T01:00:00Z');
+    const token = tokens.sign('data', 9, expires);
+    expect(tokens.verify('data', token, new Date(expires.getTime() - 1000))).toBe(9);
+    expect(reasonOf(() => tokens.verify('data', token, new Date(expires.getTime() + 1000)))).toBe('expired');
   });
 
   it('keeps unsubscribe and manage tokens valid indefinitely', () => {
@@ -142,12 +143,12 @@ describe('reader links with bad tokens', () => {
   });
 
   async function state() {
-    const { rows } = await t.c.pool.query('SELECT id, status, confirmed_at, unsubscribed_at FROM subscribers ORDER BY id');
+    const { rows } = await t.c.pool.query('SELECT id, status, confirmed_at, unsubscribed_at, data_link_sent_at FROM subscribers ORDER BY id');
     const counts = await t.c.queues.readerMail.getJobCounts();
     return { rows, jobs: Object.values(counts).reduce((a, b) => a + b, 0) };
   }
 
-  const path = (purpose: TokenPurpose) => ({ confirm: '/confirm/', unsubscribe: '/unsubscribe/', manage: '/manage/' })[purpose];
+  const path = (purpose: TokenPurpose) => ({ confirm: '/confirm/', unsubscribe: '/unsubscribe/', manage: '/manage/', data: '/data/' })[purpose];
 
   type Route = { name: string; purpose: TokenPurpose; request: (token: string) => InjectOptions };
   const routes: Route[] = [
@@ -160,17 +161,23 @@ describe('reader links with bad tokens', () => {
       request: (k) => ({ method: 'POST', url: `/unsubscribe/${k}`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' }),
     },
     { name: 'GET /manage', purpose: 'manage', request: (k) => ({ method: 'GET', url: `/manage/${k}` }) },
+    { name: 'POST /manage/data-link', purpose: 'manage', request: (k) => ({ method: 'POST', url: `/manage/${k}/data-link` }) },
     { name: 'GET /manage/data.json', purpose: 'manage', request: (k) => ({ method: 'GET', url: `/manage/${k}/data.json` }) },
     { name: 'POST /manage/erase', purpose: 'manage', request: (k) => ({ method: 'POST', url: `/manage/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' }) },
+    { name: 'GET /data', purpose: 'data', request: (k) => ({ method: 'GET', url: `/data/${k}` }) },
+    { name: 'GET /data/data.json', purpose: 'data', request: (k) => ({ method: 'GET', url: `/data/${k}/data.json` }) },
+    { name: 'POST /data/erase', purpose: 'data', request: (k) => ({ method: 'POST', url: `/data/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' }) },
   ];
 
+  // For the data routes that is the permanent manage token, the one a forwarded email gives away.
   const other = (p: TokenPurpose): TokenPurpose => (p === 'manage' ? 'confirm' : 'manage');
-  const valid = (p: TokenPurpose) => t.c.tokens.sign(p, pendingId, p === 'confirm' ? new Date(Date.now() + 3600_000) : undefined);
+  const expiring = (p: TokenPurpose) => p === 'confirm' || p === 'data';
+  const valid = (p: TokenPurpose) => t.c.tokens.sign(p, pendingId, expiring(p) ? new Date(Date.now() + 3600_000) : undefined);
 
   const tamperings: [string, (p: TokenPurpose) => string][] = [
     ['a flipped signature character', (p) => flipSignature(valid(p))],
     ['a valid token for another purpose', (p) => valid(other(p))],
-    ['the purpose prefix swapped', (p) => ({ confirm: 'u', unsubscribe: 'm', manage: 'c' })[p] + valid(p).slice(1)],
+    ['the purpose prefix swapped', (p) => ({ confirm: 'u', unsubscribe: 'm', manage: 'd', data: 'm' })[p] + valid(p).slice(1)],
     ['another id under the same signature', (p) => bumpId(valid(p))],
     ['garbage', () => 'not-a-token'],
     ['percent-encoded control and bidi characters', () => '%0D%0A%E2%80%AE'],
@@ -222,6 +229,28 @@ describe('reader links with bad tokens', () => {
     expect(before.rows.find((r) => Number(r.id) === pendingId)).toMatchObject({ status: 'pending', confirmed_at: null });
   });
 
+  it.each<[string, (token: string) => InjectOptions]>([
+    ['GET /data', (k) => ({ method: 'GET', url: `/data/${k}` })],
+    ['GET /data/data.json', (k) => ({ method: 'GET', url: `/data/${k}/data.json` })],
+    ['POST /data/erase', (k) => ({ method: 'POST', url: `/data/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' })],
+  ])('%s with an expired data link: 410, telling where a fresh one comes from, nothing read or erased', async (_what, request) => {
+    const before = await state();
+    const expired = t.c.links.data(pendingId, new Date(Date.now() - (t.config.dataLinkTtlMinutes + 1) * 60_000));
+    const token = expired.slice(expired.lastIndexOf('/') + 1);
+
+    const page = await t.app.inject(request(token));
+    expect(page.statusCode).toBe(410);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.body).toMatch(/role="alert">This link has expired\. Ask for a fresh one from the .*Manage your subscription/);
+    expect(page.body).not.toContain('pending@example.com');
+
+    const req = request(token);
+    const json = await t.app.inject({ ...req, headers: { ...(req.headers as Record<string, string> | undefined), accept: 'application/json' } });
+    expect(json.statusCode).toBe(410);
+    expect(json.json()).toEqual({ error: { code: 'token_expired', message: expect.stringMatching(/expired/) } });
+    expect(await state()).toEqual(before);
+  });
+
   it('an expired token whose signature was tampered with is invalid, not expired', async () => {
     const token = t.c.tokens.sign('confirm', pendingId, new Date(Date.now() - 1000));
     const res = await t.app.inject({ method: 'POST', url: `${path('confirm')}${flipSignature(token)}` });
@@ -240,6 +269,7 @@ describe('reader links with bad tokens', () => {
         confirm: t.c.tokens.sign('confirm', erasedId, new Date(Date.now() + 3600_000)),
         unsubscribe: t.c.tokens.sign('unsubscribe', erasedId),
         manage: t.c.tokens.sign('manage', erasedId),
+        data: t.c.tokens.sign('data', erasedId, new Date(Date.now() + 3600_000)),
       };
       const manage = await t.app.inject({ method: 'GET', url: `/manage/${tokens.manage}` });
       expect(manage.statusCode).toBe(200);
@@ -250,7 +280,8 @@ describe('reader links with bad tokens', () => {
 
     it.each([
       ['GET /manage', (k: Record<TokenPurpose, string>) => `/manage/${k.manage}`],
-      ['GET /manage/data.json', (k: Record<TokenPurpose, string>) => `/manage/${k.manage}/data.json`],
+      ['GET /data', (k: Record<TokenPurpose, string>) => `/data/${k.data}`],
+      ['GET /data/data.json', (k: Record<TokenPurpose, string>) => `/data/${k.data}/data.json`],
     ])('%s answers 404 (page and JSON)', async (_what, url) => {
       const page = await t.app.inject({ method: 'GET', url: url(tokens) });
       expect(page.statusCode).toBe(404);
@@ -259,6 +290,17 @@ describe('reader links with bad tokens', () => {
       const json = await t.app.inject({ method: 'GET', url: url(tokens), headers: { accept: 'application/json' } });
       expect(json.statusCode).toBe(404);
       expect(json.json().error.code).toBe('not_found');
+    });
+
+    it('POST /manage/data-link answers as for anyone else (202 JSON, the same page) and mails nobody', async () => {
+      const json = await t.app.inject({ method: 'POST', url: `/manage/${tokens.manage}/data-link`, headers: { accept: 'application/json' } });
+      expect(json.statusCode).toBe(202);
+      expect(json.json()).toEqual({ status: 'requested' });
+      const page = await t.app.inject({ method: 'POST', url: `/manage/${tokens.manage}/data-link` });
+      expect(page.statusCode).toBe(200);
+      expect(page.body).toContain('Check your inbox');
+      const jobs = await t.c.queues.readerMail.getJobs(['waiting', 'active', 'delayed', 'completed', 'failed']);
+      expect(jobs.filter((j) => j.data.subscriberId === erasedId)).toEqual([]);
     });
 
     it('POST /confirm answers 404 and brings nobody back', async () => {

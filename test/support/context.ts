@@ -13,7 +13,7 @@ import { parseConfig, type AppConfig } from '../../src/config/index.js';
 import { createContainer, type Container } from '../../src/container.js';
 import { startWorkers, type RunningWorker } from '../../src/worker/worker.js';
 import { createTestDatabase, databaseUrl, dropTestDatabase } from './db.js';
-import { SmtpSink } from './smtp-sink.js';
+import { SmtpSink, type SmtpSinkOptions } from './smtp-sink.js';
 
 export const TEST_TOKEN = 'test-editor-token-0123456789';
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -35,9 +35,9 @@ export type TestContext = {
  * database (copied from the migrated template), its own queue prefix in Redis, its own SMTP
  * server on a free port, and its own data directory.
  */
-export async function createTestContext(opts: { worker?: boolean; env?: Record<string, string>; logTo?: Writable } = {}): Promise<TestContext> {
+export async function createTestContext(opts: { worker?: boolean; env?: Record<string, string>; logTo?: Writable; smtp?: SmtpSinkOptions } = {}): Promise<TestContext> {
   const dbName = await createTestDatabase();
-  const smtp = await new SmtpSink().start();
+  const smtp = await new SmtpSink(opts.smtp).start();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'broadside-test-'));
   const prefix = `bs-test-${randomBytes(4).toString('hex')}`;
   const parsed = parseConfig({
