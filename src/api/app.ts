@@ -17,7 +17,7 @@ import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { queueDashboard } from './queue-dashboard.js';
-import { capConnectionsPerAddress, serverOptions } from './server-options.js';
+import { boundRequestBodies, capConnectionsPerAddress, serverOptions } from './server-options.js';
 import { validatorCompiler } from './validation.js';
 
 /** Public forms and JSON bodies are small; the CSV import streams and has its own limit. */
@@ -40,6 +40,7 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     frameworkErrors: respondWithError(c.config.newsletterName),
   });
   capConnectionsPerAddress(app.server, { max: c.config.httpMaxConnectionsPerIp, trust: c.config.trustProxy, log: c.log });
+  boundRequestBodies(app.server, c.config.httpBodyTimeoutSeconds);
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandling(app, c.config.newsletterName);
   app.addHook('onSend', async (request, reply) => {

@@ -1,46 +1,61 @@
-import { STATUS_CODES, type Server, type ServerOptions } from 'node:http';
-import { BlockList, isIPv4, type Socket } from 'node:net';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
-import { PROXY_RANGES, type Config, type TrustProxy } from '../config/schema.js';
+import type { Config, TrustProxy } from '../config/schema.js';
 import type { LogLines } from '../log.js';
+import { proxyMatcher, trustProxyOption } from './proxy-trust.js';
 
 type HttpSettings = Pick<Config,
-  'trustProxy' | 'httpRequestTimeoutSeconds' | 'httpHeadersTimeoutSeconds' | 'httpIdleTimeoutSeconds' | 'httpKeepAliveTimeoutSeconds'>;
+  'trustProxy' | 'httpHeadersTimeoutSeconds' | 'httpUploadTimeoutSeconds' | 'httpIdleTimeoutSeconds' | 'httpKeepAliveTimeoutSeconds'>;
 
 /**
- * What the listening server is told about proxies and time. Fastify leaves `requestTimeout` and
- * `connectionTimeout` at 0 (never), so a client sending its body a byte at a time would hold a
- * connection for ever; each bound here is what a real client on a slow link never reaches.
+ * What the server is told about proxies and time. Fastify leaves `requestTimeout` and
+ * `connectionTimeout` at 0 (never), so a client sending its body a byte at a time held a
+ * connection for as long as it liked. Each bound here is one a real client on a slow link does
+ * not reach; the README ("HTTP timeouts and connection limits") gives the reasons for each number.
  */
 export function serverOptions(config: HttpSettings): Pick<FastifyServerOptions, 'trustProxy' | 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout' | 'clientErrorHandler'> & { http: ServerOptions } {
-  const requestTimeout = config.httpRequestTimeoutSeconds * 1000;
+  // The outer bound, for every request: what the editor's CSV import needs. Every other request
+  // is held to HTTP_BODY_TIMEOUT_SECONDS by boundRequestBodies.
+  const requestTimeout = config.httpUploadTimeoutSeconds * 1000;
   const headersTimeout = config.httpHeadersTimeoutSeconds * 1000;
   return {
     trustProxy: trustProxyOption(config.trustProxy),
-    // Headers and body must all have arrived within this (Node answers 408 and closes).
     requestTimeout,
-    // No byte in either direction for this long during a request: the socket is closed.
+    // No byte in either direction for this long while a request is under way: the socket is
+    // closed (a stalled upload, a download nobody reads).
     connectionTimeout: config.httpIdleTimeoutSeconds * 1000,
-    // An idle connection between two requests.
+    // An idle connection between two requests (Node keeps it one second longer than it announces
+    // in Keep-Alive, so a client that honours the header never races the close).
     keepAliveTimeout: config.httpKeepAliveTimeoutSeconds * 1000,
     http: {
       requestTimeout,
+      // Also bounds a connection that never sends a byte.
       headersTimeout,
-      // Node checks the two bounds above on this beat (30 s by default, which could let a
-      // 30 s bound run to 60): once a second, or faster for the short bounds tests use.
+      // Node checks the two bounds above on this beat (30 s by default, which lets a 30 s bound
+      // run to 60): once a second, or faster for the short bounds tests use.
       connectionsCheckingInterval: Math.min(1000, Math.floor(headersTimeout / 2)),
     },
     clientErrorHandler,
   };
 }
 
+const TIMED_OUT = { status: 408, code: 'request_timeout', message: 'the request did not arrive in time' };
+
 const CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', message: 'the request did not arrive in time (HTTP_REQUEST_TIMEOUT_SECONDS, HTTP_HEADERS_TIMEOUT_SECONDS)' },
+  ERR_HTTP_REQUEST_TIMEOUT: TIMED_OUT,
   HPE_HEADER_OVERFLOW: { status: 431, code: 'headers_too_large', message: 'the request headers are too large' },
 };
 
+/** An error answer written straight to the socket (no route is answering), in our error shape. */
+function rawError(socket: Socket, e: { status: number; code: string; message: string }): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  socket.write(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
 /**
- * What a client gets when its request could not be read at all (too slow, headers too big, not
+ * What a client gets when its request could not be read at all (headers too slow or too big, not
  * HTTP): our error shape rather than Fastify's, then the connection is closed. No route ran, so
  * there is no request log line; this one is at debug, as a flood of them says nothing new.
  */
@@ -48,40 +63,48 @@ function clientErrorHandler(this: { log: LogLines }, err: Error & { code?: strin
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const known = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, code: 'bad_request', message: 'the request is not valid HTTP' };
   this.log.debug({ code: err.code, status: known.status }, 'client error: connection closed');
-  if (socket.writable) {
-    const body = JSON.stringify({ error: { code: known.code, message: known.message } });
-    socket.write(`HTTP/1.1 ${known.status} ${STATUS_CODES[known.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-  }
+  rawError(socket, known);
   socket.destroy();
 }
 
+/** The pending body deadline of each request that has one (see boundRequestBodies). */
+const bodyDeadlines = new WeakMap<IncomingMessage, NodeJS.Timeout>();
+
 /**
- * Fastify's `trustProxy` for our setting. A hop count is given as a function: Fastify 5 takes a
- * bare number as "trust nobody" (it cannot check the nearest peer), which would key every
- * reader's rate limit on the proxy's address. With a function, X-Forwarded-For is read from the
- * right: the nearest `hops` entries are proxies, the one before them is the client, and whatever
- * the client wrote further left is never believed.
+ * Every request body must have arrived within `timeoutSeconds` of its headers, or the connection
+ * is closed (with a 408 if nothing was answered yet). Node's own bound (requestTimeout) is the
+ * CSV import's hour, which the sign-up form must not get. Hooked on the raw server, so it covers
+ * every request: routes, 404s, URLs the router refuses, and bodies still arriving after an early
+ * answer (a 401 to a stranger's upload), which Node reads on to keep the connection alive.
  */
-export function trustProxyOption(trust: TrustProxy): false | ((address: string, hop: number) => boolean) {
-  if (trust === false) return false;
-  if ('hops' in trust) {
-    const { hops } = trust;
-    return (_address, hop) => hop < hops;
-  }
-  const isProxy = proxyMatcher(trust.addresses);
-  return (address) => isProxy(address);
+export function boundRequestBodies(server: Server, timeoutSeconds: number): void {
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (!hasBody) return;
+    const timer = setTimeout(() => {
+      bodyDeadlines.delete(req);
+      if (req.complete || req.socket.destroyed) return;
+      if (!res.headersSent) rawError(req.socket, TIMED_OUT);
+      req.socket.destroy();
+    }, timeoutSeconds * 1000);
+    timer.unref();
+    bodyDeadlines.set(req, timer);
+    const done = () => {
+      clearTimeout(timer);
+      bodyDeadlines.delete(req);
+    };
+    req.once('end', done);
+    req.once('close', done);
+  });
 }
 
-/** Whether an address is one of these IPs or ranges (IPv4-mapped IPv6 addresses count as IPv4). */
-export function proxyMatcher(entries: readonly string[]): (address: string) => boolean {
-  const list = new BlockList();
-  for (const entry of entries.flatMap((e) => PROXY_RANGES[e] ?? [e])) {
-    const [address, prefix] = entry.split('/') as [string, string | undefined];
-    const family = isIPv4(address) ? 'ipv4' : 'ipv6';
-    if (prefix === undefined) list.addAddress(address, family);
-    else list.addSubnet(address, Number(prefix), family);
-  }
-  return (address) => list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+/**
+ * Lifts the body deadline of one request, leaving Node's requestTimeout
+ * (HTTP_UPLOAD_TIMEOUT_SECONDS): for the editor's CSV import, once its token has been checked.
+ */
+export function allowLongUpload(req: IncomingMessage): void {
+  clearTimeout(bodyDeadlines.get(req));
+  bodyDeadlines.delete(req);
 }
 
 /**

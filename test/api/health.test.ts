@@ -47,7 +47,7 @@ describe('GET /readyz', () => {
   });
 
   it('tells an anonymous caller only which checks are unavailable, never an internal address or error', async () => {
-    for (const headers of [{}, { authorization: 'Bearer not-the-editor-token-123' }]) {
+    for (const headers of [{}, { authorization: 'Bearer not-the-editor-token-123' }] as Record<string, string>[]) {
       const res = await readyz(broken, headers);
       expect(res.statusCode).toBe(503);
       expect(res.json()).toEqual({ status: 'unavailable', checks: { postgres: 'unavailable', redis: 'ok', migrations: 'unavailable' } });

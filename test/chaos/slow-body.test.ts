@@ -3,21 +3,24 @@
 // opens connection after connection. Short timeouts are configured so each case takes seconds;
 // the defaults and their reasons are in the README ("HTTP timeouts and connection limits").
 import { once } from 'node:events';
+import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app.js';
-import { useTestContext } from '../support/context.js';
+import { TEST_TOKEN, useTestContext } from '../support/context.js';
 import { until } from '../support/editor.js';
 import { captureLog } from '../support/log-capture.js';
 
-const REQUEST_S = 5;
-const HEADERS_S = 2;
+// Each case is ended by one bound before the others could: headers < idle < body < upload.
+const HEADERS_S = 3;
 const IDLE_S = 4;
+const BODY_S = 6;
+const UPLOAD_S = 12;
 const KEEP_ALIVE_S = 1;
-/** Node checks the request and headers bounds once a second (see serverOptions). */
+/** Node checks the headers and upload bounds once a second (see serverOptions). */
 const CHECK_MS = 1000;
 /** What a loaded test machine may add to a timer. */
 const SLACK_MS = 1500;
@@ -27,8 +30,9 @@ const t = useTestContext({
   logTo: log.stream,
   env: {
     LOG_LEVEL: 'info',
-    HTTP_REQUEST_TIMEOUT_SECONDS: String(REQUEST_S),
     HTTP_HEADERS_TIMEOUT_SECONDS: String(HEADERS_S),
+    HTTP_BODY_TIMEOUT_SECONDS: String(BODY_S),
+    HTTP_UPLOAD_TIMEOUT_SECONDS: String(UPLOAD_S),
     HTTP_IDLE_TIMEOUT_SECONDS: String(IDLE_S),
     HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: String(KEEP_ALIVE_S),
   },
@@ -75,18 +79,26 @@ async function trickle(socket: Socket, text: string, everyMs: number): Promise<n
 const BODY = JSON.stringify({ email: 'slow.sender@example.com' });
 const HEAD = `POST /subscribe HTTP/1.1\r\nHost: broadside.test\r\nContent-Type: application/json\r\nContent-Length: ${BODY.length}\r\n\r\n`;
 
+/** Expects the connection to have been closed `after` ms from opening, at `bound` seconds. */
+function closedAt(after: number, bound: number, check = 0) {
+  expect(after).toBeGreaterThanOrEqual(bound * 1000 - 100);
+  expect(after).toBeLessThan(bound * 1000 + check + SLACK_MS);
+}
+
+const answer408 = (c: Raw) => {
+  expect(c.received()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+  expect(JSON.parse(c.received().split('\r\n\r\n')[1]!)).toEqual({ error: { code: 'request_timeout', message: 'the request did not arrive in time' } });
+};
+
 describe('slow requests', () => {
-  it('cuts a body sent a byte at a time after HTTP_REQUEST_TIMEOUT_SECONDS, with a 408 in our error shape', async () => {
+  it('cuts a body sent a byte at a time HTTP_BODY_TIMEOUT_SECONDS after its headers, with a 408 in our error shape', async () => {
     const c = await open(port);
     c.socket.write(HEAD);
-    // A byte every 250 ms is never idle for long, and would take 60 s for the whole 240-byte body.
+    // A byte every 250 ms is never idle for long, and would take a minute for the whole body.
     const sent = trickle(c.socket, BODY, 250);
-    const closedAfter = await c.closed;
-    expect(closedAfter).toBeGreaterThanOrEqual(REQUEST_S * 1000 - 100);
-    expect(closedAfter).toBeLessThan(REQUEST_S * 1000 + CHECK_MS + SLACK_MS);
+    closedAt(await c.closed, BODY_S);
     expect(await sent).toBeLessThan(BODY.length);
-    expect(c.received()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
-    expect(JSON.parse(c.received().split('\r\n\r\n')[1]!)).toEqual({ error: { code: 'request_timeout', message: expect.stringContaining('did not arrive in time') } });
+    answer408(c);
     const { rows } = await t.c.pool.query(`SELECT count(*)::int AS n FROM subscribers WHERE email_normalized = 'slow.sender@example.com'`);
     expect(rows[0].n).toBe(0);
   });
@@ -94,19 +106,66 @@ describe('slow requests', () => {
   it('cuts headers sent a byte at a time after HTTP_HEADERS_TIMEOUT_SECONDS', async () => {
     const c = await open(port);
     void trickle(c.socket, HEAD, 250);
-    const closedAfter = await c.closed;
-    expect(closedAfter).toBeGreaterThanOrEqual(HEADERS_S * 1000 - 100);
-    expect(closedAfter).toBeLessThan(HEADERS_S * 1000 + CHECK_MS + SLACK_MS);
-    expect(c.received()).toMatch(/^HTTP\/1\.1 408 /);
+    closedAt(await c.closed, HEADERS_S, CHECK_MS);
+    answer408(c);
   });
 
   it('closes a request that stalls half-way after HTTP_IDLE_TIMEOUT_SECONDS without a byte', async () => {
     const c = await open(port);
     c.socket.write(HEAD + BODY.slice(0, 10));
-    const closedAfter = await c.closed;
-    expect(closedAfter).toBeGreaterThanOrEqual(IDLE_S * 1000 - 100);
-    // Before the whole-request bound (REQUEST_S) could have ended it.
-    expect(closedAfter).toBeLessThan(REQUEST_S * 1000);
+    const after = await c.closed;
+    closedAt(after, IDLE_S);
+    // Before the body's bound could have ended it.
+    expect(after).toBeLessThan(BODY_S * 1000);
+  });
+
+  it('cuts a stranger\'s slow upload after the body bound, though it was answered 401 at once', async () => {
+    const c = await open(port);
+    c.socket.write(`POST /api/subscribers/import HTTP/1.1\r\nHost: broadside.test\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\nemail\n`);
+    void trickle(c.socket, 'x'.repeat(1000), 250);
+    await until('the 401', () => c.received().startsWith('HTTP/1.1 401 '), 5000);
+    closedAt(await c.closed, BODY_S);
+  });
+
+  it('takes the editor\'s CSV import arriving over longer than HTTP_BODY_TIMEOUT_SECONDS', async () => {
+    // 30 chunks of 500 readers, one every 250 ms: a 7.5 s upload, as over a slow uplink.
+    const CHUNKS = 30;
+    const PER_CHUNK = 500;
+    const began = Date.now();
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1', port, path: '/api/subscribers/import', method: 'POST', agent: false,
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'text/csv', 'transfer-encoding': 'chunked' },
+      }, (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (chunk: string) => (body += chunk));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      void (async () => {
+        req.write('email,name\n');
+        for (let i = 0; i < CHUNKS; i++) {
+          let chunk = '';
+          for (let j = 0; j < PER_CHUNK; j++) chunk += `paced${i * PER_CHUNK + j}@example.com,Paced Reader\n`;
+          req.write(chunk);
+          await sleep(250);
+        }
+        req.end();
+      })();
+    });
+    expect(Date.now() - began).toBeGreaterThan(BODY_S * 1000);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ rows: CHUNKS * PER_CHUNK, accepted: CHUNKS * PER_CHUNK, rejected: 0 });
+  });
+
+  it('gives the editor\'s CSV import HTTP_UPLOAD_TIMEOUT_SECONDS instead, and no more', async () => {
+    const c = await open(port);
+    c.socket.write(`POST /api/subscribers/import HTTP/1.1\r\nHost: broadside.test\r\nAuthorization: Bearer ${TEST_TOKEN}\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\nemail\n`);
+    void trickle(c.socket, 'slow.importer@example.com\n'.repeat(100), 250);
+    // Open well past BODY_S: closed at UPLOAD_S.
+    closedAt(await c.closed, UPLOAD_S, CHECK_MS);
+    answer408(c);
   });
 });
 
@@ -127,10 +186,8 @@ describe('idle connections', () => {
 
   it('closes a connection that never sends a byte after HTTP_HEADERS_TIMEOUT_SECONDS', async () => {
     const c = await open(port);
-    const closedAfter = await c.closed;
-    expect(closedAfter).toBeGreaterThanOrEqual(HEADERS_S * 1000 - 100);
-    expect(closedAfter).toBeLessThan(HEADERS_S * 1000 + CHECK_MS + SLACK_MS);
-    expect(c.received()).toMatch(/^HTTP\/1\.1 408 /);
+    closedAt(await c.closed, HEADERS_S, CHECK_MS);
+    answer408(c);
   });
 });
 
@@ -140,7 +197,7 @@ describe('HTTP_MAX_CONNECTIONS_PER_IP', () => {
   /** Another API process over the same container, listening, with these settings. */
   async function listening(settings: Partial<typeof t.config>): Promise<number> {
     // Long timeouts here: the held connections must outlast the test, whatever the machine's load.
-    const app = await buildApp({ ...t.c, config: { ...t.c.config, httpHeadersTimeoutSeconds: 60, httpRequestTimeoutSeconds: 60, httpIdleTimeoutSeconds: 60, ...settings } });
+    const app = await buildApp({ ...t.c, config: { ...t.c.config, httpHeadersTimeoutSeconds: 60, httpUploadTimeoutSeconds: 60, httpIdleTimeoutSeconds: 60, ...settings } });
     apps.push(app);
     await app.listen({ port: 0, host: '127.0.0.1' });
     return (app.server.address() as AddressInfo).port;

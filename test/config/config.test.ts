@@ -85,26 +85,26 @@ describe('configuration', () => {
   describe('HTTP timeouts and connection cap', () => {
     it('bounds every phase of a request by default, and caps connections per address', () => {
       expect(parseConfig({})).toMatchObject({
-        httpRequestTimeoutSeconds: 600, httpHeadersTimeoutSeconds: 30, httpIdleTimeoutSeconds: 60, httpKeepAliveTimeoutSeconds: 72, httpMaxConnectionsPerIp: 32,
+        httpHeadersTimeoutSeconds: 30, httpBodyTimeoutSeconds: 60, httpUploadTimeoutSeconds: 3600, httpIdleTimeoutSeconds: 60, httpKeepAliveTimeoutSeconds: 72, httpMaxConnectionsPerIp: 32,
       });
     });
 
     it('reads given values; 0 turns the cap off but no timeout', () => {
       expect(parseConfig({
-        HTTP_REQUEST_TIMEOUT_SECONDS: '120', HTTP_HEADERS_TIMEOUT_SECONDS: '10', HTTP_IDLE_TIMEOUT_SECONDS: '20', HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '5', HTTP_MAX_CONNECTIONS_PER_IP: '0',
-      })).toMatchObject({ httpRequestTimeoutSeconds: 120, httpHeadersTimeoutSeconds: 10, httpIdleTimeoutSeconds: 20, httpKeepAliveTimeoutSeconds: 5, httpMaxConnectionsPerIp: 0 });
+        HTTP_HEADERS_TIMEOUT_SECONDS: '10', HTTP_BODY_TIMEOUT_SECONDS: '15', HTTP_UPLOAD_TIMEOUT_SECONDS: '120', HTTP_IDLE_TIMEOUT_SECONDS: '20', HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '5', HTTP_MAX_CONNECTIONS_PER_IP: '0',
+      })).toMatchObject({ httpHeadersTimeoutSeconds: 10, httpBodyTimeoutSeconds: 15, httpUploadTimeoutSeconds: 120, httpIdleTimeoutSeconds: 20, httpKeepAliveTimeoutSeconds: 5, httpMaxConnectionsPerIp: 0 });
       let error: unknown;
       try {
-        parseConfig({ HTTP_REQUEST_TIMEOUT_SECONDS: '0', HTTP_IDLE_TIMEOUT_SECONDS: '0', HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: 'never' });
+        parseConfig({ HTTP_BODY_TIMEOUT_SECONDS: '0', HTTP_UPLOAD_TIMEOUT_SECONDS: '0', HTTP_IDLE_TIMEOUT_SECONDS: '0', HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: 'never' });
       } catch (err) {
         error = err;
       }
-      expect((error as ConfigError).problems.map((p) => p.split(' ')[0])).toEqual(['HTTP_REQUEST_TIMEOUT_SECONDS', 'HTTP_IDLE_TIMEOUT_SECONDS', 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS']);
+      expect((error as ConfigError).problems.map((p) => p.split(' ')[0])).toEqual(['HTTP_BODY_TIMEOUT_SECONDS', 'HTTP_UPLOAD_TIMEOUT_SECONDS', 'HTTP_IDLE_TIMEOUT_SECONDS', 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS']);
     });
 
-    it('refuses a headers timeout longer than the whole request\'s', () => {
-      expect(() => parseConfig({ HTTP_REQUEST_TIMEOUT_SECONDS: '20', HTTP_HEADERS_TIMEOUT_SECONDS: '30' }))
-        .toThrow('HTTP_HEADERS_TIMEOUT_SECONDS must not be longer than HTTP_REQUEST_TIMEOUT_SECONDS');
+    it('refuses a headers timeout longer than the upload\'s, which bounds the whole request', () => {
+      expect(() => parseConfig({ HTTP_UPLOAD_TIMEOUT_SECONDS: '20', HTTP_HEADERS_TIMEOUT_SECONDS: '30' }))
+        .toThrow('HTTP_HEADERS_TIMEOUT_SECONDS must not be longer than HTTP_UPLOAD_TIMEOUT_SECONDS');
     });
   });
 
