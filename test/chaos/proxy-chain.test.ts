@@ -3,6 +3,7 @@
 // the address it was connected from to whatever X-Forwarded-For the client sent, and passes the
 // request on from an address of its own to the app listening on a real port. A client writes
 // anything it likes at the left of the header; only the right end is the proxy's word.
+// (127.0.0.x addresses other than .1 need Linux, which routes all of 127.0.0.0/8 to loopback.)
 import { once } from 'node:events';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

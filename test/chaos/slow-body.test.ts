@@ -2,10 +2,10 @@
 // sockets that send a request a byte at a time, stall, or just sit there, and one address that
 // opens connection after connection. Short timeouts are configured so each case takes seconds;
 // the defaults and their reasons are in the README ("HTTP timeouts and connection limits").
+// Peers bind 127.0.0.x addresses of their own: Linux routes all of 127.0.0.0/8 to loopback.
 import { once } from 'node:events';
 import { request } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { connect, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
