@@ -4,17 +4,33 @@ export type { Logger };
 
 // Path segments after these prefixes are reader tokens: never written to a log.
 const TOKEN_PATH = /^(\/(?:confirm|unsubscribe|manage|data)\/)[^/?#]+/;
+// Query parameters whose value is a credential: reader tokens (`token`, `t`), and whatever a
+// client sends as `access_token`, `api_key`, `secret`… by habit, though we never read it there.
+const SECRET_PARAM = /^(?:t|key|sig|auth)$|(?:token|secret|password|passwd|apikey|api_key|signature)$/i;
 // Query values that are (part of) a reader's address: the editor API's `email` filter, or any
 // value with an @ in it, spelled out or %-escaped.
-const ADDRESS_PARAM = /([?&]email=)[^&#]*/gi;
-const AT_IN_PARAM = /([?&][^=&#]*=)[^&#]*(?:@|%40)[^&#]*/gi;
+const ADDRESS_VALUE = /@|%40/i;
+
+function paramName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return raw;
+  }
+}
 
 export function maskUrl(url: string): string {
-  return url
-    .replace(TOKEN_PATH, '$1…')
-    .replace(/([?&](?:token|t)=)[^&#]*/g, '$1…')
-    .replace(ADDRESS_PARAM, '$1…')
-    .replace(AT_IN_PARAM, '$1…');
+  const path = url.replace(TOKEN_PATH, '$1…');
+  const q = path.indexOf('?');
+  if (q === -1) return path;
+  const query = path.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    if (eq === -1) return ADDRESS_VALUE.test(pair) ? '…' : pair;
+    const name = paramName(pair.slice(0, eq));
+    const hidden = SECRET_PARAM.test(name) || name.toLowerCase() === 'email' || ADDRESS_VALUE.test(pair.slice(eq + 1));
+    return hidden ? `${pair.slice(0, eq)}=…` : pair;
+  });
+  return `${path.slice(0, q)}?${query.join('&')}`;
 }
 
 /** `jane.doe@example.com` → `j***@example.com`: enough to tell readers apart in a log, no more. */

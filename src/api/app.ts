@@ -17,6 +17,7 @@ import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { queueDashboard } from './queue-dashboard.js';
+import { boundRequestBodies, capConnectionsPerAddress, serverOptions } from './server-options.js';
 import { validatorCompiler } from './validation.js';
 
 /** Public forms and JSON bodies are small; the CSV import streams and has its own limit. */
@@ -26,7 +27,8 @@ export const BODY_LIMIT = 64 * 1024;
 export async function buildApp(c: Container): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: c.log as FastifyBaseLogger,
-    trustProxy: c.config.trustProxy,
+    // Which peers may name the client (request.ip: rate limits, consent evidence), and timeouts.
+    ...serverOptions(c.config),
     bodyLimit: BODY_LIMIT,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -37,6 +39,8 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     // Router errors (a bad %-escape, an overlong path segment) get our error shape too.
     frameworkErrors: respondWithError(c.config.newsletterName),
   });
+  capConnectionsPerAddress(app.server, { max: c.config.httpMaxConnectionsPerIp, trust: c.config.trustProxy, log: c.log });
+  boundRequestBodies(app.server, c.config.httpBodyTimeoutSeconds);
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandling(app, c.config.newsletterName);
   app.addHook('onSend', async (request, reply) => {
@@ -60,7 +64,8 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
 
   // Before every route: the OpenAPI document is built from the routes it sees being added.
   await registerOpenApi(app);
-  await app.register(healthRoutes(c));
+  const check = tokenChecker(c.config.apiToken);
+  await app.register(healthRoutes(c, check));
   await app.register(metricsRoutes(c.metrics));
   await app.register(readerRoutes(c));
   await app.register(archiveRoutes(c));
@@ -68,7 +73,6 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
   // raw bodies (its own content-type parsers) for them.
   await app.register(webhookRoutes(c));
 
-  const check = tokenChecker(c.config.apiToken);
   await app.register(async (api) => {
     // onRequest: the token is checked before the body is read, so a stranger learns nothing
     // from validation messages and cannot make us parse a large body.

@@ -29,6 +29,12 @@ function presentedToken(request: FastifyRequest, allowBasic: boolean): string | 
   return undefined;
 }
 
+/** Whether the request carries the editor's token as a Bearer (for routes open to all that say more to the editor). */
+export function presentsBearer(request: FastifyRequest, check: (t: string) => boolean): boolean {
+  const token = presentedToken(request, false);
+  return token !== undefined && check(token);
+}
+
 /** preHandler for the editor API: Bearer token only. */
 export function requireBearer(check: (t: string) => boolean) {
   return async (request: FastifyRequest, reply: FastifyReply) => {

@@ -2,8 +2,11 @@ import { readdir } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Container } from '../container.js';
 import { migrationsDir, migrationsTable } from '../db/migrate.js';
+import { presentsBearer } from './auth.js';
 
-async function check(name: string, fn: () => Promise<unknown>): Promise<{ name: string; ok: boolean; error?: string }> {
+type Check = { name: string; ok: boolean; error?: string };
+
+async function check(name: string, fn: () => Promise<unknown>): Promise<Check> {
   try {
     await fn();
     return { name, ok: true };
@@ -12,13 +15,19 @@ async function check(name: string, fn: () => Promise<unknown>): Promise<{ name: 
   }
 }
 
-/** /healthz: the process answers. /readyz: Postgres, Redis and the schema are usable. */
-export function healthRoutes(c: Container): FastifyPluginAsync {
+/**
+ * /healthz: the process answers. /readyz: Postgres, Redis and the schema are usable.
+ *
+ * /readyz is open (probes carry no token), so it tells a stranger only `ok` or `unavailable` per
+ * check: an error such as "connect ECONNREFUSED 10.0.3.7:5432" maps the private network. The
+ * editor's Bearer token gets the errors in the answer; the log always has them.
+ */
+export function healthRoutes(c: Container, isEditorToken: (token: string) => boolean): FastifyPluginAsync {
   return async (app) => {
     // The files on disk do not change while the process runs: list them once, not per probe.
     const files = (await readdir(migrationsDir)).filter((f) => /\.(sql|js|ts)$/.test(f)).map((f) => f.replace(/\.[^.]+$/, ''));
     app.get('/healthz', async () => ({ status: 'ok' }));
-    app.get('/readyz', async (_request, reply) => {
+    app.get('/readyz', async (request, reply) => {
       const checks = await Promise.all([
         check('postgres', () => c.pool.query('SELECT 1')),
         check('redis', () => c.redis.ping()),
@@ -30,9 +39,13 @@ export function healthRoutes(c: Container): FastifyPluginAsync {
         }),
       ]);
       const failing = checks.filter((x) => !x.ok);
+      if (failing.length) {
+        request.log.warn({ checks: Object.fromEntries(failing.map((x) => [x.name, x.error])) }, 'not ready');
+      }
+      const detailed = presentsBearer(request, isEditorToken);
       return reply.code(failing.length ? 503 : 200).send({
         status: failing.length ? 'unavailable' : 'ready',
-        checks: Object.fromEntries(checks.map((x) => [x.name, x.ok ? 'ok' : x.error])),
+        checks: Object.fromEntries(checks.map((x) => [x.name, x.ok ? 'ok' : detailed ? x.error : 'unavailable'])),
       });
     });
   };

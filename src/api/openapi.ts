@@ -31,7 +31,7 @@ const operatorDocs: Record<string, FastifySchema & { summary: string }> = {
     summary: 'Readiness: Postgres, Redis and the schema are usable',
     response: {
       200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }, { description: 'every check is "ok"' }),
-      503: Type.Object({ status: Type.Literal('unavailable'), checks: Type.Record(Type.String(), Type.String()) }, { description: 'a failing check holds its error message' }),
+      503: Type.Object({ status: Type.Literal('unavailable'), checks: Type.Record(Type.String(), Type.String()) }, { description: 'a failing check says "unavailable"; with the editor\'s Bearer token it holds the error message (always logged)' }),
     },
   },
   '/metrics': {

@@ -2,6 +2,7 @@
 // default and its parser; `parseConfig` reports every problem at once rather than the first.
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { sendgridPublicKey } from '../bounces/providers/sendgrid.js';
 import { parseMailbox } from './mailbox.js';
 
@@ -23,7 +24,13 @@ export type Config = {
   captureSmtpPort: number;
   queuePrefix: string;
   logLevel: string;
-  trustProxy: boolean;
+  trustProxy: TrustProxy;
+  httpHeadersTimeoutSeconds: number;
+  httpBodyTimeoutSeconds: number;
+  httpUploadTimeoutSeconds: number;
+  httpIdleTimeoutSeconds: number;
+  httpKeepAliveTimeoutSeconds: number;
+  httpMaxConnectionsPerIp: number;
   signupRateLimit: number;
   signupRateWindowSeconds: number;
   confirmTokenTtlHours: number;
@@ -55,6 +62,20 @@ export type Config = {
   sendgridWebhookPublicKey: string | undefined;
   mailgunWebhookSigningKey: string | undefined;
   webhookToleranceSeconds: number;
+};
+
+/**
+ * Who may say where a request came from (X-Forwarded-For): nobody; the nearest `hops` peers,
+ * whatever their address; or peers at these addresses and ranges (IP, IP/prefix, or one of
+ * PROXY_RANGES' names). Never "everybody": the client writes the left end of the header.
+ */
+export type TrustProxy = false | { hops: number } | { addresses: string[] };
+
+/** Names TRUST_PROXY takes for whole ranges (the names Fastify's proxy-addr knows). */
+export const PROXY_RANGES: Record<string, string[]> = {
+  loopback: ['127.0.0.0/8', '::1/128'],
+  linklocal: ['169.254.0.0/16', 'fe80::/10'],
+  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
 };
 
 type Parser<T> = (raw: string) => T;
@@ -156,6 +177,37 @@ function oneOf<T extends string>(values: readonly T[]): Parser<T> {
   };
 }
 
+const TRUST_PROXY_HELP = 'the number of proxies in front of the service (1 for one nginx) or their addresses (such as 127.0.0.1 or 10.0.0.0/8, comma separated)';
+
+function trustProxy(raw: string): TrustProxy {
+  const v = raw.trim().toLowerCase();
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  if (['true', 'yes', 'on'].includes(v)) {
+    throw new FieldError(`must not be "${raw}": trusting every proxy believes whatever X-Forwarded-For a client sends. Set ${TRUST_PROXY_HELP}`);
+  }
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops > 10) throw new FieldError(`must be at most 10 proxy hops, got ${hops}`);
+    return { hops };
+  }
+  const addresses = list(raw).map((a) => (Object.hasOwn(PROXY_RANGES, a.toLowerCase()) ? a.toLowerCase() : a));
+  const everyone = addresses.filter((a) => /\/0+$/.test(a));
+  if (everyone.length) throw new FieldError(`must not contain ${everyone.join(', ')}: a /0 range trusts every address, as "true" would`);
+  const bad = addresses.filter((a) => !isProxyAddress(a));
+  if (bad.length) throw new FieldError(`must be ${TRUST_PROXY_HELP}; not understood: ${bad.map((b) => `"${b}"`).join(', ')}`);
+  return { addresses };
+}
+
+/** An IPv4 or IPv6 address, optionally with a /prefix, or a name from PROXY_RANGES. */
+function isProxyAddress(entry: string): boolean {
+  if (Object.hasOwn(PROXY_RANGES, entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = address.includes('%') ? 0 : isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
 /** Hides the password part of a URL so a config error never prints a secret. */
 export function redactUrl(raw: string): string {
   return raw.replace(/\/\/([^:/@]*):([^@/]*)@/, '//$1:***@');
@@ -180,7 +232,20 @@ const fields = {
   captureSmtpPort: { env: 'CAPTURE_SMTP_PORT', parse: int(0, 65535), default: 2525 },
   queuePrefix: { env: 'QUEUE_PREFIX', parse: str, default: 'broadside' },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), default: 'info' },
-  trustProxy: { env: 'TRUST_PROXY', parse: bool, default: false },
+  trustProxy: { env: 'TRUST_PROXY', parse: trustProxy, default: false },
+  // HTTP timeouts (the README's "HTTP timeouts and connection limits" explains the numbers).
+  httpHeadersTimeoutSeconds: { env: 'HTTP_HEADERS_TIMEOUT_SECONDS', parse: int(1, 3600), default: 30 },
+  // A request body, after its headers: every route but the CSV import takes at most 5 MB.
+  httpBodyTimeoutSeconds: { env: 'HTTP_BODY_TIMEOUT_SECONDS', parse: int(1, 3600), default: 60 },
+  // The editor's CSV import (up to 200 MB, read as it is stored), once the token is checked.
+  httpUploadTimeoutSeconds: { env: 'HTTP_UPLOAD_TIMEOUT_SECONDS', parse: int(1, 86400), default: 3600 },
+  // No byte either way while a request is under way (a stalled upload, download or handler).
+  httpIdleTimeoutSeconds: { env: 'HTTP_IDLE_TIMEOUT_SECONDS', parse: int(1, 3600), default: 60 },
+  // An idle kept-alive connection between requests; above the 60 s idle timeout of common load
+  // balancers, so one never reuses a connection we have just closed.
+  httpKeepAliveTimeoutSeconds: { env: 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', parse: int(1, 3600), default: 72 },
+  // Open connections from one peer address (0: no cap); see app.ts for when it applies.
+  httpMaxConnectionsPerIp: { env: 'HTTP_MAX_CONNECTIONS_PER_IP', parse: int(0, 100000), default: 32 },
   signupRateLimit: { env: 'SIGNUP_RATE_LIMIT', parse: int(1, 100000), default: 10 },
   signupRateWindowSeconds: { env: 'SIGNUP_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 60 },
   confirmTokenTtlHours: { env: 'CONFIRM_TOKEN_TTL_HOURS', parse: int(1, 24 * 90), default: 48 },
@@ -269,6 +334,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (dkim !== 0 && dkim !== 3) problems.push('DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY go together: set all three or none');
   if ((out.postmarkWebhookUser === undefined) !== (out.postmarkWebhookPassword === undefined)) {
     problems.push('POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together: set both or neither');
+  }
+  if (typeof out.httpHeadersTimeoutSeconds === 'number' && typeof out.httpUploadTimeoutSeconds === 'number'
+    && out.httpHeadersTimeoutSeconds > out.httpUploadTimeoutSeconds) {
+    // Node refuses to start with it: the upload's bound is the whole request's, headers included.
+    problems.push('HTTP_HEADERS_TIMEOUT_SECONDS must not be longer than HTTP_UPLOAD_TIMEOUT_SECONDS (the headers are part of the request)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as Config;

@@ -2,6 +2,7 @@ import { Transform, type Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
+import { allowLongUpload } from '../api/server-options.js';
 import type { Container } from '../container.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import { exportCsv } from './csv-export.js';
@@ -182,6 +183,9 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       }, async (request) => {
         const body = request.body as Readable | undefined;
         if (!body || typeof body.pipe !== 'function') throw invalidInput('send the CSV as the request body with Content-Type: text/csv');
+        // The editor's token has been checked (onRequest): a file of up to IMPORT_MAX_BYTES, read
+        // as fast as it is stored, may take longer than HTTP_BODY_TIMEOUT_SECONDS to arrive.
+        allowLongUpload(request.raw);
         let seen = 0;
         // pipe, not pipeline: destroying the request would close the socket before the error
         // response is written. An unread rest of the body is discarded by Node after the reply.

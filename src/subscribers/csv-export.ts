@@ -8,10 +8,12 @@ export const exportColumns = [
   'consent_source', 'consent_at', 'consent_ip',
 ] as const;
 
-// A name is free text from the sign-up form: one starting with a formula character is written
-// with a leading ' so a spreadsheet does not run it; the import takes the ' off again.
-// Addresses are validated and left exact.
-const FORMULA_START = /^[=+\-@\t\r]/;
+// A spreadsheet runs a cell that starts with =, +, -, @, a tab or a CR as a formula.
+// Names are free text from the sign-up form, and an address may start with them too
+// (`=1+1@example.com` is valid), so both are written with a leading ' that the import takes off
+// again. A value that already starts with ' and then one of them gets one more ', so the import
+// restores it exactly: `'=x` → `''=x` → `'=x`.
+const FORMULA_START = /^'*[=+\-@\t\r]/;
 
 function guardFormula(v: string): string {
   return FORMULA_START.test(v) ? `'${v}` : v;
@@ -20,6 +22,9 @@ function guardFormula(v: string): string {
 export function unguardFormula(v: string): string {
   return v.startsWith("'") && FORMULA_START.test(v.slice(1)) ? v.slice(1) : v;
 }
+
+/** The columns written through guardFormula: free text a reader chose. */
+const GUARDED = ['email', 'name'] as const;
 
 async function* rowsOf(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): AsyncGenerator<string[]> {
   let afterId: number | undefined;
@@ -38,11 +43,11 @@ async function* rowsOf(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>
 
 /** The subscriber list as CSV, streamed page by page (keyset), never held whole in memory. */
 export function exportCsv(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): Readable {
-  const nameAt = exportColumns.indexOf('name');
+  const guarded = GUARDED.map((col) => exportColumns.indexOf(col));
   const source = Readable.from((async function* () {
     yield [...exportColumns];
     for await (const row of rowsOf(pool, filter)) {
-      row[nameAt] = guardFormula(row[nameAt]!);
+      for (const at of guarded) row[at] = guardFormula(row[at]!);
       yield row;
     }
   })());

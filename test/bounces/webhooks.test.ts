@@ -170,6 +170,18 @@ describe('POST /webhooks/bounces/ses', () => {
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('active');
   });
 
+  it('refuses posts naming another topic before fetching anything: 20 of them cost no outbound request', async () => {
+    const fetchedBefore = fetched.length;
+    // Each names a certificate not fetched before (a cached one would prove nothing), on a real
+    // SNS host, and is validly signed: the topic alone decides.
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => snsPost(snsNotification(
+      sesBounce(addr('ses-stranger'), null),
+      { TopicArn: `arn:aws:sns:eu-west-1:999999999999:theirs-${i}`, SigningCertURL: `https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-stranger${i}.pem` },
+    ))));
+    expect(answers.map((r) => [r.statusCode, r.json().error.message])).toEqual(Array(20).fill([401, 'SNS topic is not one we subscribed to']));
+    expect(fetched.length).toBe(fetchedBefore);
+  });
+
   it('confirms a subscription to our topic by fetching its SubscribeURL; 503 when that fails, so SNS retries', async () => {
     const subscribeUrl = `https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=${TOPIC}&Token=tok-${randomUUID()}`;
     const body = JSON.stringify(snsSign({

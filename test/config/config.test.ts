@@ -32,9 +32,80 @@ describe('configuration', () => {
   it('parses given values and strips the trailing slash of PUBLIC_URL', () => {
     const c = parseConfig({
       PORT: '8080', PUBLIC_URL: 'https://news.example.com/', SMTP_URL: 'smtp://u:p@relay:587', MAIL_FROM: '"Weekly Wire" <wire@example.com>',
-      BOUNCE_DOMAIN: 'Bounces.Example.com', BOUNCE_SMTP_PORT: '2526', TRUST_PROXY: 'true',
+      BOUNCE_DOMAIN: 'Bounces.Example.com', BOUNCE_SMTP_PORT: '2526', TRUST_PROXY: '1',
     });
-    expect(c).toMatchObject({ port: 8080, publicUrl: 'https://news.example.com', smtpUrl: 'smtp://u:p@relay:587', newsletterName: 'Weekly Wire', bounceDomain: 'bounces.example.com', bounceSmtpPort: 2526, trustProxy: true });
+    expect(c).toMatchObject({ port: 8080, publicUrl: 'https://news.example.com', smtpUrl: 'smtp://u:p@relay:587', newsletterName: 'Weekly Wire', bounceDomain: 'bounces.example.com', bounceSmtpPort: 2526, trustProxy: { hops: 1 } });
+  });
+
+  describe('TRUST_PROXY', () => {
+    const trust = (value: string) => parseConfig({ TRUST_PROXY: value }).trustProxy;
+    const problem = (value: string) => {
+      try {
+        parseConfig({ TRUST_PROXY: value });
+      } catch (err) {
+        return (err as ConfigError).problems.join('\n');
+      }
+      throw new Error(`TRUST_PROXY=${value} was accepted`);
+    };
+
+    it('is off when unset, empty, false or 0', () => {
+      expect(parseConfig({}).trustProxy).toBe(false);
+      for (const off of ['', 'false', 'FALSE', '0', 'off', 'no']) expect(trust(off)).toBe(false);
+    });
+
+    it('takes a number of proxy hops', () => {
+      expect(trust('1')).toEqual({ hops: 1 });
+      expect(trust(' 2 ')).toEqual({ hops: 2 });
+      expect(problem('11')).toMatch(/^TRUST_PROXY must be at most 10 proxy hops/);
+    });
+
+    it('takes proxy addresses and ranges, IPv4 and IPv6, comma or space separated, and the named ranges', () => {
+      expect(trust('127.0.0.1')).toEqual({ addresses: ['127.0.0.1'] });
+      expect(trust('127.0.0.1, 10.0.0.0/8 ::1 fd00::/8')).toEqual({ addresses: ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8'] });
+      expect(trust('Loopback,uniquelocal')).toEqual({ addresses: ['loopback', 'uniquelocal'] });
+    });
+
+    it('refuses "true" (trust everybody) at start, saying what to set instead', () => {
+      for (const everybody of ['true', 'TRUE', 'yes', 'on']) {
+        const message = problem(everybody);
+        expect(message).toMatch(/^TRUST_PROXY must not be ".+": trusting every proxy believes whatever X-Forwarded-For a client sends/);
+        expect(message).toContain('the number of proxies in front of the service (1 for one nginx) or their addresses');
+      }
+    });
+
+    it('refuses a /0 range, which trusts everybody too, and anything that is not an address', () => {
+      expect(problem('0.0.0.0/0')).toMatch(/a \/0 range trusts every address/);
+      expect(problem('10.0.0.0/8,::/0')).toMatch(/::\/0: a \/0 range/);
+      const message = problem('10.0.0.0/33, nginx, 300.1.1.1, 10.0.0.1/x, fe80::1%eth0, 127.0.0.1');
+      expect(message).toContain('not understood: "10.0.0.0/33", "nginx", "300.1.1.1", "10.0.0.1/x", "fe80::1%eth0"');
+      expect(message).not.toContain('"127.0.0.1"');
+    });
+  });
+
+  describe('HTTP timeouts and connection cap', () => {
+    it('bounds every phase of a request by default, and caps connections per address', () => {
+      expect(parseConfig({})).toMatchObject({
+        httpHeadersTimeoutSeconds: 30, httpBodyTimeoutSeconds: 60, httpUploadTimeoutSeconds: 3600, httpIdleTimeoutSeconds: 60, httpKeepAliveTimeoutSeconds: 72, httpMaxConnectionsPerIp: 32,
+      });
+    });
+
+    it('reads given values; 0 turns the cap off but no timeout', () => {
+      expect(parseConfig({
+        HTTP_HEADERS_TIMEOUT_SECONDS: '10', HTTP_BODY_TIMEOUT_SECONDS: '15', HTTP_UPLOAD_TIMEOUT_SECONDS: '120', HTTP_IDLE_TIMEOUT_SECONDS: '20', HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '5', HTTP_MAX_CONNECTIONS_PER_IP: '0',
+      })).toMatchObject({ httpHeadersTimeoutSeconds: 10, httpBodyTimeoutSeconds: 15, httpUploadTimeoutSeconds: 120, httpIdleTimeoutSeconds: 20, httpKeepAliveTimeoutSeconds: 5, httpMaxConnectionsPerIp: 0 });
+      let error: unknown;
+      try {
+        parseConfig({ HTTP_BODY_TIMEOUT_SECONDS: '0', HTTP_UPLOAD_TIMEOUT_SECONDS: '0', HTTP_IDLE_TIMEOUT_SECONDS: '0', HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: 'never' });
+      } catch (err) {
+        error = err;
+      }
+      expect((error as ConfigError).problems.map((p) => p.split(' ')[0])).toEqual(['HTTP_BODY_TIMEOUT_SECONDS', 'HTTP_UPLOAD_TIMEOUT_SECONDS', 'HTTP_IDLE_TIMEOUT_SECONDS', 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS']);
+    });
+
+    it('refuses a headers timeout longer than the upload\'s, which bounds the whole request', () => {
+      expect(() => parseConfig({ HTTP_UPLOAD_TIMEOUT_SECONDS: '20', HTTP_HEADERS_TIMEOUT_SECONDS: '30' }))
+        .toThrow('HTTP_HEADERS_TIMEOUT_SECONDS must not be longer than HTTP_UPLOAD_TIMEOUT_SECONDS');
+    });
   });
 
   it('reports every invalid variable at once, without echoing secrets', () => {

@@ -375,6 +375,38 @@ describe('GET /api/subscribers/export', () => {
   });
 });
 
+describe('formula guard on addresses', () => {
+  beforeEach(reset);
+
+  // Valid addresses a spreadsheet would run as formulas, and ones that already start with the
+  // guard's own quote (which must not lose it on the way back), as sign-ups store them.
+  const addresses = ['=1+1@example.com', '+cmd@example.com', '-minus@example.com', "'=quoted@example.com", "''+twice@example.com", "o'brien@example.com"];
+  const seed = () => t.c.pool.query(
+    `INSERT INTO subscribers (email, email_normalized, name, status, consent_source) SELECT e, lower(e), '=HYPERLINK("x")', 'active', 'form' FROM unnest($1::text[]) AS e`,
+    [addresses],
+  );
+
+  it('exports an address starting with = + - behind a quote, and one already starting with a quote and one of them behind another', async () => {
+    await seed();
+    const { rows } = await exportRows();
+    expect(rows.map((r) => r.email)).toEqual(["'=1+1@example.com", "'+cmd@example.com", "'-minus@example.com", "''=quoted@example.com", "'''+twice@example.com", "o'brien@example.com"]);
+    expect(new Set(rows.map((r) => r.name))).toEqual(new Set(['\'=HYPERLINK("x")']));
+  });
+
+  it('takes the guard off again on import: the addresses come back exactly', async () => {
+    await seed();
+    const exported = await exportRows();
+    await reset();
+    expect(await importOk(exported.text)).toMatchObject({ accepted: addresses.length, rejected: 0 });
+    expect((await subscribers()).map((s) => [s.email, s.email_normalized, s.name])).toEqual(addresses.map((a) => [a, a.toLowerCase(), '=HYPERLINK("x")']));
+  });
+
+  it('imports such addresses from a file written by hand, unguarded, as they are', async () => {
+    expect(await importOk(['email', '=1+1@example.com', '-minus@example.com'].join('\n'))).toMatchObject({ accepted: 2 });
+    expect((await subscribers()).map((s) => s.email)).toEqual(['=1+1@example.com', '-minus@example.com']);
+  });
+});
+
 describe('100,000 readers', () => {
   const ROWS = 100_000;
   const LINE_BYTES = 320;

@@ -22,7 +22,8 @@ import { statusCode } from '../status-code.js';
 
 // Amazon SES notifications delivered by SNS over HTTPS. SNS signs every message with the key of a
 // certificate it names in SigningCertURL; we only fetch that URL when it is an https URL on an SNS
-// host, so a forged message cannot make us fetch (or trust) a certificate from anywhere else.
+// host, so a forged message cannot make us fetch (or trust) a certificate from anywhere else, and
+// only for a topic we subscribed to, so a stranger's posts cost no outbound request at all.
 
 /** Fetches a PEM certificate. Injected: the route passes a real HTTPS GET, tests a stub. */
 export type CertificateFetcher = (url: string) => Promise<string>;
@@ -51,11 +52,13 @@ export type SesResult = SesSubscription | SesNotification | Rejected;
 
 export type SesWebhook = { verify(rawBody: RawBody, headers?: WebhookHeaders): Promise<SesResult> };
 
-const SNS_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/;
+// sns.<region>.amazonaws.com, a region being like eu-west-1 or us-gov-west-1; China's regions
+// (cn-north-1) are under amazonaws.com.cn. Not any other label (sns.s3.amazonaws.com).
+const SNS_HOST = /^sns\.(?:[a-z]{2}(?:-gov)?-[a-z]+-\d{1,2}\.amazonaws\.com|cn-[a-z]+-\d{1,2}\.amazonaws\.com\.cn)$/;
 const TYPES = ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation'] as const;
 type SnsType = (typeof TYPES)[number];
 
-/** An https URL on `sns.<region>.amazonaws.com[.cn]` with no credentials or odd port, or null. */
+/** An https URL on `sns.<region>.amazonaws.com` (`.com.cn` in China) with no credentials or odd port, or null. */
 function snsUrl(value: unknown, { pem = false } = {}): URL | null {
   if (typeof value !== 'string') return null;
   let url: URL;
@@ -123,8 +126,13 @@ export function createSesWebhook(options: SesWebhookOptions): SesWebhook {
     const topicArn = str(msg.TopicArn);
     const messageId = str(msg.MessageId);
     if (!topicArn || !messageId) return malformed('SNS message lacks TopicArn or MessageId');
+    // Before anything is fetched: a message naming another topic is refused whether or not its
+    // signature is good (SNS signs for any AWS account's topic), so checking the signature first
+    // would only let anyone make us fetch certificates. TopicArn is signed: once the signature
+    // checks out below, the topic is proven too.
+    if (topics.size > 0 && !topics.has(topicArn)) return unauthorized('SNS topic is not one we subscribed to');
 
-    // Authenticity first; nothing in the message is trusted before the signature checks out.
+    // Authenticity next; nothing else in the message is trusted before the signature checks out.
     const version = msg.SignatureVersion;
     const algorithm = version === '1' ? 'RSA-SHA1' : version === '2' ? 'RSA-SHA256' : null;
     if (!algorithm) return unauthorized('SNS SignatureVersion missing or unsupported');
@@ -152,7 +160,6 @@ export function createSesWebhook(options: SesWebhookOptions): SesWebhook {
       good = false;
     }
     if (!good) return unauthorized('SNS signature does not match');
-    if (topics.size > 0 && !topics.has(topicArn)) return unauthorized('SNS topic is not one we subscribed to');
 
     if (snsType !== 'Notification') {
       const subscribeUrl = snsUrl(msg.SubscribeURL);

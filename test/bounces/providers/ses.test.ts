@@ -183,6 +183,11 @@ describe('SES via SNS', () => {
     'https://user@sns.eu-west-1.amazonaws.com/cert.pem',
     'https://sns.eu-west-1.amazonaws.com:8443/cert.pem',
     'https://s3.amazonaws.com/cert.pem',
+    'https://sns.s3.amazonaws.com/SimpleNotificationService-abc.pem',
+    'https://sns.evil.amazonaws.com/SimpleNotificationService-abc.pem',
+    'https://sns.eu-west-1.evil.amazonaws.com/SimpleNotificationService-abc.pem',
+    'https://sns.eu-west-1.amazonaws.com.cn/SimpleNotificationService-abc.pem',
+    'https://sns.amazonaws.com/SimpleNotificationService-abc.pem',
     'not a url',
   ])('refuses SigningCertURL %s without fetching it', async (url) => {
     const f = fetcher();
@@ -190,6 +195,30 @@ describe('SES via SNS', () => {
     const r = await ses.verify(body(notification(bounce, { SigningCertURL: url })));
     expect(r).toMatchObject({ ok: false, reason: 'unauthorized' });
     expect(f.calls).toEqual([]);
+  });
+
+  it.each([
+    'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem',
+    'https://sns.ap-southeast-4.amazonaws.com/SimpleNotificationService-abc.pem',
+    'https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-abc.pem',
+  ])('accepts the regional SNS host of %s', async (url) => {
+    const f = fetcher();
+    const ses = createSesWebhook({ fetchCertificate: f.fetchCertificate });
+    expect(await ses.verify(body(notification(bounce, { SigningCertURL: url })))).toMatchObject({ ok: true });
+    expect(f.calls).toEqual([url]);
+  });
+
+  it('refuses a foreign topic before fetching its certificate, signed or not', async () => {
+    const f = fetcher();
+    const ses = createSesWebhook({ fetchCertificate: f.fetchCertificate, topicArns: [TOPIC] });
+    const foreign = { TopicArn: 'arn:aws:sns:eu-west-1:999999999999:other' };
+    for (const msg of [notification(bounce, foreign), { ...notification(bounce, foreign), Signature: 'AAAA' }]) {
+      expect(await ses.verify(body(msg))).toMatchObject({ ok: false, reason: 'unauthorized', message: 'SNS topic is not one we subscribed to' });
+    }
+    expect(f.calls).toEqual([]);
+    // Our topic with a signature made for another message: refused by the signature check, after one fetch.
+    expect(await ses.verify(body({ ...notification(bounce), Signature: notification(bounce, foreign).Signature! }))).toMatchObject({ ok: false, reason: 'unauthorized', message: 'SNS signature does not match' });
+    expect(f.calls).toEqual([CERT_URL]);
   });
 
   it('accepts a China-region certificate host', async () => {

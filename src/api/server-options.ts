@@ -1,0 +1,148 @@
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyServerOptions } from 'fastify';
+import type { Config, TrustProxy } from '../config/schema.js';
+import type { LogLines } from '../log.js';
+import { proxyMatcher, trustProxyOption } from './proxy-trust.js';
+
+type HttpSettings = Pick<Config,
+  'trustProxy' | 'httpHeadersTimeoutSeconds' | 'httpUploadTimeoutSeconds' | 'httpIdleTimeoutSeconds' | 'httpKeepAliveTimeoutSeconds'>;
+
+/**
+ * What the server is told about proxies and time. Fastify leaves `requestTimeout` and
+ * `connectionTimeout` at 0 (never), so a client sending its body a byte at a time held a
+ * connection for as long as it liked. Each bound here is one a real client on a slow link does
+ * not reach; the README ("HTTP timeouts and connection limits") gives the reasons for each number.
+ */
+export function serverOptions(config: HttpSettings): Pick<FastifyServerOptions, 'trustProxy' | 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout' | 'clientErrorHandler'> & { http: ServerOptions } {
+  // The outer bound, for every request: what the editor's CSV import needs. Every other request
+  // is held to HTTP_BODY_TIMEOUT_SECONDS by boundRequestBodies.
+  const requestTimeout = config.httpUploadTimeoutSeconds * 1000;
+  const headersTimeout = config.httpHeadersTimeoutSeconds * 1000;
+  return {
+    trustProxy: trustProxyOption(config.trustProxy),
+    requestTimeout,
+    // No byte in either direction for this long while a request is under way: the socket is
+    // closed (a stalled upload, a download nobody reads).
+    connectionTimeout: config.httpIdleTimeoutSeconds * 1000,
+    // An idle connection between two requests (Node keeps it one second longer than it announces
+    // in Keep-Alive, so a client that honours the header never races the close).
+    keepAliveTimeout: config.httpKeepAliveTimeoutSeconds * 1000,
+    http: {
+      requestTimeout,
+      // Also bounds a connection that never sends a byte.
+      headersTimeout,
+      // Node checks the two bounds above on this beat (30 s by default, which lets a 30 s bound
+      // run to 60): once a second, or faster for the short bounds tests use.
+      connectionsCheckingInterval: Math.min(1000, Math.floor(headersTimeout / 2)),
+    },
+    clientErrorHandler,
+  };
+}
+
+const TIMED_OUT = { status: 408, code: 'request_timeout', message: 'the request did not arrive in time' };
+
+const CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: TIMED_OUT,
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'headers_too_large', message: 'the request headers are too large' },
+};
+
+/** An error answer written straight to the socket (no route is answering), in our error shape. */
+function rawError(socket: Socket, e: { status: number; code: string; message: string }): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  socket.write(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/**
+ * What a client gets when its request could not be read at all (headers too slow or too big, not
+ * HTTP): our error shape rather than Fastify's, then the connection is closed. No route ran, so
+ * there is no request log line; this one is at debug, as a flood of them says nothing new.
+ */
+function clientErrorHandler(this: { log: LogLines }, err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const known = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, code: 'bad_request', message: 'the request is not valid HTTP' };
+  this.log.debug({ code: err.code, status: known.status }, 'client error: connection closed');
+  rawError(socket, known);
+  socket.destroy();
+}
+
+/** The pending body deadline of each request that has one (see boundRequestBodies). */
+const bodyDeadlines = new WeakMap<IncomingMessage, NodeJS.Timeout>();
+
+/**
+ * Every request body must have arrived within `timeoutSeconds` of its headers, or the connection
+ * is closed (with a 408 if nothing was answered yet). Node's own bound (requestTimeout) is the
+ * CSV import's hour, which the sign-up form must not get. Hooked on the raw server, so it covers
+ * every request: routes, 404s, URLs the router refuses, and bodies still arriving after an early
+ * answer (a 401 to a stranger's upload), which Node reads on to keep the connection alive.
+ */
+export function boundRequestBodies(server: Server, timeoutSeconds: number): void {
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (!hasBody) return;
+    const timer = setTimeout(() => {
+      bodyDeadlines.delete(req);
+      if (req.complete || req.socket.destroyed) return;
+      if (!res.headersSent) rawError(req.socket, TIMED_OUT);
+      req.socket.destroy();
+    }, timeoutSeconds * 1000);
+    timer.unref();
+    bodyDeadlines.set(req, timer);
+    const done = () => {
+      clearTimeout(timer);
+      bodyDeadlines.delete(req);
+    };
+    req.once('end', done);
+    req.once('close', done);
+  });
+}
+
+/**
+ * Lifts the body deadline of one request, leaving Node's requestTimeout
+ * (HTTP_UPLOAD_TIMEOUT_SECONDS): for the editor's CSV import, once its token has been checked.
+ */
+export function allowLongUpload(req: IncomingMessage): void {
+  clearTimeout(bodyDeadlines.get(req));
+  bodyDeadlines.delete(req);
+}
+
+/**
+ * Closes a new connection at once when its peer already holds `max` open ones, so a single
+ * address cannot tie up thousands of sockets with slow requests. Peers that are our proxies are
+ * exempt: behind a proxy every connection comes from its address, and the cap would throttle
+ * every reader at once (the proxy is where a per-client cap belongs there: nginx's limit_conn).
+ * With TRUST_PROXY as a hop count any peer may be the proxy, so there is no cap at all.
+ */
+export function capConnectionsPerAddress(server: Server, opts: { max: number; trust: TrustProxy; log: LogLines }): void {
+  const { max, trust, log } = opts;
+  if (max === 0) return;
+  if (trust !== false && 'hops' in trust) {
+    log.info({ max }, 'HTTP_MAX_CONNECTIONS_PER_IP does not apply: with TRUST_PROXY as a hop count any peer may be the proxy (give its addresses instead)');
+    return;
+  }
+  const exempt = trust === false ? () => false : proxyMatcher(trust.addresses);
+  // Open connections per peer; an entry goes when its last connection closes, which also
+  // re-arms the one warning per burst.
+  const open = new Map<string, { count: number; warned: boolean }>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress;
+    // No address: the peer has already gone.
+    if (address === undefined || exempt(address)) return;
+    let entry = open.get(address);
+    if (!entry) open.set(address, (entry = { count: 0, warned: false }));
+    if (entry.count >= max) {
+      if (!entry.warned) {
+        entry.warned = true;
+        log.warn({ peer: address, max }, 'too many open connections from one address: closing new ones until some end (HTTP_MAX_CONNECTIONS_PER_IP)');
+      }
+      socket.destroy();
+      return;
+    }
+    entry.count++;
+    const counted = entry;
+    socket.once('close', () => {
+      if (--counted.count === 0 && open.get(address) === counted) open.delete(address);
+    });
+  });
+}
