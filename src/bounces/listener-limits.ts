@@ -13,8 +13,8 @@ export function clientKey(remoteAddress: string | undefined): string {
   if (!remoteAddress || !ipaddr.isValid(remoteAddress)) return remoteAddress || 'unknown';
   const ip = ipaddr.process(remoteAddress);
   if (ip.kind() === 'ipv4') return ip.toString();
-  const parts = (ip as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16));
-  return `${parts.join(':')}::/64`;
+  const prefix = (ip as ipaddr.IPv6).parts.slice(0, 4);
+  return `${new ipaddr.IPv6([...prefix, 0, 0, 0, 0]).toString()}/64`;
 }
 
 /** Whether the client's address is inside one of the networks (IPv4-mapped IPv6 counts as IPv4). */
