@@ -246,7 +246,7 @@ const fields = {
   bounceTrustedIps: { env: 'BOUNCE_TRUSTED_IPS', parse: networks, default: [] },
   // The most bytes of incoming mail the listener holds in memory at once, across connections
   // (a mail's first 64 KiB always fit: DSNs are never refused for it). Past it, 452.
-  bounceBufferBytes: { env: 'BOUNCE_BUFFER_BYTES', parse: int(64 * 1024, 4 * 1024 * 1024 * 1024), default: 32 * 1024 * 1024 },
+  bounceBufferBytes: { env: 'BOUNCE_BUFFER_BYTES', parse: int(64 * 1024, 4 * 1024 * 1024 * 1024), default: 16 * 1024 * 1024 },
   // Raw inbound reports are deleted after this many days: sooner when matched (the bounce rows
   // keep what was read from them), later when unmatched (the raw mail is all there is). 0 keeps
   // them for good.

@@ -84,7 +84,7 @@ describe('configuration', () => {
   it('reads the bounce listener\'s limits and retention, with defaults sound for an honest sender', () => {
     expect(parseConfig({})).toMatchObject({
       bounceMaxBytes: 1024 * 1024, bounceMaxConnections: 100, bounceMaxConnectionsPerIp: 10, bounceMessagesPerIpPerMinute: 60,
-      bounceMaxRecipients: 10, bounceBufferBytes: 32 * 1024 * 1024, bounceTrustedIps: [],
+      bounceMaxRecipients: 10, bounceBufferBytes: 16 * 1024 * 1024, bounceTrustedIps: [],
       bounceReportRetentionDays: 30, bounceUnmatchedReportRetentionDays: 90,
     });
     const c = parseConfig({
