@@ -60,18 +60,19 @@ const smtpError = (responseCode: number, message: string): Error => Object.assig
  *   allow N times the figure.
  * - BOUNCE_TRUSTED_IPS (the operator's own relay, which returns most DSNs in bursts after a
  *   send) are exempt from the two per-address limits, not from the others.
- * - Recipients per mail: BOUNCE_MAX_RECIPIENTS, then 452 4.5.3 (smtp-server's maxRecipients);
- *   the mail is stored once whatever their number.
- * - Size: mail over BOUNCE_MAX_BYTES is refused with 552 5.3.4 (a SIZE= over it at MAIL FROM),
- *   and never buffered past the limit: the rest is read and dropped.
+ * - Recipients per mail: BOUNCE_MAX_RECIPIENTS, then smtp-server's own `452 Error: too many
+ *   recipients` (maxRecipients, RFC 5321 4.5.3.1.10); the mail is stored once whatever their
+ *   number.
+ * - Size: mail over BOUNCE_MAX_BYTES is refused with 552 5.3.4 (a SIZE= over it at MAIL FROM,
+ *   by smtp-server), and never buffered past the limit: the rest is read and dropped.
  * - Memory: at most BOUNCE_BUFFER_BYTES of mail held at once across connections, from DATA
- *   until stored (ReceiveBudget), and at most STORE_CONCURRENCY mails over 64 KiB being read
- *   and stored at once (reading takes several times a mail's size). A mail that would grow past it drops what it held at once,
- *   is read to its end and answered 452 4.3.1; a mail's first 64 KiB always fit, so the bound
- *   is BOUNCE_BUFFER_BYTES + BOUNCE_MAX_CONNECTIONS × 64 KiB, and a DSN arriving during a flood
- *   of big mail is still taken. Refusing beats streaming to a temporary file: a mail that has
- *   to wait is safer in its sender's queue than on our disk, and storing it needs it in memory
- *   anyway (one bytea parameter).
+ *   until stored (ReceiveBudget). A mail that would grow past it drops what it held at once, is
+ *   read to its end and answered 452 4.3.1; a mail's first 64 KiB always fit, so the bound is
+ *   BOUNCE_BUFFER_BYTES + BOUNCE_MAX_CONNECTIONS × 64 KiB, and a DSN arriving during a flood of
+ *   big mail is still taken. Refusing beats streaming to a temporary file: a mail that has to
+ *   wait is safer in its sender's queue than on our disk, and storing it needs it in memory
+ *   anyway (one bytea parameter). Reading takes several times a mail's size, so at most
+ *   STORE_CONCURRENCY mails over 64 KiB are read and stored at once.
  */
 export async function startBounceListener(opts: { c: Container; port: number; host?: string }): Promise<BounceListener> {
   const { c } = opts;
