@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { DateFilter, ErrorSchema, IdParams, parseDateParam } from '../api/schemas.js';
 import type { Container } from '../container.js';
-import { invalidInput, notFound } from '../errors.js';
+import { AppError, invalidInput } from '../errors.js';
 import { findInboundReportRaw, listBounces, type BounceListRow } from './list-queries.js';
 import { bounceSources, bounceTypes, matchKinds } from './queries.js';
 
@@ -126,7 +126,7 @@ export function bounceApiRoutes(c: Container): FastifyPluginAsync {
     }, async (request, reply) => {
       const { id } = request.params as Static<typeof IdParams>;
       const raw = await findInboundReportRaw(c.pool, id);
-      if (!raw) throw notFound('inbound report');
+      if (!raw) throw reportGone(id, c.config);
       // Anyone can mail the listener, so these bytes are a stranger's: downloaded, never
       // rendered or sniffed by a browser as something it could run.
       return reply
@@ -138,4 +138,16 @@ export function bounceApiRoutes(c: Container): FastifyPluginAsync {
         .send(raw);
     });
   };
+}
+
+/**
+ * A report that is not there: never stored, or its raw mail deleted, after its retention period
+ * (see retention.ts) or with its reader's erasure. Deleted ids are not remembered, so one 404
+ * says which it may be; the bounce rows that pointed at it now show reportId null.
+ */
+function reportGone(id: number, cfg: Pick<Container['config'], 'bounceReportRetentionDays' | 'bounceUnmatchedReportRetentionDays'>): AppError {
+  const kept = (days: number) => (days > 0 ? `${days} days` : 'for good');
+  return new AppError(404, 'not_found',
+    `inbound report ${id} not found: there never was one, or its raw mail was deleted (raw reports are kept ${kept(cfg.bounceReportRetentionDays)} ` +
+    `when they matched a reader, ${kept(cfg.bounceUnmatchedReportRetentionDays)} when not, and go when their reader is erased)`);
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { sendgridPublicKey } from '../bounces/providers/sendgrid.js';
 import { parseMailbox } from './mailbox.js';
+import { parseNetwork, type Network } from './networks.js';
 
 export type Config = {
   port: number;
@@ -50,6 +51,14 @@ export type Config = {
   dkimPrivateKey: string | undefined;
   metricsPort: number;
   bounceMaxBytes: number;
+  bounceMaxConnections: number;
+  bounceMaxConnectionsPerIp: number;
+  bounceMessagesPerIpPerMinute: number;
+  bounceMaxRecipients: number;
+  bounceBufferBytes: number;
+  bounceTrustedIps: Network[];
+  bounceReportRetentionDays: number;
+  bounceUnmatchedReportRetentionDays: number;
   softBounceLimit: number;
   softBounceWindowDays: number;
   bounceRateThreshold: number;
@@ -169,6 +178,21 @@ function list(raw: string): string[] {
   return raw.split(/[\s,]+/).filter(Boolean);
 }
 
+/** Addresses or networks (CIDR), separated by commas or spaces. */
+function networks(raw: string): Network[] {
+  const bad: string[] = [];
+  const out: Network[] = [];
+  for (const item of list(raw)) {
+    try {
+      out.push(parseNetwork(item));
+    } catch {
+      bad.push(item);
+    }
+  }
+  if (bad.length > 0) throw new FieldError(`must be IP addresses or networks such as 192.0.2.7 or 10.0.0.0/8, got ${bad.map((b) => `"${b}"`).join(', ')}`);
+  return out;
+}
+
 function oneOf<T extends string>(values: readonly T[]): Parser<T> {
   return (raw) => {
     const v = raw.trim().toLowerCase() as T;
@@ -276,8 +300,27 @@ const fields = {
   dkimPrivateKey: { env: 'DKIM_PRIVATE_KEY', parse: pemOrFile },
   // GET /metrics of a worker-only process (the API serves its own on PORT); 0 turns it off.
   metricsPort: { env: 'METRICS_PORT', parse: int(0, 65535), default: 9464 },
-  // Bounces. The listener (BOUNCE_SMTP_PORT) refuses mail bigger than this.
-  bounceMaxBytes: { env: 'BOUNCE_MAX_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 10 * 1024 * 1024 },
+  // Bounces. The listener (BOUNCE_SMTP_PORT) refuses mail bigger than this. A DSN is ~3 KB (we
+  // ask for RET=HDRS); a report that carries our whole copy (an ARF report, an MTA ignoring
+  // RET=HDRS) ~100 KB for a 30 KB issue: 1 MiB leaves ten times that.
+  bounceMaxBytes: { env: 'BOUNCE_MAX_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 1024 * 1024 },
+  // The listener's limits (see listener.ts): connections at once, in all and from one address
+  // (an IPv6 /64), mails (MAIL FROM) from one address a minute, recipients per mail. Past them
+  // it answers 4xx, so a real sender retries later. BOUNCE_TRUSTED_IPS (your own relay, which
+  // returns most DSNs) are exempt from the per-address ones.
+  bounceMaxConnections: { env: 'BOUNCE_MAX_CONNECTIONS', parse: int(1, 100_000), default: 100 },
+  bounceMaxConnectionsPerIp: { env: 'BOUNCE_MAX_CONNECTIONS_PER_IP', parse: int(1, 100_000), default: 10 },
+  bounceMessagesPerIpPerMinute: { env: 'BOUNCE_MESSAGES_PER_IP_PER_MINUTE', parse: int(1, 1_000_000), default: 60 },
+  bounceMaxRecipients: { env: 'BOUNCE_MAX_RECIPIENTS', parse: int(1, 1000), default: 10 },
+  bounceTrustedIps: { env: 'BOUNCE_TRUSTED_IPS', parse: networks, default: [] },
+  // The most bytes of incoming mail the listener holds in memory at once, across connections
+  // (a mail's first 64 KiB always fit: DSNs are never refused for it). Past it, 452.
+  bounceBufferBytes: { env: 'BOUNCE_BUFFER_BYTES', parse: int(64 * 1024, 4 * 1024 * 1024 * 1024), default: 16 * 1024 * 1024 },
+  // Raw inbound reports are deleted after this many days: sooner when matched (the bounce rows
+  // keep what was read from them), later when unmatched (the raw mail is all there is). 0 keeps
+  // them for good.
+  bounceReportRetentionDays: { env: 'BOUNCE_REPORT_RETENTION_DAYS', parse: int(0, 36_500), default: 30 },
+  bounceUnmatchedReportRetentionDays: { env: 'BOUNCE_UNMATCHED_REPORT_RETENTION_DAYS', parse: int(0, 36_500), default: 90 },
   // A reader is suppressed after this many soft bounces within the window (a later message that
   // goes through resets the count).
   softBounceLimit: { env: 'SOFT_BOUNCE_LIMIT', parse: int(1, 1000), default: 3 },
@@ -339,6 +382,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     && out.httpHeadersTimeoutSeconds > out.httpUploadTimeoutSeconds) {
     // Node refuses to start with it: the upload's bound is the whole request's, headers included.
     problems.push('HTTP_HEADERS_TIMEOUT_SECONDS must not be longer than HTTP_UPLOAD_TIMEOUT_SECONDS (the headers are part of the request)');
+  }
+  if (typeof out.bounceBufferBytes === 'number' && typeof out.bounceMaxBytes === 'number' && out.bounceBufferBytes < out.bounceMaxBytes) {
+    problems.push(`BOUNCE_BUFFER_BYTES (${out.bounceBufferBytes}) must be at least BOUNCE_MAX_BYTES (${out.bounceMaxBytes}): a mail the listener allows must fit in memory`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as Config;

@@ -22,6 +22,9 @@ export type IgnoredSignupReason = 'honeypot' | 'unchanged';
 
 export type SmtpResult = 'accepted' | 'error';
 
+const LISTENER_REFUSALS = ['connections', 'connections_per_ip', 'rate', 'size', 'memory'] as const;
+export type ListenerRefusal = (typeof LISTENER_REFUSALS)[number];
+
 /** From ~5 ms (a relay on the same host) to 30 s (nodemailer's socket timeout). */
 const SMTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -119,12 +122,26 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly listenerRefusals = new Counter({
+    name: 'broadside_bounce_listener_refusals_total',
+    help: 'What the bounce listener refused with a 4xx or 5xx to protect itself (a real sender retries the 4xx ones later): connections (BOUNCE_MAX_CONNECTIONS reached), connections_per_ip (BOUNCE_MAX_CONNECTIONS_PER_IP), rate (BOUNCE_MESSAGES_PER_IP_PER_MINUTE), size (over BOUNCE_MAX_BYTES), memory (BOUNCE_BUFFER_BYTES in use).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly reportsPruned = new Counter({
+    name: 'broadside_inbound_reports_pruned_total',
+    help: 'Raw inbound reports deleted by this process after their retention period (BOUNCE_REPORT_RETENTION_DAYS when matched, BOUNCE_UNMATCHED_REPORT_RETENTION_DAYS when not).',
+    registers: [this.registry],
+  });
+
   constructor(opts: MetricsOptions = {}) {
     processMetrics();
     // Series that exist from the start, so rate() and alerts see a 0 rather than nothing.
     for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ outcome }, 0);
     for (const reason of ['temporary', 'relay_unavailable'] as const) this.retries.inc({ reason }, 0);
     for (const reason of ['honeypot', 'unchanged'] as const) this.signupsIgnored.inc({ reason }, 0);
+    for (const reason of LISTENER_REFUSALS) this.listenerRefusals.inc({ reason }, 0);
     if (opts.queues) this.watchQueues(opts.queues, opts.queueDepthTimeoutMs ?? QUEUE_DEPTH_TIMEOUT_MS);
   }
 
@@ -153,6 +170,14 @@ export class Metrics {
 
   bounceRecorded(type: BounceType, source: BounceSource, matched: boolean): void {
     this.bounces.inc({ type, source, matched: String(matched) });
+  }
+
+  listenerRefused(reason: ListenerRefusal): void {
+    this.listenerRefusals.inc({ reason });
+  }
+
+  inboundReportsPruned(n: number): void {
+    this.reportsPruned.inc(n);
   }
 
   signup(): void {

@@ -1,5 +1,6 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Container } from '../container.js';
+import { startReportRetention } from '../bounces/retention.js';
 import { Deliverer, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
 import { SmtpUtf8Unavailable, smtpResponseCode } from '../delivery/mailer.js';
 import { StatusWriter } from '../delivery/status-writer.js';
@@ -110,12 +111,13 @@ export function startWorkers(c: Container): RunningWorker {
   deliver.on('error', (err) => c.log.error({ queue: queueNames.deliver, err }, 'deliver worker error'));
 
   const supervisor = startSupervisor(c);
+  const retention = startReportRetention(c);
   return {
     async close() {
       // Phase one: take no new jobs; the fan-out loops stop at their next step. Phase two:
       // the jobs in flight finish (their results are recorded), then the writes are flushed.
       stopping = true;
-      await supervisor.close();
+      await Promise.all([supervisor.close(), retention.close()]);
       await Promise.all([readerMail.close(), fanout.close(), deliver.close()]);
       await Promise.all([status.close(), rateGuard.close()]);
       connection.disconnect();

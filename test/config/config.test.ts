@@ -134,7 +134,7 @@ describe('configuration', () => {
     });
     expect(c).toMatchObject({
       bounceRateThreshold: 2.5, complaintRateThreshold: 0.05, pauseOnHighRates: false, softBounceLimit: 5, softBounceWindowDays: 30,
-      rateGuardMinMessages: 100, bounceMaxBytes: 10 * 1024 * 1024, webhookToleranceSeconds: 300,
+      rateGuardMinMessages: 100, bounceMaxBytes: 1024 * 1024, webhookToleranceSeconds: 300,
       sesSnsTopicArns: ['arn:aws:sns:eu-west-1:123456789012:bounces', 'arn:aws:sns:eu-west-1:123456789012:complaints'],
     });
     let error: unknown;
@@ -150,6 +150,42 @@ describe('configuration', () => {
     expect(problems.map((p) => p.split(' ')[0])).toEqual(['BOUNCE_RATE_THRESHOLD', 'SENDGRID_WEBHOOK_PUBLIC_KEY', 'MAILGUN_WEBHOOK_SIGNING_KEY', 'POSTMARK_WEBHOOK_USER']);
     expect((error as Error).message).not.toContain('not-a-key-secretish');
     expect((error as Error).message).not.toContain('short-key');
+  });
+
+  it('reads the bounce listener\'s limits and retention, with defaults sound for an honest sender', () => {
+    expect(parseConfig({})).toMatchObject({
+      bounceMaxBytes: 1024 * 1024, bounceMaxConnections: 100, bounceMaxConnectionsPerIp: 10, bounceMessagesPerIpPerMinute: 60,
+      bounceMaxRecipients: 10, bounceBufferBytes: 16 * 1024 * 1024, bounceTrustedIps: [],
+      bounceReportRetentionDays: 30, bounceUnmatchedReportRetentionDays: 90,
+    });
+    const c = parseConfig({
+      BOUNCE_MAX_BYTES: '200000', BOUNCE_MAX_CONNECTIONS: '20', BOUNCE_MAX_CONNECTIONS_PER_IP: '3', BOUNCE_MESSAGES_PER_IP_PER_MINUTE: '600',
+      BOUNCE_MAX_RECIPIENTS: '1', BOUNCE_BUFFER_BYTES: '1000000', BOUNCE_TRUSTED_IPS: '192.0.2.7, 10.0.0.0/8 2001:db8::/32',
+      BOUNCE_REPORT_RETENTION_DAYS: '0', BOUNCE_UNMATCHED_REPORT_RETENTION_DAYS: '365',
+    });
+    expect(c).toMatchObject({
+      bounceMaxBytes: 200000, bounceMaxConnections: 20, bounceMaxConnectionsPerIp: 3, bounceMessagesPerIpPerMinute: 600,
+      bounceMaxRecipients: 1, bounceBufferBytes: 1000000, bounceReportRetentionDays: 0, bounceUnmatchedReportRetentionDays: 365,
+    });
+    expect(c.bounceTrustedIps.map(([ip, bits]) => `${ip.toString()}/${bits}`)).toEqual(['192.0.2.7/32', '10.0.0.0/8', '2001:db8::/32']);
+
+    let error: unknown;
+    try {
+      parseConfig({
+        BOUNCE_MAX_CONNECTIONS: '0', BOUNCE_MESSAGES_PER_IP_PER_MINUTE: 'many', BOUNCE_TRUSTED_IPS: '10.0.0.0/8, 10.1/16, relay.example.com, ::1/129',
+        BOUNCE_UNMATCHED_REPORT_RETENTION_DAYS: '-1', BOUNCE_MAX_BYTES: '2000000', BOUNCE_BUFFER_BYTES: '1000000',
+      });
+    } catch (err) {
+      error = err;
+    }
+    const problems = (error as ConfigError).problems;
+    expect(problems).toEqual([
+      expect.stringMatching(/^BOUNCE_MAX_CONNECTIONS must be between 1 and/),
+      expect.stringMatching(/^BOUNCE_MESSAGES_PER_IP_PER_MINUTE must be a whole number/),
+      'BOUNCE_TRUSTED_IPS must be IP addresses or networks such as 192.0.2.7 or 10.0.0.0/8, got "10.1/16", "relay.example.com", "::1/129"',
+      expect.stringMatching(/^BOUNCE_UNMATCHED_REPORT_RETENTION_DAYS must be a whole number/),
+      'BOUNCE_BUFFER_BYTES (1000000) must be at least BOUNCE_MAX_BYTES (2000000): a mail the listener allows must fit in memory',
+    ]);
   });
 
   it('generates API_TOKEN and SECRET once, persists them, and two processes starting together agree', async () => {

@@ -105,6 +105,8 @@ const BROADSIDE_METRICS = [
   'broadside_signups_total',
   'broadside_signups_ignored_total',
   'broadside_confirmations_total',
+  'broadside_bounce_listener_refusals_total',
+  'broadside_inbound_reports_pruned_total',
   'broadside_queue_jobs',
   'broadside_queue_depth_available',
 ];

@@ -66,10 +66,17 @@ export function workerEnv(config: AppConfig, overrides: Record<string, string> =
   return { ...env, ...overrides };
 }
 
-/** Starts a worker process configured like the test context (see workerEnv). */
-export function startWorkerProcess(config: AppConfig, opts: { name?: string; env?: Record<string, string> } = {}): WorkerProcess {
+/**
+ * Starts a worker process configured like the test context (see workerEnv). `entry` runs another
+ * entry point the same way (`src/bin/api.ts`), `startedWhen` is the log text that means it started.
+ */
+export function startWorkerProcess(
+  config: AppConfig,
+  opts: { name?: string; env?: Record<string, string>; entry?: string; startedWhen?: string } = {},
+): WorkerProcess {
   const name = opts.name ?? `worker-${live.size + 1}`;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/bin/worker.ts'], {
+  const startedWhen = opts.startedWhen ?? '"msg":"worker started"';
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', opts.entry ?? 'src/bin/worker.ts'], {
     cwd: root,
     env: workerEnv(config, opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,7 +95,7 @@ export function startWorkerProcess(config: AppConfig, opts: { name?: string; env
   const append = (chunk: Buffer) => {
     output += chunk.toString('utf8');
     if (output.length > OUTPUT_LIMIT) output = '…' + output.slice(output.length - OUTPUT_LIMIT);
-    if (output.includes('"msg":"worker started"')) onStarted();
+    if (output.includes(startedWhen)) onStarted();
   };
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
