@@ -18,8 +18,13 @@ export type WorkerExit = { code: number | null; signal: NodeJS.Signals | null };
 export type WorkerProcess = {
   readonly name: string;
   readonly pid: number;
-  /** Resolves once the process logged "worker started" (its BullMQ workers and supervisor run). */
+  /**
+   * Resolves once the process logged "worker started" (its BullMQ workers and supervisor run) or,
+   * for the `start` entry point, once its API listens (then `port` is its HTTP port).
+   */
   readonly started: Promise<void>;
+  /** The HTTP port of a `start` process, once started; 0 for a worker. */
+  readonly port: number;
   /** Resolves when the process has exited, however. */
   readonly exited: Promise<WorkerExit>;
   /** Whether the process is still running. */
@@ -66,15 +71,22 @@ export function workerEnv(config: AppConfig, overrides: Record<string, string> =
   return { ...env, ...overrides };
 }
 
-/** Starts a worker process configured like the test context (see workerEnv). */
-export function startWorkerProcess(config: AppConfig, opts: { name?: string; env?: Record<string, string> } = {}): WorkerProcess {
+/**
+ * Starts a worker process configured like the test context (see workerEnv). `entry: 'start'`
+ * runs what `npm start` runs instead (src/bin/start.ts: the API and a worker in one process), on
+ * a free port of its choosing on 127.0.0.1 unless `env` sets PORT.
+ */
+export function startWorkerProcess(config: AppConfig, opts: { name?: string; env?: Record<string, string>; entry?: 'worker' | 'start' } = {}): WorkerProcess {
   const name = opts.name ?? `worker-${live.size + 1}`;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/bin/worker.ts'], {
+  const entry = opts.entry ?? 'worker';
+  const env = entry === 'start' ? { PORT: '0', HOST: '127.0.0.1', ...opts.env } : opts.env;
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', `src/bin/${entry}.ts`], {
     cwd: root,
-    env: workerEnv(config, opts.env),
+    env: workerEnv(config, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let port = 0;
   let exit: WorkerExit | undefined;
   let onStarted: () => void = () => undefined;
   let onFailedToStart: (err: Error) => void = () => undefined;
@@ -88,7 +100,12 @@ export function startWorkerProcess(config: AppConfig, opts: { name?: string; env
   const append = (chunk: Buffer) => {
     output += chunk.toString('utf8');
     if (output.length > OUTPUT_LIMIT) output = '…' + output.slice(output.length - OUTPUT_LIMIT);
-    if (output.includes('"msg":"worker started"')) onStarted();
+    if (entry === 'worker' && output.includes('"msg":"worker started"')) onStarted();
+    const listening = entry === 'start' && !port ? /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(output) : null;
+    if (listening) {
+      port = Number(listening[1]);
+      onStarted();
+    }
   };
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
@@ -115,6 +132,9 @@ export function startWorkerProcess(config: AppConfig, opts: { name?: string; env
     pid: child.pid ?? -1,
     started,
     exited,
+    get port() {
+      return port;
+    },
     get running() {
       return exit === undefined;
     },
