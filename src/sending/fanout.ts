@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container } from '../container.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../log.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
 import { countQueued, fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, refeed, startScheduled } from './queries.js';
@@ -39,16 +40,41 @@ export async function runFanout(c: Container, sendId: number, stopping: () => bo
   // Every line of a fan-out names its send (and, from the worker, its job and queue).
   const log = jobLog.child({ sendId });
   const lock = await c.pool.connect();
+  // The lock lives as long as its connection. When Postgres ends the connection (restart,
+  // failover, pg_terminate_backend) the lock is gone and another fan-out may take it: this one
+  // stops at its next step and fails, and BullMQ runs it again (continuing from the checkpoints).
+  let lost: Error | undefined;
+  const onLost = (err: Error) => {
+    lost ??= err;
+  };
+  lock.on('error', onLost);
   try {
     const { rows } = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext('broadside:fanout'), $1::int) AS ok", [sendId]);
     if (!rows[0]!.ok) return 'busy';
+    let end: FanoutEnd;
     try {
-      return await fanOutAndFeed(c, sendId, stopping, log);
+      end = await fanOutAndFeed(c, sendId, () => stopping() || lost !== undefined, log);
     } finally {
-      await lock.query("SELECT pg_advisory_unlock(hashtext('broadside:fanout'), $1::int)", [sendId]);
+      // With its connection gone the lock went too; a failure here must not hide the error
+      // that ended the run.
+      if (!lost) await lock.query("SELECT pg_advisory_unlock(hashtext('broadside:fanout'), $1::int)", [sendId]).catch(onLost);
     }
+    if (lost) throw new FanoutLockLost(lost);
+    return end;
+  } catch (err) {
+    if (!lost && isDatabaseUnavailable(err)) lost = err as Error;
+    throw err;
   } finally {
-    lock.release();
+    lock.off('error', onLost);
+    // A broken connection is closed, not handed to the next caller.
+    lock.release(lost);
+  }
+}
+
+/** The connection holding a fan-out's advisory lock was lost mid-run (the lock with it). */
+export class FanoutLockLost extends Error {
+  constructor(override readonly cause: Error) {
+    super(`the fan-out's lock connection was lost: ${cause.message}`);
   }
 }
 

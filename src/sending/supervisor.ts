@@ -15,7 +15,8 @@ export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | '
 /**
  * Runs in every worker process, at start and then every few seconds; every step is idempotent,
  * so any number of them may run at once.
- * - Claims older than SENDING_TIMEOUT_SECONDS (their worker died) go back to queued.
+ * - Claims not renewed for SENDING_TIMEOUT_SECONDS (their worker died) go back to queued, or
+ *   become cancelled (in doubt) when their send was cancelled.
  * - Every scheduled or sending send has its fan-out job: a scheduled send whose time passed
  *   while the service was down starts now, once; a send whose job Redis lost gets it back.
  * - A send whose bounce or complaint rate passed its threshold (reports arrive through the API
@@ -23,7 +24,10 @@ export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | '
  */
 async function superviseSends(c: Container): Promise<void> {
   for (const r of await recoverStuck(c.pool, c.config.sendingTimeoutSeconds)) {
-    c.log.warn({ sendId: r.send_id, messages: r.recovered }, 'messages stuck in sending (worker gone?) are queued again');
+    if (r.recovered > r.in_doubt) c.log.warn({ sendId: r.send_id, messages: r.recovered - r.in_doubt }, 'messages stuck in sending (worker gone?) are queued again');
+    if (r.in_doubt > 0) {
+      c.log.warn({ sendId: r.send_id, messages: r.in_doubt }, 'messages stuck in sending (worker gone?) in a cancelled send are cancelled, in doubt: the relay may have them');
+    }
   }
   const sends = await unfinishedSends(c.pool);
   for (const send of sends) await ensureFanoutJob(c, send);
