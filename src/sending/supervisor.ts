@@ -1,4 +1,5 @@
 import type { Container } from '../container.js';
+import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import { fanoutJobId, type FanoutJob } from '../queues/contract.js';
 import { guardSends } from './rate-guard.js';
 import { recoverStuck, unfinishedSends, type SendRow } from './queries.js';
@@ -39,9 +40,18 @@ export function startSupervisor(c: Container): { close(): Promise<void> } {
   // closely without polling Postgres more than needed.
   const everyMs = Math.min(15_000, Math.max(1000, (c.config.sendingTimeoutSeconds * 1000) / 4));
   let running: Promise<void> | undefined;
+  // Postgres away: said once, not at every pass until it is back.
+  let unavailable = false;
   const tick = () => {
     running ??= superviseSends(c)
-      .catch((err) => c.log.warn({ err: (err as Error).message }, 'send supervision failed; trying again shortly'))
+      .then(() => {
+        if (unavailable) c.log.info('send supervision works again: Postgres is back');
+        unavailable = false;
+      }, (err: unknown) => {
+        if (!isDatabaseUnavailable(err)) c.log.warn({ err: (err as Error).message }, 'send supervision failed; trying again shortly');
+        else if (!unavailable) c.log.warn({ err: describeDatabaseError(err) }, 'send supervision waits: Postgres unavailable');
+        unavailable ||= isDatabaseUnavailable(err);
+      })
       .finally(() => (running = undefined));
   };
   tick();
