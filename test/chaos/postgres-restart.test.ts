@@ -32,11 +32,10 @@ const ENV = {
 const OUTAGE_MS = 5_000;
 /**
  * The bound on finishing once Postgres is back, beyond the time the rest of the send takes at
- * its own pace before the fault (measured: the machine running the tests may be busy). A claim
- * whose commit reached Postgres but whose answer did not is nobody's: recovery queues it again
- * after SENDING_TIMEOUT_SECONDS (3 s) plus a supervisor pass (1 s); the fan-out job, failed with
- * its connection, is retried by BullMQ after its backoff (1, 2, 4, 8 s: during a 5 s outage it
- * fails three or four times).
+ * its own pace before the fault (measured: the machine running the tests may be busy). Deliveries
+ * wait RETRY_DELAY_SECONDS (1 s) between tries; the fan-out tries again every 5 s at most; a claim
+ * whose commit reached Postgres but whose answer did not is nobody's, and recovery queues it
+ * again after SENDING_TIMEOUT_SECONDS (3 s) plus a supervisor pass (1 s).
  */
 const RECOVERY_ALLOWANCE_MS = 20_000;
 /** The rest of the send may take this many times as long as at its pace before the fault. */
@@ -195,4 +194,39 @@ describe('Postgres goes away under a running send', () => {
     expect(duplicated).toEqual([]);
     process.stdout.write(`pg_terminate_backend x3 (${terminated} connections): send took ${Date.now() - startedAt} ms (bound ${Math.round(boundMs)} ms); duplicates ${duplicated.length}\n`);
   }), 180_000);
+
+  it('a claim that looks abandoned when Postgres returns from a restart is given a whole SENDING_TIMEOUT_SECONDS from the restart before recovery takes it', () => explained(async () => {
+    // A claim nobody renews (its worker is gone), taken just before Postgres goes down, in a
+    // paused send (so that once recovered it stays queued and its recovery time stays readable).
+    const issue = await t.app.inject({ method: 'POST', url: '/api/issues', headers: t.auth, payload: { subject: 'Orphan claim', markdown: 'Text.' } });
+    const { rows: [send] } = await t.c.pool.query<{ id: number }>(
+      `INSERT INTO sends (issue_id, status, audience_at, started_at, fanout_done, total) VALUES ($1, 'paused', now(), now(), true, 1) RETURNING id`,
+      [issue.json().id],
+    );
+    const { rows: [message] } = await t.c.pool.query<{ id: number }>(
+      `INSERT INTO messages (send_id, subscriber_id, status, attempts, claimed_at)
+       SELECT $1, min(id), 'sending', 1, now() FROM subscribers RETURNING id`,
+      [send!.id],
+    );
+    await pg.stopServer('immediate');
+    await sleep(OUTAGE_MS);
+    await pg.startServer();
+
+    // Older than the timeout when Postgres returns: the supervisors of both processes look every
+    // second, yet recovery waits until SENDING_TIMEOUT_SECONDS after the restart.
+    await waitUntil('the orphan claim recovered', async () => {
+      const { rows } = await t.c.pool.query<{ status: string }>('SELECT status::text FROM messages WHERE id = $1', [message!.id]).catch(() => ({ rows: [] }));
+      return rows[0]?.status === 'queued';
+    }, 30_000);
+    // Recovery stamps updated_at.
+    const { rows: [timing] } = await t.c.pool.query<{ after_restart: number }>(
+      'SELECT extract(epoch FROM updated_at - pg_postmaster_start_time())::float AS after_restart FROM messages WHERE id = $1',
+      [message!.id],
+    );
+    const timeout = Number(ENV.SENDING_TIMEOUT_SECONDS);
+    expect(timing!.after_restart).toBeGreaterThanOrEqual(timeout);
+    // Within a supervisor pass or two of the timeout (a pass every second).
+    expect(timing!.after_restart).toBeLessThan(timeout + 5);
+    process.stdout.write(`orphan claim: recovered ${timing!.after_restart.toFixed(1)} s after the restart (timeout ${timeout} s)\n`);
+  }), 120_000);
 });
