@@ -58,7 +58,9 @@ function map(error: FastifyError): Mapped {
 export function respondWithError(newsletter: string) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const m = map(error);
-    if (m.status >= 500) request.log.error({ err: error }, 'request failed');
+    // A dependency away is the operator's to see, not a bug: one line, no stack, per request.
+    if (m.status === 503) request.log.warn({ code: m.code, err: error.message }, 'request refused: a dependency is unavailable');
+    else if (m.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: m.code, status: m.status }, 'client error');
     if (m.status === 503) reply.header('retry-after', '5');
     if (wantsJson(request)) {
