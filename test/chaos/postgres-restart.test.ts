@@ -77,7 +77,8 @@ async function api(path: string, init: { method?: string; body?: unknown } = {})
     body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
   });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  const json = (res.headers.get('content-type') ?? '').includes('application/json');
+  return { status: res.status, headers: res.headers, body: json ? JSON.parse(text) : text };
 }
 
 /** Triggers a send through the `npm start` process's API. */
@@ -151,6 +152,11 @@ describe('Postgres goes away under a running send', () => {
       const progress = await api(`/api/issues/${issueId}/send`);
       expect([progress.status, progress.body?.error?.code]).toEqual([503, 'database_unavailable']);
       expect(progress.headers.get('retry-after')).toBeTruthy();
+      // A reader signing up, and a download that streams: a 503 too, not a 500 or a cut response.
+      const signup = await api('/subscribe', { method: 'POST', body: { email: 'during-the-outage@example.com' } });
+      expect([signup.status, signup.body?.error?.code]).toEqual([503, 'database_unavailable']);
+      const csv = await api('/api/subscribers/export');
+      expect([csv.status, csv.body?.error?.code]).toEqual([503, 'database_unavailable']);
       const ready = await api('/readyz');
       expect(ready.status).toBe(503);
       expect(ready.body.checks.postgres).not.toBe('ok');
