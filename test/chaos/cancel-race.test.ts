@@ -8,6 +8,8 @@
 // worker's message the relay may have); and nothing is sent after the cancel but what was in
 // flight.
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { releaseMessage } from '../../src/delivery/queries.js';
+import { recoverStuck } from '../../src/sending/queries.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { editor } from '../support/editor.js';
 import { Relay } from '../support/relay.js';
@@ -33,6 +35,36 @@ async function addressesByStatus(t: TestContext, sendId: number): Promise<{ subm
     submitted: new Set(rows.filter((r) => r.status === 'submitted').map((r) => r.email)),
     inDoubt: new Set(rows.filter((r) => r.in_doubt).map((r) => r.email)),
   };
+}
+
+/**
+ * A cancel caught between its two statements (as cancelSend runs them, in one transaction): the
+ * send is cancelled and what was queued then is cancelled, not yet committed.
+ */
+async function openCancel(t: TestContext, sendId: number): Promise<{ commit(): Promise<void> }> {
+  const client = await t.c.pool.connect();
+  await client.query('BEGIN');
+  await client.query(`UPDATE sends SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1`, [sendId]);
+  await client.query(`UPDATE messages SET status = 'cancelled', updated_at = now() WHERE send_id = $1 AND status = 'queued'`, [sendId]);
+  return {
+    async commit() {
+      try {
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+    },
+  };
+}
+
+/** Waits until a statement other than ours waits for a lock (the one the open cancel holds). */
+async function waitsForLock(t: TestContext): Promise<void> {
+  await waitUntil('a statement waiting for the cancel\'s lock', async () => {
+    const { rows } = await t.c.pool.query(
+      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+    );
+    return rows.length > 0;
+  }, 10_000);
 }
 
 describe('cancel racing a message going back from sending', () => {
@@ -133,4 +165,60 @@ describe('cancel racing a message going back from sending', () => {
       await relay.stop();
     }
   }, 60_000);
+
+  describe('the same races, statement against statement', () => {
+    let t: TestContext;
+    afterAll(() => t?.close());
+
+    /** A sending send with one claimed message, claimed `ageSeconds` ago. */
+    async function claimedMessage(ageSeconds: number): Promise<{ sendId: number; messageId: number }> {
+      t ??= await createTestContext();
+      const issue = await editor(t).createIssue(`Race ${Date.now()}`);
+      const { rows: [send] } = await t.c.pool.query<{ id: number }>(
+        `INSERT INTO sends (issue_id, status, audience_at, started_at, fanout_done, total) VALUES ($1, 'sending', now(), now(), true, 2) RETURNING id`,
+        [issue.id],
+      );
+      const { rows: [message] } = await t.c.pool.query<{ id: number }>(
+        `INSERT INTO messages (send_id, subscriber_id, status, attempts, claimed_at)
+         VALUES ($1, 1, 'sending', 1, now() - make_interval(secs => $2::int)), ($1, 2, 'queued', 0, NULL) RETURNING id`,
+        [send!.id, ageSeconds],
+      );
+      return { sendId: send!.id, messageId: message!.id };
+    }
+
+    async function statusOf(messageId: number): Promise<{ status: string; in_doubt: boolean }> {
+      const { rows } = await t.c.pool.query('SELECT status::text, in_doubt FROM messages WHERE id = $1', [messageId]);
+      return rows[0];
+    }
+
+    it('a release committing while a cancel is under way waits for it and leaves the message cancelled', async () => {
+      const { sendId, messageId } = await claimedMessage(0);
+      const cancel = await openCancel(t, sendId);
+      let releasing: Promise<void> | undefined;
+      try {
+        releasing = releaseMessage(t.c.pool, messageId, '451 4.7.1 Try again later');
+        await waitsForLock(t);
+      } finally {
+        await cancel.commit();
+      }
+      await releasing;
+      expect(await statusOf(messageId)).toEqual({ status: 'cancelled', in_doubt: false });
+      expect(await messageCounts(t, sendId)).toMatchObject({ queued: 0, sending: 0, cancelled: 2 });
+    });
+
+    it('recovering a dead worker\'s claim while a cancel is under way waits for it: the message is cancelled and in doubt', async () => {
+      const { sendId, messageId } = await claimedMessage(3600);
+      const cancel = await openCancel(t, sendId);
+      let recovering: ReturnType<typeof recoverStuck> | undefined;
+      try {
+        recovering = recoverStuck(t.c.pool, 60);
+        await waitsForLock(t);
+      } finally {
+        await cancel.commit();
+      }
+      expect(await recovering).toEqual([{ send_id: sendId, recovered: 1, in_doubt: 1 }]);
+      expect(await statusOf(messageId)).toEqual({ status: 'cancelled', in_doubt: true });
+      expect(await messageCounts(t, sendId)).toMatchObject({ queued: 0, sending: 0, cancelled: 2 });
+    });
+  });
 });
