@@ -45,10 +45,6 @@ export class ClaimKeeper {
     if (this.held.get(claim.id) === claim.attempts) this.held.delete(claim.id);
   }
 
-  get size(): number {
-    return this.held.size;
-  }
-
   private renew(): void {
     if (this.renewing || this.held.size === 0) return;
     const claims = [...this.held].map(([id, attempts]) => ({ id, attempts }));

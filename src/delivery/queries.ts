@@ -47,15 +47,14 @@ export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds
  * a long wait for a pooled connection makes them look abandoned. Only the claim itself: a
  * message claimed again since (attempts moved on) or already recorded is left alone.
  */
-export async function renewClaims(pool: Pool, claims: readonly Pick<Claim, 'id' | 'attempts'>[]): Promise<number> {
-  const { rowCount } = await pool.query({
+export async function renewClaims(pool: Pool, claims: readonly Pick<Claim, 'id' | 'attempts'>[]): Promise<void> {
+  await pool.query({
     name: 'renew-claims',
     text: `UPDATE messages m SET claimed_at = now()
              FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
             WHERE m.id = c.id AND m.attempts = c.attempts AND m.status = 'sending'`,
     values: [claims.map((c) => c.id), claims.map((c) => c.attempts)],
   });
-  return rowCount ?? 0;
 }
 
 /**

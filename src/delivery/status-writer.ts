@@ -7,7 +7,7 @@ import { markSubmitted } from './queries.js';
 type Pending = { id: number; response: string; done: (err?: unknown) => void };
 
 /** Waits between tries of a write that lost Postgres: doubling from the first, up to the last. */
-export const WRITE_RETRY_MS = { first: 100, max: 2000 };
+const WRITE_RETRY_MS = { first: 100, max: 2000 };
 
 /**
  * Records submissions in batches: one UPDATE over `unnest` arrays for up to `maxBatch` messages,

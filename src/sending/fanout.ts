@@ -104,7 +104,7 @@ async function runLocked(c: Container, sendId: number, stopping: () => boolean, 
 }
 
 /** The connection holding a fan-out's advisory lock was lost mid-run (the lock with it). */
-export class FanoutLockLost extends Error {
+class FanoutLockLost extends Error {
   constructor(override readonly cause: Error) {
     super(`the fan-out's lock connection was lost: ${cause.message}`);
   }
