@@ -24,7 +24,7 @@ export async function loadConfig(log: Logger): Promise<{ config: AppConfig; gene
 }
 
 /** Creates the database if missing and applies pending migrations (safe to run concurrently). */
-export async function prepareDatabase(config: AppConfig, log: Logger): Promise<void> {
+export async function prepareDatabase(config: Pick<AppConfig, 'databaseUrl'>, log: Logger): Promise<void> {
   if (await ensureDatabase(config.databaseUrl)) log.info({ database: redactUrl(config.databaseUrl) }, 'created database');
   const applied = await migrate(config.databaseUrl, log);
   if (applied.length) log.info({ applied }, 'applied migrations');

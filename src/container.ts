@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { createHttpsGet, type HttpsGet } from './bounces/https-get.js';
 import type { AppConfig } from './config/index.js';
 import { createPool, type Pool } from './db/pool.js';
+import { describeDatabaseError } from './db/unavailable.js';
 import { createSmtpMailer, type Mailer } from './delivery/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
@@ -57,7 +58,16 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
   let readerMail: Promise<ReaderMailTemplates> | undefined;
   const renderer = new IssueRenderer(issueFiles, config.publicUrl);
   const pool = createPool(config.databaseUrl);
-  pool.on('error', (err) => log.error({ err }, 'idle Postgres client error'));
+  // A connection Postgres ends (restart, failover, pg_terminate_backend, a proxy restarting)
+  // emits 'error' on its client. pg-pool listens only while the client is idle in the pool; a
+  // client checked out (a transaction, the fan-out's lock) would end the process with an
+  // unhandled 'error'. Every client gets a listener of its own for its whole life: the query in
+  // progress fails with the error, and a broken client is dropped when released.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => log.warn({ err: describeDatabaseError(err) }, 'Postgres connection lost'));
+  });
+  // The same error of an idle client, as the pool reports it: the line above already said it.
+  pool.on('error', (err) => log.debug({ err: describeDatabaseError(err) }, 'idle Postgres client removed'));
   const redis = createProducerConnection(config.redisUrl);
   redis.on('error', (err) => log.warn({ err: err.message }, 'Redis connection error'));
   try {

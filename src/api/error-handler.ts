@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { AppError } from '../errors.js';
 import { sendErrorPage, wantsJson } from './respond.js';
 
@@ -18,10 +19,10 @@ const FASTIFY_CODES: Record<string, { code: string; message?: string }> = {
   FST_ERR_MAX_PARAM_LENGTH: { code: 'uri_too_long', message: 'the address is too long' },
 };
 
-/** Postgres or Redis unreachable: a 503 the client may retry, not a 500. */
+/** Redis (or another dependency) unreachable: a 503 the client may retry, not a 500. */
 function isDependencyDown(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '53300'].includes(code)) return true;
+  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code)) return true;
   // ioredis with enableOfflineQueue: false, and after its retries are spent.
   return error.name === 'MaxRetriesPerRequestError' || /enableOfflineQueue|Connection is closed/.test(error.message);
 }
@@ -39,6 +40,8 @@ function map(error: FastifyError): Mapped {
   if (status === 413) return { status, code: 'payload_too_large', message: 'the request body is too large' };
   if (status === 415) return { status, code: 'unsupported_media_type', message: known?.message ?? error.message };
   if (known) return { status: status >= 400 && status < 500 ? status : 400, code: known.code, message: known.message ?? error.message };
+  // Postgres first: its socket errors look like any other, and it is the one a handler reached.
+  if (isDatabaseUnavailable(error)) return { status: 503, code: 'database_unavailable', message: 'the database cannot be reached right now; please try again shortly' };
   if (isDependencyDown(error)) return { status: 503, code: 'unavailable', message: 'the service cannot answer right now; please try again shortly' };
   // Body parser errors (a SyntaxError from JSON.parse) carry 400 and no Fastify code.
   if (status === 400 && error instanceof SyntaxError) return { status, code: 'invalid_json', message: 'the body is not valid JSON' };
@@ -55,7 +58,9 @@ function map(error: FastifyError): Mapped {
 export function respondWithError(newsletter: string) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const m = map(error);
-    if (m.status >= 500) request.log.error({ err: error }, 'request failed');
+    // A dependency away is the operator's to see, not a bug: one line, no stack, per request.
+    if (m.status === 503) request.log.warn({ code: m.code, err: error.message }, 'request refused: a dependency is unavailable');
+    else if (m.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: m.code, status: m.status }, 'client error');
     if (m.status === 503) reply.header('retry-after', '5');
     if (wantsJson(request)) {

@@ -11,7 +11,10 @@ export interface ProgressView {
 }
 
 const counts = (s: Send): string =>
-  `submitted ${count(s.submitted)}, failed ${count(s.failed)}, bounced ${count(s.bounced)}, cancelled ${count(s.cancelled)}`;
+  `submitted ${count(s.submitted)}, failed ${count(s.failed)}, bounced ${count(s.bounced)}, cancelled ${count(s.cancelled)}${inDoubt(s)}`;
+
+/** ` (3 in doubt: the relay may have them)` when a dead worker's messages were cancelled with their send. */
+export const inDoubt = (s: Send): string => (s.inDoubt > 0 ? ` (${count(s.inDoubt)} in doubt: the relay may have them)` : '');
 
 /** `4,211/10,000` (with a `+` while the fan-out is still counting the audience). */
 const fraction = (s: Send): string => `${count(finishedOf(s))}/${count(s.total)}${s.fanoutDone ? '' : '+'}`;

@@ -4,7 +4,7 @@ import { bytes, count, percent, when } from './format.js';
 import { json, print } from './io.js';
 import { findIssue } from './find-issue.js';
 import { existingSend } from './send.js';
-import { pace } from './send-progress.js';
+import { inDoubt, pace } from './send-progress.js';
 
 /** The issue and its send's counts, once. */
 export async function showStatus(api: ApiClient, ref: string, opts: { json: boolean }): Promise<number> {
@@ -29,7 +29,7 @@ export async function showStatus(api: ApiClient, ref: string, opts: { json: bool
   if (send.startedAt) print(`  started:     ${when(send.startedAt)}`);
   if (send.finishedAt) print(`  finished:    ${when(send.finishedAt)}`);
   print(`  readers:     ${count(send.total)}${send.fanoutDone ? '' : ' so far (still counting the audience)'}`);
-  print(`  queued ${count(send.queued)} · sending ${count(send.sending)} · submitted ${count(send.submitted)} · failed ${count(send.failed)} · bounced ${count(send.bounced)} · cancelled ${count(send.cancelled)}`);
+  print(`  queued ${count(send.queued)} · sending ${count(send.sending)} · submitted ${count(send.submitted)} · failed ${count(send.failed)} · bounced ${count(send.bounced)} · cancelled ${count(send.cancelled)}${inDoubt(send)}`);
   print(`  bounces:     ${count(send.bounced)} hard (${percent(send.bounceRate)}) · ${count(send.softBounces)} soft · complaints ${count(send.complaints)} (${percent(send.complaintRate)})`);
   if (send.rateAlert) {
     print(`  alert:       ${send.rateAlert.message} (${when(send.rateAlert.at)})${send.rateAlert.waived ? '; resumed by the editor' : ''}`);

@@ -4,12 +4,14 @@ import { record } from '../bounces/record.js';
 import { replyClassStatus } from '../bounces/status-code.js';
 import { parseMailbox } from '../config/mailbox.js';
 import type { Container } from '../container.js';
+import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { DeliverJob } from '../queues/contract.js';
 import { formatIssueDate, greetingFor, type IssueReaderVars } from '../rendering/issue.js';
 import { findIssue } from '../issues/queries.js';
 import type { Logger } from '../log.js';
 import { verpAddress } from '../sending/message-tokens.js';
 import { findSend } from '../sending/queries.js';
+import { ClaimKeeper, renewalIntervalMs } from './claim-keeper.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
 import { claimMessage, markCancelled, markFailed, releaseMessage, type Claim } from './queries.js';
@@ -26,6 +28,17 @@ export type Attempt = { isLast: boolean };
 export class RelayUnavailable extends Error {
   constructor(readonly failure: SmtpFailure) {
     super(`SMTP relay unavailable: ${failure.response}`);
+  }
+}
+
+/**
+ * Postgres cannot be reached (restart, failover, a cut connection): nobody's message is at
+ * fault, so the job goes back to waiting like for an unavailable relay, without spending an
+ * attempt. A claim taken before Postgres went away is left to recovery (SENDING_TIMEOUT_SECONDS).
+ */
+export class DatabaseUnavailable extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`Postgres unavailable: ${describeDatabaseError(cause).message}`);
   }
 }
 
@@ -58,6 +71,7 @@ export class Deliverer {
   private readonly prepared = new Map<number, Promise<IssueMime>>();
   private readonly sender: { name: string | null; address: string };
   private readonly domain: string;
+  private readonly claims: ClaimKeeper;
 
   /** `bounced` hears of each bounce at submission (the rate guard checks the send soon after). */
   constructor(
@@ -69,14 +83,38 @@ export class Deliverer {
     // MAIL FROM, From and the Message-ID domain in their wire form too (an IDN sender domain in ASCII).
     this.sender = { ...sender, address: transportAddress(sender.address).address };
     this.domain = this.sender.address.split('@')[1] ?? 'localhost';
+    this.claims = new ClaimKeeper(c.pool, c.log, renewalIntervalMs(c.config.sendingTimeoutSeconds));
   }
 
-  /** `log` is the job's logger (it names the job, the message and the send). */
+  /**
+   * Claims the message and delivers it. From the claim until its outcome is recorded (or the
+   * claim given back) the claim is held, renewed by the ClaimKeeper. `log` is the job's logger
+   * (it names the job, the message and the send). Throws DatabaseUnavailable when Postgres
+   * cannot be reached, whatever step found out.
+   */
   async deliver(job: DeliverJob, attempt: Attempt, log: Logger = this.c.log.child({ messageId: job.messageId, sendId: job.sendId })): Promise<DeliverOutcome> {
     const { c } = this;
-    const claim = await claimMessage(c.pool, job.messageId, c.config.sendingTimeoutSeconds);
-    // Already submitted, claimed by a live worker, or its send is paused or cancelled.
-    if (!claim) return 'skipped';
+    let claim: Claim | undefined;
+    try {
+      claim = await claimMessage(c.pool, job.messageId, c.config.sendingTimeoutSeconds);
+      // Already submitted, claimed by a live worker, or its send is paused or cancelled.
+      if (!claim) return 'skipped';
+      this.claims.hold(claim);
+      return await this.deliverClaimed(claim, attempt, log);
+    } catch (err) {
+      throw isDatabaseUnavailable(err) ? new DatabaseUnavailable(err) : err;
+    } finally {
+      if (claim) this.claims.drop(claim);
+    }
+  }
+
+  /** Stops renewing claims: call once no delivery runs and the status writes are done. */
+  close(): Promise<void> {
+    return this.claims.close();
+  }
+
+  private async deliverClaimed(claim: Claim, attempt: Attempt, log: Logger): Promise<DeliverOutcome> {
+    const { c } = this;
     if (claim.subscriber_status !== 'active' || !claim.email) {
       await markCancelled(c.pool, claim.id);
       return 'cancelled';

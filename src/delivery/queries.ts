@@ -1,5 +1,6 @@
 // SQL for delivering one message: claim it, then record what the relay said.
 import type { Pool } from '../db/pool.js';
+import { staleClaim } from '../sending/queries.js';
 import type { SubscriberStatus } from '../subscribers/queries.js';
 
 export type Claim = {
@@ -16,8 +17,10 @@ export type Claim = {
 
 /**
  * Claims a message for sending (queued → sending) in one statement, only while its send is
- * sending: a paused or cancelled send gets no new submissions. A claim older than the sending
- * timeout belongs to a dead worker and may be taken over. Nothing back: not ours to send.
+ * sending: a paused or cancelled send gets no new submissions. A claim is (message id, attempts):
+ * each claim moves `attempts` on. A live worker renews its claims (renewClaims), so a claim
+ * older than the sending timeout belongs to a dead worker and may be taken over. Nothing back:
+ * not ours to send.
  */
 export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds: number): Promise<Claim | undefined> {
   // Named, so each connection plans it once: it runs for every message (measured: ~0.4 ms of
@@ -27,7 +30,7 @@ export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds
     text: `WITH claimed AS (
        UPDATE messages m SET status = 'sending', claimed_at = now(), attempts = attempts + 1, updated_at = now()
         WHERE m.id = $1::bigint
-          AND (m.status = 'queued' OR (m.status = 'sending' AND m.claimed_at < now() - make_interval(secs => $2::int)))
+          AND (m.status = 'queued' OR (m.status = 'sending' AND ${staleClaim('m', '$2')}))
           AND EXISTS (SELECT 1 FROM sends s WHERE s.id = m.send_id AND s.status = 'sending')
         RETURNING m.id, m.send_id, m.subscriber_id, m.attempts)
      SELECT c.id, c.send_id, s.issue_id, c.subscriber_id, c.attempts, r.email, r.name, r.status AS subscriber_status
@@ -40,7 +43,26 @@ export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds
 }
 
 /**
- * Submitted, in batches: one statement for many messages (see StatusWriter). For the few
+ * Renews claims this process still works on (see ClaimKeeper), so that neither a slow relay nor
+ * a long wait for a pooled connection makes them look abandoned. Only the claim itself: a
+ * message claimed again since (attempts moved on) or already recorded is left alone.
+ */
+export async function renewClaims(pool: Pool, claims: readonly Pick<Claim, 'id' | 'attempts'>[]): Promise<void> {
+  await pool.query({
+    name: 'renew-claims',
+    text: `UPDATE messages m SET claimed_at = now()
+             FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
+            WHERE m.id = c.id AND m.attempts = c.attempts AND m.status = 'sending'`,
+    values: [claims.map((c) => c.id), claims.map((c) => c.attempts)],
+  });
+}
+
+/**
+ * Submitted, in batches: one statement for many messages (see StatusWriter). The relay accepted
+ * each of them, so that is recorded whatever became of the claim meanwhile: a message queued
+ * again (or cancelled with its send) because its claim looked abandoned while its worker was
+ * cut off from Postgres is `submitted` all the same, and the job fed for it again finds nothing
+ * to send. Only an outcome already recorded (submitted, bounced, failed) stays. For the few
  * readers with soft bounces it also moves the soft-bounce probe: when the previous probe (a
  * message submitted after their soft bounces) drew no bounce, mail gets through to them again and
  * the soft bounces are forgotten; else this message becomes the probe. (Behind a relay a 250 says
@@ -50,9 +72,9 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
   await pool.query({
     name: 'mark-submitted',
     text: `WITH m AS (
-       UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response
+       UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response, in_doubt = false
          FROM unnest($1::bigint[], $2::text[]) AS u(id, response)
-        WHERE m.id = u.id AND m.status = 'sending'
+        WHERE m.id = u.id AND m.status IN ('sending', 'queued', 'cancelled')
         RETURNING m.id, m.subscriber_id),
      went_through AS (
        SELECT s.id, m.id AS message_id,
@@ -67,10 +89,19 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
   });
 }
 
-/** Back to queued after a temporary failure, for the retry to claim again. */
+/**
+ * Gives a claim back after a temporary failure (or with the relay unavailable): queued, for the
+ * retry to claim again; or cancelled, when its send was cancelled meanwhile (the cancel marked
+ * only what was queued then, and nothing would ever take this message again). The send's row is
+ * locked (FOR SHARE) so that a cancel committing meanwhile is seen: without it, this statement
+ * could read `sending`, and the cancel's own sweep miss the row it queues.
+ */
 export async function releaseMessage(pool: Pool, id: number, response: string | null): Promise<void> {
   await pool.query(
-    `UPDATE messages SET status = 'queued', claimed_at = NULL, updated_at = now(), smtp_response = COALESCE($2::text, smtp_response)
+    `WITH send AS (SELECT s.status FROM sends s JOIN messages m ON m.send_id = s.id WHERE m.id = $1::bigint FOR SHARE OF s)
+     UPDATE messages
+        SET status = CASE WHEN (SELECT status FROM send) = 'cancelled' THEN 'cancelled' ELSE 'queued' END::message_status,
+            claimed_at = NULL, updated_at = now(), smtp_response = COALESCE($2::text, smtp_response)
       WHERE id = $1::bigint AND status = 'sending'`,
     [id, response],
   );

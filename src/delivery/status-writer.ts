@@ -1,24 +1,42 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from '../db/pool.js';
+import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
+import type { Logger } from '../log.js';
 import { markSubmitted } from './queries.js';
 
 type Pending = { id: number; response: string; done: (err?: unknown) => void };
+
+/** Waits between tries of a write that lost Postgres: doubling from the first, up to the last. */
+const WRITE_RETRY_MS = { first: 100, max: 2000 };
 
 /**
  * Records submissions in batches: one UPDATE over `unnest` arrays for up to `maxBatch` messages,
  * written when the batch is full or `maxDelayMs` after its first entry. Each caller waits for its
  * own batch to commit (group commit), so a job completes only once its message is recorded:
  * nothing is lost on shutdown, and a crash leaves at most the in-flight messages in `sending`.
+ *
+ * The relay has these messages: a write that fails because Postgres is unreachable (restart,
+ * failover, a cut connection) is tried again, with backoff, until it commits, never dropped (the
+ * message would be sent again). The statement is idempotent, so a write that committed but whose
+ * answer was lost does nothing the second time. Meanwhile the callers keep waiting and their
+ * messages stay in flight (their claims renewed: see ClaimKeeper). Any other error fails the batch.
  */
 export class StatusWriter {
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing = new Set<Promise<void>>();
 
+  private readonly maxBatch: number;
+  private readonly maxDelayMs: number;
+
   constructor(
     private readonly pool: Pool,
-    private readonly maxBatch = 500,
-    private readonly maxDelayMs = 10,
-  ) {}
+    private readonly log: Logger,
+    { maxBatch = 500, maxDelayMs = 10 }: { maxBatch?: number; maxDelayMs?: number } = {},
+  ) {
+    this.maxBatch = maxBatch;
+    this.maxDelayMs = maxDelayMs;
+  }
 
   submitted(id: number, response: string): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -34,12 +52,29 @@ export class StatusWriter {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    const write = markSubmitted(this.pool, batch.map((p) => p.id), batch.map((p) => p.response)).then(
+    const write = this.write(batch).then(
       () => batch.forEach((p) => p.done()),
       (err) => batch.forEach((p) => p.done(err)),
     );
     this.writing.add(write);
     void write.finally(() => this.writing.delete(write));
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    const ids = batch.map((p) => p.id);
+    const responses = batch.map((p) => p.response);
+    for (let wait = WRITE_RETRY_MS.first, tries = 1; ; wait = Math.min(wait * 2, WRITE_RETRY_MS.max), tries++) {
+      try {
+        await markSubmitted(this.pool, ids, responses);
+        if (tries > 1) this.log.info({ messages: ids.length, tries }, 'status write committed after Postgres came back');
+        return;
+      } catch (err) {
+        if (!isDatabaseUnavailable(err)) throw err;
+        // Once, then quietly: an outage would otherwise log a line per batch per try.
+        if (tries === 1) this.log.warn({ messages: ids.length, err: describeDatabaseError(err) }, 'status write failed: Postgres unavailable; trying again until it commits');
+        await sleep(wait);
+      }
+    }
   }
 
   /** Writes whatever is waiting and waits for every write in progress. */

@@ -15,7 +15,7 @@ const UNMATCHED_ROUTE = 'unmatched';
 const MESSAGE_OUTCOMES = ['submitted', 'bounced', 'failed', 'cancelled'] as const satisfies readonly DeliverOutcome[];
 
 /** Why a deliver job goes round again instead of ending. */
-export type RetryReason = 'temporary' | 'relay_unavailable';
+export type RetryReason = 'temporary' | 'relay_unavailable' | 'database_unavailable';
 
 /** Why a sign-up did nothing (the reader is answered the same either way). */
 export type IgnoredSignupReason = 'honeypot' | 'unchanged';
@@ -139,7 +139,7 @@ export class Metrics {
     processMetrics();
     // Series that exist from the start, so rate() and alerts see a 0 rather than nothing.
     for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ outcome }, 0);
-    for (const reason of ['temporary', 'relay_unavailable'] as const) this.retries.inc({ reason }, 0);
+    for (const reason of ['temporary', 'relay_unavailable', 'database_unavailable'] as const) this.retries.inc({ reason }, 0);
     for (const reason of ['honeypot', 'unchanged'] as const) this.signupsIgnored.inc({ reason }, 0);
     for (const reason of LISTENER_REFUSALS) this.listenerRefusals.inc({ reason }, 0);
     if (opts.queues) this.watchQueues(opts.queues, opts.queueDepthTimeoutMs ?? QUEUE_DEPTH_TIMEOUT_MS);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container } from '../container.js';
+import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../log.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
 import { countQueued, fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, refeed, startScheduled } from './queries.js';
@@ -17,6 +18,8 @@ const REFEED_AFTER_MS = 5_000;
  * every queued row: at every 200 ms pass it would cost more than it tells, as a stall takes 5 s).
  */
 const QUEUED_COUNT_EVERY_MS = 1_000;
+/** Waits before a fan-out that lost Postgres tries again: doubling from the first, up to the last. */
+const RECONNECT_MS = { first: 500, max: 5000 };
 
 export type FanoutEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'gone' | 'busy' | 'stopping';
 
@@ -33,22 +36,77 @@ export type FanoutEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'gone' | '
  *
  * One fan-out per send runs at a time, by a Postgres advisory lock held for its duration (a
  * process that dies releases it with its connection). Killed anywhere, it is run again by BullMQ's
- * stalled-job check or by the supervisor and continues from its checkpoints.
+ * stalled-job check or by the supervisor and continues from its checkpoints. Cut off from
+ * Postgres, it waits for it and continues the same way.
  */
 export async function runFanout(c: Container, sendId: number, stopping: () => boolean, jobLog: Logger = c.log): Promise<FanoutEnd> {
   // Every line of a fan-out names its send (and, from the worker, its job and queue).
   const log = jobLog.child({ sendId });
+  // Postgres away (restart, failover, the lock's connection ended): the run waits for it here and
+  // carries on from its checkpoints, rather than failing the job into BullMQ's growing backoff,
+  // so the send resumes within a few seconds of Postgres's return however long it was gone.
+  let wait = RECONNECT_MS.first;
+  let waiting = false;
+  for (;;) {
+    const triedAt = Date.now();
+    try {
+      const end = await runLocked(c, sendId, stopping, log);
+      if (waiting) log.info('fan-out carried on: Postgres is back');
+      return end;
+    } catch (err) {
+      if (!(err instanceof FanoutLockLost) && !isDatabaseUnavailable(err)) throw err;
+      if (!waiting) log.warn({ err: describeDatabaseError(err) }, 'fan-out lost Postgres: it waits and carries on from its checkpoints');
+      waiting = true;
+      // A run that went on for a while before losing Postgres again starts the backoff over.
+      wait = Date.now() - triedAt > RECONNECT_MS.max ? RECONNECT_MS.first : wait;
+      const until = Date.now() + wait;
+      while (Date.now() < until) {
+        if (stopping()) return 'stopping';
+        await sleep(Math.min(IDLE_MS, until - Date.now()));
+      }
+      wait = Math.min(wait * 2, RECONNECT_MS.max);
+    }
+  }
+}
+
+/** One run under the send's advisory lock, until the send ends or this process stops. */
+async function runLocked(c: Container, sendId: number, stopping: () => boolean, log: Logger): Promise<FanoutEnd> {
   const lock = await c.pool.connect();
+  // The lock lives as long as its connection. When Postgres ends the connection (restart,
+  // failover, pg_terminate_backend) the lock is gone and another fan-out may take it: this run
+  // stops at its next step (FanoutLockLost), and runFanout takes the lock again once it can.
+  let lost: Error | undefined;
+  const onLost = (err: Error) => {
+    lost ??= err;
+  };
+  lock.on('error', onLost);
   try {
     const { rows } = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext('broadside:fanout'), $1::int) AS ok", [sendId]);
     if (!rows[0]!.ok) return 'busy';
+    let end: FanoutEnd;
     try {
-      return await fanOutAndFeed(c, sendId, stopping, log);
+      end = await fanOutAndFeed(c, sendId, () => stopping() || lost !== undefined, log);
     } finally {
-      await lock.query("SELECT pg_advisory_unlock(hashtext('broadside:fanout'), $1::int)", [sendId]);
+      // With its connection gone the lock went too; a failure here must not hide the error
+      // that ended the run.
+      if (!lost) await lock.query("SELECT pg_advisory_unlock(hashtext('broadside:fanout'), $1::int)", [sendId]).catch(onLost);
     }
+    if (lost) throw new FanoutLockLost(lost);
+    return end;
+  } catch (err) {
+    if (!lost && isDatabaseUnavailable(err)) lost = err as Error;
+    throw err;
   } finally {
-    lock.release();
+    lock.off('error', onLost);
+    // A broken connection is closed, not handed to the next caller.
+    lock.release(lost);
+  }
+}
+
+/** The connection holding a fan-out's advisory lock was lost mid-run (the lock with it). */
+class FanoutLockLost extends Error {
+  constructor(override readonly cause: Error) {
+    super(`the fan-out's lock connection was lost: ${cause.message}`);
   }
 }
 

@@ -186,20 +186,53 @@ export async function unfinishedSends(pool: Pool): Promise<SendRow[]> {
 }
 
 /**
- * Claims for sending that outlived their worker (killed, or cut off from Postgres) go back to
- * queued, and the feeding checkpoint of their sends drops below them so their jobs are added
- * again. The duplicate risk is exactly these messages: their worker may have submitted them.
+ * SQL for "the claim on message row `alias` is abandoned": nobody renewed it for `seconds` (a
+ * parameter such as '$1'). A live worker renews its claims every few seconds (ClaimKeeper), so
+ * this means its worker is gone, or cut off from Postgres for that long.
+ *
+ * Counted from the later of the last renewal and the Postgres server's start: while the server
+ * was down nobody could renew anything, so after a restart every live worker gets a whole
+ * timeout to renew its claims before they look abandoned. (Not covered: a failover to a standby
+ * that started long before, or a network cut, longer than the timeout: there, live claims look
+ * abandoned and the messages they hold may be sent twice.) Two comparisons rather than
+ * GREATEST(), so the index on claimed_at still serves.
  */
-export async function recoverStuck(pool: Pool, timeoutSeconds: number): Promise<{ send_id: number; recovered: number }[]> {
-  const { rows } = await pool.query<{ send_id: number; recovered: number }>(
-    `WITH stuck AS (
-       UPDATE messages SET status = 'queued', claimed_at = NULL, updated_at = now()
-        WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1::int)
-        RETURNING send_id, id),
-     lowest AS (SELECT send_id, min(id) AS first, count(*)::int AS recovered FROM stuck GROUP BY send_id)
-     UPDATE sends SET fed_cursor = LEAST(sends.fed_cursor, lowest.first - 1)
-       FROM lowest WHERE sends.id = lowest.send_id
-     RETURNING sends.id AS send_id, lowest.recovered`,
+export function staleClaim(alias: string, seconds: string): string {
+  return `(${alias}.claimed_at < now() - make_interval(secs => ${seconds}::int) AND pg_postmaster_start_time() < now() - make_interval(secs => ${seconds}::int))`;
+}
+
+export type Recovered = { send_id: number; recovered: number; in_doubt: number };
+
+/**
+ * Claims that outlived their worker (killed, or cut off from Postgres: see staleClaim) are
+ * given up. In a send still going (or paused), the message goes back to queued and the feeding
+ * checkpoint drops below it so its job is added again: the duplicate risk is exactly these
+ * messages, as their worker may have submitted them. In a cancelled send nothing will take it
+ * again: it becomes cancelled and `in_doubt` (the relay may have it). The sends are locked FOR
+ * SHARE so that a cancel committing meanwhile is seen, not raced (see releaseMessage).
+ */
+export async function recoverStuck(pool: Pool, timeoutSeconds: number): Promise<Recovered[]> {
+  const { rows } = await pool.query<Recovered>(
+    `WITH send AS (
+       SELECT id, status FROM sends
+        WHERE id IN (SELECT send_id FROM messages m WHERE m.status = 'sending' AND ${staleClaim('m', '$1')})
+        ORDER BY id
+          FOR SHARE),
+     stuck AS (
+       UPDATE messages m
+          SET status = CASE WHEN send.status = 'cancelled' THEN 'cancelled' ELSE 'queued' END::message_status,
+              in_doubt = send.status = 'cancelled', claimed_at = NULL, updated_at = now()
+         FROM send
+        WHERE m.send_id = send.id AND m.status = 'sending' AND ${staleClaim('m', '$1')}
+        RETURNING m.send_id, m.id, m.status),
+     per_send AS (
+       SELECT send_id, min(id) FILTER (WHERE status = 'queued') AS first, count(*)::int AS recovered,
+              count(*) FILTER (WHERE status = 'cancelled')::int AS in_doubt
+         FROM stuck GROUP BY send_id),
+     refeed AS (
+       UPDATE sends SET fed_cursor = LEAST(sends.fed_cursor, per_send.first - 1)
+         FROM per_send WHERE sends.id = per_send.send_id AND per_send.first IS NOT NULL)
+     SELECT send_id, recovered, in_doubt FROM per_send ORDER BY send_id`,
     [timeoutSeconds],
   );
   return rows;
@@ -207,6 +240,8 @@ export async function recoverStuck(pool: Pool, timeoutSeconds: number): Promise<
 
 export type Progress = Record<MessageStatus, number> & {
   lastMinute: number;
+  /** Cancelled messages whose worker died while submitting them: the relay may have them. */
+  inDoubt: number;
   /** Readers of the send who complained about it. */
   complaints: number;
   /** Soft bounces recorded against the send's messages (at submission, by DSN or by a provider). */
@@ -224,12 +259,14 @@ export async function progressOf(pool: Pool, sendId: number): Promise<Progress> 
      SELECT 'lastMinute', count(*)::int FROM messages
       WHERE send_id = $1::bigint AND status = 'submitted' AND submitted_at > now() - interval '60 seconds'
      UNION ALL
+     SELECT 'inDoubt', count(*)::int FROM messages WHERE send_id = $1::bigint AND in_doubt
+     UNION ALL
      SELECT 'complaints', count(DISTINCT subscriber_id)::int FROM bounces WHERE send_id = $1::bigint AND type = 'complaint'
      UNION ALL
      SELECT 'softBounces', count(*)::int FROM bounces WHERE send_id = $1::bigint AND type = 'soft'`,
     [sendId],
   );
-  const p = { queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0, complaints: 0, softBounces: 0 } as Progress;
+  const p = { queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0, inDoubt: 0, complaints: 0, softBounces: 0 } as Progress;
   for (const r of rows) p[r.what as keyof Progress] = r.n;
   return p;
 }

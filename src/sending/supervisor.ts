@@ -1,4 +1,5 @@
 import type { Container } from '../container.js';
+import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import { fanoutJobId, type FanoutJob } from '../queues/contract.js';
 import { guardSends } from './rate-guard.js';
 import { recoverStuck, unfinishedSends, type SendRow } from './queries.js';
@@ -15,7 +16,8 @@ export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | '
 /**
  * Runs in every worker process, at start and then every few seconds; every step is idempotent,
  * so any number of them may run at once.
- * - Claims older than SENDING_TIMEOUT_SECONDS (their worker died) go back to queued.
+ * - Claims not renewed for SENDING_TIMEOUT_SECONDS (their worker died) go back to queued, or
+ *   become cancelled (in doubt) when their send was cancelled.
  * - Every scheduled or sending send has its fan-out job: a scheduled send whose time passed
  *   while the service was down starts now, once; a send whose job Redis lost gets it back.
  * - A send whose bounce or complaint rate passed its threshold (reports arrive through the API
@@ -23,7 +25,10 @@ export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | '
  */
 async function superviseSends(c: Container): Promise<void> {
   for (const r of await recoverStuck(c.pool, c.config.sendingTimeoutSeconds)) {
-    c.log.warn({ sendId: r.send_id, messages: r.recovered }, 'messages stuck in sending (worker gone?) are queued again');
+    if (r.recovered > r.in_doubt) c.log.warn({ sendId: r.send_id, messages: r.recovered - r.in_doubt }, 'messages stuck in sending (worker gone?) are queued again');
+    if (r.in_doubt > 0) {
+      c.log.warn({ sendId: r.send_id, messages: r.in_doubt }, 'messages stuck in sending (worker gone?) in a cancelled send are cancelled, in doubt: the relay may have them');
+    }
   }
   const sends = await unfinishedSends(c.pool);
   for (const send of sends) await ensureFanoutJob(c, send);
@@ -35,9 +40,18 @@ export function startSupervisor(c: Container): { close(): Promise<void> } {
   // closely without polling Postgres more than needed.
   const everyMs = Math.min(15_000, Math.max(1000, (c.config.sendingTimeoutSeconds * 1000) / 4));
   let running: Promise<void> | undefined;
+  // Postgres away: said once, not at every pass until it is back.
+  let unavailable = false;
   const tick = () => {
     running ??= superviseSends(c)
-      .catch((err) => c.log.warn({ err: (err as Error).message }, 'send supervision failed; trying again shortly'))
+      .then(() => {
+        if (unavailable) c.log.info('send supervision works again: Postgres is back');
+        unavailable = false;
+      }, (err: unknown) => {
+        if (!isDatabaseUnavailable(err)) c.log.warn({ err: (err as Error).message }, 'send supervision failed; trying again shortly');
+        else if (!unavailable) c.log.warn({ err: describeDatabaseError(err) }, 'send supervision waits: Postgres unavailable');
+        unavailable ||= isDatabaseUnavailable(err);
+      })
       .finally(() => (running = undefined));
   };
   tick();

@@ -124,7 +124,7 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request, reply) => {
       const q = request.query as Static<typeof ExportQuery>;
-      const stream = exportCsv(c.pool, filterOf(q));
+      const stream = await exportCsv(c.pool, filterOf(q));
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="subscribers-${new Date().toISOString().slice(0, 10)}.csv"`)

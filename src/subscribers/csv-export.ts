@@ -26,27 +26,31 @@ export function unguardFormula(v: string): string {
 /** The columns written through guardFormula: free text a reader chose. */
 const GUARDED = ['email', 'name'] as const;
 
-async function* rowsOf(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): AsyncGenerator<string[]> {
-  let afterId: number | undefined;
-  for (;;) {
-    const rows: SubscriberRow[] = await listSubscribers(pool, { ...filter, afterId, limit: 1000 });
+const PAGE = 1000;
+
+async function* rowsOf(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>, first: SubscriberRow[]): AsyncGenerator<string[]> {
+  for (let rows = first; ; rows = await listSubscribers(pool, { ...filter, afterId: rows[rows.length - 1]!.id, limit: PAGE })) {
     for (const r of rows) {
       yield exportColumns.map((col) => {
         const v = r[col];
         return v instanceof Date ? v.toISOString() : v === null || v === undefined ? '' : String(v);
       });
     }
-    if (rows.length < 1000) return;
-    afterId = rows[rows.length - 1]!.id;
+    if (rows.length < PAGE) return;
   }
 }
 
-/** The subscriber list as CSV, streamed page by page (keyset), never held whole in memory. */
-export function exportCsv(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): Readable {
+/**
+ * The subscriber list as CSV, streamed page by page (keyset), never held whole in memory. The
+ * first page is read before anything is sent: a Postgres that cannot be reached is then a 503,
+ * not a download cut off after its header row.
+ */
+export async function exportCsv(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): Promise<Readable> {
+  const first = await listSubscribers(pool, { ...filter, limit: PAGE });
   const guarded = GUARDED.map((col) => exportColumns.indexOf(col));
   const source = Readable.from((async function* () {
     yield [...exportColumns];
-    for await (const row of rowsOf(pool, filter)) {
+    for await (const row of rowsOf(pool, filter, first)) {
       for (const at of guarded) row[at] = guardFormula(row[at]!);
       yield row;
     }

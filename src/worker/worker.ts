@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Container } from '../container.js';
 import { startReportRetention } from '../bounces/retention.js';
-import { Deliverer, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
+import { DatabaseUnavailable, Deliverer, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
 import { SmtpUtf8Unavailable, smtpResponseCode } from '../delivery/mailer.js';
 import { StatusWriter } from '../delivery/status-writer.js';
 import { queueNames, type DeliverJob, type FanoutJob, type ReaderMailJob } from '../queues/contract.js';
@@ -67,8 +67,13 @@ export function startWorkers(c: Container): RunningWorker {
     },
   );
   fanout.on('error', (err) => c.log.error({ queue: queueNames.fanout, err }, 'fan-out worker error'));
+  fanout.on('failed', (job, err) => {
+    // Postgres away, or the lock's connection lost: BullMQ runs it again after its backoff (and
+    // the supervisor adds it again once its attempts are spent); it continues from its checkpoints.
+    c.log.warn({ queue: queueNames.fanout, jobId: job?.id, sendId: job?.data.sendId, attemptsMade: job?.attemptsMade, err: err.message }, 'fan-out run failed; it runs again');
+  });
 
-  const status = new StatusWriter(c.pool);
+  const status = new StatusWriter(c.pool, c.log);
   const rateGuard = new RateGuard(c);
   const deliverer = new Deliverer(c, status, (sendId) => rateGuard.bounced(sendId));
   const retryDelayMs = c.config.retryDelaySeconds * 1000;
@@ -85,6 +90,14 @@ export function startWorkers(c: Container): RunningWorker {
         c.metrics.messageOutcome(outcome);
         return outcome;
       } catch (err) {
+        if (err instanceof DatabaseUnavailable) {
+          // Like an unavailable relay: every worker on this queue waits and the job goes back to
+          // waiting with its attempts untouched, so an outage of any length fails nobody.
+          log.warn({ err: err.message, retryInMs: retryDelayMs }, 'Postgres unavailable: delivery waits');
+          c.metrics.deliveryRetry('database_unavailable');
+          await deliver.rateLimit(retryDelayMs);
+          throw Worker.RateLimitError();
+        }
         if (err instanceof RelayUnavailable) {
           // Nobody's fault but the relay's: every worker on this queue waits, and the job goes
           // back to waiting without spending an attempt. The send stalls until the relay is back.
@@ -109,6 +122,11 @@ export function startWorkers(c: Container): RunningWorker {
     },
   );
   deliver.on('error', (err) => c.log.error({ queue: queueNames.deliver, err }, 'deliver worker error'));
+  deliver.on('failed', (job, err) => {
+    // What the processor above did not already explain: an error nobody expected.
+    if (err instanceof TemporaryFailure || err instanceof RelayUnavailable || err instanceof DatabaseUnavailable || err instanceof UnrecoverableError) return;
+    c.log.warn({ queue: queueNames.deliver, jobId: job?.id, messageId: job?.data.messageId, attemptsMade: job?.attemptsMade, err: err.message }, 'delivery failed; BullMQ tries again');
+  });
 
   const supervisor = startSupervisor(c);
   const retention = startReportRetention(c);
@@ -120,6 +138,8 @@ export function startWorkers(c: Container): RunningWorker {
       await Promise.all([supervisor.close(), retention.close()]);
       await Promise.all([readerMail.close(), fanout.close(), deliver.close()]);
       await Promise.all([status.close(), rateGuard.close()]);
+      // Claims are renewed until the last outcome is recorded.
+      await deliverer.close();
       connection.disconnect();
     },
   };

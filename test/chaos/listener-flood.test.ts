@@ -37,7 +37,7 @@ let port: number;
 beforeAll(async () => {
   api = startWorkerProcess(t.config, {
     name: 'api',
-    entry: 'src/bin/api.ts',
+    entry: 'api',
     startedWhen: '"msg":"bounce listener started"',
     env: { PORT: '0', HOST: '127.0.0.1', BOUNCE_SMTP_PORT: '0', BOUNCE_DOMAIN: DOMAIN },
   });

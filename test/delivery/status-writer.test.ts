@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { Pool } from '../../src/db/pool.js';
 import { StatusWriter } from '../../src/delivery/status-writer.js';
 import { useTestContext } from '../support/context.js';
+import { until } from '../support/editor.js';
 
 const t = useTestContext();
 
@@ -77,7 +78,7 @@ describe('StatusWriter', () => {
   it('writes many concurrent submissions in a few UPDATEs, each with its own response', async () => {
     const ids = await fresh(1200);
     const spy = spyPool(t.c.pool);
-    const writer = new StatusWriter(spy.pool, 500, 10);
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 500, maxDelayMs: 10 });
     await Promise.all(ids.map((id) => writer.submitted(id, `250 2.0.0 Ok: queued as Q${id}`)));
 
     // 1200 at once: full batches of 500 as they fill, the rest after the delay.
@@ -94,7 +95,7 @@ describe('StatusWriter', () => {
   it('groups submissions arriving within maxDelayMs into one UPDATE', async () => {
     const ids = await fresh(50);
     const spy = spyPool(t.c.pool);
-    const writer = new StatusWriter(spy.pool, 500, 50);
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 500, maxDelayMs: 50 });
     const done: Promise<void>[] = [];
     for (const id of ids) {
       done.push(writer.submitted(id, '250 ok'));
@@ -110,7 +111,7 @@ describe('StatusWriter', () => {
   it('resolves each caller only after the UPDATE holding its message has committed', async () => {
     const ids = await fresh(30);
     const spy = spyPool(t.c.pool);
-    const writer = new StatusWriter(spy.pool, 10, 5);
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 10, maxDelayMs: 5 });
     spy.hold();
     const resolvedAt = new Map<number, number>();
     const all = Promise.all(ids.map((id) => writer.submitted(id, '250 ok').then(() => {
@@ -137,7 +138,7 @@ describe('StatusWriter', () => {
     const ids = await fresh(7);
     const spy = spyPool(t.c.pool);
     // A delay far longer than the test: only close() can write these.
-    const writer = new StatusWriter(spy.pool, 500, 60_000);
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 500, maxDelayMs: 60_000 });
     let resolved = 0;
     const all = Promise.all(ids.map((id) => writer.submitted(id, '250 queued').then(() => void resolved++)));
     await new Promise((r) => setImmediate(r));
@@ -155,7 +156,7 @@ describe('StatusWriter', () => {
   it('close() waits for a write already under way', async () => {
     const ids = await fresh(5);
     const spy = spyPool(t.c.pool);
-    const writer = new StatusWriter(spy.pool, 5, 60_000);
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 5, maxDelayMs: 60_000 });
     spy.hold();
     const all = Promise.all(ids.map((id) => writer.submitted(id, '250 ok')));
     expect(spy.writes).toHaveLength(1);
@@ -169,15 +170,17 @@ describe('StatusWriter', () => {
     expect([...(await rowsOf(ids)).values()].every((r) => r.status === 'submitted')).toBe(true);
   });
 
-  it('rejects every caller of a batch whose write fails, and nobody else', async () => {
+  it('rejects every caller of a batch whose write fails for a reason other than a lost connection, and nobody else', async () => {
     const ids = await fresh(12);
     const spy = spyPool(t.c.pool);
-    const writer = new StatusWriter(spy.pool, 6, 5);
-    spy.failWith(new Error('connection terminated'));
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 6, maxDelayMs: 5 });
+    const wrong = Object.assign(new Error('column "smtp_respons" does not exist'), { code: '42703' });
+    spy.failWith(wrong);
     const failing = ids.slice(0, 6).map((id) => writer.submitted(id, '250 ok'));
     const results = await Promise.allSettled(failing);
     expect(results.map((r) => r.status)).toEqual(Array(6).fill('rejected'));
-    for (const r of results) expect((r as PromiseRejectedResult).reason).toEqual(new Error('connection terminated'));
+    for (const r of results) expect((r as PromiseRejectedResult).reason).toBe(wrong);
+    expect(spy.writes).toHaveLength(1);
 
     // The next batch, once the database is back, is written as usual.
     spy.failWith(undefined);
@@ -190,17 +193,82 @@ describe('StatusWriter', () => {
 
   it('writes nothing and waits for nothing when closed with nothing pending', async () => {
     const spy = spyPool(t.c.pool);
-    const writer = new StatusWriter(spy.pool);
+    const writer = new StatusWriter(spy.pool, t.c.log);
     await writer.close();
     expect(spy.writes).toEqual([]);
   });
 
-  it('only records messages still claimed: a row that left "sending" meanwhile is left as it is', async () => {
-    const [id] = await fresh(1);
-    await t.c.pool.query(`UPDATE messages SET status = 'cancelled' WHERE id = $1`, [id]);
-    const writer = new StatusWriter(t.c.pool, 500, 1);
-    await writer.submitted(id!, '250 ok');
-    expect((await rowsOf([id!])).get(id!)!.status).toBe('cancelled');
+  it('keeps a batch whose write lost Postgres and writes it again until it commits; its callers wait meanwhile', async () => {
+    const ids = await fresh(8);
+    const spy = spyPool(t.c.pool);
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 8, maxDelayMs: 5 });
+    // What pg says when Postgres goes away: a terminated backend, a refused connection, a cut one.
+    const lost = [
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      new Error('Connection terminated unexpectedly'),
+    ];
+    spy.failWith(lost[0]);
+    let settled = 0;
+    const all = Promise.all(ids.map((id) => writer.submitted(id, '250 ok').then(() => void settled++)));
+    for (const err of lost) {
+      spy.failWith(err);
+      const tries = spy.writes.length;
+      await until('another try of the write', () => spy.writes.length > tries, 10_000);
+    }
+    expect(settled).toBe(0);
+    expect([...(await rowsOf(ids)).values()].every((r) => r.status === 'sending')).toBe(true);
+
+    spy.failWith(undefined);
+    await all;
+    expect(settled).toBe(8);
+    // The same batch every time: nothing dropped, nothing split.
+    expect(new Set(spy.writes.map((w) => w.ids.join(',')))).toEqual(new Set([ids.join(',')]));
+    expect([...(await rowsOf(ids)).values()].every((r) => r.status === 'submitted')).toBe(true);
+    await writer.close();
+  });
+
+  it('writes a batch whose first write committed but whose answer was lost once more, harmlessly', async () => {
+    const ids = await fresh(3);
+    let calls = 0;
+    // Commits, then reports the connection cut, as when Postgres dies between COMMIT and its answer.
+    const flaky = {
+      async query(q: unknown, p?: unknown[]) {
+        const result = await (t.c.pool.query as (q: unknown, p?: unknown[]) => Promise<unknown>)(q, p);
+        if (++calls === 1) throw new Error('Connection terminated unexpectedly');
+        return result;
+      },
+    } as unknown as Pool;
+    const writer = new StatusWriter(flaky, t.c.log, { maxBatch: 3, maxDelayMs: 5 });
+    await Promise.all(ids.map((id) => writer.submitted(id, '250 first')));
+    expect(calls).toBe(2);
+    const rows = await rowsOf(ids);
+    expect(ids.map((id) => rows.get(id)!.status)).toEqual(['submitted', 'submitted', 'submitted']);
+    await writer.close();
+  });
+
+  it('records what the relay accepted even if the claim was given up meanwhile (queued again, or cancelled with its send), never over another outcome', async () => {
+    const [queued, cancelled, bounced, failed, submitted] = await fresh(5);
+    await t.c.pool.query(
+      `UPDATE messages SET status = v.s::message_status, in_doubt = v.s = 'cancelled'
+         FROM (VALUES ($1::bigint, 'queued'), ($2::bigint, 'cancelled'), ($3::bigint, 'bounced'), ($4::bigint, 'failed'), ($5::bigint, 'submitted')) AS v(id, s)
+        WHERE messages.id = v.id`,
+      [queued, cancelled, bounced, failed, submitted],
+    );
+    await t.c.pool.query(`UPDATE messages SET smtp_response = 'earlier' WHERE id = ANY($1::bigint[])`, [[bounced, failed, submitted]]);
+    const writer = new StatusWriter(t.c.pool, t.c.log, { maxBatch: 500, maxDelayMs: 1 });
+    await Promise.all([queued, cancelled, bounced, failed, submitted].map((id) => writer.submitted(id!, '250 late')));
+    const { rows } = await t.c.pool.query(
+      'SELECT id, status::text, in_doubt, smtp_response FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [[queued, cancelled, bounced, failed, submitted]],
+    );
+    expect(rows).toEqual([
+      { id: queued, status: 'submitted', in_doubt: false, smtp_response: '250 late' },
+      { id: cancelled, status: 'submitted', in_doubt: false, smtp_response: '250 late' },
+      { id: bounced, status: 'bounced', in_doubt: false, smtp_response: 'earlier' },
+      { id: failed, status: 'failed', in_doubt: false, smtp_response: 'earlier' },
+      { id: submitted, status: 'submitted', in_doubt: false, smtp_response: 'earlier' },
+    ]);
     await writer.close();
   });
 });

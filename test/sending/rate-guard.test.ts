@@ -10,7 +10,7 @@ import { addActiveReaders } from '../support/readers.js';
 
 const thresholds = { bounceRateThreshold: 5, complaintRateThreshold: 0.1, rateGuardMinMessages: 100 };
 const progress = (p: Partial<Progress>): Progress =>
-  ({ queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0, complaints: 0, softBounces: 0, ...p });
+  ({ queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0, inDoubt: 0, complaints: 0, softBounces: 0, ...p });
 
 describe('ratesOf', () => {
   it('computes the rates over the messages that reached the relay', () => {

@@ -35,13 +35,15 @@ export type TestContext = {
  * database (copied from the migrated template), its own queue prefix in Redis, its own SMTP
  * server on a free port, and its own data directory.
  */
-export async function createTestContext(opts: { worker?: boolean; env?: Record<string, string>; logTo?: Writable; smtp?: SmtpSinkOptions } = {}): Promise<TestContext> {
-  const dbName = await createTestDatabase();
+export async function createTestContext(opts: { worker?: boolean; env?: Record<string, string>; logTo?: Writable; smtp?: SmtpSinkOptions; databaseUrl?: string } = {}): Promise<TestContext> {
+  // A database of the test's own (on a Postgres it runs itself, see own-postgres.ts) is the
+  // test's to create and drop; else one is copied from the template on the shared server.
+  const dbName = opts.databaseUrl ? undefined : await createTestDatabase();
   const smtp = await new SmtpSink(opts.smtp).start();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'broadside-test-'));
   const prefix = `bs-test-${randomBytes(4).toString('hex')}`;
   const parsed = parseConfig({
-    DATABASE_URL: databaseUrl(dbName),
+    DATABASE_URL: opts.databaseUrl ?? databaseUrl(dbName!),
     REDIS_URL,
     SMTP_URL: smtp.url,
     API_TOKEN: TEST_TOKEN,
@@ -78,7 +80,7 @@ export async function createTestContext(opts: { worker?: boolean; env?: Record<s
       await c.close();
       await smtp.close();
       await clearRedisPrefix(prefix);
-      await dropTestDatabase(dbName);
+      if (dbName) await dropTestDatabase(dbName);
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -44,7 +44,7 @@ export type IssueInput = { subject: string; markdown: string; preheader?: string
 /** A send's progress, as GET /api/issues/:id/send (and the trigger and controls) return it. */
 export type Progress = {
   id: number; issueId: number; status: string; scheduledAt: string; startedAt: string | null; finishedAt: string | null; fanoutDone: boolean;
-  total: number; queued: number; sending: number; submitted: number; sent: number; failed: number; bounced: number; cancelled: number;
+  total: number; queued: number; sending: number; submitted: number; sent: number; failed: number; bounced: number; cancelled: number; inDoubt: number;
   softBounces: number; complaints: number; bounceRate: number; complaintRate: number;
   rateAlert: { message: string; at: string; waived: boolean } | null;
   ratePerSecond: number; etaSeconds: number | null;

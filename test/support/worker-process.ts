@@ -18,8 +18,14 @@ export type WorkerExit = { code: number | null; signal: NodeJS.Signals | null };
 export type WorkerProcess = {
   readonly name: string;
   readonly pid: number;
-  /** Resolves once the process logged "worker started" (its BullMQ workers and supervisor run). */
+  /**
+   * Resolves once the process logged "worker started" (its BullMQ workers and supervisor run) or,
+   * for the `start` and `api` entry points, once the API listens (then `port` is its HTTP port), or
+   * once `startedWhen` appeared.
+   */
   readonly started: Promise<void>;
+  /** The HTTP port of a `start` or `api` process, once it listens; 0 for a worker. */
+  readonly port: number;
   /** Resolves when the process has exited, however. */
   readonly exited: Promise<WorkerExit>;
   /** Whether the process is still running. */
@@ -67,21 +73,27 @@ export function workerEnv(config: AppConfig, overrides: Record<string, string> =
 }
 
 /**
+/**
  * Starts a worker process configured like the test context (see workerEnv). `entry` runs another
- * entry point the same way (`src/bin/api.ts`), `startedWhen` is the log text that means it started.
+ * entry point the same way: `start` is what `npm start` runs (src/bin/start.ts: the API and a
+ * worker in one process), `api` the API alone; both on a free port of their choosing on
+ * 127.0.0.1 unless `env` sets PORT. `startedWhen` is the log text that means it started (by
+ * default "worker started", or for the API entry points the line saying it listens).
  */
 export function startWorkerProcess(
   config: AppConfig,
-  opts: { name?: string; env?: Record<string, string>; entry?: string; startedWhen?: string } = {},
+  opts: { name?: string; env?: Record<string, string>; entry?: 'worker' | 'start' | 'api'; startedWhen?: string } = {},
 ): WorkerProcess {
   const name = opts.name ?? `worker-${live.size + 1}`;
-  const startedWhen = opts.startedWhen ?? '"msg":"worker started"';
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', opts.entry ?? 'src/bin/worker.ts'], {
+  const entry = opts.entry ?? 'worker';
+  const env = entry === 'worker' ? opts.env : { PORT: '0', HOST: '127.0.0.1', ...opts.env };
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', `src/bin/${entry}.ts`], {
     cwd: root,
-    env: workerEnv(config, opts.env),
+    env: workerEnv(config, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let port = 0;
   let exit: WorkerExit | undefined;
   let onStarted: () => void = () => undefined;
   let onFailedToStart: (err: Error) => void = () => undefined;
@@ -95,7 +107,10 @@ export function startWorkerProcess(
   const append = (chunk: Buffer) => {
     output += chunk.toString('utf8');
     if (output.length > OUTPUT_LIMIT) output = '…' + output.slice(output.length - OUTPUT_LIMIT);
-    if (output.includes(startedWhen)) onStarted();
+    const listening = entry !== 'worker' && !port ? /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(output) : null;
+    if (listening) port = Number(listening[1]);
+    const isStarted = opts.startedWhen ? output.includes(opts.startedWhen) : entry === 'worker' ? output.includes('"msg":"worker started"') : port !== 0;
+    if (isStarted) onStarted();
   };
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
@@ -122,6 +137,9 @@ export function startWorkerProcess(
     pid: child.pid ?? -1,
     started,
     exited,
+    get port() {
+      return port;
+    },
     get running() {
       return exit === undefined;
     },
