@@ -10,6 +10,7 @@ import { startWorkerMetrics } from './metrics/metrics-server.js';
 import { bannerText, type BannerFacts } from './startup/banner.js';
 import { apiPorts, checkPorts, explainListenError, type PlannedPort } from './startup/ports.js';
 import { explainPostgresError } from './startup/postgres-failure.js';
+import { onEnter } from './startup/reprint-on-enter.js';
 import { evictionWarning, explainRedisFailure, probeRedis } from './startup/redis-probe.js';
 import { exitWithStartupError, StartupError } from './startup/startup-error.js';
 import { startWorkers } from './worker/worker.js';
@@ -194,16 +195,12 @@ async function startRoles(roles: Role[]): Promise<void> {
         publicUrlFollowsPort: !process.env.PUBLIC_URL,
         tokenGenerated: generatedToken,
         capturing: capture !== undefined,
-        reprintOnEnter: process.stdin.isTTY === true,
       };
+      // Enter shows it again, once the log has scrolled it away.
+      facts.reprintOnEnter = onEnter(() => process.stdout.write(bannerText(config, facts)));
       // After every line logged so far (JSON lines to a pipe are written asynchronously).
       await new Promise<void>((resolve) => log.flush(() => resolve()));
       process.stdout.write(bannerText(config, facts));
-      if (facts.reprintOnEnter) {
-        // Enter shows it again, once the log has scrolled it away.
-        process.stdin.setEncoding('utf8');
-        process.stdin.on('data', () => process.stdout.write(bannerText(config, facts)));
-      }
     }
   }
 }

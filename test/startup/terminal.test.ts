@@ -104,3 +104,42 @@ onLinux('prints one line per request, the banner last and again on Enter, and st
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 }, 90_000);
+
+onLinux('started in the background of a terminal (npm start &), it is not stopped for reading it, and offers no Enter', async () => {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of configVariables) delete env[name];
+  Object.assign(env, {
+    DATABASE_URL: databaseUrl(dbName),
+    REDIS_URL,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    CAPTURE_SMTP_PORT: String(await freePort()),
+    DATA_DIR: dataDir,
+    QUEUE_PREFIX: `bs-test-${randomBytes(4).toString('hex')}`,
+    POSTAL_ADDRESS: '1 Test Street',
+  });
+  // An interactive shell's job control: the service runs as a background job of the terminal.
+  const command = `set -m; ${process.execPath} --import tsx src/bin/start.ts & echo "PID=$!"; wait`;
+  const child = spawn('script', ['-qefc', `bash -c '${command}'`, '/dev/null'], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let raw = '';
+  child.stdout.on('data', (d: Buffer) => (raw += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (raw += d.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  let pid = 0;
+  try {
+    pid = Number(await until('the pid', () => /PID=(\d+)/.exec(raw)?.[1], 20_000));
+    await until('the banner', () => raw.includes('Broadside is running at'), 60_000);
+    expect(raw).not.toContain('Press Enter');
+    // Still running (a process stopped by SIGTTIN is in state T), and answering.
+    const state = async () => (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /, '')[0];
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    expect(await state()).not.toBe('T');
+    process.kill(pid, 'SIGTERM');
+    expect(await exited).toBe(0);
+    expect(raw.replace(ANSI, '')).toMatch(/INFO: stopped \{"clean":true\}/);
+  } finally {
+    if (pid && child.exitCode === null) process.kill(pid, 'SIGKILL');
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}, 90_000);
