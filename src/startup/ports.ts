@@ -35,6 +35,9 @@ export function portProblem(p: PlannedPort, err: NodeJS.ErrnoException): { probl
       return { problem: 'this user may not listen on it (ports below 1024 need privileges)', hint: `Set ${p.variable} to a port above 1023.` };
     case 'EADDRNOTAVAIL':
       return { problem: `${p.host} is not an address of this machine`, hint: 'Set HOST to one of its addresses, or 0.0.0.0 for all.' };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return { problem: `${p.host} is not a name this machine can resolve`, hint: 'Set HOST to one of its addresses, or 0.0.0.0 for all.' };
     default:
       return { problem: `cannot listen (${err.code ?? err.message})`, hint: `Set ${p.variable} to another port.` };
   }
