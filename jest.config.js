@@ -11,13 +11,6 @@ export default {
   },
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',
-    // light-my-request (Fastify's inject) require()s cookie 2, which is ESM-only; Node 20.19+
-    // allows that, Jest's module loader does not before Node 24.9. Tests get cookie 1.1, the
-    // same API in CommonJS. Production code is unaffected.
-    '^cookie$': 'cookie-cjs',
-    // The same for content-disposition 3 (ESM-only), which @fastify/static require()s for
-    // reply.download only: a stand-in that throws if it is ever called.
-    '^content-disposition$': '<rootDir>/test/support/content-disposition-cjs.cjs',
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   globalSetup: '<rootDir>/test/support/global-setup.mjs',

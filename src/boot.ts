@@ -1,33 +1,90 @@
 import path from 'node:path';
 import type { CaptureServer } from './capture/capture-server.js';
 import { ConfigError, parseConfig, redactUrl, withDevSecrets, type AppConfig } from './config/index.js';
+import { devSecretsFile } from './config/dev-secrets.js';
 import { createContainer, type Container } from './container.js';
 import { ensureDatabase } from './db/ensure-database.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
 import { startWorkerMetrics } from './metrics/metrics-server.js';
+import { bannerText, type BannerFacts } from './startup/banner.js';
+import { apiPorts, checkPorts, explainListenError, type PlannedPort } from './startup/ports.js';
+import { explainPostgresError } from './startup/postgres-failure.js';
+import { onEnter } from './startup/reprint-on-enter.js';
+import { evictionWarning, explainRedisFailure, probeRedis } from './startup/redis-probe.js';
+import { exitWithStartupError, StartupError } from './startup/startup-error.js';
 import { startWorkers } from './worker/worker.js';
 
 export type Role = 'api' | 'worker';
 
-/** Reads and validates the environment; on error prints every problem and exits 1. */
-export async function loadConfig(log: Logger): Promise<{ config: AppConfig; generatedToken: boolean }> {
+/**
+ * Runs a start-up step. A failure already put in words (a StartupError: Postgres or Redis not
+ * there or refusing, a port taken, a bad variable) is printed as those plain lines, without a
+ * stack, and the process exits 1. Anything else is a bug and keeps its stack.
+ */
+export async function plainly<T>(step: () => Promise<T>): Promise<T> {
   try {
-    return await withDevSecrets(parseConfig(process.env));
+    return await step();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      log.fatal({ problems: err.problems }, err.message);
-      process.exit(1);
-    }
+    if (err instanceof StartupError) exitWithStartupError(err);
     throw err;
+  }
+}
+
+/** Reads and validates the environment; every problem at once in a StartupError. */
+export async function loadConfig(): Promise<{ config: AppConfig; generatedToken: boolean }> {
+  let parsed: ReturnType<typeof parseConfig>;
+  try {
+    parsed = parseConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new StartupError([`Cannot start: invalid configuration:`, ...err.problems.map((p) => `  - ${p}`)]);
+    throw err;
+  }
+  try {
+    return await withDevSecrets(parsed);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new StartupError([
+      `Cannot start: the generated API token and secret cannot be kept in ${devSecretsFile(parsed.dataDir)} (${e.code ?? e.message}).`,
+      `DATA_DIR=${parsed.dataDir}. Make it writable, or set API_TOKEN and SECRET.`,
+    ]);
   }
 }
 
 /** Creates the database if missing and applies pending migrations (safe to run concurrently). */
 export async function prepareDatabase(config: Pick<AppConfig, 'databaseUrl'>, log: Logger): Promise<void> {
-  if (await ensureDatabase(config.databaseUrl)) log.info({ database: redactUrl(config.databaseUrl) }, 'created database');
-  const applied = await migrate(config.databaseUrl, log);
-  if (applied.length) log.info({ applied }, 'applied migrations');
+  try {
+    if (await ensureDatabase(config.databaseUrl)) log.info({ database: redactUrl(config.databaseUrl) }, 'created database');
+    const applied = await migrate(config.databaseUrl, log);
+    if (applied.length) log.info({ applied }, 'applied migrations');
+  } catch (err) {
+    throw explainPostgresError(err, config.databaseUrl) ?? err;
+  }
+}
+
+/**
+ * Redis answers (a StartupError naming REDIS_URL otherwise), and keeps BullMQ's keys: an evicting
+ * maxmemory-policy is a warning, since the service runs, but may lose jobs under memory pressure.
+ */
+export async function checkRedis(config: AppConfig, log: Logger): Promise<void> {
+  const probe = await probeRedis(config.redisUrl);
+  if (!probe.ok) throw explainRedisFailure(config.redisUrl, probe.error);
+  const warning = evictionWarning(probe.maxmemoryPolicy);
+  if (warning) log.warn({ maxmemoryPolicy: probe.maxmemoryPolicy }, warning);
+}
+
+/** Listens with `listen`, turning a port that is taken or forbidden into a StartupError naming its variable. */
+async function listening<T>(port: PlannedPort, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (err) {
+    throw explainListenError(err, port) ?? err;
+  }
+}
+
+/** Starts the given roles; a start-up failure ends the process with plain lines and status 1. */
+export async function boot(roles: Role[]): Promise<void> {
+  await plainly(() => startRoles(roles));
 }
 
 /**
@@ -35,19 +92,31 @@ export async function prepareDatabase(config: Pick<AppConfig, 'databaseUrl'>, lo
  * `npm run start:worker` one each (workers scale out to other machines against the same
  * Redis and Postgres). Shuts down in two phases on SIGTERM/SIGINT: stop taking work, then drain.
  */
-export async function boot(roles: Role[]): Promise<void> {
-  const bootLog = createLogger(process.env.LOG_LEVEL || 'info');
-  const { config, generatedToken } = await loadConfig(bootLog);
+async function startRoles(roles: Role[]): Promise<void> {
+  const { config, generatedToken } = await loadConfig();
   const log = createLogger(config.logLevel);
+  // Checked before anything starts, in the order a newcomer meets them; each failure names the
+  // variable to change.
+  const ports = apiPorts(config);
+  if (roles.includes('api')) await checkPorts(Object.values(ports));
   await prepareDatabase(config, log);
+  await checkRedis(config, log);
 
   let capture: CaptureServer | undefined;
-  if (!config.smtpUrl && roles.includes('api')) {
+  if (ports.capture && roles.includes('api')) {
     const { startCaptureServer } = await import('./capture/capture-server.js');
-    capture = await startCaptureServer({ dir: path.resolve(config.dataDir, 'mail'), port: config.captureSmtpPort, log });
+    const port = ports.capture;
+    capture = await listening(port, () => startCaptureServer({ dir: path.resolve(config.dataDir, 'mail'), port: port.port, log }));
     log.info({ port: capture.port }, 'no SMTP_URL: mail goes to the built-in capture server');
   }
-  const c: Container = await createContainer(config, { log });
+  let c: Container;
+  try {
+    c = await createContainer(config, { log });
+  } catch (err) {
+    // Postgres or Redis went away since the checks above, an instant ago.
+    await capture?.close();
+    throw explainPostgresError(err, config.databaseUrl) ?? err;
+  }
 
   const closers: (() => Promise<void>)[] = [];
   // In this order: HTTP stops taking connections and its requests in flight finish; the workers
@@ -105,29 +174,35 @@ export async function boot(roles: Role[]): Promise<void> {
     const { buildApp } = await import('./api/app.js');
     await c.readerMail();
     const app = await buildApp(c);
-    await app.listen({ port: config.port, host: config.host });
+    await listening(ports.http, () => app.listen({ port: config.port, host: config.host }));
     closers.unshift(() => app.close());
     if (config.bounceSmtpPort !== undefined) {
       // Imported here like the capture server: a process without the listener never loads it.
       const { startBounceListener } = await import('./bounces/listener.js');
-      const bounces = await startBounceListener({ c, port: config.bounceSmtpPort, host: config.host });
+      const bounces = await listening(ports.bounces!, () => startBounceListener({ c, port: config.bounceSmtpPort!, host: config.host }));
       // Closed with the HTTP server, before the container: a report being stored finishes first.
       closers.unshift(() => bounces.close());
       log.info({ port: bounces.port, domain: config.bounceDomain ?? null }, 'bounce listener started');
     }
     await checkIssueTemplate(c);
     if (!config.postalAddress) log.warn('POSTAL_ADDRESS is not set: every email footer should carry the sender\'s postal address (CAN-SPAM)');
-    if (generatedToken) {
-      // Printed, not logged: the log may be shipped elsewhere; the terminal is the operator's.
-      process.stdout.write(
-        `\n  Broadside is running at ${config.publicUrl}\n` +
-          `  Editor API token (generated, kept in ${path.join(config.dataDir, 'secrets.json')}): ${config.apiToken}\n` +
-          (capture ? `  Captured mail: ${config.publicUrl}/admin/mail (any user name, the token as password)\n` : '') +
-          '\n',
-      );
+    // Printed, not logged, and last, so the log does not scroll it away: the log may be shipped
+    // elsewhere, the terminal is the operator's. JSON logs with the operator's own API_TOKEN get
+    // no banner (it would be the one line in the stream that is not JSON).
+    if (generatedToken || process.stdout.isTTY) {
+      const facts: BannerFacts = {
+        running: true,
+        publicUrlFollowsPort: !process.env.PUBLIC_URL,
+        tokenGenerated: generatedToken,
+        capturing: capture !== undefined,
+      };
+      // Enter shows it again, once the log has scrolled it away.
+      facts.reprintOnEnter = onEnter(() => process.stdout.write(bannerText(config, facts)));
+      // After every line logged so far (JSON lines to a pipe are written asynchronously).
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
+      process.stdout.write(bannerText(config, facts));
     }
   }
-
 }
 
 /**

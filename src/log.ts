@@ -1,4 +1,5 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { prettyFactory } from 'pino-pretty';
 
 export type { Logger };
 
@@ -81,11 +82,10 @@ export function maskAddressesInLine(line: string): string {
 }
 
 /**
- * The service's logger settings. `pretty` (default: stdout is a terminal) picks pino-pretty for
- * a person watching; anything else (a file, a pipe, Docker's log driver) gets JSON lines.
+ * The service's logger settings (where the lines go is createLogger's business): redaction,
+ * the request serializer that masks reader tokens, and the address mask on every line.
  */
-export function loggerOptions(level: string, opts: { pretty?: boolean } = {}): LoggerOptions {
-  const pretty = opts.pretty ?? process.stdout.isTTY === true;
+export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
     redact: {
@@ -100,12 +100,75 @@ export function loggerOptions(level: string, opts: { pretty?: boolean } = {}): L
       }),
     },
     hooks: { streamWrite: maskAddressesInLine },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
   };
 }
 
+type Entry = Record<string, unknown>;
+
+/** Requests whose "incoming request" line came and whose "request completed" did not (yet). */
+const MAX_OPEN_REQUESTS = 1000;
+
+/**
+ * Fastify logs each request twice: "incoming request" (method, URL) and "request completed"
+ * (status, time). For a person at a terminal that is one line: the first is held back (its
+ * method and URL kept by request id) and the second says `GET /path 200 in 3 ms`. Returns the
+ * entry to print, or undefined for one held back. `open` is the caller's, one per stream.
+ */
+export function oneLinePerRequest(entry: Entry, open: Map<string, string>): Entry | undefined {
+  const reqId = typeof entry.reqId === 'string' ? entry.reqId : undefined;
+  if (reqId && entry.msg === 'incoming request' && entry.req) {
+    const req = entry.req as { method?: string; url?: string };
+    open.set(reqId, `${req.method} ${req.url}`);
+    // A request that never completes (its connection cut) must not grow the map forever.
+    if (open.size > MAX_OPEN_REQUESTS) open.delete(open.keys().next().value!);
+    return undefined;
+  }
+  if (reqId && entry.msg === 'request completed') {
+    const request = open.get(reqId) ?? 'request';
+    open.delete(reqId);
+    const status = (entry.res as { statusCode?: number } | undefined)?.statusCode;
+    const ms = typeof entry.responseTime === 'number' ? ` in ${Math.round(entry.responseTime)} ms` : '';
+    return { ...entry, msg: `${request} ${status ?? ''}${ms}` };
+  }
+  return entry;
+}
+
+/**
+ * Lines for a person at a terminal: pino-pretty, one line per entry (its fields inline) and one
+ * per HTTP request. Written here, synchronously, rather than through pino's worker-thread
+ * transport: the start-up banner is written straight to stdout and must come after the lines
+ * logged before it, not be overtaken by them.
+ */
+export function prettyStream(out: { write(text: string): unknown } = process.stdout): DestinationStream {
+  const prettify = prettyFactory({
+    colorize: true,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    // Request ids, and what the request line above already says.
+    ignore: 'pid,hostname,reqId,req,res,responseTime',
+  });
+  const open = new Map<string, string>();
+  return {
+    write(line: string) {
+      let entry: Entry;
+      try {
+        entry = JSON.parse(line) as Entry;
+      } catch {
+        out.write(line);
+        return;
+      }
+      const shown = oneLinePerRequest(entry, open);
+      if (shown) out.write(prettify(shown));
+    },
+  };
+}
+
+/**
+ * The service's logger: pretty lines when stdout is a terminal (a person watching), JSON lines
+ * otherwise (a file, a pipe, Docker's log driver).
+ */
 export function createLogger(level: string): Logger {
-  return pino(loggerOptions(level));
+  return process.stdout.isTTY === true ? pino(loggerOptions(level), prettyStream()) : pino(loggerOptions(level));
 }
 
 /** What code that only writes lines needs: the service's logger or a request's (`request.log`). */

@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import Type from 'typebox';
+import { publicRouteDocs } from './public-route-docs.js';
 import { ErrorSchema } from './schemas.js';
 
 /** Where the UI is served; the document itself is at `${DOCS_PREFIX}/json` (and `/yaml`). */
@@ -60,14 +61,22 @@ function described(responses: Responses): Responses {
 }
 
 /**
- * The spec covers the editor API, the provider webhooks and the operator's probes. Everything else is hidden: reader
- * pages are HTML for browsers (their contract is in the README), and the operator's captured-mail
- * inbox, the queue dashboard and these docs are pages, not an API. A new route is therefore
- * hidden unless it is under /api, where the OpenAPI test insists on its schemas.
+ * The spec covers the editor API, the provider webhooks, the operator's probes, and the public
+ * routes that answer JSON (sign-up, the reader's links, the archive: a site that posts to them
+ * from its own script needs their contract). Everything else is hidden: pages for browsers (the
+ * sign-up form, the confirm and manage pages), the operator's captured-mail inbox, the queue
+ * dashboard and these docs. A new route is therefore hidden unless it is under /api, where the
+ * OpenAPI test insists on its schemas, or is listed in public-route-docs.ts.
  */
-function transform({ schema, url }: { schema: FastifySchema | undefined; url: string }): { schema: FastifySchema; url: string } {
+function transform({ schema, url, route }: { schema: FastifySchema | undefined; url: string; route?: { method?: string | string[] } }): { schema: FastifySchema; url: string } {
   const own = (schema ?? {}) as FastifySchema & { hide?: boolean; security?: unknown; consumes?: string[] };
   if (own.hide) return { schema: own, url };
+  const method = [route?.method ?? ''].flat()[0]!.toUpperCase();
+  const publicDocs = publicRouteDocs[`${method} ${url}`];
+  if (publicDocs) {
+    // Public: no bearer token. The route's own request schemas stay; the answers are documented.
+    return { url, schema: { ...own, ...publicDocs, security: [], response: described(publicDocs.response as Responses) } };
+  }
   if (isEditorApi(url)) {
     // The bearer check runs before anything else on every /api route, so each can answer 401.
     // A copy: the route's own schema object is what Fastify serializes with.
@@ -108,7 +117,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       info: {
         title: 'Broadside',
         version,
-        description: 'The editor API (bearer token: API_TOKEN) and the operator\'s probes. Errors are `{"error":{"code","message"}}`.',
+        description: 'The editor API (bearer token: API_TOKEN), the public routes that answer JSON (sign-up, the reader\'s links, the archive: no token) and the operator\'s probes. Errors are `{"error":{"code","message"}}`.',
       },
       tags: [
         { name: 'issues', description: 'Write, preview, test and publish issues' },
@@ -116,6 +125,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'bounces', description: 'Bounces, complaints and the raw reports behind them' },
         { name: 'webhooks', description: 'Bounce and complaint events from email providers, authenticated by their own signatures' },
         { name: 'subscribers', description: 'List, add, import, export and erase subscribers' },
+        { name: 'readers', description: 'Public: sign-up and the links in a reader\'s emails (no token)' },
+        { name: 'archive', description: 'Public: the published issues (no token)' },
         { name: 'operator', description: 'Health, readiness and metrics' },
       ],
       components: {

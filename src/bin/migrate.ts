@@ -1,8 +1,10 @@
 // Creates the database if missing and applies pending migrations, then exits.
-import { loadConfig, prepareDatabase } from '../boot.js';
+import { loadConfig, plainly, prepareDatabase } from '../boot.js';
 import { createLogger } from '../log.js';
 
 const log = createLogger(process.env.LOG_LEVEL || 'info');
-const { config } = await loadConfig(log);
-await prepareDatabase(config, log);
+await plainly(async () => {
+  const { config } = await loadConfig();
+  await prepareDatabase(config, log);
+});
 log.info('database is up to date');

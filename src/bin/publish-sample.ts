@@ -5,14 +5,12 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../boot.js';
+import { loadConfig, plainly } from '../boot.js';
 import { parseMailbox } from '../config/mailbox.js';
 import { parseIssueFile } from '../issues/issue-file.js';
-import { createLogger } from '../log.js';
 
 const file = process.argv[2] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../sample/issue.md');
-const log = createLogger(process.env.LOG_LEVEL || 'warn');
-const { config } = await loadConfig(log);
+const { config } = await plainly(() => loadConfig());
 const base = process.env.BROADSIDE_URL ?? `http://127.0.0.1:${config.port}`;
 
 async function call(method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {

@@ -1,6 +1,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import { ApiClient } from './api-client.js';
 import { resolveConnection } from './connection.js';
+import { runDoctor } from './doctor.js';
 import { UsageError } from './errors.js';
 import { importFile } from './import-csv.js';
 import { publishFile } from './publish.js';
@@ -241,6 +242,23 @@ export const COMMANDS: Command[] = [
     args: [],
     http: false,
     run: async () => serve(['worker']),
+  },
+  {
+    name: 'doctor',
+    synopsis: '',
+    summary: 'check Postgres, Redis, the SMTP relay and the ports; show the banner',
+    help: [
+      'Checks what "broadside start" needs, with the same environment variables: Postgres (the role,',
+      'the database, its migrations), Redis (and that its maxmemory-policy is noeviction), the SMTP',
+      'relay\'s greeting and login (SMTP_URL), and the ports (PORT, CAPTURE_SMTP_PORT, BOUNCE_SMTP_PORT;',
+      'a running Broadside on them is fine). Each check is printed with ✓, ! (a warning) or ✗ and',
+      'what to try, then the banner the service prints at start (its address, the editor\'s token and',
+      'where mail goes). Changes nothing. Exit status: 0 when no check failed, 1 otherwise.',
+    ],
+    options: {},
+    args: [],
+    http: false,
+    run: async () => runDoctor(),
   },
   {
     name: 'migrate',

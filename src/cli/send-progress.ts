@@ -60,35 +60,67 @@ export class LineView implements ProgressView {
   stop(): void {}
 }
 
-/** A terminal: a bar redrawn in place. */
+/** The bar's width bounds, in columns. */
+const MIN_BAR = 10;
+const MAX_BAR = 30;
+
+/**
+ * The bar's line for a terminal `width` columns wide, the most telling parts first: the state,
+ * the bar, the percentage and count, the time left; then the failures and the rate, each only
+ * when it fits (the least telling dropped first: the rate, then the failures). Never wider than
+ * `width - 1`: a line filling the last column wraps on some terminals and breaks the redraw.
+ */
+export function barLine(s: Send, width: number): string {
+  const max = Math.max(20, width - 1);
+  const state = s.status === 'scheduled' ? `scheduled, starts ${when(s.scheduledAt)}` : s.status;
+  const finished = finishedOf(s);
+  const ratio = s.total > 0 ? Math.min(1, finished / s.total) : s.status === 'done' ? 1 : 0;
+  const head = `${Math.floor(ratio * 100)}% ${fraction(s)}`;
+  const sending = s.status === 'sending';
+  const problems = [
+    s.failed ? `${count(s.failed)} failed` : '',
+    s.bounced ? `${count(s.bounced)} bounced` : '',
+    s.cancelled ? `${count(s.cancelled)} cancelled` : '',
+  ].filter(Boolean).join(', ');
+  const extras = [
+    sending && s.etaSeconds !== null ? `${duration(s.etaSeconds)} left` : '',
+    problems,
+    sending ? `${s.ratePerSecond}/s` : '',
+  ].filter(Boolean);
+  for (;;) {
+    const tail = [head, ...extras].join(' · ');
+    const room = max - state.length - ' [] '.length - tail.length;
+    if (room >= MIN_BAR || extras.length === 0) {
+      const size = Math.max(MIN_BAR, Math.min(MAX_BAR, room));
+      const full = Math.round(ratio * size);
+      return `${state} [${'='.repeat(full)}${'-'.repeat(size - full)}] ${tail}`.slice(0, max);
+    }
+    extras.pop();
+  }
+}
+
+/** A terminal: a bar redrawn in place, fitted to the terminal's width as it is now. */
 export class BarView implements ProgressView {
+  private send: Send | undefined;
   private readonly bar = new cliProgress.SingleBar({
-    // Truncated at the terminal's width (linewrap): the most telling parts come first.
-    format: '{state} [{bar}] {percentage}% {fraction} | {counts} | {pace}',
+    // cli-progress passes the terminal's width (maxWidth) on every redraw.
+    format: (_options, params) => (this.send ? barLine(this.send, params.maxWidth) : ''),
     stream: process.stdout,
-    barsize: 20,
     hideCursor: true,
-    emptyOnZero: true,
-    linewrap: true,
     // Ctrl-C is ours: the watcher stops the bar, then says that the send goes on.
     gracefulExit: false,
   });
   private started = false;
 
   update(s: Send): void {
-    const payload = {
-      state: s.status === 'scheduled' ? `scheduled (${when(s.scheduledAt)})` : s.status,
-      fraction: fraction(s),
-      counts: counts(s),
-      pace: pace(s) || '—',
-    };
+    this.send = s;
     if (!this.started) {
-      this.bar.start(s.total, finishedOf(s), payload);
+      this.bar.start(s.total, finishedOf(s));
       this.started = true;
       return;
     }
     this.bar.setTotal(s.total);
-    this.bar.update(finishedOf(s), payload);
+    this.bar.update(finishedOf(s));
   }
 
   stop(): void {

@@ -5,10 +5,12 @@ import type { Role } from '../boot.js';
 
 /** Creates the database if missing and applies pending migrations (what every start does first). */
 export async function migrateDatabase(): Promise<number> {
-  const [{ loadConfig, prepareDatabase }, { createLogger }] = await Promise.all([import('../boot.js'), import('../log.js')]);
+  const [{ loadConfig, plainly, prepareDatabase }, { createLogger }] = await Promise.all([import('../boot.js'), import('../log.js')]);
   const log = createLogger(process.env.LOG_LEVEL || 'info');
-  const { config } = await loadConfig(log);
-  await prepareDatabase(config, log);
+  await plainly(async () => {
+    const { config } = await loadConfig();
+    await prepareDatabase(config, log);
+  });
   log.info('database is up to date');
   return 0;
 }

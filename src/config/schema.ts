@@ -240,8 +240,9 @@ export function redactUrl(raw: string): string {
 const fields = {
   port: { env: 'PORT', parse: int(0, 65535), default: 3000 },
   host: { env: 'HOST', parse: str, default: '0.0.0.0' },
-  // Stored without a trailing slash so links are built as `${publicUrl}/path`.
-  publicUrl: { env: 'PUBLIC_URL', parse: (raw: string) => url(['http:', 'https:'])(raw).replace(/\/+$/, ''), default: 'http://localhost:3000' },
+  // Stored without a trailing slash so links are built as `${publicUrl}/path`. Unset, it follows
+  // PORT (http://localhost:PORT, set in parseConfig): a laptop on another port gets working links.
+  publicUrl: { env: 'PUBLIC_URL', parse: (raw: string) => url(['http:', 'https:'])(raw).replace(/\/+$/, '') },
   databaseUrl: { env: 'DATABASE_URL', parse: url(['postgres:', 'postgresql:']), default: 'postgres://localhost:5432/broadside' },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']), default: 'redis://127.0.0.1:6379' },
   smtpUrl: { env: 'SMTP_URL', parse: url(['smtp:', 'smtps:']) },
@@ -350,6 +351,9 @@ const fields = {
 /** Every environment variable the service reads, for docs and for checking docker-compose.yml. */
 export const configVariables: string[] = Object.values(fields).map((f) => f.env);
 
+/** PUBLIC_URL when it is unset: this machine on PORT. */
+export const defaultPublicUrl = (port: number): string => `http://localhost:${port}`;
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
@@ -388,6 +392,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as Config;
+  config.publicUrl ??= defaultPublicUrl(config.port);
   if (!config.newsletterName) config.newsletterName = parseMailbox(config.mailFrom).name ?? 'Newsletter';
   return config;
 }

@@ -10,9 +10,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   const url = new URL(withDefaultUser(databaseUrl));
   const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (!name) throw new Error('DATABASE_URL must name a database');
-  url.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
+  const client = await connectToMaintenanceDatabase(url);
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (found.rowCount) return false;
@@ -28,6 +26,27 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A client on the server's `postgres` database, or `template1` where an administrator dropped
+ * `postgres` (both exist on a fresh cluster). Bounded: a host that drops packets fails in 10 s
+ * rather than after the operating system's minutes-long connect timeout.
+ */
+export async function connectToMaintenanceDatabase(url: URL): Promise<pg.Client> {
+  for (const name of ['postgres', 'template1']) {
+    url.pathname = `/${name}`;
+    const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 10_000 });
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      // 3D000 invalid_catalog_name: that database does not exist; try the next.
+      if ((err as { code?: string }).code !== '3D000' || name === 'template1') throw err;
+    }
+  }
+  throw new Error('unreachable');
 }
 
 export function quoteIdent(name: string): string {

@@ -255,12 +255,16 @@ describe('broadside send, watch, status', () => {
   });
 
   const onTerminal = process.platform === 'linux' ? it : it.skip;
-  onTerminal('draws a progress bar on a terminal', async () => {
+  onTerminal('draws a progress bar that fits an 80-column terminal', async () => {
     const shown = await e.createIssue('On a terminal');
-    const r = await runCliOnTerminal(['send', shown.slug], env);
+    const r = await runCliOnTerminal(['send', shown.slug], env, { cols: 80 });
     expect({ code: r.code, output: r.code === 0 ? '' : r.output }).toEqual({ code: 0, output: '' });
     // The bar's last frame, then the summary below it.
-    expect(r.output).toMatch(/\x1b\[1Gdone \[=+\] 100% 25\/25 \| submitted 25, failed 0, bounced 0, cancelled 0 \| —/);
+    expect(r.output).toMatch(/\x1b\[1Gdone \[=+\] 100% 25\/25(\x1b|$)/m);
+    // Every frame (drawn from column 1, escape sequences aside) stays inside 80 columns.
+    const frames = r.output.split('\x1b[1G').slice(1).map((f) => f.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split(/[\r\n]/)[0]!);
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.filter((f) => f.length > 79)).toEqual([]);
     expect(r.output).toMatch(/Done: submitted 25, failed 0, bounced 0, cancelled 0 of 25 readers/);
   });
 });

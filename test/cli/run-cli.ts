@@ -63,12 +63,12 @@ export const runCli = (args: string[], env: Record<string, string | undefined>):
 
 /**
  * The CLI on a pseudo-terminal, through util-linux's `script`, so stdout is a TTY as at an
- * editor's terminal. Output is stdout and stderr together, as the terminal shows them.
+ * editor's terminal (`cols` wide, 200 unless told). Output is stdout and stderr together, as the
+ * terminal shows them.
  */
-export function runCliOnTerminal(args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null; output: string }> {
+export function runCliOnTerminal(args: string[], env: Record<string, string | undefined>, opts: { cols?: number } = {}): Promise<{ code: number | null; output: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  // A wide terminal, so that the bar's line is not cut at 80 columns.
-  const command = `stty cols 200 rows 40; exec ${[process.execPath, ...ENTRY, ...args].map(quote).join(' ')}`;
+  const command = `stty cols ${opts.cols ?? 200} rows 40; exec ${[process.execPath, ...ENTRY, ...args].map(quote).join(' ')}`;
   const child = spawn('script', ['-qefc', command, '/dev/null'], { cwd: root, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString('utf8')));

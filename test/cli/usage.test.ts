@@ -11,7 +11,7 @@ import { runCli } from './run-cli.js';
 // No service is needed to check usage: the address is one that nothing listens on.
 const NOWHERE = { BROADSIDE_URL: 'http://127.0.0.1:9', API_TOKEN: 'some-editor-token-0123456789' };
 
-const COMMAND_NAMES = ['publish', 'send', 'watch', 'status', 'pause', 'resume', 'cancel', 'import', 'start', 'api', 'worker', 'migrate'];
+const COMMAND_NAMES = ['publish', 'send', 'watch', 'status', 'pause', 'resume', 'cancel', 'import', 'start', 'api', 'worker', 'doctor', 'migrate'];
 
 describe('help', () => {
   it('broadside --help lists every command on stdout and exits 0', async () => {

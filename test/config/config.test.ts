@@ -29,6 +29,12 @@ describe('configuration', () => {
     }
   });
 
+  it('PUBLIC_URL, when unset, follows PORT (links in emails reach this machine on the port it listens on)', () => {
+    expect(parseConfig({ PORT: '3311' }).publicUrl).toBe('http://localhost:3311');
+    expect(parseConfig({ PORT: '3311', PUBLIC_URL: '' }).publicUrl).toBe('http://localhost:3311');
+    expect(parseConfig({ PORT: '3311', PUBLIC_URL: 'https://news.example.com' }).publicUrl).toBe('https://news.example.com');
+  });
+
   it('parses given values and strips the trailing slash of PUBLIC_URL', () => {
     const c = parseConfig({
       PORT: '8080', PUBLIC_URL: 'https://news.example.com/', SMTP_URL: 'smtp://u:p@relay:587', MAIL_FROM: '"Weekly Wire" <wire@example.com>',

@@ -144,11 +144,11 @@ describe('OpenAPI document at /docs/json', () => {
       expect(spec.paths[probe]!.get!.responses!['200']!.content).toBeDefined();
     }
     expect(served.has('/healthz') && served.has('/readyz')).toBe(true);
-    const hidden = Object.keys(spec.paths).filter((p) => /^\/(admin|docs)\b/.test(p) || p === '/' || p.startsWith('/subscribe') || p.startsWith('/unsubscribe'));
+    const hidden = Object.keys(spec.paths).filter((p) => /^\/(admin|docs)\b/.test(p) || p === '/' || p === '/subscribe/check-inbox' || p === '/manage/{token}' || p === '/feed.xml');
     expect(hidden).toEqual([]);
-    // Only the editor API, the provider webhooks and the probes are documented.
-    expect(Object.keys(spec.paths).filter((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p)))
-      .toEqual(['/webhooks/bounces/{provider}']);
+    // Besides the editor API and the probes: the provider webhooks, and the public routes that answer JSON.
+    expect(Object.keys(spec.paths).filter((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p)).sort())
+      .toEqual(['/confirm/{token}', '/issues', '/issues/{slug}', '/manage/{token}/data.json', '/manage/{token}/erase', '/subscribe', '/unsubscribe/{token}', '/webhooks/bounces/{provider}']);
     const webhook = spec.paths['/webhooks/bounces/{provider}']!.post!;
     // Providers sign their requests; no bearer token is asked of them.
     expect(webhook.security).toEqual([]);
@@ -173,6 +173,43 @@ describe('OpenAPI document at /docs/json', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('the public routes in the OpenAPI document', () => {
+  /** The documented schema of one answer. */
+  const schemaOf = (spec: Spec, path: string, method: string, code: string) => spec.paths[path]?.[method]?.responses?.[code]?.content?.['application/json']?.schema;
+
+  it('describes the JSON a site\'s own script gets from POST /subscribe, with no token asked', async () => {
+    const spec = await specOf(t.app);
+    const op = spec.paths['/subscribe']!.post! as Operation & { requestBody?: { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> } };
+    expect(op.security).toEqual([]);
+    expect(Object.keys(op.requestBody!.content!).sort()).toEqual(['application/json', 'application/x-www-form-urlencoded']);
+    expect(Object.keys(op.requestBody!.content!['application/json']!.schema!.properties!)).toEqual(expect.arrayContaining(['email', 'name']));
+    expect(Object.keys(op.responses!).sort()).toEqual(['202', '400', '429']);
+
+    // What the route really answers fits what the document says, for success and for bad input.
+    const ajv = new Ajv2020({ strict: false });
+    const ok = await t.app.inject({ method: 'POST', url: '/subscribe', payload: { email: 'openapi.reader@example.com' } });
+    expect([ok.statusCode, ajv.validate(schemaOf(spec, '/subscribe', 'post', '202')!, ok.json())]).toEqual([202, true]);
+    const bad = await t.app.inject({ method: 'POST', url: '/subscribe', payload: { email: 'not an address' } });
+    expect([bad.statusCode, ajv.validate(schemaOf(spec, '/subscribe', 'post', '400')!, bad.json())]).toEqual([400, true]);
+  });
+
+  it('documents the reader\'s links and the archive by what they answer JSON with, and leaves their HTML-only pages out', async () => {
+    const spec = await specOf(t.app);
+    expect(Object.keys(spec.paths['/confirm/{token}']!)).toEqual(['post']);
+    expect(Object.keys(spec.paths['/unsubscribe/{token}']!)).toEqual(['post']);
+    for (const [path, method] of [['/confirm/{token}', 'post'], ['/unsubscribe/{token}', 'post'], ['/manage/{token}/erase', 'post'], ['/manage/{token}/data.json', 'get'], ['/issues', 'get'], ['/issues/{slug}', 'get']] as const) {
+      const op = spec.paths[path]![method]!;
+      expect([path, op.security]).toEqual([path, []]);
+      expect([path, schemaOf(spec, path, method, '200')]).toEqual([path, expect.any(Object)]);
+    }
+    const ajv = new Ajv2020({ strict: false, validateFormats: false });
+    const archive = await t.app.inject({ method: 'GET', url: '/issues', headers: { accept: 'application/json' } });
+    expect([archive.statusCode, ajv.validate(schemaOf(spec, '/issues', 'get', '200')!, archive.json())]).toEqual([200, true]);
+    const forged = await t.app.inject({ method: 'POST', url: '/confirm/forged.token', headers: { accept: 'application/json' } });
+    expect([forged.statusCode, ajv.validate(schemaOf(spec, '/confirm/{token}', 'post', '400')!, forged.json())]).toEqual([400, true]);
   });
 });
 

@@ -1,0 +1,119 @@
+// The OpenAPI description of the public routes that answer JSON: the sign-up a site posts to from
+// its own script, the reader's links (confirm, unsubscribe, manage) and the archive. These routes
+// answer browsers with HTML pages, so their response schemas are documentation only (kept here,
+// where nothing serializes with them); request schemas come from the routes themselves.
+import type { FastifySchema } from 'fastify';
+import Type from 'typebox';
+import { ErrorSchema } from './schemas.js';
+
+const JSON_NOTE = 'Answers JSON when the body is JSON or `Accept` prefers `application/json`, an HTML page otherwise.';
+
+const error = (description: string) => ({ ...ErrorSchema, description });
+const tokenError = {
+  400: error('`invalid_token`: the link is not one of ours, or was cut'),
+};
+
+const Status = <T extends string>(...values: T[]) => Type.Object({ status: Type.Union(values.map((v) => Type.Literal(v))) });
+
+const ArchiveItem = Type.Object({
+  slug: Type.String(),
+  subject: Type.String(),
+  preheader: Type.String(),
+  publishedAt: Type.String({ format: 'date-time' }),
+  url: Type.String({ format: 'uri', description: 'the web version' }),
+});
+
+const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+export type RouteDocs = FastifySchema & { summary: string; description?: string; tags: string[]; consumes?: string[] };
+
+/** Keyed by `METHOD /fastify/:url`. */
+export const publicRouteDocs: Record<string, RouteDocs> = {
+  'POST /subscribe': {
+    tags: ['readers'],
+    summary: 'Sign up (double opt-in): a confirmation email goes out',
+    description: `The same answer whether the address is new, pending or already subscribed (no enumeration). A form post gets \`303\` to /subscribe/check-inbox. Leave \`website\` empty: it is the honeypot, and a value there is dropped silently with the same answer. ${JSON_NOTE}`,
+    consumes: ['application/json', 'application/x-www-form-urlencoded'],
+    response: {
+      202: { ...Status('pending'), description: 'accepted: a confirmation email is on its way (unless one went out in the last 10 minutes, or the reader is already active)' },
+      400: error('`invalid_input`: the address is missing or not one we can mail'),
+      429: error('`rate_limited`: too many sign-ups from this IP; see `Retry-After`'),
+    },
+  },
+  'POST /confirm/:token': {
+    tags: ['readers'],
+    summary: 'Confirm a subscription (the button behind the emailed link)',
+    description: `Activates the reader and queues the welcome email; confirming twice is harmless. ${JSON_NOTE}`,
+    response: {
+      200: Status('active'),
+      ...tokenError,
+      404: error('`not_found`: the reader was erased'),
+      410: error('`token_expired`: the link is older than CONFIRM_TOKEN_TTL_HOURS; sign up again'),
+    },
+  },
+  'POST /unsubscribe/:token': {
+    tags: ['readers'],
+    summary: 'Unsubscribe at once (RFC 8058 one-click)',
+    description: `Any body (\`List-Unsubscribe=One-Click\` as a form, multipart or none); no cookie, no redirect. An erased reader gets the same answer. ${JSON_NOTE}`,
+    response: {
+      200: { ...Type.Object({ status: Type.String({ description: '`unsubscribed`, or the state that already keeps the reader from mail (`bounced`, `complained`)' }) }), description: 'unsubscribed' },
+      ...tokenError,
+    },
+  },
+  'GET /manage/:token/data.json': {
+    tags: ['readers'],
+    summary: 'Everything held about the reader (a download)',
+    response: {
+      200: Type.Object({
+        exportedAt: Type.String({ format: 'date-time' }),
+        subscriber: Type.Object({
+          email: Type.String(),
+          name: Type.Union([Type.String(), Type.Null()]),
+          status: Type.String(),
+          createdAt: Type.String({ format: 'date-time' }),
+          confirmedAt: Timestamp,
+          unsubscribedAt: Timestamp,
+          bouncedAt: Timestamp,
+          complainedAt: Timestamp,
+        }),
+        consent: Type.Object({
+          at: Timestamp,
+          source: Type.String(),
+          ip: Type.Union([Type.String(), Type.Null()]),
+          userAgent: Type.Union([Type.String(), Type.Null()]),
+          confirmedFromIp: Type.Union([Type.String(), Type.Null()]),
+          confirmedWithUserAgent: Type.Union([Type.String(), Type.Null()]),
+        }),
+      }),
+      ...tokenError,
+      404: error('`not_found`: the reader was erased'),
+    },
+  },
+  'POST /manage/:token/erase': {
+    tags: ['readers'],
+    summary: 'Erase the reader (keeps a hash of the address as a suppression)',
+    description: JSON_NOTE,
+    response: { 200: Status('erased'), ...tokenError },
+  },
+  'GET /issues': {
+    tags: ['archive'],
+    summary: 'Published issues, newest first, 50 a page',
+    description: 'JSON when `Accept` prefers `application/json`, the archive page otherwise.',
+    response: {
+      200: Type.Object({
+        items: Type.Array(ArchiveItem),
+        older: Type.Union([Type.String(), Type.Null()], { description: 'pass as `before` for the next page; null on the last' }),
+      }),
+      400: error('`invalid_input`: a malformed `before` cursor'),
+    },
+  },
+  'GET /issues/:slug': {
+    tags: ['archive'],
+    summary: 'An issue\'s web version',
+    description: 'JSON when `Accept` prefers `application/json`, the page otherwise.',
+    response: {
+      200: Type.Object({ ...ArchiveItem.properties, html: Type.String({ description: 'the issue\'s article, sanitised HTML' }) }),
+      404: error('`not_found`: no published issue has this slug'),
+    },
+  },
+};
