@@ -29,7 +29,7 @@ let broken: FastifyInstance;
 beforeAll(async () => {
   deadPort = await closedPort();
   deadPool = createPool(`postgres://postgres@127.0.0.1:${deadPort}/broadside`);
-  broken = await buildApp({ ...t.c, pool: deadPool, log: pino(loggerOptions('info', { pretty: false }), log.stream) });
+  broken = await buildApp({ ...t.c, pool: deadPool, log: pino(loggerOptions('info'), log.stream) });
   await broken.ready();
 });
 afterAll(async () => {
