@@ -15,7 +15,8 @@ const UNMATCHED_ROUTE = 'unmatched';
 const MESSAGE_OUTCOMES = ['submitted', 'bounced', 'failed', 'cancelled'] as const satisfies readonly DeliverOutcome[];
 
 /** Why a deliver job goes round again instead of ending. */
-export type RetryReason = 'temporary' | 'relay_unavailable';
+export type RetryReason = 'temporary' | 'backed_off' | 'relay_unavailable';
+const RETRY_REASONS = ['temporary', 'backed_off', 'relay_unavailable'] as const satisfies readonly RetryReason[];
 
 /** Why a sign-up did nothing (the reader is answered the same either way). */
 export type IgnoredSignupReason = 'honeypot' | 'unchanged';
@@ -80,8 +81,20 @@ export class Metrics {
 
   private readonly retries = new Counter({
     name: 'broadside_delivery_retries_total',
-    help: 'Deliver jobs that will run again: temporary (a 4xx refusal of the message: retried with backoff, an attempt spent) or relay_unavailable (the relay refused service: the send waits, no attempt spent).',
+    help: 'Deliver jobs that will run again: temporary (a 4xx refusal of the recipient or message: retried with backoff, an attempt spent), backed_off (the relay throttled this transaction or failed once: the message waits a little, no attempt spent) or relay_unavailable (the relay refused a run of transactions: every worker waits, no attempt spent).',
     labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly smtpThrottles = new Counter({
+    name: 'broadside_smtp_throttles_total',
+    help: 'Issue messages whose transaction the relay refused to pace us (421, a 4xx at MAIL FROM, or a 4xx that says it throttles): backed off, no attempt spent, no bounce.',
+    registers: [this.registry],
+  });
+
+  private readonly smtpLimit = new Gauge({
+    name: 'broadside_smtp_concurrency_limit',
+    help: 'Issue messages this process submits at once at most: SMTP_POOL_SIZE, lowered while the relay throttles or fails (each refusal takes a tenth away), raised again as it answers.',
     registers: [this.registry],
   });
 
@@ -123,7 +136,7 @@ export class Metrics {
     processMetrics();
     // Series that exist from the start, so rate() and alerts see a 0 rather than nothing.
     for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ outcome }, 0);
-    for (const reason of ['temporary', 'relay_unavailable'] as const) this.retries.inc({ reason }, 0);
+    for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
     for (const reason of ['honeypot', 'unchanged'] as const) this.signupsIgnored.inc({ reason }, 0);
     if (opts.queues) this.watchQueues(opts.queues, opts.queueDepthTimeoutMs ?? QUEUE_DEPTH_TIMEOUT_MS);
   }
@@ -141,6 +154,14 @@ export class Metrics {
 
   deliveryRetry(reason: RetryReason): void {
     this.retries.inc({ reason });
+  }
+
+  smtpThrottled(): void {
+    this.smtpThrottles.inc();
+  }
+
+  smtpConcurrencyLimit(limit: number): void {
+    this.smtpLimit.set(limit);
   }
 
   /** Starts timing one SMTP submission; call the result with how it ended. */
