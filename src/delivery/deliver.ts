@@ -14,7 +14,7 @@ import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
 import { claimMessage, markCancelled, releaseMessage, type Claim } from './queries.js';
 import type { RawMail } from './mailer.js';
-import { RelayPacer, UNAVAILABLE_AFTER } from './relay-pacing.js';
+import { RelayPacer, UNANSWERED_FOR_MS, UNAVAILABLE_AFTER } from './relay-pacing.js';
 import type { StatusWriter } from './status-writer.js';
 
 export type DeliverOutcome = 'submitted' | 'skipped' | 'cancelled' | 'bounced' | 'failed';
@@ -86,7 +86,7 @@ export class Deliverer {
     this.domain = this.sender.address.split('@')[1] ?? 'localhost';
     const max = c.config.smtpPoolSize;
     c.metrics.smtpConcurrencyLimit(max);
-    this.pacer = new RelayPacer({ max, unavailableAfter: UNAVAILABLE_AFTER }, {
+    this.pacer = new RelayPacer({ max, unavailableAfter: UNAVAILABLE_AFTER, unansweredForMs: UNANSWERED_FOR_MS }, {
       limitChanged: (limit) => c.metrics.smtpConcurrencyLimit(limit),
       limitMovedMuch: (limit, from) => {
         if (limit < from) c.log.warn({ limit, from, max }, 'the SMTP relay is refusing transactions: fewer submissions at once');
@@ -164,8 +164,8 @@ export class Deliverer {
     const was = this.pacer.unavailable;
     const unavailable = this.pacer.settle(result);
     if (unavailable && !was) {
-      this.c.log.warn({ refusedInARow: UNAVAILABLE_AFTER, smtpCode: failure?.code, response: failure?.response, retryInMs: this.c.config.retryDelaySeconds * 1000 },
-        'SMTP relay unavailable (it refused every transaction of a run): every worker waits, then tries again');
+      this.c.log.warn({ smtpCode: failure?.code, response: failure?.response, retryInMs: this.c.config.retryDelaySeconds * 1000 },
+        'SMTP relay unavailable (a run of refusals, nothing answered for a second): every worker waits, then tries again');
     } else if (was && !unavailable) {
       this.c.log.info('SMTP relay answering again: delivery goes on');
     }
@@ -185,7 +185,7 @@ export class Deliverer {
     if (failure.kind === 'throttled' || failure.kind === 'relay') {
       // Not the reader's doing: no attempt spent, no bounce. The message waits (its job delayed),
       // or, when the relay refused a run of them, the whole queue does.
-      if (failure.kind === 'throttled') this.c.metrics.smtpThrottled();
+      this.c.metrics.smtpRefused(failure.kind);
       this.lastRefusal = failure;
       await releaseMessage(pool, claim.id, failure.response);
       throw unavailable ? new RelayUnavailable(failure) : new MessageBackedOff(failure);

@@ -6,15 +6,18 @@
 //   little back, so repeated throttling slows the process down and quiet brings it back to
 //   full speed (SMTP_POOL_SIZE);
 // - a count of refusals in a row: one refusal backs off one message; only a run of them with
-//   no transaction answered in between makes the relay unavailable, and the queue waits.
+//   no transaction answered in between, for a while, makes the relay unavailable, and the
+//   queue waits.
 // The rules are pure functions of the state (`paced`); RelayPacer applies them around the
 // submissions of one process.
 
 export type PacingOptions = {
   /** The highest limit, and where it starts: SMTP_POOL_SIZE (more would only queue in the pool). */
   max: number;
-  /** Refusals in a row, with no transaction answered in between, that make the relay unavailable. */
+  /** Refusals in a row, with no transaction answered in between, that make the relay unavailable… */
   unavailableAfter: number;
+  /** …once the relay has answered nothing for this long either. */
+  unansweredForMs: number;
 };
 
 export type PacingState = {
@@ -22,6 +25,8 @@ export type PacingState = {
   limit: number;
   /** Refusals since the relay last answered a transaction. */
   refusedInARow: number;
+  /** When the relay last answered a transaction (or when pacing began), in ms. */
+  answeredAt: number;
 };
 
 /**
@@ -31,10 +36,16 @@ export type PacingState = {
 export type SubmissionResult = 'answered' | 'refused';
 
 /**
- * Refusals in a row that make the relay unavailable: more than a burst of bad luck at a 20 %
- * throttle (0.2^10 ≈ 1e-7), fewer than the submissions in flight when a relay restarts.
+ * Refusals in a row that make the relay unavailable: fewer than the submissions in flight when a
+ * relay restarts…
  */
 export const UNAVAILABLE_AFTER = 10;
+/**
+ * …and with nothing answered for this long. Refusals come back fast (a 421 to MAIL FROM) and
+ * answers slowly (after the message's data), so a working relay that throttles can refuse ten in
+ * a row between two answers; it does not go a second without answering one.
+ */
+export const UNANSWERED_FOR_MS = 1000;
 
 /** A refusal takes this share of the limit away. */
 export const DECREASE = 0.1;
@@ -47,14 +58,15 @@ export const DECREASE = 0.1;
  */
 export const INCREASE = 10;
 
-export const initialPacing = (opts: PacingOptions): PacingState => ({ limit: opts.max, refusedInARow: 0 });
+export const initialPacing = (opts: PacingOptions, now: number): PacingState => ({ limit: opts.max, refusedInARow: 0, answeredAt: now });
 
-export function paced(state: PacingState, result: SubmissionResult, opts: PacingOptions): PacingState {
-  if (result === 'answered') return { limit: Math.min(opts.max, state.limit + INCREASE / state.limit), refusedInARow: 0 };
-  return { limit: Math.max(1, state.limit * (1 - DECREASE)), refusedInARow: state.refusedInARow + 1 };
+export function paced(state: PacingState, result: SubmissionResult, now: number, opts: PacingOptions): PacingState {
+  if (result === 'answered') return { limit: Math.min(opts.max, state.limit + INCREASE / state.limit), refusedInARow: 0, answeredAt: now };
+  return { limit: Math.max(1, state.limit * (1 - DECREASE)), refusedInARow: state.refusedInARow + 1, answeredAt: state.answeredAt };
 }
 
-export const isUnavailable = (state: PacingState, opts: PacingOptions): boolean => state.refusedInARow >= opts.unavailableAfter;
+export const isUnavailable = (state: PacingState, now: number, opts: PacingOptions): boolean =>
+  state.refusedInARow >= opts.unavailableAfter && now - state.answeredAt >= opts.unansweredForMs;
 
 /** Submissions allowed at once. */
 export const slots = (state: PacingState): number => Math.max(1, Math.floor(state.limit));
@@ -90,9 +102,10 @@ export class RelayPacer {
   private inFlight = 0;
   private readonly waiters: ((granted: boolean) => void)[] = [];
   private loggedSlots: number;
+  private unavailableNow = false;
 
-  constructor(private readonly opts: PacingOptions, private readonly events: PacerEvents = {}) {
-    this.state = initialPacing(opts);
+  constructor(private readonly opts: PacingOptions, private readonly events: PacerEvents = {}, private readonly now: () => number = Date.now) {
+    this.state = initialPacing(opts, now());
     this.loggedSlots = slots(this.state);
   }
 
@@ -100,8 +113,9 @@ export class RelayPacer {
     return slots(this.state);
   }
 
+  /** As of the last settle: it takes a refusal to find the relay unavailable, an answer to end it. */
   get unavailable(): boolean {
-    return isUnavailable(this.state, this.opts);
+    return this.unavailableNow;
   }
 
   /** Resolves true with a slot, or false when the relay became unavailable while waiting. */
@@ -121,7 +135,7 @@ export class RelayPacer {
   /** Records what the relay said; true when the relay is now unavailable. */
   settle(result: SubmissionResult): boolean {
     const before = slots(this.state);
-    this.state = paced(this.state, result, this.opts);
+    this.state = paced(this.state, result, this.now(), this.opts);
     const after = slots(this.state);
     if (after !== before) {
       this.events.limitChanged?.(after);
@@ -130,7 +144,7 @@ export class RelayPacer {
         this.loggedSlots = after;
       }
     }
-    const unavailable = isUnavailable(this.state, this.opts);
+    const unavailable = (this.unavailableNow = isUnavailable(this.state, this.now(), this.opts));
     if (unavailable) {
       for (const waiter of this.waiters.splice(0)) waiter(false);
     } else {

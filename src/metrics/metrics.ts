@@ -23,6 +23,9 @@ export type IgnoredSignupReason = 'honeypot' | 'unchanged';
 
 export type SmtpResult = 'accepted' | 'error';
 
+/** How the relay refused a transaction that said nothing about the reader (see classify-smtp-error.ts). */
+export type SmtpRefusal = 'throttled' | 'relay';
+
 /** From ~5 ms (a relay on the same host) to 30 s (nodemailer's socket timeout). */
 const SMTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -86,9 +89,10 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  private readonly smtpThrottles = new Counter({
-    name: 'broadside_smtp_throttles_total',
-    help: 'Issue messages whose transaction the relay refused to pace us (421, a 4xx at MAIL FROM, or a 4xx that says it throttles): backed off, no attempt spent, no bounce.',
+  private readonly smtpRefusals = new Counter({
+    name: 'broadside_smtp_refusals_total',
+    help: 'Issue message transactions the relay refused without a word about the reader, each backing off its message (no attempt spent, no bounce) and narrowing the concurrency limit: kind throttled (421, a 4xx at MAIL FROM, a 4xx that says it throttles) or relay (connection refused, reset, timed out or closed, greeting, login or sender refused; a 421 on a reused connection before the message was sent reaches us as the connection closed).',
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
 
@@ -137,6 +141,7 @@ export class Metrics {
     // Series that exist from the start, so rate() and alerts see a 0 rather than nothing.
     for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ outcome }, 0);
     for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
+    for (const kind of ['throttled', 'relay'] as const) this.smtpRefusals.inc({ kind }, 0);
     for (const reason of ['honeypot', 'unchanged'] as const) this.signupsIgnored.inc({ reason }, 0);
     if (opts.queues) this.watchQueues(opts.queues, opts.queueDepthTimeoutMs ?? QUEUE_DEPTH_TIMEOUT_MS);
   }
@@ -156,8 +161,8 @@ export class Metrics {
     this.retries.inc({ reason });
   }
 
-  smtpThrottled(): void {
-    this.smtpThrottles.inc();
+  smtpRefused(kind: SmtpRefusal): void {
+    this.smtpRefusals.inc({ kind });
   }
 
   smtpConcurrencyLimit(limit: number): void {

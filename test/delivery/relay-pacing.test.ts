@@ -12,10 +12,11 @@ import {
   type SubmissionResult,
 } from '../../src/delivery/relay-pacing.js';
 
-const opts: PacingOptions = { max: 20, unavailableAfter: 10 };
+const opts: PacingOptions = { max: 20, unavailableAfter: 10, unansweredForMs: 1000 };
 
-function run(results: SubmissionResult[], from: PacingState = initialPacing(opts)): PacingState {
-  return results.reduce((state, r) => paced(state, r, opts), from);
+/** The results one after the other, `stepMs` apart, from `from` (at time 0). */
+function run(results: SubmissionResult[], from: PacingState = initialPacing(opts, 0), stepMs = 1): PacingState {
+  return results.reduce((state, r, i) => paced(state, r, (i + 1) * stepMs, opts), from);
 }
 
 const times = (n: number, r: SubmissionResult): SubmissionResult[] => Array.from({ length: n }, () => r);
@@ -24,7 +25,7 @@ const oneIn = (every: number, n: number): SubmissionResult[] => Array.from({ len
 
 describe('the concurrency limit (AIMD)', () => {
   it('starts at the maximum (SMTP_POOL_SIZE) and never goes above it', () => {
-    expect(slots(initialPacing(opts))).toBe(20);
+    expect(slots(initialPacing(opts, 0))).toBe(20);
     expect(slots(run(times(1000, 'answered')))).toBe(20);
   });
 
@@ -59,7 +60,7 @@ describe('the concurrency limit (AIMD)', () => {
     const answersToFull = (() => {
       let state = low;
       for (let n = 1; n <= 1000; n++) {
-        state = paced(state, 'answered', opts);
+        state = paced(state, 'answered', n, opts);
         if (slots(state) === 20) return n;
       }
       return Infinity;
@@ -69,23 +70,35 @@ describe('the concurrency limit (AIMD)', () => {
 });
 
 describe('relay unavailable', () => {
-  it('only after a run of refusals with nothing answered in between', () => {
-    expect(isUnavailable(run(times(9, 'refused')), opts)).toBe(false);
-    expect(isUnavailable(run(times(10, 'refused')), opts)).toBe(true);
-    expect(isUnavailable(run([...times(9, 'refused'), 'answered', ...times(9, 'refused')]), opts)).toBe(false);
+  it('only after a run of refusals with nothing answered in between, for a second', () => {
+    const at = (state: PacingState, ms: number) => isUnavailable(state, ms, opts);
+    expect(at(run(times(9, 'refused')), 5000)).toBe(false);
+    expect(at(run(times(10, 'refused')), 999)).toBe(false);
+    expect(at(run(times(10, 'refused')), 1000)).toBe(true);
+    expect(at(run([...times(9, 'refused'), 'answered', ...times(9, 'refused')]), 5000)).toBe(false);
+  });
+
+  it('not when refusals come back faster than the answers of a relay that works', () => {
+    // Fifty refusals in 50 ms, then an answer: a throttling relay answering slowly, not a dead one.
+    const burst = run([...times(50, 'refused'), 'answered']);
+    expect(isUnavailable(burst, 51, opts)).toBe(false);
+    expect(isUnavailable(run(times(50, 'refused')), 50, opts)).toBe(false);
   });
 
   it('not at a steady 20 % throttle, however long', () => {
-    const results = oneIn(5, 10_000);
-    let state = initialPacing(opts);
-    for (const r of results) {
-      state = paced(state, r, opts);
-      expect(isUnavailable(state, opts)).toBe(false);
-    }
+    let state = initialPacing(opts, 0);
+    let unavailable = 0;
+    oneIn(5, 10_000).forEach((r, i) => {
+      state = paced(state, r, i * 10, opts);
+      if (isUnavailable(state, i * 10, opts)) unavailable++;
+    });
+    expect(unavailable).toBe(0);
   });
 
   it('ends with the first answered transaction', () => {
-    expect(isUnavailable(run(['answered'], run(times(50, 'refused'))), opts)).toBe(false);
+    const dead = run(times(50, 'refused'), initialPacing(opts, 0), 100);
+    expect(isUnavailable(dead, 5000, opts)).toBe(true);
+    expect(isUnavailable(paced(dead, 'answered', 5001, opts), 5001, opts)).toBe(false);
   });
 });
 
@@ -114,7 +127,7 @@ describe('backoffDelayMs', () => {
 
 describe('RelayPacer', () => {
   it('lets through as many submissions as the limit allows; the others wait their turn', async () => {
-    const pacer = new RelayPacer({ max: 2, unavailableAfter: 10 });
+    const pacer = new RelayPacer({ max: 2, unavailableAfter: 10, unansweredForMs: 0 });
     expect(await pacer.acquire()).toBe(true);
     expect(await pacer.acquire()).toBe(true);
     const order: number[] = [];
@@ -132,7 +145,7 @@ describe('RelayPacer', () => {
 
   it('narrows as the relay refuses, and lets waiters in as it answers again', async () => {
     const changes: number[] = [];
-    const pacer = new RelayPacer({ max: 4, unavailableAfter: 100 }, { limitChanged: (l) => changes.push(l) });
+    const pacer = new RelayPacer({ max: 4, unavailableAfter: 100, unansweredForMs: 0 }, { limitChanged: (l) => changes.push(l) });
     for (let i = 0; i < 20; i++) pacer.settle('refused');
     expect(pacer.limit).toBe(1);
     expect(changes).toEqual([3, 2, 1]);
@@ -149,12 +162,16 @@ describe('RelayPacer', () => {
   });
 
   it('turns the waiters away when the relay becomes unavailable, and admits again once it answers', async () => {
-    const pacer = new RelayPacer({ max: 1, unavailableAfter: 3 });
+    let now = 0;
+    const pacer = new RelayPacer({ max: 1, unavailableAfter: 3, unansweredForMs: 1000 }, {}, () => now);
     expect(await pacer.acquire()).toBe(true);
     const waiters = [pacer.acquire(), pacer.acquire()];
     pacer.settle('refused');
     pacer.settle('refused');
+    pacer.settle('refused');
+    // Three in a row, but the relay answered less than a second ago.
     expect(pacer.unavailable).toBe(false);
+    now = 1000;
     pacer.settle('refused');
     expect(pacer.unavailable).toBe(true);
     expect(await Promise.all(waiters)).toEqual([false, false]);
@@ -168,7 +185,7 @@ describe('RelayPacer', () => {
 
   it('reports a big move of the limit (halved, doubled, back to the maximum), not each step', () => {
     const moves: [number, number][] = [];
-    const pacer = new RelayPacer({ max: 20, unavailableAfter: 1000 }, { limitMovedMuch: (to, from) => moves.push([to, from]) });
+    const pacer = new RelayPacer({ max: 20, unavailableAfter: 1000, unansweredForMs: 0 }, { limitMovedMuch: (to, from) => moves.push([to, from]) });
     for (let i = 0; i < 40; i++) pacer.settle('refused');
     expect(pacer.limit).toBe(1);
     while (pacer.limit < 20) pacer.settle('answered');
