@@ -48,6 +48,7 @@ const { values: flags } = parseArgs({
     'throttle-every': { type: 'string', default: '5' },
     workers: { type: 'string', default: '1' },
     timeout: { type: 'string', default: '900' },
+    'worker-script': { type: 'string', default: 'dist/bin/worker.js' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -58,6 +59,7 @@ if (flags.help) {
   --throttle-every N   the throttling relay answers 421 to every Nth MAIL FROM (default 5: 20 %)
   --workers N          worker processes (default 1)
   --timeout S          give up on a phase after S seconds (default 900)
+  --worker-script P    the worker to run (default dist/bin/worker.js), e.g. an older build to compare
 `);
   process.exit(0);
 }
@@ -75,6 +77,7 @@ const READERS = intFlag('readers', flags.readers, 1);
 const THROTTLE_EVERY = intFlag('throttle-every', flags['throttle-every'], 2);
 const WORKERS = intFlag('workers', flags.workers, 1);
 const TIMEOUT_MS = intFlag('timeout', flags.timeout, 1) * 1000;
+const WORKER_SCRIPT = path.resolve(root, flags['worker-script']!);
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const log = (msg: string) => process.stdout.write(`· ${msg}\n`);
@@ -241,7 +244,7 @@ async function runPhase(w: World, name: string, throttleEvery: number): Promise<
   const relay = await startRelay(throttleEvery);
   const metricsPorts: number[] = [];
   for (let i = 0; i < WORKERS; i++) metricsPorts.push(await freePort());
-  const workers = metricsPorts.map((port) => spawn(process.execPath, [path.join(root, 'dist/bin/worker.js')], {
+  const workers = metricsPorts.map((port) => spawn(process.execPath, [WORKER_SCRIPT], {
     cwd: root,
     env: { ...process.env, ...w.env, SMTP_URL: `smtp://127.0.0.1:${relay.port}`, METRICS_PORT: String(port) },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -302,7 +305,7 @@ async function runPhase(w: World, name: string, throttleEvery: number): Promise<
 }
 
 async function main(): Promise<void> {
-  console.log(`Broadside throttling benchmark (node ${process.version}, ${fmt(READERS)} readers, ${WORKERS} worker process${WORKERS > 1 ? 'es' : ''})\n`);
+  console.log(`Broadside throttling benchmark (node ${process.version}, ${fmt(READERS)} readers, ${WORKERS} worker process${WORKERS > 1 ? 'es' : ''}: ${path.relative(root, WORKER_SCRIPT)})\n`);
   const w = await createWorld();
   log(`RETRY_DELAY_SECONDS ${w.c.config.retryDelaySeconds}, DELIVERY_CONCURRENCY ${w.c.config.deliveryConcurrency}, SMTP_POOL_SIZE ${w.c.config.smtpPoolSize}`);
   const share = `${fmt(100 / THROTTLE_EVERY)} %`;
