@@ -49,6 +49,7 @@ const { values: flags } = parseArgs({
     workers: { type: 'string', default: '1' },
     timeout: { type: 'string', default: '900' },
     'worker-script': { type: 'string', default: 'dist/bin/worker.js' },
+    only: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -60,6 +61,7 @@ if (flags.help) {
   --workers N          worker processes (default 1)
   --timeout S          give up on a phase after S seconds (default 900)
   --worker-script P    the worker to run (default dist/bin/worker.js), e.g. an older build to compare
+  --only plain|throttled   run one phase only
 `);
   process.exit(0);
 }
@@ -78,6 +80,10 @@ const THROTTLE_EVERY = intFlag('throttle-every', flags['throttle-every'], 2);
 const WORKERS = intFlag('workers', flags.workers, 1);
 const TIMEOUT_MS = intFlag('timeout', flags.timeout, 1) * 1000;
 const WORKER_SCRIPT = path.resolve(root, flags['worker-script']!);
+if (flags.only !== undefined && !['plain', 'throttled'].includes(flags.only)) {
+  process.stderr.write(`--only must be plain or throttled, got "${flags.only}"\n`);
+  process.exit(2);
+}
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const log = (msg: string) => process.stdout.write(`· ${msg}\n`);
@@ -309,8 +315,9 @@ async function main(): Promise<void> {
   const w = await createWorld();
   log(`RETRY_DELAY_SECONDS ${w.c.config.retryDelaySeconds}, DELIVERY_CONCURRENCY ${w.c.config.deliveryConcurrency}, SMTP_POOL_SIZE ${w.c.config.smtpPoolSize}`);
   const share = `${fmt(100 / THROTTLE_EVERY)} %`;
-  const phases = [await runPhase(w, 'no throttling', 0), await runPhase(w, `${share} throttled`, THROTTLE_EVERY)];
-  const [plain, throttled] = phases as [PhaseResult, PhaseResult];
+  const phases: PhaseResult[] = [];
+  if (flags.only !== 'throttled') phases.push(await runPhase(w, 'no throttling', 0));
+  if (flags.only !== 'plain') phases.push(await runPhase(w, `${share} throttled`, THROTTLE_EVERY));
   console.log('');
   for (const p of phases) {
     const retries = Object.entries(p.metrics).filter(([k, v]) => k.startsWith('broadside_delivery_retries_total') && v > 0).map(([k, v]) => `${/reason="(\w+)"/.exec(k)?.[1]} ${fmt(v)}`);
@@ -321,7 +328,7 @@ async function main(): Promise<void> {
     if (retries.length) console.log(`  deliver jobs gone round again: ${retries.join(', ')}`);
     if (Number.isFinite(p.limitMin)) console.log(`  concurrency limit: lowest seen ${p.limitMin}, at the end ${p.metrics.broadside_smtp_concurrency_limit}`);
   }
-  console.log(`\n${throttled.name} / no throttling: ${fmt((throttled.rate / plain.rate) * 100, 1)} % of the rate`);
+  if (phases.length === 2) console.log(`\n${phases[1]!.name} / no throttling: ${fmt((phases[1]!.rate / phases[0]!.rate) * 100, 1)} % of the rate`);
 }
 
 try {
