@@ -194,9 +194,10 @@ const lostJobsWarning = 'queued messages have no jobs (Redis lost them?): feedin
 describe('a relay that throttles one transaction in five', () => {
   /**
    * 2,000 readers. Before the fix every 421 made every worker wait RETRY_DELAY_SECONDS (5 s, the
-   * default, kept here): about 8.5 messages/s on this machine (`npm run bench:throttle`), four
-   * minutes for this send. Throttled messages now wait alone, half a second at first: the send
-   * takes seconds (about 10 s here, alone on the machine); 90 s leaves room for a loaded one.
+   * default, kept here): about 8.5 messages/s on the development machine (`npm run
+   * bench:throttle`), four minutes for this send. Throttled messages now wait alone, half a
+   * second at first: the send took 26–31 s under jest on that machine, shared with other jobs;
+   * 90 s leaves room for a busier one and still fails the old behaviour.
    */
   const READERS = 2000;
   const WITHIN_MS = 90_000;
