@@ -16,6 +16,7 @@ import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
 import { claimMessage, markCancelled, markFailed, releaseMessage, type Claim } from './queries.js';
 import { SmtpUtf8Unavailable, type RawMail } from './mailer.js';
+import { RelayPacer, UNANSWERED_FOR_MS, UNAVAILABLE_AFTER } from './relay-pacing.js';
 import { transportAddress } from '../subscribers/email-address.js';
 import type { StatusWriter } from './status-writer.js';
 
@@ -24,10 +25,23 @@ export type DeliverOutcome = 'submitted' | 'skipped' | 'cancelled' | 'bounced' |
 /** What the worker's job tells the deliverer about retries. */
 export type Attempt = { isLast: boolean };
 
-/** The relay is unusable: the send waits for it (the job goes back to waiting, no attempt spent). */
+/**
+ * The relay refused a run of transactions (see relay-pacing.ts): the whole queue waits for it
+ * (the job goes back to waiting, no attempt spent; its message, if claimed, is queued again).
+ */
 export class RelayUnavailable extends Error {
+  constructor(readonly failure: SmtpFailure | undefined) {
+    super(`SMTP relay unavailable${failure ? `: ${failure.response}` : ''}`);
+  }
+}
+
+/**
+ * The relay refused this one transaction (throttled, or one relay-level failure): the message is
+ * queued again and its job delayed, with no attempt spent and no bounce. Nobody's fault.
+ */
+export class MessageBackedOff extends Error {
   constructor(readonly failure: SmtpFailure) {
-    super(`SMTP relay unavailable: ${failure.response}`);
+    super(`SMTP ${failure.kind === 'throttled' ? 'throttled' : 'relay failure'}: ${failure.response}`);
   }
 }
 
@@ -65,13 +79,17 @@ const CACHED_ISSUES = 8;
 /**
  * Delivers one message: claim it, personalise the issue's prebuilt MIME for the reader, submit,
  * record. Holds each issue's prepared MIME for the life of the process (a sent issue never
- * changes), so an issue is prepared once per process, not once per reader.
+ * changes), so an issue is prepared once per process, not once per reader. Submissions go
+ * through the process's RelayPacer, which paces them by what the relay answers.
  */
 export class Deliverer {
+  readonly pacer: RelayPacer;
   private readonly prepared = new Map<number, Promise<IssueMime>>();
   private readonly sender: { name: string | null; address: string };
   private readonly domain: string;
   private readonly claims: ClaimKeeper;
+  /** The last refusal, for the jobs turned away while the relay is unavailable. */
+  private lastRefusal: SmtpFailure | undefined;
 
   /** `bounced` hears of each bounce at submission (the rate guard checks the send soon after). */
   constructor(
@@ -84,15 +102,41 @@ export class Deliverer {
     this.sender = { ...sender, address: transportAddress(sender.address).address };
     this.domain = this.sender.address.split('@')[1] ?? 'localhost';
     this.claims = new ClaimKeeper(c.pool, c.log, renewalIntervalMs(c.config.sendingTimeoutSeconds));
+    const max = c.config.smtpPoolSize;
+    c.metrics.smtpConcurrencyLimit(max);
+    this.pacer = new RelayPacer({ max, unavailableAfter: UNAVAILABLE_AFTER, unansweredForMs: UNANSWERED_FOR_MS }, {
+      limitChanged: (limit) => c.metrics.smtpConcurrencyLimit(limit),
+      limitMovedMuch: (limit, from) => {
+        if (limit < from) c.log.warn({ limit, from, max }, 'the SMTP relay is refusing transactions: fewer submissions at once');
+        else c.log.info({ limit, from, max }, limit === max ? 'SMTP submissions back to full speed' : 'SMTP submissions speeding up again');
+      },
+    });
   }
 
   /**
-   * Claims the message and delivers it. From the claim until its outcome is recorded (or the
-   * claim given back) the claim is held, renewed by the ClaimKeeper. `log` is the job's logger
-   * (it names the job, the message and the send). Throws DatabaseUnavailable when Postgres
-   * cannot be reached, whatever step found out.
+   * Claims the message and delivers it. `log` is the job's logger (it names the job, the message
+   * and the send).
+   * - A slot of the pacer is taken before the claim, so no claimed message waits for one, and
+   *   given back once the relay answered.
+   * - From the claim until its outcome is recorded (or the claim given back) the claim is held,
+   *   renewed by the ClaimKeeper, so a slow relay or a slow write never makes it look abandoned.
+   * - Throws DatabaseUnavailable when Postgres cannot be reached, whatever step found out.
    */
   async deliver(job: DeliverJob, attempt: Attempt, log: Logger = this.c.log.child({ messageId: job.messageId, sendId: job.sendId })): Promise<DeliverOutcome> {
+    if (!(await this.pacer.acquire())) throw new RelayUnavailable(this.lastRefusal);
+    let slot = true;
+    const release = () => {
+      if (slot) this.pacer.release();
+      slot = false;
+    };
+    try {
+      return await this.claimAndSubmit(job, attempt, log, release);
+    } finally {
+      release();
+    }
+  }
+
+  private async claimAndSubmit(job: DeliverJob, attempt: Attempt, log: Logger, release: () => void): Promise<DeliverOutcome> {
     const { c } = this;
     let claim: Claim | undefined;
     try {
@@ -100,7 +144,7 @@ export class Deliverer {
       // Already submitted, claimed by a live worker, or its send is paused or cancelled.
       if (!claim) return 'skipped';
       this.claims.hold(claim);
-      return await this.deliverClaimed(claim, attempt, log);
+      return await this.deliverClaimed(claim, attempt, log, release);
     } catch (err) {
       throw isDatabaseUnavailable(err) ? new DatabaseUnavailable(err) : err;
     } finally {
@@ -113,7 +157,7 @@ export class Deliverer {
     return this.claims.close();
   }
 
-  private async deliverClaimed(claim: Claim, attempt: Attempt, log: Logger): Promise<DeliverOutcome> {
+  private async deliverClaimed(claim: Claim, attempt: Attempt, log: Logger, release: () => void): Promise<DeliverOutcome> {
     const { c } = this;
     if (claim.subscriber_status !== 'active' || !claim.email) {
       await markCancelled(c.pool, claim.id);
@@ -149,17 +193,38 @@ export class Deliverer {
         // Nothing went out, and the next attempt would meet the same relay: failed at once,
         // with no bounce record (our relay's limit is not the reader's). Retry-failed sends it
         // once the relay offers SMTPUTF8.
+        release();
         await markFailed(c.pool, claim.id, err.message);
         log.warn('message failed: the address needs SMTPUTF8, which the relay does not offer');
         return 'failed';
       }
-      return this.failed(claim, classifySmtpError(err), attempt, log);
+      const failure = classifySmtpError(err);
+      const refused = failure.kind === 'throttled' || failure.kind === 'relay';
+      const unavailable = this.settle(refused ? 'refused' : 'answered', failure);
+      release();
+      return this.failed(claim, failure, unavailable, attempt, log);
     }
+    this.settle('answered');
+    release();
     await this.status.submitted(claim.id, response);
     return 'submitted';
   }
 
-  private async failed(claim: Claim, failure: SmtpFailure, attempt: Attempt, log: Logger): Promise<DeliverOutcome> {
+  /** Tells the pacer; says so once when the relay becomes unavailable, and once when it answers again. */
+  private settle(result: 'answered' | 'refused', failure?: SmtpFailure): boolean {
+    const was = this.pacer.unavailable;
+    const unavailable = this.pacer.settle(result);
+    if (unavailable && !was) {
+      this.c.log.warn({ smtpCode: failure?.code, response: failure?.response, retryInMs: this.c.config.retryDelaySeconds * 1000 },
+        'SMTP relay unavailable (a run of refusals, nothing answered for a second): every worker waits, then tries again');
+    } else if (was && !unavailable) {
+      this.c.log.info('SMTP relay answering again: delivery goes on');
+    }
+    return unavailable;
+  }
+
+  /** `unavailable`: the pacer's verdict on the relay after this failure (see relay-pacing.ts). */
+  private async failed(claim: Claim, failure: SmtpFailure, unavailable: boolean, attempt: Attempt, log: Logger): Promise<DeliverOutcome> {
     const { pool } = this.c;
     const context = { smtpCode: failure.code, enhanced: failure.enhanced };
     if (failure.kind === 'permanent') {
@@ -168,9 +233,13 @@ export class Deliverer {
       log.info({ ...context, response: failure.response }, r?.suppressed ? 'hard bounce at submission: reader suppressed' : 'hard bounce at submission');
       return 'bounced';
     }
-    if (failure.kind === 'relay') {
-      await releaseMessage(pool, claim.id, null);
-      throw new RelayUnavailable(failure);
+    if (failure.kind === 'throttled' || failure.kind === 'relay') {
+      // Not the reader's doing: no attempt spent, no bounce. The message waits (its job delayed),
+      // or, when the relay refused a run of them, the whole queue does.
+      this.c.metrics.smtpRefused(failure.kind);
+      this.lastRefusal = failure;
+      await releaseMessage(pool, claim.id, failure.response);
+      throw unavailable ? new RelayUnavailable(failure) : new MessageBackedOff(failure);
     }
     if (attempt.isLast) {
       // A message refused for the last time is one soft bounce of its reader (not one per attempt).

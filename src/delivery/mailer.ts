@@ -65,6 +65,12 @@ export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOp
     pool: true,
     maxConnections: poolSize,
     auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
+    // A message refused on a reused connection before any of it was sent (a 421, or a connection
+    // the relay dropped) comes back to us rather than going straight onto another connection:
+    // when to try again is the worker's business (back-off, pacing, see relay-pacing.ts). The
+    // pool's own retry also keeps the first refusal on the message's envelope (nodemailer 10.6),
+    // so it failed after a MAIL FROM the relay had accepted, one wasted connection per throttle.
+    maxRequeues: 0,
     // Signs every message on its way out, raw ones included.
     dkim,
   };

@@ -15,7 +15,8 @@ const UNMATCHED_ROUTE = 'unmatched';
 const MESSAGE_OUTCOMES = ['submitted', 'bounced', 'failed', 'cancelled'] as const satisfies readonly DeliverOutcome[];
 
 /** Why a deliver job goes round again instead of ending. */
-export type RetryReason = 'temporary' | 'relay_unavailable' | 'database_unavailable';
+export type RetryReason = 'temporary' | 'backed_off' | 'relay_unavailable' | 'database_unavailable';
+const RETRY_REASONS = ['temporary', 'backed_off', 'relay_unavailable', 'database_unavailable'] as const satisfies readonly RetryReason[];
 
 /** Why a sign-up did nothing (the reader is answered the same either way). */
 export type IgnoredSignupReason = 'honeypot' | 'unchanged';
@@ -24,6 +25,9 @@ export type SmtpResult = 'accepted' | 'error';
 
 const LISTENER_REFUSALS = ['connections', 'connections_per_ip', 'rate', 'size', 'memory'] as const;
 export type ListenerRefusal = (typeof LISTENER_REFUSALS)[number];
+
+/** How the relay refused a transaction that said nothing about the reader (see classify-smtp-error.ts). */
+export type SmtpRefusal = 'throttled' | 'relay';
 
 /** From ~5 ms (a relay on the same host) to 30 s (nodemailer's socket timeout). */
 const SMTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -83,8 +87,21 @@ export class Metrics {
 
   private readonly retries = new Counter({
     name: 'broadside_delivery_retries_total',
-    help: 'Deliver jobs that will run again: temporary (a 4xx refusal of the message: retried with backoff, an attempt spent) or relay_unavailable (the relay refused service: the send waits, no attempt spent).',
+    help: 'Deliver jobs that will run again: temporary (a 4xx refusal of the recipient or message: retried with backoff, an attempt spent), backed_off (the relay throttled this transaction or failed once: the message waits a little, no attempt spent) or relay_unavailable (the relay refused a run of transactions: every worker waits, no attempt spent).',
     labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly smtpRefusals = new Counter({
+    name: 'broadside_smtp_refusals_total',
+    help: 'Issue message transactions the relay refused without a word about the reader, each backing off its message (no attempt spent, no bounce) and narrowing the concurrency limit: kind throttled (421, a 4xx at MAIL FROM, a 4xx that says it throttles) or relay (connection refused, reset, timed out or closed, greeting, login or sender refused; a 421 on a reused connection before the message was sent reaches us as the connection closed).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly smtpLimit = new Gauge({
+    name: 'broadside_smtp_concurrency_limit',
+    help: 'Issue messages this process submits at once at most: SMTP_POOL_SIZE, lowered while the relay throttles or fails (each refusal takes a tenth away), raised again as it answers.',
     registers: [this.registry],
   });
 
@@ -139,7 +156,8 @@ export class Metrics {
     processMetrics();
     // Series that exist from the start, so rate() and alerts see a 0 rather than nothing.
     for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ outcome }, 0);
-    for (const reason of ['temporary', 'relay_unavailable', 'database_unavailable'] as const) this.retries.inc({ reason }, 0);
+    for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
+    for (const kind of ['throttled', 'relay'] as const) this.smtpRefusals.inc({ kind }, 0);
     for (const reason of ['honeypot', 'unchanged'] as const) this.signupsIgnored.inc({ reason }, 0);
     for (const reason of LISTENER_REFUSALS) this.listenerRefusals.inc({ reason }, 0);
     if (opts.queues) this.watchQueues(opts.queues, opts.queueDepthTimeoutMs ?? QUEUE_DEPTH_TIMEOUT_MS);
@@ -158,6 +176,14 @@ export class Metrics {
 
   deliveryRetry(reason: RetryReason): void {
     this.retries.inc({ reason });
+  }
+
+  smtpRefused(kind: SmtpRefusal): void {
+    this.smtpRefusals.inc({ kind });
+  }
+
+  smtpConcurrencyLimit(limit: number): void {
+    this.smtpLimit.set(limit);
   }
 
   /** Starts timing one SMTP submission; call the result with how it ended. */

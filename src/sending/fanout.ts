@@ -3,7 +3,7 @@ import type { Container } from '../container.js';
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../log.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
-import { countQueued, fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, refeed, startScheduled } from './queries.js';
+import { countQueued, fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, queuedTouchedWithin, refeed, startScheduled } from './queries.js';
 
 /** Readers given message rows per statement. */
 export const FANOUT_BATCH = 10_000;
@@ -114,7 +114,9 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
   const { pool, queues } = c;
   const window = c.config.sendWindow;
   // Queued messages that stop moving for this long while fed are taken to have lost their jobs,
-  // even if Redis still lists ids for them (a partial loss leaves ids without jobs).
+  // even if Redis still lists ids for them (a partial loss leaves ids without jobs). A message
+  // backed off after a refusal waits at most RETRY_DELAY_SECONDS (see the deliver worker), half
+  // of this, and is touched each time its job runs: it is seen moving.
   const stallMs = Math.max(REFEED_AFTER_MS, 2 * c.config.retryDelaySeconds * 1000);
   let lastRefeed = 0;
   let queuedSeen = -1;
@@ -173,7 +175,12 @@ async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boole
           queuedSince = Date.now();
         }
       }
-      const stalled = Date.now() - queuedSince > stallMs;
+      let stalled = Date.now() - queuedSince > stallMs;
+      if (stalled && await queuedTouchedWithin(pool, sendId, stallMs / 1000)) {
+        // The count stood still, but its messages did not: backed off and tried again.
+        stalled = false;
+        queuedSince = Date.now();
+      }
       if ((noJobs || stalled) && Date.now() - lastRefeed > Math.max(REFEED_AFTER_MS, stallMs) && await hasFedQueued(pool, sendId, send.fed_cursor)) {
         // Fed, still queued, and no job working on them: Redis lost them (flushed, restarted
         // without persistence, or left ids without jobs). Feed them again from Postgres under

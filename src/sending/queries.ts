@@ -160,6 +160,19 @@ export async function countQueued(pool: Pool, sendId: number): Promise<number> {
   return rows[0]!.n;
 }
 
+/**
+ * Whether a queued message of the send changed within the last `seconds`: a message backed off
+ * after a refusal (released to queued, its job delayed) is touched again each time its job runs,
+ * so queued messages that are touched are moving, however steady their count.
+ */
+export async function queuedTouchedWithin(pool: Pool, sendId: number, seconds: number): Promise<boolean> {
+  const { rows } = await pool.query(
+    `SELECT 1 FROM messages WHERE send_id = $1::bigint AND status = 'queued' AND updated_at > now() - make_interval(secs => $2::float8) LIMIT 1`,
+    [sendId, seconds],
+  );
+  return rows.length > 0;
+}
+
 /** Whether queued messages exist at or before the feeding checkpoint (fed, yet still queued). */
 export async function hasFedQueued(pool: Pool, sendId: number, fedCursor: number): Promise<boolean> {
   const { rows } = await pool.query(

@@ -1,8 +1,10 @@
-import { UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Container } from '../container.js';
 import { startReportRetention } from '../bounces/retention.js';
-import { DatabaseUnavailable, Deliverer, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
-import { SmtpUtf8Unavailable, smtpResponseCode } from '../delivery/mailer.js';
+import { classifySmtpError } from '../delivery/classify-smtp-error.js';
+import { DatabaseUnavailable, Deliverer, MessageBackedOff, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
+import { SmtpUtf8Unavailable } from '../delivery/mailer.js';
+import { backoffDelayMs } from '../delivery/relay-pacing.js';
 import { StatusWriter } from '../delivery/status-writer.js';
 import { queueNames, type DeliverJob, type FanoutJob, type ReaderMailJob } from '../queues/contract.js';
 import { runFanout } from '../sending/fanout.js';
@@ -30,11 +32,13 @@ export function startWorkers(c: Container): RunningWorker {
           log.warn(err.message);
           throw new UnrecoverableError(err.message);
         }
-        const code = smtpResponseCode(err);
-        // A permanent SMTP rejection will not change on retry.
-        if (code !== undefined && code >= 500) {
-          log.warn({ smtpCode: code }, 'reader mail rejected permanently');
-          throw new UnrecoverableError(`SMTP ${code}: ${(err as Error).message}`);
+        // A refusal of this recipient or message for good will not change on retry. Anything else
+        // (a throttle, the relay away, our sender refused) is retried with backoff: the reader
+        // is not at fault.
+        const failure = classifySmtpError(err);
+        if (failure.kind === 'permanent') {
+          log.warn({ smtpCode: failure.code }, 'reader mail rejected permanently');
+          throw new UnrecoverableError(`SMTP ${failure.code}: ${(err as Error).message}`);
         }
         throw err;
       }
@@ -77,9 +81,10 @@ export function startWorkers(c: Container): RunningWorker {
   const rateGuard = new RateGuard(c);
   const deliverer = new Deliverer(c, status, (sendId) => rateGuard.bounced(sendId));
   const retryDelayMs = c.config.retryDelaySeconds * 1000;
+  const backoffCapMs = retryDelayMs;
   const deliver: Worker<DeliverJob> = new Worker<DeliverJob>(
     queueNames.deliver,
-    async (job) => {
+    async (job, token) => {
       // A job whose data Redis lost (only its id survived) can deliver nothing; the fan-out
       // feeds its message again under a new id.
       if (!Number.isSafeInteger(job.data?.messageId)) throw new UnrecoverableError(`job ${job.id} has no message id`);
@@ -98,10 +103,25 @@ export function startWorkers(c: Container): RunningWorker {
           await deliver.rateLimit(retryDelayMs);
           throw Worker.RateLimitError();
         }
+        if (err instanceof MessageBackedOff) {
+          // This message waits, with no attempt spent; the rest of the queue goes on. Its job is
+          // delayed, so it stays in the fan-out's count of waiting jobs. Each back-off of the
+          // same job doubles the wait (the job started without spending an attempt that many
+          // times), up to RETRY_DELAY_SECONDS: less than the fan-out's stall time (twice that),
+          // so a backed-off message is touched again before the fan-out would take it for lost.
+          const backoffs = Math.max(0, job.attemptsStarted - job.attemptsMade - 1);
+          const delayMs = backoffDelayMs(backoffs, backoffCapMs);
+          log.debug({ smtpCode: err.failure.code, response: err.failure.response, kind: err.failure.kind, backoffs, delayMs }, 'SMTP relay refused this transaction: message backed off');
+          c.metrics.deliveryRetry('backed_off');
+          await job.moveToDelayed(Date.now() + delayMs, token);
+          throw new DelayedError();
+        }
         if (err instanceof RelayUnavailable) {
-          // Nobody's fault but the relay's: every worker on this queue waits, and the job goes
-          // back to waiting without spending an attempt. The send stalls until the relay is back.
-          log.warn({ smtpCode: err.failure.code, response: err.failure.response, retryInMs: retryDelayMs }, 'SMTP relay unavailable: delivery waits');
+          // The relay refused a run of transactions: every worker on this queue waits, and the
+          // job goes back to waiting without spending an attempt. The send stalls until the
+          // relay is back.
+          // The Deliverer says once when the relay becomes unavailable; a line per job is noise.
+          log.debug({ smtpCode: err.failure?.code, response: err.failure?.response, retryInMs: retryDelayMs }, 'SMTP relay unavailable: delivery waits');
           c.metrics.deliveryRetry('relay_unavailable');
           await deliver.rateLimit(retryDelayMs);
           throw Worker.RateLimitError();

@@ -102,6 +102,8 @@ const BROADSIDE_METRICS = [
   'broadside_messages_total',
   'broadside_delivery_retries_total',
   'broadside_smtp_submission_duration_seconds',
+  'broadside_smtp_refusals_total',
+  'broadside_smtp_concurrency_limit',
   'broadside_signups_total',
   'broadside_signups_ignored_total',
   'broadside_confirmations_total',
