@@ -407,6 +407,8 @@ describe('formula guard on addresses', () => {
   });
 });
 
+// What these check is memory, not speed (speed is the bench's): the time limits only stop a hang,
+// and are wide enough for a loaded two-core machine (the import took 78 s there, 18 s quiet).
 describe('100,000 readers', () => {
   const ROWS = 100_000;
   const LINE_BYTES = 320;
@@ -454,7 +456,7 @@ describe('100,000 readers', () => {
     // what stays alive during the import is a small fraction of it.
     expect(peak.live).toBeLessThan(bytes / 3);
     expect(peak.heapUsed).toBeLessThan(150 * 1024 * 1024);
-  }, 60_000);
+  }, 240_000);
 
   it('exports all of them', async () => {
     const began = performance.now();
@@ -465,5 +467,5 @@ describe('100,000 readers', () => {
     expect(ids.every((id, i) => i === 0 || id > ids[i - 1]!)).toBe(true);
     expect(rows[0]).toMatchObject({ email: 'reader0@bulk.example.com', name: 'Reader 0', status: 'active' });
     expect(rows.at(-1)).toMatchObject({ email: `reader${ROWS - 1}@bulk.example.com`, name: `Reader ${ROWS - 1}` });
-  }, 60_000);
+  }, 240_000);
 });
