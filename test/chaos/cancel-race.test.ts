@@ -144,9 +144,10 @@ describe('cancel racing a message going back from sending', () => {
     try {
       await seedActiveReaders(t, READERS);
       const { issueId, sendId } = await startSend(t, 'Cancel racing a temporary failure');
-      // Every message claimed; as many waiting at RCPT TO as the pool has connections.
-      await waitUntil('every message claimed and the pool at RCPT TO', async () =>
-        relay.rcptWaiting === Number(ENV.SMTP_POOL_SIZE) && (await messageCounts(t, sendId)).sending === READERS, 30_000,
+      // As many messages claimed as the pool has connections (a worker takes a slot of its
+      // concurrency limit before it claims), all of them waiting at RCPT TO; the rest queued.
+      await waitUntil('the pool at RCPT TO, its messages claimed', async () =>
+        relay.rcptWaiting === Number(ENV.SMTP_POOL_SIZE) && (await messageCounts(t, sendId)).sending === Number(ENV.SMTP_POOL_SIZE), 30_000,
       () => `${relay.rcptWaiting} at RCPT TO`);
 
       const cancelled = await editor(t).control(issueId, 'cancel');
