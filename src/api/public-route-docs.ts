@@ -1,5 +1,6 @@
 // The OpenAPI description of the public routes that answer JSON: the sign-up a site posts to from
-// its own script, the reader's links (confirm, unsubscribe, manage) and the archive. These routes
+// its own script, the reader's links (confirm, unsubscribe, manage, the emailed data link) and
+// the archive. These routes
 // answer browsers with HTML pages, so their response schemas are documentation only (kept here,
 // where nothing serializes with them); request schemas come from the routes themselves.
 import type { FastifySchema } from 'fastify';
@@ -24,6 +25,29 @@ const ArchiveItem = Type.Object({
 });
 
 const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+/** What GET /data/:token answers (src/subscribers/reader-data.ts). */
+const ReaderData = Type.Object({
+  exportedAt: Type.String({ format: 'date-time' }),
+  subscriber: Type.Object({
+    email: Type.String(),
+    name: Type.Union([Type.String(), Type.Null()]),
+    status: Type.String(),
+    createdAt: Type.String({ format: 'date-time' }),
+    confirmedAt: Timestamp,
+    unsubscribedAt: Timestamp,
+    bouncedAt: Timestamp,
+    complainedAt: Timestamp,
+  }),
+  consent: Type.Object({
+    at: Timestamp,
+    source: Type.String(),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    userAgent: Type.Union([Type.String(), Type.Null()]),
+    confirmedFromIp: Type.Union([Type.String(), Type.Null()]),
+    confirmedWithUserAgent: Type.Union([Type.String(), Type.Null()]),
+  }),
+});
 
 export type RouteDocs = FastifySchema & { summary: string; description?: string; tags: string[]; consumes?: string[] };
 
@@ -60,40 +84,48 @@ export const publicRouteDocs: Record<string, RouteDocs> = {
       ...tokenError,
     },
   },
-  'GET /manage/:token/data.json': {
+  'GET /manage/:token': {
     tags: ['readers'],
-    summary: 'Everything held about the reader (a download)',
+    summary: 'The subscription a footer\'s manage link names (no personal data beyond the address)',
+    description: `The footer's link lasts as long as the email does, so it shows the subscription and can unsubscribe, but gives no data and erases nothing: those need a fresh link mailed to the reader (POST …/data-link). ${JSON_NOTE}`,
     response: {
       200: Type.Object({
-        exportedAt: Type.String({ format: 'date-time' }),
-        subscriber: Type.Object({
-          email: Type.String(),
-          name: Type.Union([Type.String(), Type.Null()]),
-          status: Type.String(),
-          createdAt: Type.String({ format: 'date-time' }),
-          confirmedAt: Timestamp,
-          unsubscribedAt: Timestamp,
-          bouncedAt: Timestamp,
-          complainedAt: Timestamp,
-        }),
-        consent: Type.Object({
-          at: Timestamp,
-          source: Type.String(),
-          ip: Type.Union([Type.String(), Type.Null()]),
-          userAgent: Type.Union([Type.String(), Type.Null()]),
-          confirmedFromIp: Type.Union([Type.String(), Type.Null()]),
-          confirmedWithUserAgent: Type.Union([Type.String(), Type.Null()]),
-        }),
+        email: Type.String(),
+        name: Type.Union([Type.String(), Type.Null()]),
+        status: Type.String(),
+        createdAt: Type.String({ format: 'date-time' }),
+        confirmedAt: Timestamp,
       }),
       ...tokenError,
       404: error('`not_found`: the reader was erased'),
     },
   },
-  'POST /manage/:token/erase': {
+  'POST /manage/:token/data-link': {
+    tags: ['readers'],
+    summary: 'Mail the reader a fresh, short-lived link to download or erase their data',
+    description: `The link goes to the reader's own address and works for DATA_LINK_TTL_MINUTES; at most one such mail per reader every few minutes. The same answer whatever happened (no enumeration). ${JSON_NOTE}`,
+    response: { 202: Status('requested'), ...tokenError },
+  },
+  'GET /data/:token': {
+    tags: ['readers'],
+    summary: 'Everything held about the reader (the emailed data link; `/data.json` beside it is the same as a download)',
+    description: JSON_NOTE,
+    response: {
+      200: ReaderData,
+      ...tokenError,
+      404: error('`not_found`: the reader was erased'),
+      410: error('`token_expired`: the link is older than DATA_LINK_TTL_MINUTES; ask for a fresh one from the manage page'),
+    },
+  },
+  'POST /data/:token/erase': {
     tags: ['readers'],
     summary: 'Erase the reader (keeps a hash of the address as a suppression)',
-    description: JSON_NOTE,
-    response: { 200: Status('erased'), ...tokenError },
+    description: `Needs the confirmation: \`{"confirm": true}\` as JSON, or \`confirm=yes\` from the page's checkbox. ${JSON_NOTE}`,
+    response: {
+      200: Status('erased'),
+      400: error('`confirmation_required`: the erasure was not confirmed; or `invalid_token`'),
+      410: error('`token_expired`: the link is older than DATA_LINK_TTL_MINUTES'),
+    },
   },
   'GET /issues': {
     tags: ['archive'],

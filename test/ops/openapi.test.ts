@@ -4,7 +4,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import { registerOpenApi } from '../../src/api/openapi.js';
 import { ErrorSchema } from '../../src/api/schemas.js';
-import { useTestContext } from '../support/context.js';
+import { pathOf, useTestContext } from '../support/context.js';
+import { addReaders } from '../support/readers.js';
 
 type Route = { method: string; url: string };
 type Operation = {
@@ -144,11 +145,11 @@ describe('OpenAPI document at /docs/json', () => {
       expect(spec.paths[probe]!.get!.responses!['200']!.content).toBeDefined();
     }
     expect(served.has('/healthz') && served.has('/readyz')).toBe(true);
-    const hidden = Object.keys(spec.paths).filter((p) => /^\/(admin|docs)\b/.test(p) || p === '/' || p === '/subscribe/check-inbox' || p === '/manage/{token}' || p === '/feed.xml');
+    const hidden = Object.keys(spec.paths).filter((p) => /^\/(admin|docs)\b/.test(p) || p === '/' || p === '/subscribe/check-inbox' || p === '/feed.xml');
     expect(hidden).toEqual([]);
     // Besides the editor API and the probes: the provider webhooks, and the public routes that answer JSON.
     expect(Object.keys(spec.paths).filter((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p)).sort())
-      .toEqual(['/confirm/{token}', '/issues', '/issues/{slug}', '/manage/{token}/data.json', '/manage/{token}/erase', '/subscribe', '/unsubscribe/{token}', '/webhooks/bounces/{provider}']);
+      .toEqual(['/confirm/{token}', '/data/{token}', '/data/{token}/erase', '/issues', '/issues/{slug}', '/manage/{token}', '/manage/{token}/data-link', '/subscribe', '/unsubscribe/{token}', '/webhooks/bounces/{provider}']);
     const webhook = spec.paths['/webhooks/bounces/{provider}']!.post!;
     // Providers sign their requests; no bearer token is asked of them.
     expect(webhook.security).toEqual([]);
@@ -200,7 +201,7 @@ describe('the public routes in the OpenAPI document', () => {
     const spec = await specOf(t.app);
     expect(Object.keys(spec.paths['/confirm/{token}']!)).toEqual(['post']);
     expect(Object.keys(spec.paths['/unsubscribe/{token}']!)).toEqual(['post']);
-    for (const [path, method] of [['/confirm/{token}', 'post'], ['/unsubscribe/{token}', 'post'], ['/manage/{token}/erase', 'post'], ['/manage/{token}/data.json', 'get'], ['/issues', 'get'], ['/issues/{slug}', 'get']] as const) {
+    for (const [path, method] of [['/confirm/{token}', 'post'], ['/unsubscribe/{token}', 'post'], ['/manage/{token}', 'get'], ['/data/{token}', 'get'], ['/data/{token}/erase', 'post'], ['/issues', 'get'], ['/issues/{slug}', 'get']] as const) {
       const op = spec.paths[path]![method]!;
       expect([path, op.security]).toEqual([path, []]);
       expect([path, schemaOf(spec, path, method, '200')]).toEqual([path, expect.any(Object)]);
@@ -210,6 +211,21 @@ describe('the public routes in the OpenAPI document', () => {
     expect([archive.statusCode, ajv.validate(schemaOf(spec, '/issues', 'get', '200')!, archive.json())]).toEqual([200, true]);
     const forged = await t.app.inject({ method: 'POST', url: '/confirm/forged.token', headers: { accept: 'application/json' } });
     expect([forged.statusCode, ajv.validate(schemaOf(spec, '/confirm/{token}', 'post', '400')!, forged.json())]).toEqual([400, true]);
+
+    // A reader's own links answer as documented: the manage page, the data link, the data.
+    const [reader] = await addReaders(t, [{ email: 'openapi.data@example.com' }]);
+    const json = { accept: 'application/json' };
+    const manage = await t.app.inject({ method: 'GET', url: pathOf(t.c.links.manage(reader!.id)), headers: json });
+    expect([manage.statusCode, ajv.validate(schemaOf(spec, '/manage/{token}', 'get', '200')!, manage.json())]).toEqual([200, true]);
+    const requested = await t.app.inject({ method: 'POST', url: `${pathOf(t.c.links.manage(reader!.id))}/data-link`, headers: json });
+    expect([requested.statusCode, ajv.validate(schemaOf(spec, '/manage/{token}/data-link', 'post', '202')!, requested.json())]).toEqual([202, true]);
+    const dataPath = pathOf(t.c.links.data(reader!.id));
+    const data = await t.app.inject({ method: 'GET', url: dataPath, headers: json });
+    expect([data.statusCode, ajv.validate(schemaOf(spec, '/data/{token}', 'get', '200')!, data.json())]).toEqual([200, true]);
+    const unconfirmed = await t.app.inject({ method: 'POST', url: `${dataPath}/erase`, payload: {} });
+    expect([unconfirmed.statusCode, ajv.validate(schemaOf(spec, '/data/{token}/erase', 'post', '400')!, unconfirmed.json())]).toEqual([400, true]);
+    const erased = await t.app.inject({ method: 'POST', url: `${dataPath}/erase`, payload: { confirm: true } });
+    expect([erased.statusCode, ajv.validate(schemaOf(spec, '/data/{token}/erase', 'post', '200')!, erased.json())]).toEqual([200, true]);
   });
 });
 
