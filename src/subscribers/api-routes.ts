@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
+import { CursorQuery, idPage } from '../api/keyset-page.js';
 import { limitedBody } from '../api/limited-body.js';
 import { allowLongUpload } from '../api/server-options.js';
 import type { Container } from '../container.js';
@@ -57,7 +58,7 @@ const ListQuery = Type.Object({
   createdAfter: Type.Optional(DateFilter('created at or after')),
   createdBefore: Type.Optional(DateFilter('created before')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
+  cursor: Type.Optional(CursorQuery),
 });
 
 const ExportQuery = Type.Omit(ListQuery, ['limit', 'cursor']);
@@ -102,17 +103,13 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request) => {
       const q = request.query as Static<typeof ListQuery>;
-      const limit = q.limit ?? 50;
-      // One row more than the page: whether it exists decides nextCursor, so the last page says
-      // null rather than leading to an empty page.
-      const rows = await listSubscribers(c.pool, {
-        ...filterOf(q),
-        afterId: q.cursor ? parseInt(q.cursor, 36) : undefined,
-        limit: limit + 1,
-      });
-      const page = rows.slice(0, limit);
-      const more = rows.length > limit;
-      return { items: page.map(toSubscriber), nextCursor: more ? page[page.length - 1]!.id.toString(36) : null };
+      const filter = filterOf(q);
+      const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 50 }, (keyset) => listSubscribers(c.pool, {
+        ...filter,
+        afterId: keyset.from,
+        limit: keyset.rows,
+      }));
+      return { items: page.items.map(toSubscriber), nextCursor: page.nextCursor };
     });
 
     app.get('/api/subscribers/export', {
