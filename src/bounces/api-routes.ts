@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
+import { CursorQuery, idPage } from '../api/keyset-page.js';
 import { DateFilter, ErrorSchema, IdParams, parseDateParam } from '../api/schemas.js';
 import type { Container } from '../container.js';
-import { AppError, invalidInput } from '../errors.js';
+import { AppError } from '../errors.js';
 import { findInboundReportRaw, listBounces, type BounceListRow } from './list-queries.js';
 import { bounceSources, bounceTypes, matchKinds } from './queries.js';
 
@@ -42,7 +43,7 @@ const ListQuery = Type.Object({
   matched: Type.Optional(Type.Boolean({ description: 'false: only the reports that matched no reader' })),
   subscriber: Type.Optional(idQuery('subscriber id')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
-  cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
+  cursor: Type.Optional(CursorQuery),
 });
 
 function toBounce(r: BounceListRow): Bounce {
@@ -68,14 +69,6 @@ function toBounce(r: BounceListRow): Bounce {
   };
 }
 
-function parseCursor(cursor: string | undefined): number | undefined {
-  if (cursor === undefined) return undefined;
-  const id = parseInt(cursor, 36);
-  // Twelve base-36 digits reach past 2^53: such a cursor was never one of ours.
-  if (!Number.isSafeInteger(id)) throw invalidInput('cursor is not a nextCursor this API gave', { field: 'cursor' });
-  return id;
-}
-
 /**
  * The editor's view of bounces and complaints, matched or not (a report that matched no reader
  * is kept for exactly this), and of the raw mail behind each report.
@@ -91,22 +84,20 @@ export function bounceApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request) => {
       const q = request.query as Static<typeof ListQuery>;
-      const limit = q.limit ?? 100;
-      // One row more than the page: whether it exists decides nextCursor, so the last page says
-      // null rather than leading to an empty page.
-      const rows = await listBounces(c.pool, {
+      const since = parseDateParam(q.since, 'since');
+      const until = parseDateParam(q.until, 'until');
+      const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 100 }, (keyset) => listBounces(c.pool, {
         type: q.type,
         source: q.source,
         issueId: q.issue,
-        since: parseDateParam(q.since, 'since'),
-        until: parseDateParam(q.until, 'until'),
+        since,
+        until,
         matched: q.matched,
         subscriberId: q.subscriber,
-        beforeId: parseCursor(q.cursor),
-        limit: limit + 1,
-      });
-      const page = rows.slice(0, limit);
-      return { items: page.map(toBounce), nextCursor: rows.length > limit ? page[page.length - 1]!.id.toString(36) : null };
+        beforeId: keyset.from,
+        limit: keyset.rows,
+      }));
+      return { items: page.items.map(toBounce), nextCursor: page.nextCursor };
     });
 
     app.get('/api/bounces/reports/:id', {

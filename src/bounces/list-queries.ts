@@ -1,5 +1,6 @@
 // SQL for the editor's view of bounces and complaints, and of the raw reports behind them.
 import type { Pool } from '../db/pool.js';
+import { SqlFilters } from '../db/sql-filters.js';
 import type { BounceSource, BounceType, MatchKind } from './queries.js';
 
 export type BounceListFilter = {
@@ -43,29 +44,20 @@ export type BounceListRow = {
 
 /**
  * Keyset pagination by id, newest first: stable under concurrent inserts (new rows get higher
- * ids, so they never shift a page the editor is walking), O(limit) at any depth. Conditions are
- * fixed SQL fragments chosen by which filters are set; values only ever travel as parameters.
+ * ids, so they never shift a page the editor is walking), O(limit) at any depth.
  * `subscriber_id IS NULL` is written out literally so the partial index bounces_unmatched serves
  * the matched=false listing.
  */
 export async function listBounces(pool: Pool, f: BounceListFilter): Promise<BounceListRow[]> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  // Every ? in a condition stands for the one value it is added with.
-  const add = (sql: string, value: unknown) => {
-    params.push(value);
-    where.push(sql.replaceAll('?', `$${params.length}`));
-  };
-  if (f.beforeId !== undefined) add('b.id < ?::bigint', f.beforeId);
-  if (f.type) add('b.type = ?::bounce_type', f.type);
-  if (f.source) add('b.source = ?::bounce_source', f.source);
-  if (f.issueId !== undefined) add('s.issue_id = ?::bigint', f.issueId);
-  if (f.since) add('b.occurred_at >= ?::timestamptz', f.since);
-  if (f.until) add('b.occurred_at < ?::timestamptz', f.until);
-  if (f.matched === false) where.push('b.subscriber_id IS NULL');
-  if (f.matched === true) where.push('b.subscriber_id IS NOT NULL');
-  if (f.subscriberId !== undefined) add('b.subscriber_id = ?::bigint', f.subscriberId);
-  params.push(f.limit);
+  const filters = new SqlFilters()
+    .optional('b.id < $1::bigint', f.beforeId)
+    .optional('b.type = $1::bounce_type', f.type)
+    .optional('b.source = $1::bounce_source', f.source)
+    .optional('s.issue_id = $1::bigint', f.issueId)
+    .optional('b.occurred_at >= $1::timestamptz', f.since)
+    .optional('b.occurred_at < $1::timestamptz', f.until)
+    .optional('b.subscriber_id = $1::bigint', f.subscriberId);
+  if (f.matched !== undefined) filters.add(f.matched ? 'b.subscriber_id IS NOT NULL' : 'b.subscriber_id IS NULL');
   const { rows } = await pool.query<BounceListRow>(
     `SELECT b.id, b.type::text AS type, b.source::text AS source, b.subscriber_id, sub.email, b.recipient,
             b.message_id, b.send_id, s.issue_id, b.matched_by, b.action, b.status, b.diagnostic, b.remote_mta,
@@ -73,10 +65,10 @@ export async function listBounces(pool: Pool, f: BounceListFilter): Promise<Boun
        FROM bounces b
        LEFT JOIN subscribers sub ON sub.id = b.subscriber_id
        LEFT JOIN sends s ON s.id = b.send_id
-      ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ${filters.where}
       ORDER BY b.id DESC
-      LIMIT $${params.length}::int`,
-    params,
+      LIMIT ${filters.param(f.limit)}::int`,
+    filters.params,
   );
   return rows;
 }

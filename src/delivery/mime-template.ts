@@ -3,6 +3,7 @@ import { encodeWord, encodeWords, foldLines, isPlainText, quoteString } from 'no
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { escapeHtml } from '../rendering/escape.js';
 import type { Template } from '../rendering/template.js';
+import { listUnsubscribeHeaders } from './list-unsubscribe.js';
 
 /**
  * An issue's whole MIME message, built once per issue and process, with the reader's values
@@ -95,7 +96,6 @@ export class IssueMime {
     this.fixedHead = Buffer.from(
       header('From', headers.from)
         + header('Subject', encodeHeaderText(headers.subject))
-        + 'List-Unsubscribe-Post: List-Unsubscribe=One-Click' + CRLF
         + header('List-Id', headers.listId)
         + header('Feedback-ID', headers.feedbackId)
         + 'MIME-Version: 1.0' + CRLF
@@ -113,11 +113,13 @@ export class IssueMime {
 
   /** One reader's complete message, ready to hand to the SMTP client as `raw`. */
   build(copy: ReaderCopy): Buffer {
+    // Not folded: a long link stays whole on its line (RFC 5322 allows 998 characters).
+    const unsubscribe = Object.entries(listUnsubscribeHeaders(copy.unsubscribeUrl)).map(([name, value]) => `${name}: ${value}${CRLF}`).join('');
     const head = Buffer.from(
       header('To', formatAddress(copy.to.address, copy.to.name))
         + header('Date', (copy.date ?? new Date()).toUTCString().replace(/GMT$/, '+0000'))
         + `Message-ID: <${copy.messageId}>${CRLF}`
-        + `List-Unsubscribe: <${copy.unsubscribeUrl}>${CRLF}`
+        + unsubscribe
         + `X-Broadside-Message: ${copy.messageToken}${CRLF}`,
       // The same bytes as ASCII whenever the address is ASCII; UTF-8 for an SMTPUTF8 address.
       'utf8',

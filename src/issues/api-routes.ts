@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
+import { CursorQuery, idPage } from '../api/keyset-page.js';
 import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
@@ -36,7 +37,7 @@ const PatchBody = Type.Partial(CreateBody, { minProperties: 1 });
 const ListQuery = Type.Object({
   status: Type.Optional(Type.Enum(['draft', 'published'])),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
+  cursor: Type.Optional(CursorQuery),
 });
 
 const PreviewQuery = Type.Object({ format: Type.Optional(Type.Enum(['html', 'text'], { default: 'html' })) });
@@ -92,14 +93,12 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request) => {
       const q = request.query as Static<typeof ListQuery>;
-      const limit = q.limit ?? 50;
-      const rows = await listIssues(c.pool, {
-        beforeId: q.cursor ? parseInt(q.cursor, 36) : undefined,
+      const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 50 }, (keyset) => listIssues(c.pool, {
+        beforeId: keyset.from,
         published: q.status === undefined ? undefined : q.status === 'published',
-        limit: limit + 1,
-      });
-      const page = rows.slice(0, limit);
-      return { items: page.map(toIssue), nextCursor: rows.length > limit ? page[page.length - 1]!.id.toString(36) : null };
+        limit: keyset.rows,
+      }));
+      return { items: page.items.map(toIssue), nextCursor: page.nextCursor };
     });
 
     app.get('/api/issues/:id', {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
+import { keysetPage } from '../api/keyset-page.js';
 import { wantsJson } from '../api/respond.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
@@ -43,12 +44,11 @@ export function archiveRoutes(c: Container): FastifyPluginAsync {
       let cursor: { publishedUs: bigint; id: number } | undefined;
       if (before) {
         const [us, id] = before.split('.') as [string, string];
-        // Base 36, at most 12 digits each (the schema's pattern): below 2^63 and 2^53.
+        // Base 36, at most 12 digits each (the schema's pattern): the time below 2^63. An id part
+        // past 2^53 was never one of ours and finds an empty page.
         cursor = { publishedUs: [...us].reduce((n, d) => n * 36n + BigInt(parseInt(d, 36)), 0n), id: parseInt(id, 36) };
       }
-      const rows = await listPublished(c.pool, { before: cursor, limit: ARCHIVE_PAGE_SIZE + 1 });
-      const issues = rows.slice(0, ARCHIVE_PAGE_SIZE);
-      const older = rows.length > ARCHIVE_PAGE_SIZE ? cursorOf(issues[issues.length - 1]!) : null;
+      const { items: issues, next: older } = await keysetPage(ARCHIVE_PAGE_SIZE, (rows) => listPublished(c.pool, { before: cursor, limit: rows }), cursorOf);
       if (wantsJson(request)) return { items: issues.map(summary), older };
       return reply.headers(archiveHeaders).send(page('Past issues', archivePage(issues, newsletter, older && `/issues?before=${older}`), { newsletter, reading: true, indexable: true }));
     });

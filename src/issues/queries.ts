@@ -1,6 +1,7 @@
 // SQL for issues. A draft's source and its compiled form are written together in one
 // statement, guarded by `published_at IS NULL`, so a published issue never changes.
 import type { Pool } from '../db/pool.js';
+import { SqlFilters } from '../db/sql-filters.js';
 import type { IssueContent } from '../rendering/markdown.js';
 import type { Template } from '../rendering/template.js';
 
@@ -70,24 +71,20 @@ export async function findIssue(pool: Pool, id: number): Promise<IssueRow | unde
 
 /** The slugs in use that a new slug built on `base` could collide with (`base`, `base-2`, …). */
 export async function slugsLike(pool: Pool, base: string, exceptId?: number): Promise<Set<string>> {
-  const { rows } = await pool.query<{ slug: string }>(
-    `SELECT slug FROM issues
-      WHERE (slug = $1::text OR (left(slug, length($1::text) + 1) = $1::text || '-' AND substr(slug, length($1::text) + 2) ~ '^[0-9]+$'))
-        AND id IS DISTINCT FROM $2::bigint`,
-    [base, exceptId ?? null],
-  );
+  const filters = new SqlFilters()
+    .add("(slug = $1::text OR (left(slug, length($1::text) + 1) = $1::text || '-' AND substr(slug, length($1::text) + 2) ~ '^[0-9]+$'))", base)
+    .optional('id <> $1::bigint', exceptId);
+  const { rows } = await pool.query<{ slug: string }>(`SELECT slug FROM issues ${filters.where}`, filters.params);
   return new Set(rows.map((r) => r.slug));
 }
 
 /** Every issue, newest first, by keyset on id. */
 export async function listIssues(pool: Pool, o: { beforeId?: number; limit: number; published?: boolean }): Promise<IssueSummaryRow[]> {
+  const filters = new SqlFilters().optional('id < $1::bigint', o.beforeId);
+  if (o.published !== undefined) filters.add(o.published ? 'published_at IS NOT NULL' : 'published_at IS NULL');
   const { rows } = await pool.query<IssueSummaryRow>(
-    `SELECT ${SUMMARY} FROM issues
-      WHERE ($1::bigint IS NULL OR id < $1::bigint)
-        AND ($2::boolean IS NULL OR (published_at IS NOT NULL) = $2::boolean)
-      ORDER BY id DESC
-      LIMIT $3::int`,
-    [o.beforeId ?? null, o.published ?? null, o.limit],
+    `SELECT ${SUMMARY} FROM issues ${filters.where} ORDER BY id DESC LIMIT ${filters.param(o.limit)}::int`,
+    filters.params,
   );
   return rows;
 }
@@ -124,16 +121,15 @@ export async function listPublished(
   pool: Pool,
   o: { before?: { publishedUs: bigint; id: number }; limit: number },
 ): Promise<IssueSummaryRow[]> {
+  const filters = new SqlFilters().add('published_at IS NOT NULL');
   // The cursor's time is whole microseconds, as Postgres keeps them, added to the epoch as an
   // interval: exact, so no issue falls between two pages.
+  if (o.before) {
+    filters.add("(published_at, id) < (timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2::bigint)", o.before.publishedUs.toString(), o.before.id);
+  }
   const { rows } = await pool.query<IssueSummaryRow>(
-    `SELECT ${SUMMARY} FROM issues
-      WHERE published_at IS NOT NULL
-        AND ($1::bigint IS NULL
-             OR (published_at, id) < (timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2::bigint))
-      ORDER BY published_at DESC, id DESC
-      LIMIT $3::int`,
-    [o.before?.publishedUs.toString() ?? null, o.before?.id ?? null, o.limit],
+    `SELECT ${SUMMARY} FROM issues ${filters.where} ORDER BY published_at DESC, id DESC LIMIT ${filters.param(o.limit)}::int`,
+    filters.params,
   );
   return rows;
 }

@@ -1,5 +1,6 @@
 import type { Container } from '../container.js';
 import type { LogLines } from '../log.js';
+import { listUnsubscribeHeaders } from '../delivery/list-unsubscribe.js';
 import { SmtpUtf8Unavailable, smtpResponseCode } from '../delivery/mailer.js';
 import { AppError, invalidInput } from '../errors.js';
 import { personalise, sampleReaderVars } from '../rendering/issue.js';
@@ -40,11 +41,7 @@ export async function sendTestCopies(c: Container, issue: IssueRow, recipients: 
         to,
         subject: `[Test] ${issue.subject}`,
         ...body,
-        headers: {
-          'X-Broadside-Test': 'yes',
-          'List-Unsubscribe': `<${vars.unsubscribe_url}>`,
-          'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
-        },
+        headers: { 'X-Broadside-Test': 'yes', ...listUnsubscribeHeaders(vars.unsubscribe_url!) },
       });
       return { to, status: 'submitted', response: info.response };
     } catch (err) {

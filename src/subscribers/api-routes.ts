@@ -1,7 +1,9 @@
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
+import { CursorQuery, idPage } from '../api/keyset-page.js';
+import { limitedBody } from '../api/limited-body.js';
 import { allowLongUpload } from '../api/server-options.js';
 import type { Container } from '../container.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';
@@ -56,7 +58,7 @@ const ListQuery = Type.Object({
   createdAfter: Type.Optional(DateFilter('created at or after')),
   createdBefore: Type.Optional(DateFilter('created before')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  cursor: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,12}$', description: 'nextCursor of the previous page' })),
+  cursor: Type.Optional(CursorQuery),
 });
 
 const ExportQuery = Type.Omit(ListQuery, ['limit', 'cursor']);
@@ -101,17 +103,13 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
       },
     }, async (request) => {
       const q = request.query as Static<typeof ListQuery>;
-      const limit = q.limit ?? 50;
-      // One row more than the page: whether it exists decides nextCursor, so the last page says
-      // null rather than leading to an empty page.
-      const rows = await listSubscribers(c.pool, {
-        ...filterOf(q),
-        afterId: q.cursor ? parseInt(q.cursor, 36) : undefined,
-        limit: limit + 1,
-      });
-      const page = rows.slice(0, limit);
-      const more = rows.length > limit;
-      return { items: page.map(toSubscriber), nextCursor: more ? page[page.length - 1]!.id.toString(36) : null };
+      const filter = filterOf(q);
+      const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 50 }, (keyset) => listSubscribers(c.pool, {
+        ...filter,
+        afterId: keyset.from,
+        limit: keyset.rows,
+      }));
+      return { items: page.items.map(toSubscriber), nextCursor: page.nextCursor };
     });
 
     app.get('/api/subscribers/export', {
@@ -186,22 +184,8 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
         // The editor's token has been checked (onRequest): a file of up to IMPORT_MAX_BYTES, read
         // as fast as it is stored, may take longer than HTTP_BODY_TIMEOUT_SECONDS to arrive.
         allowLongUpload(request.raw);
-        let seen = 0;
-        // pipe, not pipeline: destroying the request would close the socket before the error
-        // response is written. An unread rest of the body is discarded by Node after the reply.
-        const limited = body.pipe(new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            seen += chunk.length;
-            if (seen > IMPORT_MAX_BYTES) return cb(Object.assign(new Error(`the CSV is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB`), { code: 'PAYLOAD_TOO_LARGE' }));
-            cb(null, chunk);
-          },
-        }));
-        body.on('error', (err) => limited.destroy(err));
-        body.on('close', () => {
-          if (!body.readableEnded) limited.destroy(Object.assign(new Error('the upload ended before the whole CSV arrived'), { code: 'UPLOAD_ABORTED' }));
-        });
         const evidence = evidenceOf(request);
-        const report = await importCsv(c.pool, limited, { at: null, ...evidence });
+        const report = await importCsv(c.pool, limitedBody(body, IMPORT_MAX_BYTES, 'CSV'), { at: null, ...evidence });
         request.log.info({ rows: report.rows, accepted: report.accepted, rejected: report.rejected }, 'CSV import');
         return report;
       });

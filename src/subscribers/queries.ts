@@ -1,5 +1,6 @@
 // SQL for subscribers. Every state change is one statement guarded by the state it expects.
 import type { Pool } from '../db/pool.js';
+import { SqlFilters } from '../db/sql-filters.js';
 
 export const subscriberStatuses = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'] as const;
 export type SubscriberStatus = (typeof subscriberStatuses)[number];
@@ -231,27 +232,19 @@ export type ListFilter = {
 
 /** Keyset pagination by id: stable under concurrent inserts, O(limit) at any depth. */
 export async function listSubscribers(pool: Pool, f: ListFilter): Promise<SubscriberRow[]> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  // Every ? in a condition stands for the one value it is added with.
-  const add = (sql: string, value: unknown) => {
-    params.push(value);
-    where.push(sql.replaceAll('?', `$${params.length}`));
-  };
-  if (f.afterId !== undefined) add('id > ?::bigint', f.afterId);
-  if (f.status) add('status = ?::subscriber_status', f.status);
-  if (f.source) add('consent_source = ?::consent_source', f.source);
-  // Matched against the normalised address and the address as typed, so an IDN domain is found
-  // by its Unicode spelling too. The pattern is escaped: % and _ in the filter are literal.
-  if (f.email) {
-    add('(email_normalized LIKE ?::text OR lower(email) LIKE ?::text)', `%${f.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-  }
-  if (f.createdAfter) add('created_at >= ?::timestamptz', f.createdAfter);
-  if (f.createdBefore) add('created_at < ?::timestamptz', f.createdBefore);
-  params.push(f.limit);
+  const filters = new SqlFilters()
+    .optional('id > $1::bigint', f.afterId)
+    .optional('status = $1::subscriber_status', f.status)
+    .optional('consent_source = $1::consent_source', f.source)
+    // Matched against the normalised address and the address as typed, so an IDN domain is found
+    // by its Unicode spelling too. The pattern is escaped: % and _ in the filter are literal.
+    .optional('(email_normalized LIKE $1::text OR lower(email) LIKE $1::text)',
+      f.email ? `%${f.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined)
+    .optional('created_at >= $1::timestamptz', f.createdAfter)
+    .optional('created_at < $1::timestamptz', f.createdBefore);
   const { rows } = await pool.query<SubscriberRow>(
-    `SELECT * FROM subscribers ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}::int`,
-    params,
+    `SELECT * FROM subscribers ${filters.where} ORDER BY id LIMIT ${filters.param(f.limit)}::int`,
+    filters.params,
   );
   return rows;
 }

@@ -1,4 +1,5 @@
 import type { Container } from '../container.js';
+import { listUnsubscribeHeaders } from '../delivery/list-unsubscribe.js';
 import type { ReaderMailJob } from '../queues/contract.js';
 import { greetingFor } from '../rendering/issue.js';
 import { renderReaderMail } from '../rendering/reader-mail.js';
@@ -19,11 +20,9 @@ export async function sendReaderMail(c: Container, job: ReaderMailJob): Promise<
   if (job.kind === 'data-link' && reader.status === 'bounced') return 'skipped';
   const vars = readerVars(c, reader, job.kind);
   const mail = renderReaderMail(await c.readerMail(), job.kind, vars);
-  const headers: Record<string, string> = {};
-  if (job.kind === 'welcome') {
-    headers['List-Unsubscribe'] = `<${vars.unsubscribe_url}>`;
-    headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
-  }
+  // Of these, only the welcome mail is list mail: the confirmation goes to someone not yet on
+  // the list, and the data link answers the reader's own request.
+  const headers = job.kind === 'welcome' ? listUnsubscribeHeaders(vars.unsubscribe_url!) : {};
   await c.mailer.send({ to: reader.email, ...mail, headers });
   return 'submitted';
 }

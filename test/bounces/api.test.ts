@@ -209,6 +209,17 @@ describe('GET /api/bounces', () => {
     }
   });
 
+  it('answers 400 naming the cursor for a cursor this list never gave, not an empty page', async () => {
+    for (const foreign of ['zzzzzzzzzzzz', '0', '01']) {
+      const res = await api(`/api/bounces?cursor=${foreign}`);
+      expect([foreign, res.statusCode]).toEqual([foreign, 400]);
+      const { error } = res.json() as { error: { code: string; message: string; details: unknown } };
+      expect(error).toEqual({ code: 'invalid_input', message: expect.stringContaining(`cursor "${foreign}"`), details: { field: 'cursor' } });
+    }
+    // A cursor this list could give, past every row: an empty last page.
+    expect(await list({ cursor: '1' })).toEqual({ items: [], nextCursor: null });
+  });
+
   it('answers 401 without the bearer token', async () => {
     for (const url of ['/api/bounces', `/api/bounces/reports/${reportId}`]) {
       const res = await api(url, {});

@@ -253,6 +253,23 @@ describe('GET /api/issues/:id', () => {
       expect(error.message).toMatch(/^params\.id /);
     }
   });
+
+  it('answers 400 for an id not written in decimal digits, even one that would name an issue', async () => {
+    const issue = await create({ subject: 'Number one', markdown: 'x' });
+    expect(issue.id).toBe(1);
+    expect((await api('GET', '/api/issues/1')).statusCode).toBe(200);
+    for (const bad of ['1e3', '0x10', '1e0', '0x1', '0b1', '1.0', '+1', '%201', '1%20']) {
+      const error = expectError(await api('GET', `/api/issues/${bad}`), 400, 'invalid_input');
+      expect([bad, error.message]).toEqual([bad, 'params.id must be an integer in decimal digits']);
+    }
+    // Every route with an id in its path, including those with more in it.
+    for (const [method, url] of [['PATCH', '/api/issues/0x1'], ['DELETE', '/api/issues/1e0'], ['GET', '/api/issues/0x1/preview'],
+      ['GET', '/api/issues/0x1/send'], ['POST', '/api/issues/1e0/send/pause'], ['GET', '/api/subscribers/0x1'], ['GET', '/api/bounces/reports/1e3']] as const) {
+      const res = await t.app.inject({ method, url, headers: t.auth, ...(method === 'PATCH' ? { payload: { subject: 'x' } } : {}) });
+      expect([method, url, res.statusCode, res.json().error.code]).toEqual([method, url, 400, 'invalid_input']);
+    }
+    expect((await api('GET', '/api/issues/1')).json()).toMatchObject({ subject: 'Number one', status: 'draft' });
+  });
 });
 
 describe('GET /api/issues', () => {
@@ -296,6 +313,17 @@ describe('GET /api/issues', () => {
       expect([bad, res.statusCode]).toEqual([bad, 400]);
       expectError(res, 400);
     }
+  });
+
+  it('answers 400 naming the cursor for a cursor this list never gave, not an empty page', async () => {
+    for (let i = 1; i <= 3; i++) await create({ subject: `Cursor ${i}`, markdown: 'x' });
+    // Past 2^53, zero, a leading zero: well-formed base 36, but no nextCursor is ever one of them.
+    for (const foreign of ['zzzzzzzzzzzz', '0', '01']) {
+      const error = expectError(await api('GET', `/api/issues?cursor=${foreign}`), 400, 'invalid_input');
+      expect([foreign, error.message, error.details]).toEqual([foreign, expect.stringContaining(`cursor "${foreign}"`), { field: 'cursor' }]);
+    }
+    // A cursor this list could give, past every issue: an empty last page.
+    expect(await list('?cursor=1')).toEqual({ items: [], nextCursor: null });
   });
 });
 

@@ -204,7 +204,18 @@ describe('GET /api/subscribers', () => {
     expect(one[0]!.nextCursor).toBeNull();
 
     // A cursor past the end is an empty last page.
-    expect(await list({ cursor: 'zzzzzzzzzzzz' })).toEqual({ items: [], nextCursor: null });
+    expect(await list({ cursor: Number.MAX_SAFE_INTEGER.toString(36) })).toEqual({ items: [], nextCursor: null });
+  });
+
+  it('answers 400 naming the cursor for a cursor this list never gave, not an empty page', async () => {
+    await seed(Array.from({ length: 3 }, (_, i) => ({ email: `foreign${i}@example.com` })));
+    // Past 2^53, zero, a leading zero: well-formed base 36, but no nextCursor is ever one of them.
+    for (const foreign of ['zzzzzzzzzzzz', '0', '01']) {
+      const res = await api('GET', `/api/subscribers?cursor=${foreign}`);
+      expect([foreign, res.statusCode]).toEqual([foreign, 400]);
+      const { error } = res.json() as { error: { code: string; message: string; details: unknown } };
+      expect(error).toEqual({ code: 'invalid_input', message: expect.stringContaining(`cursor "${foreign}"`), details: { field: 'cursor' } });
+    }
   });
 
   it('keeps the walk stable while rows are added and removed during it', async () => {
