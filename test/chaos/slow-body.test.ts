@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app.js';
 import { TEST_TOKEN, useTestContext } from '../support/context.js';
-import { until } from '../support/editor.js';
+import { until } from '../support/wait.js';
 import { captureLog } from '../support/log-capture.js';
 
 // Each case is ended by one bound before the others could: headers < idle < body < upload.
