@@ -22,7 +22,10 @@ export async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T
 /** A fresh database for one test file, copied from the migrated template (fast, isolated). */
 export async function createTestDatabase(): Promise<string> {
   const template = process.env.BROADSIDE_TEST_TEMPLATE;
-  if (!template) throw new Error('BROADSIDE_TEST_TEMPLATE is unset: run the tests through jest (its global setup builds the template)');
+  if (!template) {
+    throw new Error('BROADSIDE_TEST_TEMPLATE is unset: the migrated template is built by the global setup of the jest project `integration`; '
+      + 'a test file that needs Postgres does not belong in the `unit` list of jest.config.js');
+  }
   const name = `broadside_test_${Math.floor(Date.now() / 1000)}_${randomBytes(4).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}`));
   return name;
