@@ -51,13 +51,14 @@ const base = {
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
-  testTimeout: 30000,
 };
 
 export default {
   // Most of a test's time is spent waiting on Postgres, Redis, SMTP and child processes, so two
   // files at once on a two-core machine (Jest's default would be one) take ~6 min instead of ~11.
   maxWorkers: Math.max(2, availableParallelism() - 1),
+  // A global option: Jest ignores it inside a project.
+  testTimeout: 30000,
   projects: [
     { ...base, displayName: 'unit', testMatch: unitMatch },
     {
