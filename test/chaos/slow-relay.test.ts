@@ -9,8 +9,8 @@
 // claim is recovered ("stuck in sending"); the send finishes within a bound set by the relay's pace.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestContext, type TestContext } from '../support/context.js';
-import { Relay } from '../support/relay.js';
 import { seedActiveReaders } from '../support/readers.js';
+import { Relay } from '../support/relay.js';
 import { expectEachReaderOnce, messageCounts, sendStatus, startSend } from '../support/send-checks.js';
 import { QUICK_RECOVERY } from '../support/send-world.js';
 import { until } from '../support/wait.js';
