@@ -4,11 +4,12 @@
 //                         [--window N] [--ceiling-readers N] [--sink auto|postfix|node]
 //   npm run bench:send -- --fanout-only --readers 1000000
 //
-// Needs Postgres (BENCH_DATABASE_SERVER_URL or TEST_DATABASE_SERVER_URL, default
-// postgres://127.0.0.1:5432) and Redis (REDIS_URL). BENCH_WORKER_NODE_ARGS adds node flags to the
-// worker processes (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// Needs Postgres (TEST_DATABASE_SERVER_URL, as the tests, default postgres://127.0.0.1:5432) and
+// Redis (REDIS_URL). BENCH_WORKER_NODE_ARGS adds node flags to the worker processes (e.g.
+// "--cpu-prof --cpu-prof-dir=/tmp/prof").
 //
-// One run, in a fresh database `broadside_bench_<ts>` and a fresh queue prefix:
+// One run, in a fresh database `broadside_bench_<ts>` and a fresh queue prefix, built with the
+// tests' support (bench/world.ts):
 //  1. N active readers (one INSERT … SELECT generate_series) and the issue bench/issue-30kb.md,
 //     created through the real code (createIssue: Markdown → MJML → templates);
 //  2. a discarding SMTP sink on loopback: Postfix's smtp-sink when installed, else bench/sink.ts;
@@ -20,26 +21,13 @@
 //  5. a report; then the children are stopped, the database dropped and the Redis keys deleted.
 // `--fanout-only` measures only the fan-out (message rows for every reader), batch by batch
 // exactly as src/sending/fanout.ts does, with no workers and no feeding.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import slugify from '@sindresorhus/slugify';
 import { Redis } from 'ioredis';
 import { encodeWords } from 'nodemailer/lib/mime-funcs';
-import pg from 'pg';
-import { pino } from 'pino';
-import { parseConfig, type AppConfig } from '../src/config/index.js';
-import { createContainer, type Container } from '../src/container.js';
-import { withDefaultUser } from '../src/db/connection-url.js';
-import { ensureDatabase, quoteIdent } from '../src/db/ensure-database.js';
-import { migrate } from '../src/db/migrate.js';
 import { parseMailbox } from '../src/config/mailbox.js';
 import { createSmtpMailer } from '../src/delivery/mailer.js';
 import { formatAddress, IssueMime } from '../src/delivery/mime-template.js';
@@ -50,11 +38,12 @@ import { formatIssueDate, type IssueReaderVars } from '../src/rendering/issue.js
 import { triggerSend } from '../src/sending/control.js';
 import { FANOUT_BATCH } from '../src/sending/fanout.js';
 import { createSend, fanOutBatch, findSend, progressOf } from '../src/sending/queries.js';
+import { keysOf, REDIS_URL } from '../test/support/redis-keys.js';
+import {
+  cleaningUp, createBenchWorld, fmt, intFlag, log, onCleanup, postfixSinkInstalled, printedLines, root, runBenchmark, secs,
+  startBenchWorkers, startSink, type BenchWorld, type Sink,
+} from './world.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const POSTFIX_SINK = '/usr/sbin/smtp-sink';
-const SERVER_URL = (process.env.BENCH_DATABASE_SERVER_URL ?? process.env.TEST_DATABASE_SERVER_URL ?? 'postgres://127.0.0.1:5432').replace(/\/+$/, '');
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SAMPLE_MS = 250;
 const STATUS_POLL_MS = 50;
 /** The ceiling keeps at most this many distinct prebuilt messages in memory and cycles them. */
@@ -92,15 +81,6 @@ if (flags.help) {
   process.exit(0);
 }
 
-function intFlag(name: string, raw: string | undefined, min: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) {
-    process.stderr.write(`--${name} must be a whole number ≥ ${min}, got "${raw}"\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
 const READERS = intFlag('readers', flags.readers, 1);
 const WORKERS = intFlag('workers', flags.workers, 1);
 const CONCURRENCY = intFlag('concurrency', flags.concurrency, 1);
@@ -115,10 +95,7 @@ if (!['auto', 'postfix', 'node'].includes(flags.sink!)) {
 
 // ── small helpers ────────────────────────────────────────────────────────────────────────────
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const log = (msg: string) => process.stdout.write(`· ${msg}\n`);
 
 function table(rows: [string, string, string?][]): string {
   const w0 = Math.max(...rows.map((r) => r[0].length));
@@ -150,40 +127,6 @@ async function cpuOf(pid: number): Promise<number> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
-
-/** Stops a child: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
-async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function redisUsedMemory(redis: Redis): Promise<number> {
   return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1] ?? NaN);
 }
@@ -193,20 +136,9 @@ async function redisCpu(redis: Redis): Promise<number> {
   return Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1] ?? 0) + Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1] ?? 0);
 }
 
-async function scanPrefix(redis: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    keys.push(...found);
-    cursor = next;
-  } while (cursor !== '0');
-  return keys;
-}
-
 /** The keys of our queue prefix and what Redis says they take (MEMORY USAGE, summed). */
 async function prefixMemory(redis: Redis, prefix: string): Promise<{ keys: number; bytes: number }> {
-  const keys = await scanPrefix(redis, prefix);
+  const keys = await keysOf(redis, prefix);
   let bytes = 0;
   for (let i = 0; i < keys.length; i += 1000) {
     const p = redis.pipeline();
@@ -216,171 +148,30 @@ async function prefixMemory(redis: Redis, prefix: string): Promise<{ keys: numbe
   return { keys: keys.length, bytes };
 }
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: withDefaultUser(`${SERVER_URL}/postgres`) });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-// ── cleanup, whatever happens ────────────────────────────────────────────────────────────────
-
-const cleanups: { name: string; run: () => Promise<unknown> }[] = [];
-let cleaning: Promise<void> | undefined;
-function onCleanup(name: string, run: () => Promise<unknown>): void {
-  cleanups.push({ name, run });
-}
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const { name, run } of cleanups.reverse()) {
-      try {
-        await run();
-      } catch (err) {
-        process.stderr.write(`cleanup (${name}) failed: ${(err as Error).message}\n`);
-      }
-    }
-  })();
-  return cleaning;
-}
-// `on`, not `once`: tsx and npm relay the signal again to this process (Ctrl-C reaches the whole
-// process group too), and with no listener left tsx would exit at once, in the middle of the
-// cleanup. Repeats are ignored while cleaning up.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (cleaning) return;
-    process.stderr.write(`\n${signal}: cleaning up…\n`);
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
-
 // ── 1. database, readers, issue ──────────────────────────────────────────────────────────────
 
-type World = { c: Container; config: AppConfig; databaseUrl: string; dbName: string; issueId: number; env: Record<string, string> };
+type World = BenchWorld & { issueId: number };
 
 async function createWorld(smtpUrl: string): Promise<World> {
-  const stamp = `${Date.now()}_${randomBytes(3).toString('hex')}`;
-  const dbName = `broadside_bench_${stamp}`;
-  const databaseUrl = `${SERVER_URL}/${dbName}`;
-  const queuePrefix = `bs-bench-${stamp}`;
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'broadside-bench-'));
-  onCleanup('data dir', () => rm(dataDir, { recursive: true, force: true }));
-
-  let t = performance.now();
-  await ensureDatabase(databaseUrl);
-  onCleanup('drop database', () => admin((a) => a.query(`DROP DATABASE IF EXISTS ${quoteIdent(dbName)} WITH (FORCE)`)));
-  await migrate(databaseUrl);
-  log(`database ${dbName} created and migrated in ${secs(performance.now() - t)}`);
-
-  // What the workers get too (as environment variables).
-  const env: Record<string, string> = {
-    DATABASE_URL: databaseUrl,
-    REDIS_URL,
-    SMTP_URL: smtpUrl,
-    QUEUE_PREFIX: queuePrefix,
-    SECRET: 'bench-secret-that-is-long-enough-0123456789',
-    API_TOKEN: 'bench-editor-token-0123456789',
-    PUBLIC_URL: 'https://news.example.org',
-    MAIL_FROM: 'The Relay <news@example.org>',
-    POSTAL_ADDRESS: '1 Example Street, Springfield',
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-    DELIVERY_CONCURRENCY: String(CONCURRENCY),
-    SMTP_POOL_SIZE: String(POOL),
-    ...(WINDOW !== undefined ? { SEND_WINDOW: String(WINDOW) } : {}),
-  };
-  const parsed = parseConfig(env);
-  const config: AppConfig = { ...parsed, apiToken: parsed.apiToken!, secret: parsed.secret! };
-  const c = await createContainer(config, { log: pino({ level: 'silent' }) });
-  onCleanup('container', () => c.close());
-  onCleanup('redis keys', async () => {
-    const redis = new Redis(REDIS_URL);
-    try {
-      const keys = await scanPrefix(redis, queuePrefix);
-      for (let i = 0; i < keys.length; i += 1000) await redis.unlink(...keys.slice(i, i + 1000));
-    } finally {
-      redis.disconnect();
-    }
-  });
-
-  t = performance.now();
-  // Imported readers, confirmed yesterday; every third one has a name (a personal greeting).
-  await c.pool.query(
-    `INSERT INTO subscribers (email, email_normalized, name, status, confirmed_at, consent_at, consent_source)
-     SELECT 'reader' || g || '@example.com', 'reader' || g || '@example.com',
-            CASE WHEN g % 3 = 0 THEN 'Reader ' || g END,
-            'active', now() - interval '1 day', now() - interval '1 day', 'import'
-       FROM generate_series(1, $1::int) AS g`,
-    [READERS],
-  );
-  const inserted = performance.now() - t;
-  // A list that has been around has been vacuumed: the fan-out should not pay for hint bits.
-  await c.pool.query('VACUUM (ANALYZE) subscribers');
-  log(`${fmt(READERS)} active readers inserted in ${secs(inserted)} (+ VACUUM ANALYZE ${secs(performance.now() - t - inserted)})`);
-
-  t = performance.now();
-  const source = await readFile(path.join(root, 'bench/issue-30kb.md'), 'utf8');
-  const issue = await createIssue(c.pool, c.renderer, parseIssueFile(source));
-  log(`issue ${issue.id} "${issue.slug}" created (${fmt(Buffer.byteLength(issue.markdown) / 1024, 1)} KB of Markdown, HTML ${fmt(issue.html_bytes / 1024, 1)} KB) in ${secs(performance.now() - t)}`);
-
-  return { c, config, databaseUrl, dbName, issueId: issue.id, env };
-}
-
-// ── 2. the discarding SMTP sink ──────────────────────────────────────────────────────────────
-
-type Sink = { name: string; port: number; pid: number; received(): number };
-
-async function startSink(): Promise<Sink> {
-  const usePostfix = flags.sink === 'postfix' || (flags.sink === 'auto' && existsSync(POSTFIX_SINK));
-  if (flags.sink === 'postfix' && !existsSync(POSTFIX_SINK)) throw new Error(`${POSTFIX_SINK} is not installed (Debian package postfix)`);
-  let child: ChildProcess;
-  let port: number;
-  let name: string;
-  let counters = '';
-  if (usePostfix) {
-    port = await freePort();
-    // -c: counters on stdout ("sess=… quit=… mesg=…"); -u: required when run as root;
-    // 1024: the listen backlog. Every command is answered 250/2xx at once; mail is discarded.
-    const args = ['-c', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), `127.0.0.1:${port}`, '1024'];
-    child = spawn(POSTFIX_SINK, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    name = `Postfix smtp-sink (${POSTFIX_SINK} ${args.join(' ')})`;
-  } else {
-    child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/sink.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    name = 'Node sink (bench/sink.ts, smtp-server)';
-    port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        const m = /listening (\d+)/.exec(out);
-        if (m) {
-          child.stdout!.off('data', onData);
-          resolve(Number(m[1]));
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`the Node sink exited (${code}) before listening`)));
-    });
-  }
-  onCleanup('sink', () => stopChild(child, 2000));
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  child.stdout!.on('data', (d: Buffer) => (counters = (counters + d.toString()).slice(-200)));
-  child.once('exit', (code, signal) => {
-    if (!cleaning) process.stderr.write(`the SMTP sink exited early (${code ?? signal}): ${stderr}\n`);
-  });
-  await waitForPort(port, 5000);
-  return {
-    name,
-    port,
-    pid: child.pid!,
-    received: () => {
-      const all = [...counters.matchAll(/mesg=(\d+)/g)];
-      return all.length ? Number(all[all.length - 1]![1]) : 0;
+  const w = await createBenchWorld({
+    readers: READERS,
+    // Every third reader has a name (a personal greeting).
+    namedEvery: 3,
+    env: {
+      SMTP_URL: smtpUrl,
+      DELIVERY_CONCURRENCY: String(CONCURRENCY),
+      SMTP_POOL_SIZE: String(POOL),
+      ...(WINDOW !== undefined ? { SEND_WINDOW: String(WINDOW) } : {}),
     },
-  };
+  });
+  const t = performance.now();
+  const source = await readFile(path.join(root, 'bench/issue-30kb.md'), 'utf8');
+  const issue = await createIssue(w.c.pool, w.c.renderer, parseIssueFile(source));
+  log(`issue ${issue.id} "${issue.slug}" created (${fmt(Buffer.byteLength(issue.markdown) / 1024, 1)} KB of Markdown, HTML ${fmt(issue.html_bytes / 1024, 1)} KB) in ${secs(performance.now() - t)}`);
+  return { ...w, issueId: issue.id };
 }
+
+// ── 2. the discarding SMTP sink: bench/world.ts ───────────────────────────────────────────────
 
 // ── 3. the ceiling: prebuilt raw MIME, one pooled transport, no queue, no database ───────────
 
@@ -456,56 +247,24 @@ async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling>
 
 // ── 4. end to end: worker processes, a real send ─────────────────────────────────────────────
 
-type Worker = { child: ChildProcess; pid: number; warnings: string[]; lines: number };
 type Sample = { t: number; rss: number[]; redis: number };
-
-function spawnWorker(w: World, index: number, metricsPort: number): Worker {
-  // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the workers.
-  const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'dist/bin/worker.js')], {
-    cwd: root,
-    // Each worker serves its metrics on a port of its own, as on one machine in production.
-    env: { ...process.env, ...w.env, METRICS_PORT: String(metricsPort) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const worker: Worker = { child, pid: child.pid!, warnings: [], lines: 0 };
-  const collect = (d: Buffer) => {
-    for (const line of d.toString().split('\n')) {
-      if (!line.trim()) continue;
-      worker.lines++;
-      if (worker.warnings.length < 5) worker.warnings.push(`worker ${index + 1}: ${line.slice(0, 300)}`);
-    }
-  };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  onCleanup(`worker ${index + 1}`, () => stopChild(child, 30_000));
-  return worker;
-}
 
 async function runEndToEnd(w: World, sink: Sink) {
   const { c } = w;
   const redis = new Redis(REDIS_URL);
   onCleanup('sampler redis', async () => redis.disconnect());
-  const queuePrefix = w.env.QUEUE_PREFIX!;
+  const queuePrefix = w.config.queuePrefix;
 
   let t = performance.now();
-  const metricsPorts: number[] = [];
-  for (let i = 0; i < WORKERS; i++) metricsPorts.push(await freePort());
-  const workers = metricsPorts.map((port, i) => spawnWorker(w, i, port));
-  // Ready when every process has its deliver worker connected to Redis.
-  for (;;) {
-    const dead = workers.find((wk) => wk.child.exitCode !== null);
-    if (dead) throw new Error(`a worker exited at start (${dead.child.exitCode}): ${dead.warnings.join('\n')}`);
-    if ((await c.queues.deliver.getWorkersCount()) >= WORKERS) break;
-    if (performance.now() - t > 60_000) throw new Error('the workers did not connect within 60 s');
-    await sleep(100);
-  }
+  // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the workers.
+  const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const { workers } = await startBenchWorkers(w, WORKERS, { script: 'dist/bin/worker.js', nodeArgs });
   log(`${WORKERS} worker processes ready in ${secs(performance.now() - t)} (pids ${workers.map((wk) => wk.pid).join(', ')})`);
   await sleep(500); // let their start-up settle (supervisor pass, first connections)
 
   const idleRss = await Promise.all(workers.map(async (wk) => (await memoryOf(wk.pid))?.rss ?? 0));
   const redisBaseline = await redisUsedMemory(redis);
-  const sinkBefore = sink.received();
+  const sinkBefore = sink.counters().mesg;
   const cpu0 = { workers: await Promise.all(workers.map((wk) => cpuOf(wk.pid))), sink: await cpuOf(sink.pid), redis: await redisCpu(redis), self: process.cpuUsage() };
 
   // Sampling: memory of every worker and of Redis every 250 ms; our keys (SCAN + MEMORY USAGE
@@ -523,7 +282,7 @@ async function runEndToEnd(w: World, sink: Sink) {
           if (p.bytes > prefixPeak.bytes) prefixPeak = p;
         }
       } catch (err) {
-        if (cleaning) return; // interrupted: the connections are going away
+        if (cleaningUp()) return; // interrupted: the connections are going away
         throw err;
       }
       await sleep(SAMPLE_MS);
@@ -541,8 +300,8 @@ async function runEndToEnd(w: World, sink: Sink) {
   let status = send.status as string;
   const deadline = triggeredAt + TIMEOUT_S * 1000;
   while (status === 'sending') {
-    const dead = workers.find((wk) => wk.child.exitCode !== null || wk.child.signalCode !== null);
-    if (dead) throw new Error(`worker ${dead.pid} died during the send: ${dead.warnings.join('\n')}`);
+    const dead = workers.find((wk) => !wk.running);
+    if (dead) throw new Error(`${dead.name} (pid ${dead.pid}) died during the send: ${dead.output().slice(-2000)}`);
     if (Date.now() > deadline) throw new Error(`the send did not finish within ${TIMEOUT_S} s (--timeout)`);
     await sleep(STATUS_POLL_MS);
     const { rows } = await c.pool.query<{ status: string; fanout_done: boolean }>('SELECT status, fanout_done FROM sends WHERE id = $1', [send.id]);
@@ -581,10 +340,10 @@ async function runEndToEnd(w: World, sink: Sink) {
   );
   // A moment for the sink's counter line to arrive.
   await sleep(300);
-  const sinkReceived = sink.received() - sinkBefore;
+  const sinkReceived = sink.counters().mesg - sinkBefore;
 
   t = performance.now();
-  await Promise.all(workers.map((wk) => stopChild(wk.child, 30_000)));
+  await Promise.all(workers.map((wk) => wk.stop(30_000)));
   const stopMs = performance.now() - t;
 
   const rssAt = (when: number) => (samples.find((s) => s.t >= when) ?? samples[samples.length - 1]!).rss;
@@ -613,8 +372,7 @@ async function runEndToEnd(w: World, sink: Sink) {
       postgres: pgCpu,
       self: (cpu1.self.user + cpu1.self.system) / 1e6,
     },
-    warnings: workers.flatMap((wk) => wk.warnings),
-    workerLines: workers.reduce((a, wk) => a + wk.lines, 0),
+    printed: printedLines(workers),
     stopMs,
   };
 }
@@ -667,7 +425,8 @@ async function main(): Promise<void> {
     return;
   }
 
-  const sink = await startSink();
+  if (flags.sink === 'postfix' && !postfixSinkInstalled()) throw new Error('/usr/sbin/smtp-sink is not installed (Debian package postfix)');
+  const sink = await startSink({ postfix: flags.sink === 'postfix' || (flags.sink === 'auto' && postfixSinkInstalled()) });
   log(`SMTP sink: ${sink.name} on 127.0.0.1:${sink.port}`);
   const w = await createWorld(`smtp://127.0.0.1:${sink.port}`);
 
@@ -730,20 +489,12 @@ async function main(): Promise<void> {
   the batched status write (sending → submitted, submitted_at): building its MIME, waiting for a
   pooled SMTP connection, the SMTP transaction and up to 10 ms of group commit. Time spent
   waiting in the queue before the claim is not included.`);
-  if (e.workerLines > 0) {
-    console.log(`\n  The workers printed ${e.workerLines} line(s) (LOG_LEVEL=warn); the first:\n    ${e.warnings.join('\n    ')}`);
+  if (e.printed.lines > 0) {
+    console.log(`\n  The workers printed ${e.printed.lines} line(s) (LOG_LEVEL=warn); the first:\n    ${e.printed.sample.join('\n    ')}`);
   }
   if (e.progress.submitted !== READERS || e.sinkReceived < total) {
     console.log(`\n  WARNING: ${fmt(READERS)} readers, ${fmt(e.progress.submitted)} submitted, ${fmt(e.sinkReceived)} received by the sink.`);
   }
 }
 
-try {
-  await main();
-} catch (err) {
-  // Interrupted: the cleanup closed what main was using; its error says nothing.
-  if (!cleaning) process.stderr.write(`\nbench:send failed: ${(err as Error).stack ?? err}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanUp();
-}
+await runBenchmark('bench:send', main);

@@ -14,7 +14,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { startCaptureServer, type CaptureServer } from '../../src/capture/capture-server.js';
 import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
 import { until } from '../support/editor.js';
-import { freePort } from '../support/own-redis.js';
+import { freePort } from '../support/free-port.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];

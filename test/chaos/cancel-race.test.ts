@@ -12,16 +12,12 @@ import { releaseMessage } from '../../src/delivery/queries.js';
 import { recoverStuck } from '../../src/sending/queries.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { editor } from '../support/editor.js';
-import { Relay } from '../support/relay.js';
-import { inFlight, messageCounts, seedActiveReaders, startSend, waitUntil } from '../support/send-checks.js';
-import { killAllWorkerProcesses, outputsOf, startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { inFlight, messageCounts, startSend } from '../support/send-checks.js';
+import { QUICK_RECOVERY, withSendWorld } from '../support/send-world.js';
+import { until } from '../support/wait.js';
+import { killAllWorkerProcesses } from '../support/worker-process.js';
 
-const ENV = {
-  SENDING_TIMEOUT_SECONDS: '3',
-  RETRY_DELAY_SECONDS: '1',
-  DELIVERY_CONCURRENCY: '20',
-  SMTP_POOL_SIZE: '5',
-};
+const ENV = { ...QUICK_RECOVERY, SMTP_POOL_SIZE: '5' };
 
 afterAll(() => killAllWorkerProcesses());
 
@@ -59,7 +55,7 @@ async function openCancel(t: TestContext, sendId: number): Promise<{ commit(): P
 
 /** Waits until a statement other than ours waits for a lock (the one the open cancel holds). */
 async function waitsForLock(t: TestContext): Promise<void> {
-  await waitUntil('a statement waiting for the cancel\'s lock', async () => {
+  await until('a statement waiting for the cancel\'s lock', async () => {
     const { rows } = await t.c.pool.query(
       `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
     );
@@ -71,17 +67,10 @@ describe('cancel racing a message going back from sending', () => {
   it('a worker SIGKILLed as the send is cancelled: its claims become cancelled (in doubt) within the timeout, none stays queued, the counts cover every copy the relay got', async () => {
     const READERS = 300;
     // Slow answers keep messages in flight at the relay: some of them it has when the worker dies.
-    const relay = new Relay({ answerDelayMs: 150 });
-    await relay.start();
-    const t = await createTestContext({ env: { ...ENV, SMTP_URL: relay.url } });
-    const procs: WorkerProcess[] = [];
-    try {
-      await seedActiveReaders(t, READERS);
-      const first = startWorkerProcess(t.config, { name: 'first' });
-      procs.push(first);
-      await first.started;
+    await withSendWorld({ env: ENV, relay: { answerDelayMs: 150 }, readers: READERS }, async ({ t, relay, startWorker }) => {
+      const first = await startWorker('first');
       const { issueId, sendId } = await startSend(t, 'Cancel racing a kill');
-      await waitUntil('the first copies', () => relay.total() >= 40, 30_000, () => `${relay.total()} copies`);
+      await until('the first copies', () => relay.total() >= 40, 30_000, () => `${relay.total()} copies`);
 
       // The race: the cancel and the kill at once.
       first.kill('SIGKILL');
@@ -94,11 +83,9 @@ describe('cancel racing a message going back from sending', () => {
       expect(atCancel.queued).toBe(0);
 
       // Someone restarts a worker: its supervisor finds the dead worker's claims.
-      const survivor = startWorkerProcess(t.config, { name: 'survivor' });
-      procs.push(survivor);
-      await survivor.started;
+      const survivor = await startWorker('survivor');
       const copiesBefore = relay.total();
-      const settled = await waitUntil('no message queued or sending', async () => {
+      const settled = await until('no message queued or sending', async () => {
         const c = await messageCounts(t, sendId);
         return c.queued + c.sending === 0 ? c : undefined;
       }, 3_000 + 12_000, async () => JSON.stringify(await messageCounts(t, sendId)));
@@ -120,14 +107,7 @@ describe('cancel racing a message going back from sending', () => {
       expect(survivor.output()).toContain('in a cancelled send are cancelled, in doubt');
       process.stdout.write(`cancel racing a kill: ${progress.submitted} submitted, ${progress.cancelled} cancelled of which ${progress.inDoubt} in doubt; ` +
         `the relay had ${relay.total()} copies (${relay.total() - progress.submitted} of the in-doubt ones)\n`);
-    } catch (err) {
-      if (err instanceof Error) err.message += `\n\nworker output (tail):\n${outputsOf(procs).slice(-20_000)}`;
-      throw err;
-    } finally {
-      await killAllWorkerProcesses();
-      await t.close();
-      await relay.stop();
-    }
+    });
   }, 120_000);
 
   it('a temporary failure answered after the cancel: the message is cancelled, not queued again, and the send settles', async () => {
@@ -135,18 +115,15 @@ describe('cancel racing a message going back from sending', () => {
     // RCPT TO waits until the test has cancelled the send, then is refused for now (451).
     let answer: () => void = () => undefined;
     const cancelledYet = new Promise<void>((resolve) => (answer = resolve));
-    const relay = new Relay({ onRcpt: async () => {
+    const onRcpt = async () => {
       await cancelledYet;
       return { code: 451, message: '4.7.1 Try again later' };
-    } });
-    await relay.start();
-    const t = await createTestContext({ worker: true, env: { ...ENV, SMTP_URL: relay.url } });
-    try {
-      await seedActiveReaders(t, READERS);
+    };
+    await withSendWorld({ worker: true, env: ENV, relay: { onRcpt }, readers: READERS }, async ({ t, relay }) => {
       const { issueId, sendId } = await startSend(t, 'Cancel racing a temporary failure');
       // As many messages claimed as the pool has connections (a worker takes a slot of its
       // concurrency limit before it claims), all of them waiting at RCPT TO; the rest queued.
-      await waitUntil('the pool at RCPT TO, its messages claimed', async () =>
+      await until('the pool at RCPT TO, its messages claimed', async () =>
         relay.rcptWaiting === Number(ENV.SMTP_POOL_SIZE) && (await messageCounts(t, sendId)).sending === Number(ENV.SMTP_POOL_SIZE), 30_000,
       () => `${relay.rcptWaiting} at RCPT TO`);
 
@@ -154,7 +131,7 @@ describe('cancel racing a message going back from sending', () => {
       expect(cancelled.status).toBe(200);
       answer();
 
-      const settled = await waitUntil('no message queued or sending', async () => {
+      const settled = await until('no message queued or sending', async () => {
         const c = await messageCounts(t, sendId);
         return c.queued + c.sending === 0 ? c : undefined;
       }, 20_000, async () => JSON.stringify(await messageCounts(t, sendId)));
@@ -162,10 +139,7 @@ describe('cancel racing a message going back from sending', () => {
       const progress = await editor(t).progress(issueId);
       expect(progress).toMatchObject({ status: 'cancelled', cancelled: READERS, inDoubt: 0 });
       expect(relay.total()).toBe(0);
-    } finally {
-      await t.close();
-      await relay.stop();
-    }
+    });
   }, 60_000);
 
   describe('the same races, statement against statement', () => {

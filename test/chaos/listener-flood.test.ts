@@ -8,9 +8,9 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
-import { until } from '../support/editor.js';
 import { mib, watchMemory } from '../support/process-memory.js';
 import { deliver, type SmtpReply } from '../support/smtp-client.js';
+import { until } from '../support/wait.js';
 import { killAllWorkerProcesses, startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 const DOMAIN = 'bounces.broadside.test';

@@ -17,17 +17,15 @@ import { prepareDatabase } from '../../src/boot.js';
 import { parseConfig } from '../../src/config/index.js';
 import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
 import { OwnPostgres } from '../support/own-postgres.js';
+import { seedActiveReaders } from '../support/readers.js';
 import { Relay } from '../support/relay.js';
-import { expectEachReaderOnce, messageCounts, seedActiveReaders, sendStatus, waitUntil } from '../support/send-checks.js';
+import { expectEachReaderOnce, messageCounts, sendStatus } from '../support/send-checks.js';
+import { QUICK_RECOVERY } from '../support/send-world.js';
+import { until } from '../support/wait.js';
 import { killAllWorkerProcesses, outputsOf, startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 const READERS = 1000;
-const ENV = {
-  SENDING_TIMEOUT_SECONDS: '3',
-  RETRY_DELAY_SECONDS: '1',
-  DELIVERY_CONCURRENCY: '20',
-  SMTP_POOL_SIZE: '4',
-};
+const ENV = { ...QUICK_RECOVERY, SMTP_POOL_SIZE: '4' };
 /** How long Postgres stays down: longer than SENDING_TIMEOUT_SECONDS, so every claim looks old when it returns. */
 const OUTAGE_MS = 5_000;
 /**
@@ -97,14 +95,14 @@ function checkRunning(): void {
 }
 
 async function waitForCopies(n: number): Promise<void> {
-  await waitUntil(`${n} copies`, () => {
+  await until(`${n} copies`, () => {
     checkRunning();
     return relay.total() >= n;
   }, 60_000, () => `${relay.total()} copies`);
 }
 
 async function waitForDone(sendId: number, timeoutMs: number): Promise<void> {
-  await waitUntil(`send ${sendId} done`, async () => {
+  await until(`send ${sendId} done`, async () => {
     checkRunning();
     return (await sendStatus(t, sendId)) === 'done';
   }, timeoutMs, async () => JSON.stringify(await messageCounts(t, sendId)));
@@ -169,7 +167,7 @@ describe('Postgres goes away under a running send', () => {
     }
     const upAt = Date.now();
 
-    await waitUntil('the API ready again', async () => (await api('/readyz')).status === 200, 30_000);
+    await until('the API ready again', async () => (await api('/readyz')).status === 200, 30_000);
     const boundMs = SLOWDOWN * pace * (READERS - atStop.submitted) + RECOVERY_ALLOWANCE_MS;
     await waitForDone(sendId, boundMs - (Date.now() - upAt));
     const tookMs = Date.now() - upAt;
@@ -220,7 +218,7 @@ describe('Postgres goes away under a running send', () => {
 
     // Older than the timeout when Postgres returns: the supervisors of both processes look every
     // second, yet recovery waits until SENDING_TIMEOUT_SECONDS after the restart.
-    await waitUntil('the orphan claim recovered', async () => {
+    await until('the orphan claim recovered', async () => {
       const { rows } = await t.c.pool.query<{ status: string }>('SELECT status::text FROM messages WHERE id = $1', [message!.id]).catch(() => ({ rows: [] }));
       return rows[0]?.status === 'queued';
     }, 30_000);

@@ -9,27 +9,15 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { useTestContext, type TestContext } from '../support/context.js';
+import { openRequest, type HttpAnswer } from '../support/http-client.js';
 
 const LIMIT = 10;
 const PROXY = '127.0.0.3';
 
-type Answer = { status: number; body: string };
-
-function send(opts: { port: number; from: string; path: string; method?: string; headers?: IncomingHttpHeaders; body?: string }): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: opts.port, path: opts.path, method: opts.method ?? 'GET',
-      localAddress: opts.from, agent: false, headers: opts.headers,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
+function send(opts: { port: number; from: string; path: string; method?: string; headers?: IncomingHttpHeaders; body?: string }): Promise<HttpAnswer> {
+  const { req, answer } = openRequest(opts);
+  req.end(opts.body);
+  return answer;
 }
 
 /** An appending reverse proxy on 127.0.0.1, connecting to the app from PROXY. */

@@ -4,15 +4,15 @@
 // the defaults and their reasons are in the README ("HTTP timeouts and connection limits").
 // Peers bind 127.0.0.x addresses of their own: Linux routes all of 127.0.0.0/8 to loopback.
 import { once } from 'node:events';
-import { request } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app.js';
 import { TEST_TOKEN, useTestContext } from '../support/context.js';
-import { until } from '../support/editor.js';
+import { openRequest } from '../support/http-client.js';
 import { captureLog } from '../support/log-capture.js';
+import { until } from '../support/wait.js';
 
 // Each case is ended by one bound before the others could: headers < idle < body < upload.
 const HEADERS_S = 3;
@@ -132,28 +132,19 @@ describe('slow requests', () => {
     const CHUNKS = 30;
     const PER_CHUNK = 500;
     const began = Date.now();
-    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({
-        host: '127.0.0.1', port, path: '/api/subscribers/import', method: 'POST', agent: false,
-        headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'text/csv', 'transfer-encoding': 'chunked' },
-      }, (r) => {
-        let body = '';
-        r.setEncoding('utf8');
-        r.on('data', (chunk: string) => (body += chunk));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-      void (async () => {
-        req.write('email,name\n');
-        for (let i = 0; i < CHUNKS; i++) {
-          let chunk = '';
-          for (let j = 0; j < PER_CHUNK; j++) chunk += `paced${i * PER_CHUNK + j}@example.com,Paced Reader\n`;
-          req.write(chunk);
-          await sleep(250);
-        }
-        req.end();
-      })();
+    const { req, answer } = openRequest({
+      port, path: '/api/subscribers/import', method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'text/csv', 'transfer-encoding': 'chunked' },
     });
+    req.write('email,name\n');
+    for (let i = 0; i < CHUNKS; i++) {
+      let chunk = '';
+      for (let j = 0; j < PER_CHUNK; j++) chunk += `paced${i * PER_CHUNK + j}@example.com,Paced Reader\n`;
+      req.write(chunk);
+      await sleep(250);
+    }
+    req.end();
+    const res = await answer;
     expect(Date.now() - began).toBeGreaterThan(BODY_S * 1000);
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ rows: CHUNKS * PER_CHUNK, accepted: CHUNKS * PER_CHUNK, rejected: 0 });

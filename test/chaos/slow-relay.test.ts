@@ -9,19 +9,17 @@
 // claim is recovered ("stuck in sending"); the send finishes within a bound set by the relay's pace.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestContext, type TestContext } from '../support/context.js';
+import { seedActiveReaders } from '../support/readers.js';
 import { Relay } from '../support/relay.js';
-import { expectEachReaderOnce, messageCounts, seedActiveReaders, sendStatus, startSend, waitUntil } from '../support/send-checks.js';
+import { expectEachReaderOnce, messageCounts, sendStatus, startSend } from '../support/send-checks.js';
+import { QUICK_RECOVERY } from '../support/send-world.js';
+import { until } from '../support/wait.js';
 import { killAllWorkerProcesses, outputsOf, startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 const READERS = 16;
 /** Each command the relay lets us hook (greeting, MAIL FROM, RCPT TO, end of DATA) takes this long. */
 const COMMAND_DELAY_MS = 1_200;
-const ENV = {
-  SENDING_TIMEOUT_SECONDS: '3',
-  SMTP_POOL_SIZE: '4',
-  DELIVERY_CONCURRENCY: '20',
-  RETRY_DELAY_SECONDS: '1',
-};
+const ENV = { ...QUICK_RECOVERY, SMTP_POOL_SIZE: '4' };
 /**
  * A message takes at least three slow answers (~3.6 s, the first on a connection four) on an
  * open connection, longer than SENDING_TIMEOUT_SECONDS, so four connections pass about one
@@ -57,7 +55,7 @@ describe('a relay slower than the sending timeout', () => {
       // fault's shape is a live worker's claim older than the timeout.
       const sendingSince = new Map<number, number>();
       let longestClaimMs = 0;
-      await waitUntil('the send done', async () => {
+      await until('the send done', async () => {
         if (!worker.running) throw new Error('the worker exited');
         const { rows } = await t.c.pool.query<{ id: number }>(`SELECT id FROM messages WHERE send_id = $1 AND status = 'sending'`, [sendId]);
         const now = Date.now();

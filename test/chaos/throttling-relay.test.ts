@@ -7,145 +7,27 @@
 //   completes when it answers again;
 // - a relay that is down, or drops the connection once it has the data, fails nobody.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AddressInfo, Socket } from 'node:net';
 import { describe, expect, it } from '@jest/globals';
-import { SMTPServer } from 'smtp-server';
-import type { MessageStatus } from '../../src/sending/queries.js';
-import { createTestContext, type TestContext } from '../support/context.js';
-import { editor, until, workersIdle } from '../support/editor.js';
+import type { TestContext } from '../support/context.js';
+import { workersIdle } from '../support/editor.js';
 import { captureLog } from '../support/log-capture.js';
-import { addActiveReaders } from '../support/readers.js';
+import type { Relay } from '../support/relay.js';
+import { messageCounts, startSend } from '../support/send-checks.js';
+import { withSendWorld, type SendWorld } from '../support/send-world.js';
+import { until } from '../support/wait.js';
 
 // ---------------------------------------------------------------------------------------------
-// A relay that can throttle, refuse, drop and go away, and counts what it took and refused.
-
-type Refusal = { code: number; message: string };
-
-class ChaosRelay {
-  /** Copies whose data the relay received, per recipient (a dropped one counts: it has it). */
-  readonly received = new Map<string, number>();
-  /** MAIL FROM commands seen, and the transactions refused with 421. */
-  transactions = 0;
-  refused = 0;
-  /** Answer 421 to every Nth MAIL FROM (counted over all connections), then close. */
-  throttleEvery = 0;
-  /** Answer 421 to every MAIL FROM. */
-  refuseAll = false;
-  /** A refusal at RCPT TO for this recipient (the server closes the connection after a 421). */
-  refuseRecipient: (address: string) => Refusal | undefined = () => undefined;
-  /** Drop the connection without a word once the data of this copy is in. */
-  dropAfterData: (address: string, copy: number) => boolean = () => false;
-  port = 0;
-  private server: SMTPServer | undefined;
-
-  get url(): string {
-    return `smtp://127.0.0.1:${this.port}`;
-  }
-
-  total(): number {
-    let n = 0;
-    for (const v of this.received.values()) n += v;
-    return n;
-  }
-
-  async start(): Promise<this> {
-    const refusal = (r: Refusal) => Object.assign(new Error(r.message), { responseCode: r.code });
-    const server: SMTPServer = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      closeTimeout: 200,
-      onMailFrom: (_address, _session, cb) => {
-        this.transactions++;
-        if (this.refuseAll || (this.throttleEvery > 0 && this.transactions % this.throttleEvery === 0)) {
-          this.refused++;
-          // smtp-server closes the connection after any 421, as RFC 5321 asks.
-          return cb(refusal({ code: 421, message: 'Try again later, closing connection' }));
-        }
-        cb();
-      },
-      onRcptTo: (address, _session, cb) => {
-        const r = this.refuseRecipient(address.address);
-        if (r) {
-          this.refused++;
-          return cb(refusal(r));
-        }
-        cb();
-      },
-      onData: (stream, session, cb) => {
-        stream.resume();
-        stream.on('end', () => {
-          const to = session.envelope.rcptTo[0]!.address;
-          const copy = (this.received.get(to) ?? 0) + 1;
-          this.received.set(to, copy);
-          if (this.dropAfterData(to, copy)) {
-            // smtp-server does not hand its socket to the handlers: find this session's one.
-            const connections = (server as unknown as { connections: Set<{ id: string; _socket: Socket }> }).connections;
-            return [...connections].find((c) => c.id === session.id)?._socket.destroy();
-          }
-          cb();
-        });
-      },
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', () => undefined);
-    this.port = (server.server.address() as AddressInfo).port;
-    this.server = server;
-    return this;
-  }
-
-  /** Stops listening: new connections are refused; open ones are closed. */
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The world of one test: its own relay, database, queue prefix, worker and log.
+// The world of one test: its own relay (test/support/relay.ts: it can throttle, refuse, drop and
+// go away, and counts what it took and refused), database, queue prefix, worker and log.
 
 type Line = { level: number; msg: string; [k: string]: unknown };
 
-type World = {
-  t: TestContext;
-  relay: ChaosRelay;
-  log: () => Line[];
-  ed: ReturnType<typeof editor>;
-};
+type World = SendWorld & { log: () => Line[] };
 
 async function withWorld(env: Record<string, string>, readers: number, fn: (w: World) => Promise<void>): Promise<void> {
-  const relay = await new ChaosRelay().start();
   const capture = captureLog<Line>();
-  const t = await createTestContext({ worker: true, logTo: capture.stream, env: { LOG_LEVEL: 'info', SMTP_URL: relay.url, ...env } });
-  try {
-    await addActiveReaders(t, Array.from({ length: readers }, (_, i) => `reader${i + 1}@example.com`));
-    await fn({ t, relay, log: capture.lines, ed: editor(t) });
-    await workersIdle(t);
-    t.assertNoLeaks();
-  } finally {
-    await t.close();
-    await relay.stop();
-  }
-}
-
-async function startSend(w: World, subject: string): Promise<{ issueId: number; sendId: number }> {
-  const issue = await w.ed.createIssue(subject);
-  const progress = await w.ed.trigger(issue.id);
-  return { issueId: issue.id, sendId: progress.id };
-}
-
-async function statusCounts(t: TestContext, sendId: number): Promise<Record<MessageStatus, number>> {
-  const { rows } = await t.c.pool.query<{ status: MessageStatus; n: number }>('SELECT status, count(*)::int AS n FROM messages WHERE send_id = $1 GROUP BY status', [sendId]);
-  const out: Record<MessageStatus, number> = { queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0 };
-  for (const r of rows) out[r.status] = r.n;
-  return out;
+  // On stop, connections still open are closed after 200 ms.
+  await withSendWorld({ worker: true, logTo: capture.stream, env: { LOG_LEVEL: 'info', ...env }, relay: { closeTimeoutMs: 200 }, readers }, (w) => fn({ ...w, log: capture.lines }));
 }
 
 /** Claims of the send's messages: one per message, plus one per refusal it met. */
@@ -170,7 +52,7 @@ async function metric(t: TestContext, name: string, labels: Record<string, strin
 }
 
 /** Every reader of `readers` got exactly `copies(address)` copies, and nobody else any. */
-function expectCopies(relay: ChaosRelay, readers: number, copies: (address: string) => number = () => 1): void {
+function expectCopies(relay: Relay, readers: number, copies: (address: string) => number = () => 1): void {
   const wrong: [string, number, number][] = [];
   for (let i = 1; i <= readers; i++) {
     const address = `reader${i}@example.com`;
@@ -207,13 +89,13 @@ describe('a relay that throttles one transaction in five', () => {
     await withWorld({ DELIVERY_ATTEMPTS: '1' }, READERS, async (w) => {
       w.relay.throttleEvery = 5;
       const started = Date.now();
-      const { issueId, sendId } = await startSend(w, 'Throttled by the relay');
+      const { issueId, sendId } = await startSend(w.t, 'Throttled by the relay');
       const done = await w.ed.waitForStatus(issueId, 'done', WITHIN_MS);
       const took = Date.now() - started;
       expect(took).toBeLessThan(WITHIN_MS);
 
       expect(done).toMatchObject({ total: READERS, submitted: READERS, failed: 0, bounced: 0, cancelled: 0 });
-      expect(await statusCounts(w.t, sendId)).toEqual({ queued: 0, sending: 0, submitted: READERS, failed: 0, bounced: 0, cancelled: 0 });
+      expect(await messageCounts(w.t, sendId)).toEqual({ queued: 0, sending: 0, submitted: READERS, failed: 0, bounced: 0, cancelled: 0 });
       expectCopies(w.relay, READERS);
       await expectNobodyBlamed(w.t);
 
@@ -242,12 +124,12 @@ describe('a relay that throttles one transaction in five', () => {
 describe('a relay that refuses everything for a while, then recovers', () => {
   it('is unavailable after a run of refusals: the whole queue waits (no churn through the messages), nobody fails, and the send completes', async () => {
     await withWorld({ DELIVERY_ATTEMPTS: '1', RETRY_DELAY_SECONDS: '1' }, 300, async (w) => {
-      const { issueId, sendId } = await startSend(w, 'Relay refusing everything');
+      const { issueId, sendId } = await startSend(w.t, 'Relay refusing everything');
       await until('the first 50 copies', () => w.relay.total() >= 50, 30_000);
       w.relay.refuseAll = true;
       await until('the queue to wait for the relay', async () => await metric(w.t, 'broadside_delivery_retries_total', { reason: 'relay_unavailable' }) > 0, 10_000);
       expect(await w.t.c.queues.deliver.getRateLimitTtl()).toBeGreaterThan(0);
-      const submittedAtWait = (await statusCounts(w.t, sendId)).submitted;
+      const submittedAtWait = (await messageCounts(w.t, sendId)).submitted;
       const refusedAtWait = w.relay.refused;
 
       // Deliberately a fixed wait: the claim is that little happens. For 8 s (8 retry delays,
@@ -257,7 +139,7 @@ describe('a relay that refuses everything for a while, then recovers', () => {
       const during = w.relay.refused - refusedAtWait;
       expect(during).toBeGreaterThan(0);
       expect(during).toBeLessThanOrEqual(8 * 5);
-      expect(await statusCounts(w.t, sendId)).toMatchObject({ submitted: submittedAtWait, failed: 0, bounced: 0, cancelled: 0 });
+      expect(await messageCounts(w.t, sendId)).toMatchObject({ submitted: submittedAtWait, failed: 0, bounced: 0, cancelled: 0 });
       expect(await w.ed.progress(issueId)).toMatchObject({ status: 'sending' });
       // The limit came down from SMTP_POOL_SIZE (20, the default).
       expect(await metric(w.t, 'broadside_smtp_concurrency_limit')).toBeLessThanOrEqual(5);
@@ -282,17 +164,17 @@ describe('a relay that refuses everything for a while, then recovers', () => {
 describe('a relay that is down, then comes back', () => {
   it('refuses connections: unavailable after a run of them, nothing failed, and the send completes when it is back', async () => {
     await withWorld({ DELIVERY_ATTEMPTS: '1', RETRY_DELAY_SECONDS: '1' }, 300, async (w) => {
-      const { issueId, sendId } = await startSend(w, 'Relay down');
+      const { issueId, sendId } = await startSend(w.t, 'Relay down');
       await until('the first 50 copies', () => w.relay.total() >= 50, 30_000);
       await w.relay.stop();
       await until('the queue to wait for the relay', async () => await metric(w.t, 'broadside_delivery_retries_total', { reason: 'relay_unavailable' }) > 0, 10_000);
       const copiesWhenDown = w.relay.total();
-      await until('the copies the relay took recorded', async () => (await statusCounts(w.t, sendId)).submitted === copiesWhenDown, 10_000);
+      await until('the copies the relay took recorded', async () => (await messageCounts(w.t, sendId)).submitted === copiesWhenDown, 10_000);
       const claimsAtWait = (await claims(w.t, sendId)).total;
 
       // Deliberately a fixed wait, as above: for 4 s nothing may move but a few probes.
       await sleep(4_000);
-      expect(await statusCounts(w.t, sendId)).toMatchObject({ submitted: copiesWhenDown, failed: 0, bounced: 0, cancelled: 0 });
+      expect(await messageCounts(w.t, sendId)).toMatchObject({ submitted: copiesWhenDown, failed: 0, bounced: 0, cancelled: 0 });
       expect((await claims(w.t, sendId)).total - claimsAtWait).toBeLessThanOrEqual(4 * 5);
 
       await w.relay.start();
@@ -312,7 +194,7 @@ describe('a relay that drops the connection once it has the data', () => {
       // The first copy of every tenth reader: the relay has it, the worker never hears so.
       const dropped = (address: string) => Number(/\d+/.exec(address)![0]) % 10 === 0;
       w.relay.dropAfterData = (address, copy) => copy === 1 && dropped(address);
-      const { issueId, sendId } = await startSend(w, 'Relay dropping connections');
+      const { issueId, sendId } = await startSend(w.t, 'Relay dropping connections');
       const done = await w.ed.waitForStatus(issueId, 'done', 60_000);
       expect(done).toMatchObject({ total: 300, submitted: 300, failed: 0, bounced: 0, cancelled: 0 });
       // At least once: the relay got those twice (it may have delivered the first), nobody else did.
@@ -330,9 +212,9 @@ describe('backed-off messages at the tail of a send', () => {
   it('one reader refused for longer than the fan-out\'s stall time: not taken for a lost job, and sent when the relay takes it', async () => {
     await withWorld({ RETRY_DELAY_SECONDS: '1', DELIVERY_ATTEMPTS: '1' }, 50, async (w) => {
       let refuse = true;
-      w.relay.refuseRecipient = (a) => (refuse && a === 'reader7@example.com' ? { code: 421, message: 'Try again later, closing connection' } : undefined);
-      const { issueId, sendId } = await startSend(w, 'One reader throttled');
-      await until('everyone else submitted', async () => (await statusCounts(w.t, sendId)).submitted === 49, 30_000);
+      w.relay.onRcpt = (a) => (refuse && a === 'reader7@example.com' ? { code: 421, message: 'Try again later, closing connection' } : undefined);
+      const { issueId, sendId } = await startSend(w.t, 'One reader throttled');
+      await until('everyone else submitted', async () => (await messageCounts(w.t, sendId)).submitted === 49, 30_000);
       // The fan-out takes queued messages that do not move for 5 s (at RETRY_DELAY_SECONDS=1)
       // for lost jobs. The refused one stays queued, backed off, for twice that.
       const since = Date.now();
@@ -357,10 +239,10 @@ describe('pause and cancel with backed-off messages', () => {
     await withWorld({ RETRY_DELAY_SECONDS: '1', DELIVERY_CONCURRENCY: '4', SMTP_POOL_SIZE: '2' }, 200, async (w) => {
       // Half the transactions refused: plenty of messages waiting, backed off, at any time.
       w.relay.throttleEvery = 2;
-      const first = await startSend(w, 'Paused while throttled');
+      const first = await startSend(w.t, 'Paused while throttled');
       await until('copies and backed-off messages', async () => w.relay.total() >= 30 && (await w.t.c.queues.deliver.getJobCounts('delayed')).delayed! > 0, 30_000);
       expect((await w.ed.control(first.issueId, 'pause')).status).toBe(200);
-      await until('nothing in flight', async () => (await statusCounts(w.t, first.sendId)).sending === 0, 10_000);
+      await until('nothing in flight', async () => (await messageCounts(w.t, first.sendId)).sending === 0, 10_000);
       const atPause = w.relay.total();
       // Deliberately a fixed wait: the claim is that nothing happens. The backed-off jobs come
       // due within 1 s (RETRY_DELAY_SECONDS) and find the send paused.
@@ -371,12 +253,12 @@ describe('pause and cancel with backed-off messages', () => {
       await w.ed.waitForStatus(first.issueId, 'done', 60_000);
       expectCopies(w.relay, 200);
 
-      const second = await startSend(w, 'Cancelled while throttled');
-      await until('copies and backed-off messages', async () => (await statusCounts(w.t, second.sendId)).submitted >= 30 && (await w.t.c.queues.deliver.getJobCounts('delayed')).delayed! > 0, 30_000);
+      const second = await startSend(w.t, 'Cancelled while throttled');
+      await until('copies and backed-off messages', async () => (await messageCounts(w.t, second.sendId)).submitted >= 30 && (await w.t.c.queues.deliver.getJobCounts('delayed')).delayed! > 0, 30_000);
       expect((await w.ed.control(second.issueId, 'cancel')).status).toBe(200);
-      await until('nothing in flight', async () => (await statusCounts(w.t, second.sendId)).sending === 0, 10_000);
+      await until('nothing in flight', async () => (await messageCounts(w.t, second.sendId)).sending === 0, 10_000);
       await workersIdle(w.t);
-      const after = await statusCounts(w.t, second.sendId);
+      const after = await messageCounts(w.t, second.sendId);
       expect(after).toMatchObject({ sending: 0, failed: 0, bounced: 0 });
       expect(after.cancelled).toBeGreaterThan(0);
       // A message in flight at the cancel that the relay then refuses is given back as cancelled,
@@ -397,7 +279,7 @@ describe('reader mail through a relay that refuses it once', () => {
   ])('%s: the confirmation is retried and arrives', async (_name, refusal) => {
     await withWorld({}, 0, async (w) => {
       let refusedOnce = false;
-      w.relay.refuseRecipient = (a) => {
+      w.relay.onRcpt = (a) => {
         if (a !== 'newcomer@example.com' || refusedOnce) return undefined;
         refusedOnce = true;
         return refusal;

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SMTPServer } from 'smtp-server';
 import { REDIS_URL } from '../support/context.js';
 import { createTestDatabase, databaseUrl, dropTestDatabase } from '../support/db.js';
-import { freePort, startOwnRedis, type OwnRedis } from '../support/own-redis.js';
+import { freePort } from '../support/free-port.js';
+import { startOwnRedis, type OwnRedis } from '../support/own-redis.js';
 import { runCli } from './run-cli.js';
 
 const RELAY_PASSWORD = 'Relay-Pass-8d2';

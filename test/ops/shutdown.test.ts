@@ -2,7 +2,6 @@
 // src/bin/start.ts (API and worker in one process) in a child process, stopped with signals
 // while a CSV import is still uploading. (A worker stopped mid-send: test/sending/crash.test.ts.)
 import { spawn, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/index.js';
 import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
 import { until } from '../support/editor.js';
+import { openRequest } from '../support/http-client.js';
 import { workerEnv } from '../support/worker-process.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -103,26 +103,12 @@ const running = new Set<Service>();
  * when `finish` is called. Until then the request is in flight on the server.
  */
 function startImport(port: number, reqId: string, firstRows: string[]) {
-  const req = http.request({
-    host: '127.0.0.1',
+  const { req, answer: response } = openRequest({
     port,
     method: 'POST',
     path: '/api/subscribers/import',
-    agent: false,
     headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'text/csv', 'x-request-id': reqId, 'transfer-encoding': 'chunked' },
   });
-  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-  // A test that never finishes the upload must not get an unhandled rejection from it.
-  response.catch(() => undefined);
   req.write(`email,name\n${firstRows.join('\n')}\n`);
   return {
     response,

@@ -15,7 +15,8 @@ import { configVariables } from '../../src/config/index.js';
 import { REDIS_URL } from '../support/context.js';
 import { admin, createTestDatabase, databaseUrl, dropTestDatabase, TEST_SERVER_URL } from '../support/db.js';
 import { until } from '../support/editor.js';
-import { freePort, startOwnRedis, type OwnRedis } from '../support/own-redis.js';
+import { freePort } from '../support/free-port.js';
+import { startOwnRedis, type OwnRedis } from '../support/own-redis.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -12,7 +12,7 @@ import { configVariables } from '../../src/config/index.js';
 import { REDIS_URL } from '../support/context.js';
 import { createTestDatabase, databaseUrl, dropTestDatabase } from '../support/db.js';
 import { until } from '../support/editor.js';
-import { freePort } from '../support/own-redis.js';
+import { freePort } from '../support/free-port.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Colours and cursor movement: what a terminal interprets and a reader does not see. */

@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import type { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { loggerOptions } from '../../src/log.js';
@@ -13,10 +12,11 @@ import { parseConfig, type AppConfig } from '../../src/config/index.js';
 import { createContainer, type Container } from '../../src/container.js';
 import { startWorkers, type RunningWorker } from '../../src/worker/worker.js';
 import { createTestDatabase, databaseUrl, dropTestDatabase } from './db.js';
+import { deleteKeys, REDIS_URL } from './redis-keys.js';
 import { SmtpSink, type SmtpSinkOptions } from './smtp-sink.js';
 
 export const TEST_TOKEN = 'test-editor-token-0123456789';
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export { REDIS_URL };
 
 export type TestContext = {
   config: AppConfig;
@@ -79,7 +79,7 @@ export async function createTestContext(opts: { worker?: boolean; env?: Record<s
       await app.close();
       await c.close();
       await smtp.close();
-      await clearRedisPrefix(prefix);
+      await deleteKeys(prefix);
       if (dbName) await dropTestDatabase(dbName);
       await rm(dataDir, { recursive: true, force: true });
     },
@@ -101,20 +101,6 @@ export function useTestContext(opts: Parameters<typeof createTestContext>[0] = {
     await t.close?.();
   });
   return t;
-}
-
-async function clearRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 /** The first link in a text part whose path starts with `prefix`. */

@@ -1,19 +1,12 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from '@jest/globals';
 import type { LightMyRequestResponse } from 'fastify';
 import type { TestContext } from './context.js';
 import { headerOf, type ReceivedMail } from './smtp-sink.js';
+import { until } from './wait.js';
 
-/** Polls `probe` until it returns something truthy, or fails after `timeoutMs`. */
-export async function until<T>(what: string, probe: () => Promise<T | false | null | undefined> | T | false | null | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
+// `until` lives in wait.ts (no jest import, for scripts too); most tests take it from here with
+// the editor's helpers.
+export { until };
 
 /**
  * Waits until the workers are at rest: no deliver job active, waiting, delayed or prioritized, no
@@ -90,11 +83,14 @@ export function editor(t: TestContext) {
     return res.json() as Progress;
   };
 
-  const waitForStatus = (issueId: number, status: string, timeoutMs = 20_000): Promise<Progress> =>
-    until(`send of issue ${issueId} to be ${status}`, async () => {
-      const p = await progress(issueId);
-      return p.status === status && p;
-    }, timeoutMs);
+  /** Fails after `timeoutMs` with the last progress seen. */
+  const waitForStatus = (issueId: number, status: string, timeoutMs = 20_000): Promise<Progress> => {
+    let last: Progress | undefined;
+    return until(`send of issue ${issueId} to be ${status}`, async () => {
+      last = await progress(issueId);
+      return last.status === status && last;
+    }, timeoutMs, () => JSON.stringify(last));
+  };
 
   /** Pause, resume or cancel; the answer whatever its status, for the caller to check. */
   const control = async (issueId: number, action: 'pause' | 'resume' | 'cancel'): Promise<{ status: number; body: Progress & { error?: { code: string } } }> => {

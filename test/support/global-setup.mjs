@@ -1,4 +1,5 @@
-// Builds the migrated template database that every test file copies (CREATE DATABASE … TEMPLATE).
+// Builds the migrated template database that every integration test file copies (CREATE
+// DATABASE … TEMPLATE): the global setup of the jest project `integration` (see jest.config.js).
 // Plain JavaScript: Jest loads global setup outside its module mapper, so it cannot import our
 // TypeScript sources; it uses the same migration library and folder the service does.
 // Several runs may share one Postgres (CI beside a developer's run): each run has its own
@@ -21,7 +22,11 @@ export function testDatabaseUrl(db) {
 
 export async function withAdmin(fn) {
   const client = new pg.Client({ connectionString: testDatabaseUrl('postgres') });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new Error(`the integration tests need Postgres at ${server} (TEST_DATABASE_SERVER_URL): ${err.message}; npm run test:unit runs the tests that need no service`);
+  }
   try {
     return await fn(client);
   } finally {

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
 
@@ -9,6 +9,8 @@ export type RelayOptions = {
   /**
    * How long the relay takes to answer 250 once a message's data is in. It counts the copy when
    * the data is in: from then on it has the message, whether or not the 250 reaches the worker.
+   * A worker killed in that window leaves a copy out there and its message `sending`: the one
+   * duplicate the guarantee allows. The delay also keeps a steady number of messages in flight.
    */
   answerDelayMs?: number;
   /**
@@ -18,28 +20,55 @@ export type RelayOptions = {
   commandDelayMs?: number;
   /** Decides RCPT TO (may wait, e.g. for a test to cancel the send first). Accepts by default. */
   onRcpt?: (address: string) => Promise<RcptAnswer> | RcptAnswer;
+  /** Answers 421 to every Nth MAIL FROM (counted over all connections), then closes; 0: never. */
+  throttleEvery?: number;
+  /** On stop, connections still open after this long are closed (after their current reply). */
+  closeTimeoutMs?: number;
+  /**
+   * Whether to look up the client's name before the greeting, as smtp-server does by default.
+   * The benchmark's sink turns it off: a throttling relay closes a connection per 421, and the
+   * lookups would be timed with the reconnects.
+   */
+  reverseLookup?: boolean;
 };
 
 /**
  * A real SMTP server (smtp-server) on a free loopback port that counts the copies it receives
- * per recipient, and can be slow (see RelayOptions). `stop()` is a relay shutting down: it stops
- * listening and answers the next command on an open connection with 421; `start()` listens
- * again on the same port.
+ * per recipient, and can be slow, throttle, refuse, drop connections and go away (see
+ * RelayOptions and the fields below, which a test may change at any time). `stop()` is a relay
+ * shutting down: it stops listening (new connections are refused) and answers the next command
+ * on an open connection with 421 (a message whose data is in is still answered); `start()`
+ * listens again on the same port.
  */
 export class Relay {
+  /** Copies whose data the relay received, per recipient (a dropped one counts: it has it). */
   readonly received = new Map<string, number>();
+  /** Connections opened, MAIL FROM commands seen, and the refusals (421 at MAIL FROM, any at RCPT TO). */
+  connections = 0;
+  transactions = 0;
+  refused = 0;
   /** RCPT TO commands being decided by onRcpt right now. */
   rcptWaiting = 0;
-  private server: SMTPServer | undefined;
-  port = 0;
   answerDelayMs: number;
   commandDelayMs: number;
   onRcpt: (address: string) => Promise<RcptAnswer> | RcptAnswer;
+  throttleEvery: number;
+  /** Answer 421 to every MAIL FROM. */
+  refuseAll = false;
+  /** Drop the connection without a word once the data of this copy (the `copy`th to `address`) is in. */
+  dropAfterData: (address: string, copy: number) => boolean = () => false;
+  port = 0;
+  private server: SMTPServer | undefined;
+  private readonly closeTimeoutMs: number;
+  private readonly reverseLookup: boolean;
 
   constructor(opts: RelayOptions = {}) {
     this.answerDelayMs = opts.answerDelayMs ?? 0;
     this.commandDelayMs = opts.commandDelayMs ?? 0;
     this.onRcpt = opts.onRcpt ?? (() => undefined);
+    this.throttleEvery = opts.throttleEvery ?? 0;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 500;
+    this.reverseLookup = opts.reverseLookup ?? true;
   }
 
   get url(): string {
@@ -62,23 +91,40 @@ export class Relay {
     this.received.clear();
   }
 
-  async start(): Promise<void> {
+  async start(): Promise<this> {
     const slow = async () => {
       if (this.commandDelayMs > 0) await sleep(this.commandDelayMs);
     };
-    const server = new SMTPServer({
+    const refusal = (r: { code: number; message: string }) => Object.assign(new Error(r.message), { responseCode: r.code });
+    const server: SMTPServer = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
-      closeTimeout: 500,
-      onConnect: (_session, cb) => void slow().then(() => cb()),
-      onMailFrom: (_address, _session, cb) => void slow().then(() => cb()),
+      closeTimeout: this.closeTimeoutMs,
+      disableReverseLookup: !this.reverseLookup,
+      onConnect: (_session, cb) => {
+        this.connections++;
+        void slow().then(() => cb());
+      },
+      onMailFrom: (_address, _session, cb) =>
+        void slow().then(() => {
+          this.transactions++;
+          if (this.refuseAll || (this.throttleEvery > 0 && this.transactions % this.throttleEvery === 0)) {
+            this.refused++;
+            // smtp-server closes the connection after any 421, as RFC 5321 asks.
+            return cb(refusal({ code: 421, message: 'Try again later, closing connection' }));
+          }
+          cb();
+        }),
       onRcptTo: (address, _session, cb) => {
         this.rcptWaiting++;
         void slow()
           .then(() => this.onRcpt(address.address))
           .then(
-            (answer) => cb(answer ? Object.assign(new Error(answer.message), { responseCode: answer.code }) : undefined),
+            (answer) => {
+              if (answer) this.refused++;
+              cb(answer ? refusal(answer) : undefined);
+            },
             (err: Error) => cb(err),
           )
           .finally(() => this.rcptWaiting--);
@@ -86,7 +132,17 @@ export class Relay {
       onData: (stream, session, cb) => {
         stream.resume();
         stream.on('end', () => {
-          for (const r of session.envelope.rcptTo) this.received.set(r.address, (this.received.get(r.address) ?? 0) + 1);
+          let drop = false;
+          for (const r of session.envelope.rcptTo) {
+            const copy = (this.received.get(r.address) ?? 0) + 1;
+            this.received.set(r.address, copy);
+            drop ||= this.dropAfterData(r.address, copy);
+          }
+          if (drop) {
+            // smtp-server does not hand its socket to the handlers: find this session's one.
+            const connections = (server as unknown as { connections: Set<{ id: string; _socket: Socket }> }).connections;
+            return [...connections].find((c) => c.id === session.id)?._socket.destroy();
+          }
           const delay = this.answerDelayMs + this.commandDelayMs;
           if (delay > 0) setTimeout(() => cb(), delay);
           else cb();
@@ -103,6 +159,7 @@ export class Relay {
     server.on('error', () => undefined);
     this.port = (server.server.address() as AddressInfo).port;
     this.server = server;
+    return this;
   }
 
   async stop(): Promise<void> {

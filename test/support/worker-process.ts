@@ -32,6 +32,8 @@ export type WorkerProcess = {
   readonly running: boolean;
   /** Sends a signal (SIGKILL unless told); a no-op once the process has exited. */
   kill(signal?: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
+  stop(graceMs: number): Promise<WorkerExit>;
   /** Everything it printed (stdout and stderr, the tail when long): for failure messages. */
   output(): string;
 };
@@ -73,21 +75,23 @@ export function workerEnv(config: AppConfig, overrides: Record<string, string> =
 }
 
 /**
-/**
  * Starts a worker process configured like the test context (see workerEnv). `entry` runs another
  * entry point the same way: `start` is what `npm start` runs (src/bin/start.ts: the API and a
  * worker in one process), `api` the API alone; both on a free port of their choosing on
  * 127.0.0.1 unless `env` sets PORT. `startedWhen` is the log text that means it started (by
- * default "worker started", or for the API entry points the line saying it listens).
+ * default "worker started", or for the API entry points the line saying it listens). `script`
+ * runs a compiled entry point with plain node instead (e.g. `dist/bin/worker.js`, what the
+ * benchmarks measure), with `nodeArgs` before it (e.g. `--cpu-prof`).
  */
 export function startWorkerProcess(
   config: AppConfig,
-  opts: { name?: string; env?: Record<string, string>; entry?: 'worker' | 'start' | 'api'; startedWhen?: string } = {},
+  opts: { name?: string; env?: Record<string, string>; entry?: 'worker' | 'start' | 'api'; startedWhen?: string; script?: string; nodeArgs?: string[] } = {},
 ): WorkerProcess {
   const name = opts.name ?? `worker-${live.size + 1}`;
   const entry = opts.entry ?? 'worker';
   const env = entry === 'worker' ? opts.env : { PORT: '0', HOST: '127.0.0.1', ...opts.env };
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', `src/bin/${entry}.ts`], {
+  const args = opts.script ? [...(opts.nodeArgs ?? []), path.resolve(root, opts.script)] : [...(opts.nodeArgs ?? []), '--import', 'tsx', `src/bin/${entry}.ts`];
+  const child: ChildProcess = spawn(process.execPath, args, {
     cwd: root,
     env: workerEnv(config, env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -145,6 +149,15 @@ export function startWorkerProcess(
     },
     kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (exit === undefined) child.kill(signal);
+    },
+    async stop(graceMs) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
     },
     output: () => output,
   };
