@@ -15,18 +15,25 @@ const root = path.dirname(fileURLToPath(import.meta.url));
  * template database first. A file listed here that needs Postgres fails with a message saying so.
  */
 const UNIT = [
+  'api/keyset-page.test.ts',
+  'api/limited-body.test.ts',
   'bounces/https-get.test.ts',
   'bounces/listener-limits.test.ts',
   'bounces/providers',
   'bounces/report.test.ts',
   'cli/send-progress.test.ts',
   'config',
+  'db/sql-filters.test.ts',
   'delivery/classify-smtp-error.test.ts',
+  'delivery/list-unsubscribe.test.ts',
   'delivery/mime-template.test.ts',
   'delivery/relay-pacing.test.ts',
   'ops/engines.test.ts',
   'rendering',
   'sending/message-tokens.test.ts',
+  'subscribers/csv-rows.test.ts',
+  'subscribers/import-report.test.ts',
+  'subscribers/seen-addresses.test.ts',
 ];
 
 // A listed path that is gone (a file moved or renamed) would quietly turn its tests into
