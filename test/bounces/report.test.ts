@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { classifyRecipient, parseReport, statusCode, type InboundReport } from '../../src/bounces/report.js';
+import { classifyRecipient, parseReport, statusCode, type InboundReport } from '../../src/bounces/inbound/report.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url);
 const fixture = (name: string): Buffer => readFileSync(new URL(name, FIXTURES));

@@ -135,7 +135,7 @@ describe('a complaint that arrives by the bounce listener while the send runs', 
         '--f', 'Content-Type: text/rfc822-headers', '', `X-Broadside-Message: ${token}`, 'Subject: Complained about', '',
         '--f--', '',
       ].join('\r\n'));
-      const { handleInboundReport } = await import('../../src/bounces/inbound.js');
+      const { handleInboundReport } = await import('../../src/bounces/inbound/handle-report.js');
       await handleInboundReport(t.c, { raw: arf, mailFrom: null, rcptTo: 'bounces@bounces.example.com' });
       const paused = await e.waitForStatus(issue.id, 'paused');
       expect(paused).toMatchObject({ complaints: 1, rateAlert: { message: expect.stringMatching(/^complaint rate .* passed 0\.1 %/) } });

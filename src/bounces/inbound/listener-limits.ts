@@ -1,7 +1,7 @@
 // What the bounce listener allows one client and all of them together. Pure: no sockets, no
 // database, so each rule is tested on its own (test/bounces/listener-limits.test.ts).
 import ipaddr from 'ipaddr.js';
-import type { Network } from '../config/networks.js';
+import type { Network } from '../../config/networks.js';
 
 /**
  * The key a client's per-IP limits are counted under: the IPv4 address (also when it arrives
