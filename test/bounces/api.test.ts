@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { BounceSchema } from '../../src/bounces/api-routes.js';
-import { writeBounce, storeInboundReport, type BounceInput, type Match } from '../../src/bounces/queries.js';
+import { storeInboundReport } from '../../src/bounces/inbound/queries.js';
+import { writeBounce, type BounceInput, type Match } from '../../src/bounces/queries.js';
 import { seedSubmittedSend, type SeededMessage, type SeededSend } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
 

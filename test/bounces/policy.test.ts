@@ -117,7 +117,7 @@ describe('erasing a reader', () => {
   it('scrubs their bounce rows and deletes their raw reports, keeping the rows for the counts', async () => {
     const s = await seedSubmittedSend(t, ['erase-me@example.org']);
     const m = s.messages[0]!;
-    const { storeInboundReport } = await import('../../src/bounces/queries.js');
+    const { storeInboundReport } = await import('../../src/bounces/inbound/queries.js');
     const raw = Buffer.from('From: MAILER-DAEMON\r\n\r\nerase-me@example.org: 550 5.1.1 unknown\r\n');
     const reportId = await storeInboundReport(t.c.pool, { mailFrom: null, rcptTo: `bounces+${m.token}@b.test`, kind: 'unknown', raw, sha256: Buffer.alloc(32, 7) });
     await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'hard', { recipient: m.email, diagnostic: 'smtp; 550 erase-me@example.org unknown', reportId }), policy);

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Container } from '../../container.js';
 import { verpToken } from '../../sending/message-tokens.js';
 import { recordBounce } from '../record.js';
-import { findInboundReportId, matchToken, storeInboundReport, type BounceInput, type Match, type MatchKind } from '../queries.js';
+import { matchToken, type BounceInput, type Match, type MatchKind } from '../queries.js';
+import { findInboundReportId, storeInboundReport } from './queries.js';
 import { parseReport, type InboundReport } from './report.js';
 
 /**
