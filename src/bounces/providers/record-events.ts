@@ -1,8 +1,8 @@
-import type { Container } from '../container.js';
-import { checkEmail } from '../subscribers/email-address.js';
-import type { ProviderEvent } from './providers/provider-event.js';
-import { matchAddress, matchToken, type Match } from './queries.js';
-import { recordBounce } from './record.js';
+import type { Container } from '../../container.js';
+import { checkEmail } from '../../subscribers/email-address.js';
+import { matchAddress, matchToken, type Match } from '../queries.js';
+import { recordBounce } from '../record.js';
+import type { ProviderEvent } from './event-parsing.js';
 
 export type ProviderEventTally = {
   /** Events of a bounce kind the request carried. */
