@@ -45,7 +45,7 @@ describe('parseReport on delivery status notifications', () => {
     expect(r.original.returnPath).toBe('bounces+m2t-fedcba9876543210@bounce.example.com');
   });
 
-  it('reads an Exchange NDR, taking the token from the Message-ID when no X-Broadside-Message was returned', async () => {
+  it('reads an Exchange DSN, taking the token from the Message-ID when no X-Broadside-Message was returned', async () => {
     const r = await parse('exchange-ndr.eml');
     expect(r.kind).toBe('dsn');
     expect(r.recipients).toMatchObject([

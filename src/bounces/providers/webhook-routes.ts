@@ -27,7 +27,7 @@ const WebhookReceipt = Type.Object({
   recorded: Type.Integer(),
   duplicates: Type.Integer({ description: 'already recorded: a redelivery' }),
   unmatched: Type.Integer({ description: 'recorded without a reader (no token of ours, no reader with that address)' }),
-  ignored: Type.Integer({ description: 'bounce events the provider sent without an id or recipient' }),
+  ignored: Type.Integer({ description: 'provider events of a bounce kind sent without an id or recipient' }),
   subscription: Type.Optional(Type.Enum(['confirmed', 'ignored'], { description: 'SNS only: what was done with a (un)subscription confirmation' })),
 });
 type Receipt = Static<typeof WebhookReceipt>;
