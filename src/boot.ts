@@ -178,7 +178,7 @@ async function startRoles(roles: Role[]): Promise<void> {
     closers.unshift(() => app.close());
     if (config.bounceSmtpPort !== undefined) {
       // Imported here like the capture server: a process without the listener never loads it.
-      const { startBounceListener } = await import('./bounces/listener.js');
+      const { startBounceListener } = await import('./bounces/inbound/listener.js');
       const bounces = await listening(ports.bounces!, () => startBounceListener({ c, port: config.bounceSmtpPort!, host: config.host }));
       // Closed with the HTTP server, before the container: a report being stored finishes first.
       closers.unshift(() => bounces.close());

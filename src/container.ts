@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { createHttpsGet, type HttpsGet } from './bounces/https-get.js';
+import { createHttpsGet, type HttpsGet } from './bounces/providers/https-get.js';
 import type { AppConfig } from './config/index.js';
 import { createPool, type Pool } from './db/pool.js';
 import { describeDatabaseError } from './db/unavailable.js';

@@ -3,7 +3,7 @@ import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { bounceApiRoutes } from '../bounces/api-routes.js';
-import { webhookRoutes } from '../bounces/webhook-routes.js';
+import { webhookRoutes } from '../bounces/providers/webhook-routes.js';
 import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
 import { archiveRoutes } from '../issues/archive-routes.js';

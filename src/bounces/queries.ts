@@ -48,90 +48,164 @@ const MAX_TEXT = 2000;
 const cap = (v: string | null | undefined, n = MAX_TEXT): string | null => (v == null ? null : v.slice(0, n));
 
 /**
- * Records one bounce and applies the policy to its reader, in one statement:
- * - hard bounce: the reader is suppressed (bounced) at once, and the message is marked bounced
- *   (one the relay had accepted, or, for a refusal at submission, the one being submitted);
- * - complaint: suppressed (complained) at once, whatever their status (a complaint is stronger
- *   than an unsubscription or a bounce);
- * - soft bounce: its time joins the reader's recent soft bounces (those within the window); at
- *   `softBounceLimit` of them the reader is suppressed (bounced). A message submitted to them
- *   after their last soft bounce that drew no bounce itself (the probe, see markSubmitted) means
- *   mail gets through again: the earlier ones are forgotten;
- * - other (delay warnings, ARF reports that are not abuse, provider events we only keep): stored.
- *
- * The reader's row is updated in place with values computed from its own current columns, so two
- * bounces for one reader at once serialise on the row lock and the second sees the first's
- * result: no read-then-write race. Returns undefined when the event was already recorded.
+ * The bounce row, once only per (source, event id): the first CTE of every statement below, with
+ * parameters $1 to $15 (see inserted). It returns nothing when the event was already recorded,
+ * and then the rest of the statement changes nothing. The `occurred_at` it returns is never later
+ * than now: a report dated in the future counts from now.
  */
-export async function recordBounce(pool: Pool, b: BounceInput, policy: SuppressionPolicy): Promise<Recorded | undefined> {
-  const m = b.match;
-  const { rows } = await pool.query<{ id: number; subscriber_status: string | null; suppressed: boolean | null }>(
-    `WITH ins AS (
+const INSERT = `ins AS (
        INSERT INTO bounces (type, source, subscriber_id, message_id, send_id, matched_by, recipient, action, status,
                             diagnostic, remote_mta, feedback_type, event_id, report_id, occurred_at)
        VALUES ($1::bounce_type, $2::bounce_source, $3::bigint, $4::bigint, $5::bigint, $6::text, $7::text, $8::text, $9::text,
                $10::text, $11::text, $12::text, $13::text, $14::bigint, COALESCE($15::timestamptz, now()))
        ON CONFLICT (source, event_id) DO NOTHING
-       RETURNING id, type, subscriber_id, message_id, LEAST(occurred_at, now()) AS occurred_at
-     ), message AS (
-       UPDATE messages m SET status = CASE WHEN i.type = 'hard' THEN 'bounced'::message_status ELSE 'failed'::message_status END,
-                             smtp_response = COALESCE($18::text, m.smtp_response), updated_at = now()
-         FROM ins i
-        WHERE m.id = i.message_id
-          AND ((i.type = 'hard' AND m.status IN ('submitted', 'sending'))
-               OR ($19::boolean AND i.type = 'soft' AND m.status = 'sending'))
-     ), reader AS (
-       UPDATE subscribers s
-          SET (status, bounced_at, complained_at, soft_bounces, soft_bounce_probe, updated_at) = (
-                SELECT n.status,
-                       CASE WHEN n.status = 'bounced' AND s.status <> 'bounced' THEN now() ELSE s.bounced_at END,
-                       CASE WHEN n.status = 'complained' AND s.status <> 'complained' THEN now() ELSE s.complained_at END,
-                       n.recent,
-                       -- A soft bounce of a known message settles the probe: it was that message
-                       -- (failed), or the probe went through (reset below) or had bounced.
-                       CASE WHEN i.type = 'soft' AND i.message_id IS NOT NULL THEN NULL ELSE s.soft_bounce_probe END,
-                       now()
-                  FROM (SELECT CASE
-                                 WHEN i.type = 'complaint' THEN 'complained'::subscriber_status
-                                 WHEN s.status IN ('pending', 'active')
-                                      AND (i.type = 'hard' OR (i.type = 'soft' AND cardinality(w.recent) >= $16::int))
-                                   THEN 'bounced'::subscriber_status
-                                 ELSE s.status
-                               END AS status,
-                               w.recent
-                          FROM (SELECT CASE WHEN i.type = 'soft' THEN ARRAY(
-                                         SELECT t FROM unnest(CASE
-                                             -- The probe, another message, drew no bounce: it went
-                                             -- through, so the earlier soft bounces no longer count.
-                                             WHEN s.soft_bounce_probe IS NOT NULL AND i.message_id IS NOT NULL
-                                                  AND s.soft_bounce_probe <> i.message_id
-                                                  AND NOT EXISTS (SELECT 1 FROM bounces b
-                                                                   WHERE b.message_id = s.soft_bounce_probe AND b.type IN ('hard', 'soft'))
-                                               THEN '{}'
-                                             ELSE COALESCE(s.soft_bounces, '{}')
-                                           END || i.occurred_at) AS t
-                                          WHERE t > now() - make_interval(days => $17::int)
-                                          ORDER BY t DESC LIMIT $16::int)
-                                       ELSE s.soft_bounces END AS recent) w) n)
-         FROM ins i
-        WHERE s.id = i.subscriber_id AND i.type <> 'other'
-        RETURNING s.id, s.status, (s.bounced_at = now() OR s.complained_at = now()) AS suppressed
-     )
-     SELECT ins.id,
+       RETURNING id, subscriber_id, message_id, LEAST(occurred_at, now()) AS occurred_at
+     )`;
+
+function inserted(type: BounceType, b: BounceInput): unknown[] {
+  const m = b.match;
+  return [
+    type, b.source, m?.subscriberId ?? null, m?.messageId ?? null, m?.sendId ?? null, m?.matchedBy ?? null,
+    cap(b.recipient, 320), cap(b.action, 40), cap(b.status, 20), cap(b.diagnostic), cap(b.remoteMta, 255), cap(b.feedbackType, 40),
+    cap(b.eventId, 255), b.reportId ?? null, b.occurredAt ?? null,
+  ];
+}
+
+/**
+ * The last part of every statement that updates a reader (the CTE `reader`): the reader's status
+ * as it now is, also when the row was not updated (an erased reader has none: null).
+ */
+const RESULT = `SELECT ins.id,
             COALESCE(reader.status::text, (SELECT status::text FROM subscribers WHERE id = ins.subscriber_id)) AS subscriber_status,
             reader.suppressed
-       FROM ins LEFT JOIN reader ON reader.id = ins.subscriber_id`,
-    [
-      b.type, b.source, m?.subscriberId ?? null, m?.messageId ?? null, m?.sendId ?? null, m?.matchedBy ?? null,
-      cap(b.recipient, 320), cap(b.action, 40), cap(b.status, 20), cap(b.diagnostic), cap(b.remoteMta, 255), cap(b.feedbackType, 40),
-      cap(b.eventId, 255), b.reportId ?? null, b.occurredAt ?? null,
-      policy.softBounceLimit, policy.softBounceWindowDays,
-      cap(b.smtpResponse, 1000), b.source === 'smtp',
-    ],
-  );
+       FROM ins LEFT JOIN reader ON reader.id = ins.subscriber_id`;
+
+/** What `reader` returns: suppressed when this statement set bounced_at or complained_at. */
+const READER_RETURNING = 'RETURNING s.id, s.status, (s.bounced_at = now() OR s.complained_at = now()) AS suppressed';
+
+type ResultRow = { id: number; subscriber_status: string | null; suppressed: boolean | null };
+
+async function run(pool: Pool, text: string, values: unknown[]): Promise<Recorded | undefined> {
+  const { rows } = await pool.query<ResultRow>(text, values);
   const row = rows[0];
   if (!row) return undefined;
   return { id: row.id, subscriberStatus: row.subscriber_status, suppressed: row.suppressed === true };
+}
+
+/**
+ * Records one bounce and applies the policy to its reader in one statement, the one for its type
+ * (see each). Every statement updates the reader's row in place with values computed from its
+ * own current columns, so two bounces for one reader at once serialise on the row lock and the
+ * second sees the first's result: no read-then-write race. Undefined when the event was already
+ * recorded.
+ */
+export function writeBounce(pool: Pool, b: BounceInput, policy: SuppressionPolicy): Promise<Recorded | undefined> {
+  switch (b.type) {
+    case 'hard': return writeHardBounce(pool, b);
+    case 'soft': return writeSoftBounce(pool, b, policy);
+    case 'complaint': return writeComplaint(pool, b);
+    case 'other': return writeOther(pool, b);
+  }
+}
+
+/**
+ * A hard bounce: the reader is suppressed (bounced) at once, unless already suppressed, and the
+ * message is marked bounced: one the relay had accepted, or, for a refusal at submission, the
+ * one being submitted (its reply stored with it).
+ */
+function writeHardBounce(pool: Pool, b: BounceInput): Promise<Recorded | undefined> {
+  return run(pool,
+    `WITH ${INSERT}, message AS (
+       UPDATE messages m SET status = 'bounced', smtp_response = COALESCE($16::text, m.smtp_response), updated_at = now()
+         FROM ins i
+        WHERE m.id = i.message_id AND m.status IN ('submitted', 'sending')
+     ), reader AS (
+       UPDATE subscribers s
+          SET status = CASE WHEN s.status IN ('pending', 'active') THEN 'bounced'::subscriber_status ELSE s.status END,
+              bounced_at = CASE WHEN s.status IN ('pending', 'active') THEN now() ELSE s.bounced_at END,
+              updated_at = now()
+         FROM ins i
+        WHERE s.id = i.subscriber_id
+        ${READER_RETURNING}
+     )
+     ${RESULT}`,
+    [...inserted('hard', b), cap(b.smtpResponse, 1000)],
+  );
+}
+
+/**
+ * A complaint: the reader is suppressed (complained) at once, whatever their status: a
+ * complaint is stronger than an unsubscription or a bounce. The message is left as it was.
+ */
+function writeComplaint(pool: Pool, b: BounceInput): Promise<Recorded | undefined> {
+  return run(pool,
+    `WITH ${INSERT}, reader AS (
+       UPDATE subscribers s
+          SET status = 'complained',
+              complained_at = CASE WHEN s.status <> 'complained' THEN now() ELSE s.complained_at END,
+              updated_at = now()
+         FROM ins i
+        WHERE s.id = i.subscriber_id
+        ${READER_RETURNING}
+     )
+     ${RESULT}`,
+    inserted('complaint', b),
+  );
+}
+
+/**
+ * A soft bounce: its time joins the reader's recent soft bounces (those within the window, at
+ * most `softBounceLimit` kept); at `softBounceLimit` of them the reader is suppressed (bounced).
+ * When the reader's probe (see markSubmitted), another message, drew no bounce
+ * (soft_bounce_probe_went_through, migration 0008), mail gets through again: the earlier ones
+ * are forgotten first. A soft bounce of a known message settles the probe either way: it was
+ * that message, or it went through (reset here) or had bounced. A refusal at submission (source
+ * smtp) also marks the message being submitted failed, after its last retry.
+ */
+function writeSoftBounce(pool: Pool, b: BounceInput, policy: SuppressionPolicy): Promise<Recorded | undefined> {
+  return run(pool,
+    `WITH ${INSERT}, message AS (
+       UPDATE messages m SET status = 'failed', smtp_response = COALESCE($16::text, m.smtp_response), updated_at = now()
+         FROM ins i
+        WHERE m.id = i.message_id AND $17::boolean AND m.status = 'sending'
+     ), reader AS (
+       UPDATE subscribers s
+          SET (status, bounced_at, soft_bounces, soft_bounce_probe, updated_at) = (
+                SELECT CASE WHEN n.suppress THEN 'bounced'::subscriber_status ELSE s.status END,
+                       CASE WHEN n.suppress THEN now() ELSE s.bounced_at END,
+                       n.recent,
+                       CASE WHEN i.message_id IS NOT NULL THEN NULL ELSE s.soft_bounce_probe END,
+                       now()
+                  FROM (SELECT w.recent, s.status IN ('pending', 'active') AND cardinality(w.recent) >= $18::int AS suppress
+                          FROM (SELECT ARRAY(
+                                  SELECT t FROM unnest(CASE
+                                      -- The probe drew no bounce: it went through, the earlier soft
+                                      -- bounces no longer count. (Not when it is this message: its
+                                      -- bounce is this row, which the statement cannot see.)
+                                      WHEN i.message_id IS NOT NULL AND s.soft_bounce_probe <> i.message_id
+                                           AND soft_bounce_probe_went_through(s.soft_bounce_probe)
+                                        THEN '{}'
+                                      ELSE COALESCE(s.soft_bounces, '{}')
+                                    END || i.occurred_at) AS t
+                                   WHERE t > now() - make_interval(days => $19::int)
+                                   ORDER BY t DESC LIMIT $18::int) AS recent) w) n)
+         FROM ins i
+        WHERE s.id = i.subscriber_id
+        ${READER_RETURNING}
+     )
+     ${RESULT}`,
+    [...inserted('soft', b), cap(b.smtpResponse, 1000), b.source === 'smtp', policy.softBounceLimit, policy.softBounceWindowDays],
+  );
+}
+
+/** Anything else (delay warnings, ARF reports that are not abuse, provider events we only keep): stored, nobody changed. */
+function writeOther(pool: Pool, b: BounceInput): Promise<Recorded | undefined> {
+  return run(pool,
+    `WITH ${INSERT}
+     SELECT ins.id, (SELECT status::text FROM subscribers WHERE id = ins.subscriber_id) AS subscriber_status, false AS suppressed
+       FROM ins`,
+    inserted('other', b),
+  );
 }
 
 /**
@@ -159,27 +233,4 @@ export async function matchAddress(pool: Pool, normalizedAddress: string | null)
   if (!normalizedAddress) return null;
   const { rows } = await pool.query<{ id: number }>('SELECT id FROM subscribers WHERE email_normalized = $1::text', [normalizedAddress]);
   return rows[0] ? { messageId: null, subscriberId: rows[0].id, sendId: null, matchedBy: 'address' } : null;
-}
-
-/**
- * Keeps a mail the listener accepted. Undefined when the very same bytes were stored before (the
- * sender retried after losing our reply): the caller answers 250 and records nothing twice.
- */
-export async function storeInboundReport(
-  pool: Pool,
-  r: { mailFrom: string | null; rcptTo: string; kind: string; raw: Buffer; sha256: Buffer },
-): Promise<number | undefined> {
-  const { rows } = await pool.query<{ id: number }>(
-    `INSERT INTO inbound_reports (mail_from, rcpt_to, kind, size, sha256, raw)
-     VALUES ($1::text, $2::text, $3::text, $4::int, $5::bytea, $6::bytea)
-     ON CONFLICT (sha256) DO NOTHING RETURNING id`,
-    [cap(r.mailFrom, 320), cap(r.rcptTo, 320), r.kind, r.raw.length, r.sha256, r.raw],
-  );
-  return rows[0]?.id;
-}
-
-/** The report already stored with these bytes (when storeInboundReport found it there). */
-export async function findInboundReportId(pool: Pool, sha256: Buffer): Promise<number | null> {
-  const { rows } = await pool.query<{ id: number }>('SELECT id FROM inbound_reports WHERE sha256 = $1::bytea', [sha256]);
-  return rows[0]?.id ?? null;
 }

@@ -305,7 +305,7 @@ const fields = {
   // ask for RET=HDRS); a report that carries our whole copy (an ARF report, an MTA ignoring
   // RET=HDRS) ~100 KB for a 30 KB issue: 1 MiB leaves ten times that.
   bounceMaxBytes: { env: 'BOUNCE_MAX_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 1024 * 1024 },
-  // The listener's limits (see listener.ts): connections at once, in all and from one address
+  // The listener's limits (see bounces/inbound/listener.ts): connections at once, in all and from one address
   // (an IPv6 /64), mails (MAIL FROM) from one address a minute, recipients per mail. Past them
   // it answers 4xx, so a real sender retries later. BOUNCE_TRUSTED_IPS (your own relay, which
   // returns most DSNs) are exempt from the per-address ones.

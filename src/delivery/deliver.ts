@@ -1,6 +1,6 @@
 import slugify from '@sindresorhus/slugify';
 import type { BounceInput } from '../bounces/queries.js';
-import { record } from '../bounces/record.js';
+import { recordBounce } from '../bounces/record.js';
 import { replyClassStatus } from '../bounces/status-code.js';
 import { parseMailbox } from '../config/mailbox.js';
 import type { Container } from '../container.js';
@@ -228,7 +228,7 @@ export class Deliverer {
     const { pool } = this.c;
     const context = { smtpCode: failure.code, enhanced: failure.enhanced };
     if (failure.kind === 'permanent') {
-      const r = await this.record(claim, 'hard', failure);
+      const r = await this.recordRefusal(claim, 'hard', failure);
       this.bounced(claim.send_id);
       log.info({ ...context, response: failure.response }, r?.suppressed ? 'hard bounce at submission: reader suppressed' : 'hard bounce at submission');
       return 'bounced';
@@ -243,7 +243,7 @@ export class Deliverer {
     }
     if (attempt.isLast) {
       // A message refused for the last time is one soft bounce of its reader (not one per attempt).
-      const r = await this.record(claim, 'soft', failure);
+      const r = await this.recordRefusal(claim, 'soft', failure);
       log.warn({ ...context, attempts: claim.attempts, response: failure.response }, r?.suppressed
         ? 'message failed after its last retry: a soft bounce, the reader\'s last allowed (suppressed)'
         : 'message failed after its last retry');
@@ -254,7 +254,7 @@ export class Deliverer {
   }
 
   /** The relay's refusal as a bounce record; the same statement settles the message and applies the policy. */
-  private record(claim: Claim, type: 'hard' | 'soft', failure: SmtpFailure) {
+  private recordRefusal(claim: Claim, type: 'hard' | 'soft', failure: SmtpFailure) {
     const { c } = this;
     const input: BounceInput = {
       type,
@@ -266,7 +266,7 @@ export class Deliverer {
       diagnostic: failure.response,
       smtpResponse: failure.response,
     };
-    return record(c, input);
+    return recordBounce(c, input);
   }
 
   private prepare(claim: Claim): Promise<IssueMime> {

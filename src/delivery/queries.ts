@@ -64,8 +64,9 @@ export async function renewClaims(pool: Pool, claims: readonly Pick<Claim, 'id' 
  * cut off from Postgres is `submitted` all the same, and the job fed for it again finds nothing
  * to send. Only an outcome already recorded (submitted, bounced, failed) stays. For the few
  * readers with soft bounces it also moves the soft-bounce probe: when the previous probe (a
- * message submitted after their soft bounces) drew no bounce, mail gets through to them again and
- * the soft bounces are forgotten; else this message becomes the probe. (Behind a relay a 250 says
+ * message submitted after their soft bounces) drew no bounce (soft_bounce_probe_went_through,
+ * migration 0008), mail gets through to them again and the soft bounces are forgotten; else this
+ * message becomes the probe. (Behind a relay a 250 says
  * nothing about the reader's mailbox, and their soft bounces arrive later as DSNs.)
  */
 export async function markSubmitted(pool: Pool, ids: number[], responses: string[]): Promise<void> {
@@ -77,9 +78,7 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
         WHERE m.id = u.id AND m.status IN ('sending', 'queued', 'cancelled')
         RETURNING m.id, m.subscriber_id),
      went_through AS (
-       SELECT s.id, m.id AS message_id,
-              s.soft_bounce_probe IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM bounces b WHERE b.message_id = s.soft_bounce_probe AND b.type IN ('hard', 'soft')) AS reset
+       SELECT s.id, m.id AS message_id, soft_bounce_probe_went_through(s.soft_bounce_probe) AS reset
          FROM m JOIN subscribers s ON s.id = m.subscriber_id AND s.soft_bounces IS NOT NULL)
      UPDATE subscribers s
         SET soft_bounces = CASE WHEN w.reset THEN NULL ELSE s.soft_bounces END,

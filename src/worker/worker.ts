@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Container } from '../container.js';
-import { startReportRetention } from '../bounces/retention.js';
+import { startReportRetention } from '../bounces/inbound/retention.js';
 import { classifySmtpError } from '../delivery/classify-smtp-error.js';
 import { DatabaseUnavailable, Deliverer, MessageBackedOff, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
 import { SmtpUtf8Unavailable } from '../delivery/mailer.js';

@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { BounceSchema } from '../../src/bounces/api-routes.js';
-import { recordBounce, storeInboundReport, type BounceInput, type Match } from '../../src/bounces/queries.js';
+import { storeInboundReport } from '../../src/bounces/inbound/queries.js';
+import { writeBounce, type BounceInput, type Match } from '../../src/bounces/queries.js';
 import { seedSubmittedSend, type SeededMessage, type SeededSend } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
 
@@ -40,7 +41,7 @@ let allIds: number[];
 const match = (m: SeededMessage, s: SeededSend, matchedBy: Match['matchedBy']): Match => ({ messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy });
 
 async function record(name: string, b: BounceInput): Promise<void> {
-  const r = await recordBounce(t.c.pool, b, policy);
+  const r = await writeBounce(t.c.pool, b, policy);
   if (!r) throw new Error(`${name} was not recorded`);
   ids[name] = r.id;
 }

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import nodemailer from 'nodemailer';
-import { startBounceListener, type BounceListener } from '../../src/bounces/listener.js';
+import { startBounceListener, type BounceListener } from '../../src/bounces/inbound/listener.js';
 import { bouncesOf, subscriberStatus } from '../support/bounces.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { copiesOf, editor, workersIdle } from '../support/editor.js';

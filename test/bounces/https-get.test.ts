@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createHttpsGet } from '../../src/bounces/https-get.js';
+import { createHttpsGet } from '../../src/bounces/providers/https-get.js';
 
 // A local HTTPS server with a throw-away certificate for 127.0.0.1; the fetcher's agent trusts it.
 let dir: string;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { handleInboundReport, type InboundResult } from '../../src/bounces/inbound.js';
-import { storeInboundReport } from '../../src/bounces/queries.js';
+import { handleInboundReport, type InboundResult } from '../../src/bounces/inbound/handle-report.js';
+import { storeInboundReport } from '../../src/bounces/inbound/queries.js';
 import { createContainer } from '../../src/container.js';
 import { bouncesOf, messageStatus, seedSubmittedSend, subscriberStatus, type SeededMessage } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { clientKey, inNetworks, ReceiveBudget } from '../../src/bounces/listener-limits.js';
+import { clientKey, inNetworks, ReceiveBudget } from '../../src/bounces/inbound/listener-limits.js';
 import { parseNetwork } from '../../src/config/networks.js';
 
 describe('per-address limits count by client key', () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { startBounceListener, type BounceListener } from '../../src/bounces/listener.js';
+import { startBounceListener, type BounceListener } from '../../src/bounces/inbound/listener.js';
 import { createContainer } from '../../src/container.js';
 import { bouncesOf, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { createTestContext, type TestContext } from '../support/context.js';

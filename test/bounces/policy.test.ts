@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { matchToken, recordBounce, type BounceInput } from '../../src/bounces/queries.js';
+import { matchToken, writeBounce, type BounceInput } from '../../src/bounces/queries.js';
 import { markSubmitted } from '../../src/delivery/queries.js';
 import { bouncesOf, messageStatus, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
@@ -11,11 +11,11 @@ function bounceFor(m: { id: number; subscriberId: number }, sendId: number, type
   return { type, source: 'dsn', match: { messageId: m.id, subscriberId: m.subscriberId, sendId, matchedBy: 'verp' }, ...extra };
 }
 
-describe('recordBounce: the suppression policy', () => {
+describe('writeBounce: the suppression policy', () => {
   it('a hard bounce suppresses the reader at once and marks the accepted message bounced', async () => {
     const s = await seedSubmittedSend(t, ['hard-1@example.org', 'hard-2@example.org']);
     const [m, other] = s.messages;
-    const r = await recordBounce(t.c.pool, bounceFor(m!, s.sendId, 'hard', { status: '5.1.1', diagnostic: 'smtp; 550 5.1.1 no such user' }), policy);
+    const r = await writeBounce(t.c.pool, bounceFor(m!, s.sendId, 'hard', { status: '5.1.1', diagnostic: 'smtp; 550 5.1.1 no such user' }), policy);
     expect(r).toEqual({ id: expect.any(Number), subscriberStatus: 'bounced', suppressed: true });
     expect((await subscriberStatus(t, m!.subscriberId)).status).toBe('bounced');
     expect((await subscriberStatus(t, m!.subscriberId)).bounced_at).toBeInstanceOf(Date);
@@ -29,7 +29,7 @@ describe('recordBounce: the suppression policy', () => {
     const s = await seedSubmittedSend(t, ['complainer@example.org']);
     const m = s.messages[0]!;
     await t.c.pool.query(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now() WHERE id = $1`, [m.subscriberId]);
-    const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'complaint', { source: 'arf', feedbackType: 'abuse' }), policy);
+    const r = await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'complaint', { source: 'arf', feedbackType: 'abuse' }), policy);
     expect(r?.subscriberStatus).toBe('complained');
     expect(r?.suppressed).toBe(true);
     const reader = await subscriberStatus(t, m.subscriberId);
@@ -42,11 +42,11 @@ describe('recordBounce: the suppression policy', () => {
     const s = await seedSubmittedSend(t, ['soft@example.org']);
     const m = s.messages[0]!;
     for (const n of [1, 2]) {
-      const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { status: '4.2.2' }), policy);
+      const r = await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { status: '4.2.2' }), policy);
       expect([n, r?.subscriberStatus, r?.suppressed]).toEqual([n, 'active', false]);
     }
     expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toHaveLength(2);
-    const third = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { status: '4.2.2' }), policy);
+    const third = await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { status: '4.2.2' }), policy);
     expect([third?.subscriberStatus, third?.suppressed]).toEqual(['bounced', true]);
     // A soft bounce never marks the message itself bounced.
     expect(await messageStatus(t, m.id)).toBe('submitted');
@@ -56,9 +56,9 @@ describe('recordBounce: the suppression policy', () => {
     const s = await seedSubmittedSend(t, ['old-soft@example.org']);
     const m = s.messages[0]!;
     const old = new Date(Date.now() - 31 * 86400_000);
-    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { occurredAt: old }), policy);
-    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { occurredAt: old }), policy);
-    const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft'), policy);
+    await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { occurredAt: old }), policy);
+    await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'soft', { occurredAt: old }), policy);
+    const r = await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'soft'), policy);
     expect(r?.subscriberStatus).toBe('active');
     expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toHaveLength(1);
   });
@@ -66,7 +66,7 @@ describe('recordBounce: the suppression policy', () => {
   it('three soft bounces recorded at the same moment suppress the reader (no lost update)', async () => {
     const s = await seedSubmittedSend(t, ['racing-soft@example.org']);
     const m = s.messages[0]!;
-    const results = await Promise.all([1, 2, 3].map(() => recordBounce(t.c.pool, bounceFor(m, s.sendId, 'soft'), policy)));
+    const results = await Promise.all([1, 2, 3].map(() => writeBounce(t.c.pool, bounceFor(m, s.sendId, 'soft'), policy)));
     expect(results.filter((r) => r?.suppressed)).toHaveLength(1);
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('bounced');
   });
@@ -75,14 +75,14 @@ describe('recordBounce: the suppression policy', () => {
     const s = await seedSubmittedSend(t, ['twice@example.org']);
     const m = s.messages[0]!;
     const input = bounceFor(m, s.sendId, 'soft', { source: 'postmark', eventId: 'pm-123' });
-    expect(await recordBounce(t.c.pool, input, policy)).toBeDefined();
-    expect(await recordBounce(t.c.pool, input, policy)).toBeUndefined();
+    expect(await writeBounce(t.c.pool, input, policy)).toBeDefined();
+    expect(await writeBounce(t.c.pool, input, policy)).toBeUndefined();
     expect(await bouncesOf(t, 'subscriber_id = $1', [m.subscriberId])).toHaveLength(1);
     expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toHaveLength(1);
   });
 
   it('an unmatched report is kept, with nobody suppressed', async () => {
-    const r = await recordBounce(t.c.pool, { type: 'hard', source: 'dsn', match: null, recipient: 'stranger@example.net', status: '5.1.1' }, policy);
+    const r = await writeBounce(t.c.pool, { type: 'hard', source: 'dsn', match: null, recipient: 'stranger@example.net', status: '5.1.1' }, policy);
     expect(r).toEqual({ id: expect.any(Number), subscriberStatus: null, suppressed: false });
     const [row] = await bouncesOf(t, 'id = $1', [r!.id]);
     expect(row).toMatchObject({ subscriber_id: null, matched_by: null, recipient: 'stranger@example.net', type: 'hard' });
@@ -91,7 +91,7 @@ describe('recordBounce: the suppression policy', () => {
   it('other events are stored and change nothing', async () => {
     const s = await seedSubmittedSend(t, ['delayed@example.org']);
     const m = s.messages[0]!;
-    const r = await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'other', { action: 'delayed', status: '4.4.7' }), policy);
+    const r = await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'other', { action: 'delayed', status: '4.4.7' }), policy);
     expect(r?.subscriberStatus).toBe('active');
     expect((await subscriberStatus(t, m.subscriberId)).soft_bounces).toBeNull();
   });
@@ -117,10 +117,10 @@ describe('erasing a reader', () => {
   it('scrubs their bounce rows and deletes their raw reports, keeping the rows for the counts', async () => {
     const s = await seedSubmittedSend(t, ['erase-me@example.org']);
     const m = s.messages[0]!;
-    const { storeInboundReport } = await import('../../src/bounces/queries.js');
+    const { storeInboundReport } = await import('../../src/bounces/inbound/queries.js');
     const raw = Buffer.from('From: MAILER-DAEMON\r\n\r\nerase-me@example.org: 550 5.1.1 unknown\r\n');
     const reportId = await storeInboundReport(t.c.pool, { mailFrom: null, rcptTo: `bounces+${m.token}@b.test`, kind: 'unknown', raw, sha256: Buffer.alloc(32, 7) });
-    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'hard', { recipient: m.email, diagnostic: 'smtp; 550 erase-me@example.org unknown', reportId }), policy);
+    await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'hard', { recipient: m.email, diagnostic: 'smtp; 550 erase-me@example.org unknown', reportId }), policy);
     const res = await t.app.inject({ method: 'DELETE', url: `/api/subscribers/${m.subscriberId}`, headers: t.auth });
     expect(res.statusCode).toBe(204);
     const rows = await bouncesOf(t, 'subscriber_id = $1', [m.subscriberId]);
@@ -134,7 +134,7 @@ describe('a suppressed reader who signs up again', () => {
   it('stays suppressed until they press the confirm button again', async () => {
     const s = await seedSubmittedSend(t, ['comeback@example.org']);
     const m = s.messages[0]!;
-    await recordBounce(t.c.pool, bounceFor(m, s.sendId, 'hard'), policy);
+    await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'hard'), policy);
     const res = await t.app.inject({ method: 'POST', url: '/subscribe', payload: { email: 'comeback@example.org' } });
     expect(res.statusCode).toBe(202);
     // A confirmation is on its way, but until it is pressed nothing is sent to them.
@@ -164,7 +164,7 @@ describe('soft bounces behind a relay (every submission accepted, DSNs later)', 
     const weeks = await weekly('always-full@example.org', 3);
     for (const [i, w] of weeks.entries()) {
       await submitted(w.m.id);
-      const r = await recordBounce(t.c.pool, bounceFor(w.m, w.sendId, 'soft', { status: '4.2.2' }), policy);
+      const r = await writeBounce(t.c.pool, bounceFor(w.m, w.sendId, 'soft', { status: '4.2.2' }), policy);
       expect([i, r?.subscriberStatus]).toEqual([i, i < 2 ? 'active' : 'bounced']);
     }
   });
@@ -172,12 +172,12 @@ describe('soft bounces behind a relay (every submission accepted, DSNs later)', 
   it('an issue in between that drew no bounce starts the count again', async () => {
     const [w1, w2, w3, w4] = await weekly('sometimes-full@example.org', 4);
     await submitted(w1!.m.id);
-    await recordBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
+    await writeBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
     await submitted(w2!.m.id);
-    await recordBounce(t.c.pool, bounceFor(w2!.m, w2!.sendId, 'soft'), policy);
+    await writeBounce(t.c.pool, bounceFor(w2!.m, w2!.sendId, 'soft'), policy);
     await submitted(w3!.m.id); // went through: no DSN came back
     await submitted(w4!.m.id);
-    const r = await recordBounce(t.c.pool, bounceFor(w4!.m, w4!.sendId, 'soft'), policy);
+    const r = await writeBounce(t.c.pool, bounceFor(w4!.m, w4!.sendId, 'soft'), policy);
     expect(r?.subscriberStatus).toBe('active');
     expect((await subscriberStatus(t, w4!.m.subscriberId)).soft_bounces).toHaveLength(1);
   });
@@ -185,11 +185,11 @@ describe('soft bounces behind a relay (every submission accepted, DSNs later)', 
   it('a soft bounce arriving after a quiet submission also starts the count again', async () => {
     const [w1, w2, w3] = await weekly('was-full@example.org', 3);
     await submitted(w1!.m.id);
-    await recordBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
-    await recordBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
+    await writeBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
+    await writeBounce(t.c.pool, bounceFor(w1!.m, w1!.sendId, 'soft'), policy);
     await submitted(w2!.m.id); // went through
     // w3 refused at submission (a direct relay's 4xx): no submission in between to notice w2.
-    const r = await recordBounce(t.c.pool, bounceFor(w3!.m, w3!.sendId, 'soft'), policy);
+    const r = await writeBounce(t.c.pool, bounceFor(w3!.m, w3!.sendId, 'soft'), policy);
     expect(r?.subscriberStatus).toBe('active');
     expect((await subscriberStatus(t, w3!.m.subscriberId)).soft_bounces).toHaveLength(1);
   });

@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { classifyRecipient, parseReport, statusCode, type InboundReport } from '../../src/bounces/report.js';
+import { classifyRecipient, parseReport, statusCode, type InboundReport } from '../../src/bounces/inbound/report.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url);
 const fixture = (name: string): Buffer => readFileSync(new URL(name, FIXTURES));
@@ -45,7 +45,7 @@ describe('parseReport on delivery status notifications', () => {
     expect(r.original.returnPath).toBe('bounces+m2t-fedcba9876543210@bounce.example.com');
   });
 
-  it('reads an Exchange NDR, taking the token from the Message-ID when no X-Broadside-Message was returned', async () => {
+  it('reads an Exchange DSN, taking the token from the Message-ID when no X-Broadside-Message was returned', async () => {
     const r = await parse('exchange-ndr.eml');
     expect(r.kind).toBe('dsn');
     expect(r.recipients).toMatchObject([

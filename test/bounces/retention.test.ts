@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { handleInboundReport } from '../../src/bounces/inbound.js';
-import { pruneInboundReports, startReportRetention } from '../../src/bounces/retention.js';
+import { handleInboundReport } from '../../src/bounces/inbound/handle-report.js';
+import { pruneInboundReports, startReportRetention } from '../../src/bounces/inbound/retention.js';
 import { bouncesOf, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
 import { until } from '../support/editor.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { recordBounce } from '../../src/bounces/queries.js';
+import { writeBounce } from '../../src/bounces/queries.js';
 import { guardSend, ratesOf } from '../../src/sending/rate-guard.js';
 import type { Progress } from '../../src/sending/queries.js';
 import { seedSubmittedSend } from '../support/bounces.js';
@@ -36,7 +36,7 @@ describe('guardSend: complaints reported while a send runs', () => {
     const emails = Array.from({ length: 20 }, (_, i) => `guarded-${Date.now()}-${i}@example.org`);
     const s = await seedSubmittedSend(t, emails, 'sending');
     for (const m of s.messages.slice(0, complaints)) {
-      await recordBounce(t.c.pool, {
+      await writeBounce(t.c.pool, {
         type: 'complaint', source: 'arf', feedbackType: 'abuse',
         match: { messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'verp' },
       }, t.c.config);
@@ -54,7 +54,7 @@ describe('guardSend: complaints reported while a send runs', () => {
     });
     // The editor decides to go on: resuming waives the alert, and the guard leaves the send alone.
     expect((await editor(t).control(s.issueId, 'resume')).status).toBe(200);
-    await recordBounce(t.c.pool, {
+    await writeBounce(t.c.pool, {
       type: 'complaint', source: 'arf',
       match: { messageId: s.messages[5]!.id, subscriberId: s.messages[5]!.subscriberId, sendId: s.sendId, matchedBy: 'verp' },
     }, t.c.config);
@@ -75,7 +75,7 @@ describe('guardSend with PAUSE_ON_HIGH_RATES=false', () => {
   it('raises the alert but keeps sending', async () => {
     const s = await seedSubmittedSend(t, ['only-warned@example.org'], 'sending');
     const m = s.messages[0]!;
-    await recordBounce(t.c.pool, { type: 'hard', source: 'dsn', match: { messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'verp' } }, t.c.config);
+    await writeBounce(t.c.pool, { type: 'hard', source: 'dsn', match: { messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'verp' } }, t.c.config);
     await guardSend(t.c, s.sendId);
     expect(await editor(t).progress(s.issueId)).toMatchObject({
       status: 'sending', bounced: 1, bounceRate: 1, rateAlert: { message: expect.stringMatching(/^bounce rate 100 % passed 5 %/) },
@@ -135,7 +135,7 @@ describe('a complaint that arrives by the bounce listener while the send runs', 
         '--f', 'Content-Type: text/rfc822-headers', '', `X-Broadside-Message: ${token}`, 'Subject: Complained about', '',
         '--f--', '',
       ].join('\r\n'));
-      const { handleInboundReport } = await import('../../src/bounces/inbound.js');
+      const { handleInboundReport } = await import('../../src/bounces/inbound/handle-report.js');
       await handleInboundReport(t.c, { raw: arf, mailFrom: null, rcptTo: 'bounces@bounces.example.com' });
       const paused = await e.waitForStatus(issue.id, 'paused');
       expect(paused).toMatchObject({ complaints: 1, rateAlert: { message: expect.stringMatching(/^complaint rate .* passed 0\.1 %/) } });

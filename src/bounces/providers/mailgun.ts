@@ -15,7 +15,7 @@ import {
   str,
   tokenIn,
   unauthorized,
-} from './provider-event.js';
+} from './event-parsing.js';
 import { statusCode } from '../status-code.js';
 
 // Mailgun puts its signature in the JSON body: {signature: {timestamp, token, signature},

@@ -17,7 +17,7 @@ import {
   str,
   tokenIn,
   unauthorized,
-} from './provider-event.js';
+} from './event-parsing.js';
 import { statusCode } from '../status-code.js';
 
 // Postmark does not sign webhooks; its docs recommend HTTP basic auth credentials in the webhook

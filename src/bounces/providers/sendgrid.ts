@@ -17,7 +17,7 @@ import {
   str,
   tokenIn,
   unauthorized,
-} from './provider-event.js';
+} from './event-parsing.js';
 import { statusCode } from '../status-code.js';
 
 // SendGrid's Signed Event Webhook: an ECDSA P-256 / SHA-256 signature (base64 of DER) of

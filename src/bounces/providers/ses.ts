@@ -17,7 +17,7 @@ import {
   str,
   unauthorized,
   unavailable,
-} from './provider-event.js';
+} from './event-parsing.js';
 import { statusCode } from '../status-code.js';
 
 // Amazon SES notifications delivered by SNS over HTTPS. SNS signs every message with the key of a

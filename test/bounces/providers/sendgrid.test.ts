@@ -56,7 +56,7 @@ describe('SendGrid', () => {
     expect(createSendgridWebhook({ publicKey: pem, now: () => NOW }).verify(body, signed(body))).toMatchObject({ ok: true });
   });
 
-  it('skips bounce events without sg_event_id or email, and counts them', () => {
+  it('skips events of a bounce kind without sg_event_id or email, and counts them', () => {
     const body = JSON.stringify([{ event: 'bounce', email: 'a@b.c' }, { event: 'spamreport', sg_event_id: 'x' }, events[1]]);
     expect(sg.verify(body, signed(body))).toMatchObject({ ok: true, ignored: 2, events: [{ eventId: 'ev-1' }] });
   });

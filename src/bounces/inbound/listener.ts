@@ -2,9 +2,9 @@ import type { AddressInfo } from 'node:net';
 import pLimit from 'p-limit';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
-import type { Container } from '../container.js';
-import type { ListenerRefusal } from '../metrics/metrics.js';
-import { handleInboundReport } from './inbound.js';
+import type { Container } from '../../container.js';
+import type { ListenerRefusal } from '../../metrics/metrics.js';
+import { handleInboundReport } from './handle-report.js';
 import { clientKey, inNetworks, ReceiveBudget } from './listener-limits.js';
 
 export type BounceListener = {

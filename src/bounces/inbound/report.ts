@@ -1,7 +1,7 @@
 import { simpleParser, type Attachment, type ParsedMail } from 'mailparser';
-import { tokenShaped, verpToken } from '../sending/message-tokens.js';
+import { tokenShaped, verpToken } from '../../sending/message-tokens.js';
 import { bareAddress, decodeText, field, parseFields, parseGroups, untyped, type Field } from './header-fields.js';
-import { replyCodeStatus, statusCode } from './status-code.js';
+import { replyCodeStatus, statusCode } from '../status-code.js';
 
 export { statusCode };
 

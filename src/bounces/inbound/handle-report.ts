@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Container } from '../container.js';
-import { verpToken } from '../sending/message-tokens.js';
-import { record } from './record.js';
-import { findInboundReportId, matchToken, storeInboundReport, type BounceInput, type Match, type MatchKind } from './queries.js';
+import type { Container } from '../../container.js';
+import { verpToken } from '../../sending/message-tokens.js';
+import { recordBounce } from '../record.js';
+import { matchToken, type BounceInput, type Match, type MatchKind } from '../queries.js';
+import { findInboundReportId, storeInboundReport } from './queries.js';
 import { parseReport, type InboundReport } from './report.js';
 
 /**
@@ -60,7 +61,7 @@ export async function handleInboundReport(c: Container, mail: InboundMail): Prom
   let recorded = 0;
   let suppressed = 0;
   for (const row of bounceRows(report, match, reportId, key)) {
-    const r = await record(c, row);
+    const r = await recordBounce(c, row);
     if (!r) continue;
     recorded++;
     if (r.suppressed) {

@@ -1,10 +1,10 @@
 // What the bounce listener allows one client and all of them together. Pure: no sockets, no
 // database, so each rule is tested on its own (test/bounces/listener-limits.test.ts).
 import ipaddr from 'ipaddr.js';
-import type { Network } from '../config/networks.js';
+import type { Network } from '../../config/networks.js';
 
 /**
- * The key a client's per-IP limits are counted under: the IPv4 address (also when it arrives
+ * The key a client's per-address limits are counted under: the IPv4 address (also when it arrives
  * IPv4-mapped, `::ffff:a.b.c.d`, on a dual-stack socket), or the /64 of an IPv6 address. One
  * IPv6 host is routinely given a whole /64, so counting single addresses would hand it 2^64
  * separate allowances.

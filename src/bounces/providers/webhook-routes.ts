@@ -1,15 +1,15 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { ErrorSchema } from '../api/schemas.js';
-import type { Container } from '../container.js';
-import { AppError, notFound } from '../errors.js';
+import { ErrorSchema } from '../../api/schemas.js';
+import type { Container } from '../../container.js';
+import { AppError, notFound } from '../../errors.js';
+import { unauthorized, type ProviderEvent, type ProviderName, type Rejected, type RejectReason } from './event-parsing.js';
 import type { HttpsGet } from './https-get.js';
-import { recordProviderEvents } from './provider-events.js';
-import { createMailgunWebhook } from './providers/mailgun.js';
-import { createPostmarkWebhook } from './providers/postmark.js';
-import { unauthorized, type ProviderEvent, type ProviderName, type Rejected, type RejectReason } from './providers/provider-event.js';
-import { createSendgridWebhook } from './providers/sendgrid.js';
-import { createSesWebhook } from './providers/ses.js';
+import { createMailgunWebhook } from './mailgun.js';
+import { createPostmarkWebhook } from './postmark.js';
+import { recordProviderEvents } from './record-events.js';
+import { createSendgridWebhook } from './sendgrid.js';
+import { createSesWebhook } from './ses.js';
 import { useSignatureToken } from './signature-tokens.js';
 
 /** SendGrid posts batches of up to a few thousand events; everything else is far smaller. */
@@ -27,7 +27,7 @@ const WebhookReceipt = Type.Object({
   recorded: Type.Integer(),
   duplicates: Type.Integer({ description: 'already recorded: a redelivery' }),
   unmatched: Type.Integer({ description: 'recorded without a reader (no token of ours, no reader with that address)' }),
-  ignored: Type.Integer({ description: 'bounce events the provider sent without an id or recipient' }),
+  ignored: Type.Integer({ description: 'provider events of a bounce kind sent without an id or recipient' }),
   subscription: Type.Optional(Type.Enum(['confirmed', 'ignored'], { description: 'SNS only: what was done with a (un)subscription confirmation' })),
 });
 type Receipt = Static<typeof WebhookReceipt>;

@@ -1,8 +1,8 @@
-import type { Container } from '../container.js';
-import { checkEmail } from '../subscribers/email-address.js';
-import type { ProviderEvent } from './providers/provider-event.js';
-import { matchAddress, matchToken, type Match } from './queries.js';
-import { record } from './record.js';
+import type { Container } from '../../container.js';
+import { checkEmail } from '../../subscribers/email-address.js';
+import { matchAddress, matchToken, type Match } from '../queries.js';
+import { recordBounce } from '../record.js';
+import type { ProviderEvent } from './event-parsing.js';
 
 export type ProviderEventTally = {
   /** Events of a bounce kind the request carried. */
@@ -35,7 +35,7 @@ export async function recordProviderEvents(c: Pick<Container, 'pool' | 'messageT
   const tally: ProviderEventTally = { received: events.length, recorded: 0, duplicates: 0, unmatched: 0 };
   for (const e of events) {
     const match = await matchProviderEvent(c, e);
-    const recorded = await record(c, {
+    const recorded = await recordBounce(c, {
       type: e.type,
       source: e.provider,
       match,

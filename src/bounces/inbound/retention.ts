@@ -1,5 +1,5 @@
-import type { Container } from '../container.js';
-import type { Pool } from '../db/pool.js';
+import type { Container } from '../../container.js';
+import type { Pool } from '../../db/pool.js';
 
 /**
  * How long the raw mail of an inbound report is kept, in days (0: for good).
