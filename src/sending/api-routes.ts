@@ -5,7 +5,8 @@ import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { cancel, pause, resume, triggerSend } from './control.js';
 import { ratesOf } from './rate-guard.js';
-import { findSendOfIssue, progressOf, sendStatuses, type SendRow } from './queries.js';
+import { sendStatuses } from '../shared/statuses.js';
+import { findSendOfIssue, progressOf, type SendRow } from './queries.js';
 
 const SendSchema = Type.Object({
   id: Type.Integer(),

@@ -1,4 +1,4 @@
-import { percent } from '../cli/format.js';
+import { percent } from '../shared/format.js';
 import type { AppConfig } from '../config/index.js';
 import type { Container } from '../container.js';
 import { progressOf, raiseRateAlert, type Progress, type SendRow } from './queries.js';

@@ -6,13 +6,14 @@ import { CursorQuery, idPage } from '../api/keyset-page.js';
 import { limitedBody } from '../api/limited-body.js';
 import { allowLongUpload } from '../api/server-options.js';
 import type { Container } from '../container.js';
+import { consentSources, subscriberStatuses } from '../shared/statuses.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import { exportCsv } from './csv-export.js';
 import { importCsv } from './csv-import.js';
 import { checkEmail, cleanName } from './email-address.js';
 import { evidenceOf } from './signup.js';
 import {
-  consentSources, eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, subscriberStatuses, type ListFilter, type SubscriberRow,
+  eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, type ListFilter, type SubscriberRow,
 } from './queries.js';
 
 export const SubscriberSchema = Type.Object({
