@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { CursorQuery, idPage } from '../api/keyset-page.js';
-import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
+import { CursorQuery, idPage } from '../http/keyset-page.js';
+import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../http/schemas.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { issueWarnings, personalise } from '../rendering/issue.js';

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { keysetPage } from '../api/keyset-page.js';
-import { wantsJson } from '../api/respond.js';
+import { keysetPage } from '../http/keyset-page.js';
+import { wantsJson } from '../http/respond.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { page, pageHeaders } from '../web/layout.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
+import { ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../http/schemas.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { cancel, pause, resume, triggerSend } from './control.js';

@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
-import { CursorQuery, idPage } from '../api/keyset-page.js';
-import { limitedBody } from '../api/limited-body.js';
-import { allowLongUpload } from '../api/server-options.js';
+import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../http/schemas.js';
+import { CursorQuery, idPage } from '../http/keyset-page.js';
+import { limitedBody } from '../http/limited-body.js';
+import { allowLongUpload } from '../http/body-deadline.js';
 import type { Container } from '../container.js';
 import { consentSources, subscriberStatuses } from '../shared/statuses.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';

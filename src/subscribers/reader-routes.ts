@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { Container } from '../container.js';
 import { invalidInput } from '../errors.js';
-import { sendErrorPage, sendPage, wantsJson } from '../api/respond.js';
+import { sendErrorPage, sendPage, wantsJson } from '../http/respond.js';
 import { confirmSubscription, DATA_LINK_RESEND_MINUTES, eraseSubscriber, findSubscriber, unsubscribe, type SubscriberRow } from './queries.js';
 import { requestDataLinkMail } from './data-link.js';
 import { TokenError, type TokenPurpose } from './reader-tokens.js';
