@@ -76,6 +76,9 @@ type IssueWideVars = Pick<IssueReaderVars, 'newsletter' | 'issue_date' | 'postal
 
 const CACHED_ISSUES = 8;
 
+/** What delivering touches: Postgres, the mailer, the settings, tokens and links, metrics, the log. */
+type DelivererDeps = Pick<Container, 'pool' | 'mailer' | 'config' | 'links' | 'messageTokens' | 'metrics' | 'log'>;
+
 /**
  * Delivers one message: claim it, personalise the issue's prebuilt MIME for the reader, submit,
  * record. Holds each issue's prepared MIME for the life of the process (a sent issue never
@@ -93,7 +96,7 @@ export class Deliverer {
 
   /** `bounced` hears of each bounce at submission (the rate guard checks the send soon after). */
   constructor(
-    private readonly c: Container,
+    private readonly c: DelivererDeps,
     private readonly status: StatusWriter,
     private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
