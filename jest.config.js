@@ -15,8 +15,8 @@ const root = path.dirname(fileURLToPath(import.meta.url));
  * template database first. A file listed here that needs Postgres fails with a message saying so.
  */
 const UNIT = [
-  'api/keyset-page.test.ts',
-  'api/limited-body.test.ts',
+  'http/keyset-page.test.ts',
+  'http/limited-body.test.ts',
   'bounces/https-get.test.ts',
   'bounces/listener-limits.test.ts',
   'bounces/providers',

@@ -17,7 +17,8 @@ import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { queueDashboard } from './queue-dashboard.js';
-import { boundRequestBodies, capConnectionsPerAddress, serverOptions } from './server-options.js';
+import { boundRequestBodies } from '../http/body-deadline.js';
+import { capConnectionsPerAddress, serverOptions } from './server-options.js';
 import { validatorCompiler } from './validation.js';
 
 /** Public forms and JSON bodies are small; the CSV import streams and has its own limit. */

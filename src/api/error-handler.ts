@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { AppError } from '../errors.js';
-import { sendErrorPage, wantsJson } from './respond.js';
+import { sendErrorPage, wantsJson } from '../http/respond.js';
 
 type Mapped = { status: number; code: string; message: string; details?: unknown };
 

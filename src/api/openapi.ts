@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import Type from 'typebox';
 import { publicRouteDocs } from './public-route-docs.js';
-import { ErrorSchema } from './schemas.js';
+import { ErrorSchema } from '../http/schemas.js';
 
 /** Where the UI is served; the document itself is at `${DOCS_PREFIX}/json` (and `/yaml`). */
 const DOCS_PREFIX = '/docs';

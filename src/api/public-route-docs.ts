@@ -5,7 +5,7 @@
 // where nothing serializes with them); request schemas come from the routes themselves.
 import type { FastifySchema } from 'fastify';
 import Type from 'typebox';
-import { ErrorSchema } from './schemas.js';
+import { ErrorSchema } from '../http/schemas.js';
 
 const JSON_NOTE = 'Answers JSON when the body is JSON or `Accept` prefers `application/json`, an HTML page otherwise.';
 

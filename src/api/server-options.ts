@@ -1,7 +1,8 @@
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { Server, ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
 import type { Config, TrustProxy } from '../config/schema.js';
+import { rawError, TIMED_OUT } from '../http/body-deadline.js';
 import type { LogLines } from '../log.js';
 import { proxyMatcher, trustProxyOption } from './proxy-trust.js';
 
@@ -40,19 +41,10 @@ export function serverOptions(config: HttpSettings): Pick<FastifyServerOptions, 
   };
 }
 
-const TIMED_OUT = { status: 408, code: 'request_timeout', message: 'the request did not arrive in time' };
-
 const CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
   ERR_HTTP_REQUEST_TIMEOUT: TIMED_OUT,
   HPE_HEADER_OVERFLOW: { status: 431, code: 'headers_too_large', message: 'the request headers are too large' },
 };
-
-/** An error answer written straight to the socket (no route is answering), in our error shape. */
-function rawError(socket: Socket, e: { status: number; code: string; message: string }): void {
-  if (!socket.writable) return;
-  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
-  socket.write(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-}
 
 /**
  * What a client gets when its request could not be read at all (headers too slow or too big, not
@@ -65,46 +57,6 @@ function clientErrorHandler(this: { log: LogLines }, err: Error & { code?: strin
   this.log.debug({ code: err.code, status: known.status }, 'client error: connection closed');
   rawError(socket, known);
   socket.destroy();
-}
-
-/** The pending body deadline of each request that has one (see boundRequestBodies). */
-const bodyDeadlines = new WeakMap<IncomingMessage, NodeJS.Timeout>();
-
-/**
- * Every request body must have arrived within `timeoutSeconds` of its headers, or the connection
- * is closed (with a 408 if nothing was answered yet). Node's own bound (requestTimeout) is the
- * CSV import's hour, which the sign-up form must not get. Hooked on the raw server, so it covers
- * every request: routes, 404s, URLs the router refuses, and bodies still arriving after an early
- * answer (a 401 to a stranger's upload), which Node reads on to keep the connection alive.
- */
-export function boundRequestBodies(server: Server, timeoutSeconds: number): void {
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (!hasBody) return;
-    const timer = setTimeout(() => {
-      bodyDeadlines.delete(req);
-      if (req.complete || req.socket.destroyed) return;
-      if (!res.headersSent) rawError(req.socket, TIMED_OUT);
-      req.socket.destroy();
-    }, timeoutSeconds * 1000);
-    timer.unref();
-    bodyDeadlines.set(req, timer);
-    const done = () => {
-      clearTimeout(timer);
-      bodyDeadlines.delete(req);
-    };
-    req.once('end', done);
-    req.once('close', done);
-  });
-}
-
-/**
- * Lifts the body deadline of one request, leaving Node's requestTimeout
- * (HTTP_UPLOAD_TIMEOUT_SECONDS): for the editor's CSV import, once its token has been checked.
- */
-export function allowLongUpload(req: IncomingMessage): void {
-  clearTimeout(bodyDeadlines.get(req));
-  bodyDeadlines.delete(req);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { CursorQuery, idPage } from '../api/keyset-page.js';
-import { DateFilter, ErrorSchema, IdParams, parseDateParam } from '../api/schemas.js';
+import { CursorQuery, idPage } from '../http/keyset-page.js';
+import { DateFilter, ErrorSchema, IdParams, parseDateParam } from '../http/schemas.js';
 import type { Container } from '../container.js';
 import { AppError } from '../errors.js';
 import { findInboundReportRaw, listBounces, type BounceListRow } from './list-queries.js';

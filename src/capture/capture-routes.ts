@@ -1,7 +1,8 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import path from 'node:path';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import markdownIt from 'markdown-it';
-import Type, { type Static } from 'typebox';
+import Type from 'typebox';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { html, type SafeHtml } from '../web/html.js';
@@ -84,11 +85,11 @@ function sendViewerPage(reply: FastifyReply, title: string, body: SafeHtml, head
  * The operator's inbox for the built-in capture server: every message the service "sent" while
  * no SMTP_URL was set. Registered behind the operator check (token as Bearer or Basic password).
  */
-export function captureRoutes(c: Container): FastifyPluginAsync {
+export function captureRoutes(c: Container): FastifyPluginAsyncTypebox {
   const mail = new CapturedMail(captureDir(c));
   return async (app) => {
     app.get('/admin/mail', { schema: { querystring: ListQuery } }, async (request, reply) => {
-      const { q = '', before } = request.query as Static<typeof ListQuery>;
+      const { q = '', before } = request.query;
       const found = await mail.page({ search: q, before, limit: PAGE_SIZE });
       const search = q.trim();
       const query = (extra: Record<string, string>) => `/admin/mail?${new URLSearchParams({ ...(search ? { q: search } : {}), ...extra })}`.replace(/\?$/, '');
@@ -108,7 +109,7 @@ ${found.items.length === 0 ? html`<p>${before ? 'No older messages.' : search ? 
     });
 
     app.get('/admin/mail/:id', { schema: { params: IdParams } }, async (request, reply) => {
-      const { id } = request.params as Static<typeof IdParams>;
+      const { id } = request.params;
       const m = await mail.read(id);
       if (!m) throw notFound('message');
       return sendViewerPage(reply, m.subject, html`
@@ -126,13 +127,13 @@ ${m.html ? html`<h2>HTML part</h2>
     });
 
     app.get('/admin/mail/:id/html', { schema: { params: IdParams } }, async (request, reply) => {
-      const m = await mail.read((request.params as Static<typeof IdParams>).id);
+      const m = await mail.read(request.params.id);
       if (!m?.html) throw notFound('HTML part');
       return reply.headers(htmlPartHeaders).send(withLinksInNewTabs(m.html));
     });
 
     app.get('/admin/mail/:id/message.eml', { schema: { params: IdParams } }, async (request, reply) => {
-      const { id } = request.params as Static<typeof IdParams>;
+      const { id } = request.params;
       const raw = await mail.raw(id);
       if (!raw) throw notFound('message');
       return reply
@@ -144,7 +145,7 @@ ${m.html ? html`<h2>HTML part</h2>
     });
 
     app.get('/admin/mail/:id/raw', { schema: { params: IdParams } }, async (request, reply) => {
-      const raw = await mail.raw((request.params as Static<typeof IdParams>).id);
+      const raw = await mail.raw(request.params.id);
       if (!raw) throw notFound('message');
       return reply.type('text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(raw);
     });

@@ -5,7 +5,7 @@ import cliProgress from 'cli-progress';
 import type { ApiClient } from './api-client.js';
 import type { ImportReport } from './api-types.js';
 import { ApiError, CliFailure } from './errors.js';
-import { bytes, clock, count } from './format.js';
+import { bytes, clock, count } from '../shared/format.js';
 import { interactive, json, note, print } from './io.js';
 
 export type ImportOptions = { json: boolean; intervalSeconds: number };

@@ -3,7 +3,7 @@ import { IssueFileError, parseIssueFile } from '../issues/issue-file.js';
 import type { ApiClient } from './api-client.js';
 import type { Issue } from './api-types.js';
 import { ApiError, CliFailure } from './errors.js';
-import { bytes } from './format.js';
+import { bytes } from '../shared/format.js';
 import { json, print } from './io.js';
 
 export type PublishOptions = { draft: boolean; subject?: string; preheader?: string; json: boolean };

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import { finishedOf, type Send } from './api-types.js';
-import { clock, count, duration, when } from './format.js';
+import { clock, count, duration, when } from '../shared/format.js';
 import { print } from './io.js';
 
 /** Shows a send's progress as the watcher polls it. */

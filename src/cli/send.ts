@@ -1,7 +1,7 @@
 import type { ApiClient } from './api-client.js';
 import type { Issue, Send } from './api-types.js';
 import { isNotFound, UsageError } from './errors.js';
-import { count, when } from './format.js';
+import { count, when } from '../shared/format.js';
 import { note, print } from './io.js';
 import { findIssue } from './find-issue.js';
 import { watchSend, type WatchOptions } from './watch-send.js';

@@ -1,6 +1,6 @@
 import type { ApiClient } from './api-client.js';
 import type { Issue } from './api-types.js';
-import { bytes, count, percent, when } from './format.js';
+import { bytes, count, percent, when } from '../shared/format.js';
 import { json, print } from './io.js';
 import { findIssue } from './find-issue.js';
 import { existingSend } from './send.js';

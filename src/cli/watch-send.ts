@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiClient } from './api-client.js';
 import type { Issue, Send } from './api-types.js';
 import { ApiError, CliFailure, isNotFound, ServiceUnreachable } from './errors.js';
-import { duration } from './format.js';
+import { duration } from '../shared/format.js';
 import { interactive, note, print } from './io.js';
 import { BarView, LineView, summaryLine, type ProgressView } from './send-progress.js';
 

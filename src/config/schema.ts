@@ -3,9 +3,9 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { sendgridPublicKey } from '../bounces/providers/sendgrid.js';
 import { parseMailbox } from './mailbox.js';
 import { parseNetwork, type Network } from './networks.js';
+import { parsePublicKey } from './public-key.js';
 
 export type Config = {
   port: number;
@@ -338,7 +338,7 @@ const fields = {
   postmarkWebhookPassword: { env: 'POSTMARK_WEBHOOK_PASSWORD', parse: minLength(12) },
   sendgridWebhookPublicKey: { env: 'SENDGRID_WEBHOOK_PUBLIC_KEY', parse: (raw: string) => {
     try {
-      sendgridPublicKey(raw);
+      parsePublicKey(raw);
     } catch {
       throw new FieldError('must be the verification key SendGrid shows for the signed event webhook (base64 or PEM)');
     }

@@ -6,6 +6,7 @@ import { parseMailbox } from '../config/mailbox.js';
 import type { Container } from '../container.js';
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { DeliverJob } from '../queues/contract.js';
+import type { DeliverOutcome } from '../shared/statuses.js';
 import { formatIssueDate, greetingFor, type IssueReaderVars } from '../rendering/issue.js';
 import { findIssue } from '../issues/queries.js';
 import type { Logger } from '../log.js';
@@ -20,7 +21,6 @@ import { RelayPacer, UNANSWERED_FOR_MS, UNAVAILABLE_AFTER } from './relay-pacing
 import { transportAddress } from '../subscribers/email-address.js';
 import type { StatusWriter } from './status-writer.js';
 
-export type DeliverOutcome = 'submitted' | 'skipped' | 'cancelled' | 'bounced' | 'failed';
 
 /** What the worker's job tells the deliverer about retries. */
 export type Attempt = { isLast: boolean };
@@ -76,6 +76,9 @@ type IssueWideVars = Pick<IssueReaderVars, 'newsletter' | 'issue_date' | 'postal
 
 const CACHED_ISSUES = 8;
 
+/** What delivering touches: Postgres, the mailer, the settings, tokens and links, metrics, the log. */
+type DelivererDeps = Pick<Container, 'pool' | 'mailer' | 'config' | 'links' | 'messageTokens' | 'metrics' | 'log'>;
+
 /**
  * Delivers one message: claim it, personalise the issue's prebuilt MIME for the reader, submit,
  * record. Holds each issue's prepared MIME for the life of the process (a sent issue never
@@ -93,7 +96,7 @@ export class Deliverer {
 
   /** `bounced` hears of each bounce at submission (the rate guard checks the send soon after). */
   constructor(
-    private readonly c: Container,
+    private readonly c: DelivererDeps,
     private readonly status: StatusWriter,
     private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
@@ -142,7 +145,7 @@ export class Deliverer {
     try {
       claim = await claimMessage(c.pool, job.messageId, c.config.sendingTimeoutSeconds);
       // Already submitted, claimed by a live worker, or its send is paused or cancelled.
-      if (!claim) return 'skipped';
+      if (!claim) return 'not_claimed';
       this.claims.hold(claim);
       return await this.deliverClaimed(claim, attempt, log, release);
     } catch (err) {

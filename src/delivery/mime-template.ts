@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeWord, encodeWords, foldLines, isPlainText, quoteString } from 'nodemailer/lib/mime-funcs';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
-import { escapeHtml } from '../rendering/escape.js';
+import { escapeHtml } from '../web/escape.js';
 import type { Template } from '../rendering/template.js';
 import { listUnsubscribeHeaders } from './list-unsubscribe.js';
 

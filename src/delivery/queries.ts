@@ -1,7 +1,7 @@
 // SQL for delivering one message: claim it, then record what the relay said.
 import type { Pool } from '../db/pool.js';
 import { staleClaim } from '../sending/queries.js';
-import type { SubscriberStatus } from '../subscribers/queries.js';
+import type { SubscriberStatus } from '../shared/statuses.js';
 
 export type Claim = {
   id: number;

@@ -1,7 +1,7 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { CursorQuery, idPage } from '../api/keyset-page.js';
-import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../api/schemas.js';
+import { CursorQuery, idPage } from '../http/keyset-page.js';
+import { ErrorSchema, IdParams, iso, NullableTimestamp } from '../http/schemas.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { issueWarnings, personalise } from '../rendering/issue.js';
@@ -53,7 +53,7 @@ const ISSUE_BODY_LIMIT = 2 * MARKDOWN_MAX + 64 * 1024;
 // A preview opened in a browser runs nothing and loads only images.
 const PREVIEW_CSP = "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-export function issueApiRoutes(c: Container): FastifyPluginAsync {
+export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   const toIssue = (r: Omit<IssueSummaryRow, 'published_us'>): Issue => ({
     id: r.id,
     slug: r.slug,
@@ -80,7 +80,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
       bodyLimit: ISSUE_BODY_LIMIT,
       schema: { tags: ['issues'], body: CreateBody, response: { 201: IssueDetailSchema, 400: ErrorSchema } },
     }, async (request, reply) => {
-      const row = await createIssue(c.pool, c.renderer, request.body as Static<typeof CreateBody>);
+      const row = await createIssue(c.pool, c.renderer, request.body);
       request.log.info({ issueId: row.id, slug: row.slug, htmlBytes: row.html_bytes }, 'issue created');
       return reply.code(201).send({ ...toIssue(row), markdown: row.markdown });
     });
@@ -92,7 +92,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
         response: { 200: Type.Object({ items: Type.Array(IssueSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
       },
     }, async (request) => {
-      const q = request.query as Static<typeof ListQuery>;
+      const q = request.query;
       const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 50 }, (keyset) => listIssues(c.pool, {
         beforeId: keyset.from,
         published: q.status === undefined ? undefined : q.status === 'published',
@@ -104,7 +104,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
     app.get('/api/issues/:id', {
       schema: { tags: ['issues'], params: IdParams, response: { 200: IssueDetailSchema, 404: ErrorSchema } },
     }, async (request) => {
-      const row = await issueOr404((request.params as Static<typeof IdParams>).id);
+      const row = await issueOr404(request.params.id);
       return { ...toIssue(row), markdown: row.markdown };
     });
 
@@ -112,8 +112,8 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
       bodyLimit: ISSUE_BODY_LIMIT,
       schema: { tags: ['issues'], params: IdParams, body: PatchBody, response: { 200: IssueDetailSchema, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema } },
     }, async (request) => {
-      const { id } = request.params as Static<typeof IdParams>;
-      const row = await editIssue(c.pool, c.renderer, id, request.body as Static<typeof PatchBody>);
+      const { id } = request.params;
+      const row = await editIssue(c.pool, c.renderer, id, request.body);
       request.log.info({ issueId: row.id, htmlBytes: row.html_bytes }, 'issue edited');
       return { ...toIssue(row), markdown: row.markdown };
     });
@@ -121,9 +121,9 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
     app.delete('/api/issues/:id', {
       schema: { tags: ['issues'], params: IdParams, response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema } },
     }, async (request, reply) => {
-      const { id } = request.params as Static<typeof IdParams>;
+      const { id } = request.params;
       if (!(await deleteDraft(c.pool, id))) await refuseChange(c.pool, id);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     });
 
     app.get('/api/issues/:id/preview', {
@@ -142,10 +142,10 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
         },
       },
     }, async (request, reply) => {
-      const row = await issueOr404((request.params as Static<typeof IdParams>).id);
+      const row = await issueOr404(request.params.id);
       const body = personalise({ html: row.html_template, text: row.text_template }, previewVars(c, row));
       reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
-      if ((request.query as Static<typeof PreviewQuery>).format === 'text') return reply.type('text/plain; charset=utf-8').send(body.text);
+      if (request.query.format === 'text') return reply.type('text/plain; charset=utf-8').send(body.text);
       return reply.type('text/html; charset=utf-8').header('content-security-policy', PREVIEW_CSP).send(body.html);
     });
 
@@ -158,8 +158,8 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
         response: { 200: TestResultSchema, 400: ErrorSchema, 404: ErrorSchema, 502: ErrorSchema },
       },
     }, async (request) => {
-      const row = await issueOr404((request.params as Static<typeof IdParams>).id);
-      return { results: await sendTestCopies(c, row, (request.body as Static<typeof TestBody>).to, request.log) };
+      const row = await issueOr404(request.params.id);
+      return { results: await sendTestCopies(c, row, request.body.to, request.log) };
     });
 
     app.post('/api/issues/:id/publish', {
@@ -170,7 +170,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsync {
         response: { 200: IssueSchema, 404: ErrorSchema, 409: ErrorSchema },
       },
     }, async (request) => {
-      const { id } = request.params as Static<typeof IdParams>;
+      const { id } = request.params;
       const row = await publishIssue(c.pool, id) ?? await refuseChange(c.pool, id);
       request.log.info({ issueId: id, slug: row.slug }, 'issue published to the archive');
       return toIssue(row);

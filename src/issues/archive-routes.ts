@@ -1,7 +1,7 @@
-import type { FastifyPluginAsync } from 'fastify';
-import Type, { type Static } from 'typebox';
-import { keysetPage } from '../api/keyset-page.js';
-import { wantsJson } from '../api/respond.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { keysetPage } from '../http/keyset-page.js';
+import { wantsJson } from '../http/respond.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { page, pageHeaders } from '../web/layout.js';
@@ -27,7 +27,7 @@ const SlugParams = Type.Object({ slug: Type.String({ maxLength: 200 }) });
 const cursorOf = (i: IssueSummaryRow) => `${BigInt(i.published_us!).toString(36)}.${i.id.toString(36)}`;
 
 /** The public archive: the list of published issues, each issue's web version, and RSS. */
-export function archiveRoutes(c: Container): FastifyPluginAsync {
+export function archiveRoutes(c: Container): FastifyPluginAsyncTypebox {
   const newsletter = c.config.newsletterName;
   const publicUrl = c.config.publicUrl;
   const summary = (i: IssueSummaryRow) => ({
@@ -40,7 +40,7 @@ export function archiveRoutes(c: Container): FastifyPluginAsync {
 
   return async (app) => {
     app.get('/issues', { schema: { querystring: ArchiveQuery } }, async (request, reply) => {
-      const { before } = request.query as Static<typeof ArchiveQuery>;
+      const { before } = request.query;
       let cursor: { publishedUs: bigint; id: number } | undefined;
       if (before) {
         const [us, id] = before.split('.') as [string, string];
@@ -54,7 +54,7 @@ export function archiveRoutes(c: Container): FastifyPluginAsync {
     });
 
     app.get('/issues/:slug', { schema: { params: SlugParams } }, async (request, reply) => {
-      const issue = await findPublishedBySlug(c.pool, (request.params as Static<typeof SlugParams>).slug);
+      const issue = await findPublishedBySlug(c.pool, request.params.slug);
       if (!issue) throw notFound('issue');
       if (wantsJson(request)) return { ...summary(issue), html: issueArticle(issue.content).value };
       return reply.headers(archiveHeaders).send(page(issue.subject, issuePage(issue, newsletter), { newsletter, reading: true, indexable: true }));

@@ -12,7 +12,7 @@ export const TEST_RECIPIENTS_MAX = 10;
 export type TestCopyResult = { to: string; status: 'submitted' | 'rejected'; response: string };
 
 /** The preview's and the test copy's personalisation: a sample reader, links that lead nowhere. */
-export function previewVars(c: Container, issue: Pick<IssueRow, 'published_at'>) {
+export function previewVars(c: Pick<Container, 'config' | 'links'>, issue: Pick<IssueRow, 'published_at'>) {
   return sampleReaderVars(
     { newsletter: c.config.newsletterName, publicUrl: c.config.publicUrl, postalAddress: c.config.postalAddress ?? '' },
     issue.published_at ?? new Date(),
@@ -23,7 +23,7 @@ export function previewVars(c: Container, issue: Pick<IssueRow, 'published_at'>)
  * Sends a test copy of an issue now, straight through the mailer (no queue, no message row: it is
  * not part of any send). Marked in the subject and in an `X-Broadside-Test` header.
  */
-export async function sendTestCopies(c: Container, issue: IssueRow, recipients: string[], log: LogLines = c.log): Promise<TestCopyResult[]> {
+export async function sendTestCopies(c: Pick<Container, 'config' | 'links' | 'log' | 'mailer'>, issue: IssueRow, recipients: string[], log: LogLines = c.log): Promise<TestCopyResult[]> {
   const checked = recipients.map((r) => ({ given: r, result: checkEmail(r) }));
   const invalid = checked.filter((x) => !x.result.ok).map((x) => x.given);
   if (invalid.length > 0) throw invalidInput(`not a valid address: ${invalid.join(', ')}`, { field: 'to', invalid });

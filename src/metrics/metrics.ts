@@ -4,14 +4,14 @@
 // process, not a container: they live in one registry per process (see processRegistry).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BounceSource, BounceType } from '../bounces/queries.js';
-import type { DeliverOutcome } from '../delivery/deliver.js';
+import type { DeliverOutcome } from '../shared/statuses.js';
 import type { Queues } from '../queues/index.js';
 import { QUEUE_STATES, readQueueDepths, type QueueDepth } from './queue-depth.js';
 
 /** The route label of a request that matched no route (a 404 from the router). */
 const UNMATCHED_ROUTE = 'unmatched';
 
-/** Outcomes a deliver job counts; `skipped` (nothing to do: already done, or paused) is not one. */
+/** Outcomes a deliver job counts; `not_claimed` (nothing to do: already done, or paused) is not one. */
 const MESSAGE_OUTCOMES = ['submitted', 'bounced', 'failed', 'cancelled'] as const satisfies readonly DeliverOutcome[];
 
 /** Why a deliver job goes round again instead of ending. */
@@ -169,9 +169,9 @@ export class Metrics {
     this.httpDuration.observe(labels, seconds);
   }
 
-  /** Counts how a deliver job ended; `skipped` is not counted. */
+  /** Counts how a deliver job ended; `not_claimed` is not counted. */
   messageOutcome(outcome: DeliverOutcome): void {
-    if (outcome !== 'skipped') this.messages.inc({ outcome });
+    if (outcome !== 'not_claimed') this.messages.inc({ outcome });
   }
 
   deliveryRetry(reason: RetryReason): void {

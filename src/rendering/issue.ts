@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { escapeHtml } from './escape.js';
+import { escapeHtml } from '../web/escape.js';
 import type { IssueContent } from './markdown.js';
 import { compileMjml } from './mjml.js';
 import { bindTemplate, fill, parseTemplate, type Template } from './template.js';

@@ -1,4 +1,4 @@
-import { escapeHtml } from './escape.js';
+import { escapeHtml } from '../web/escape.js';
 
 /**
  * A template with `{{name}}` placeholders, split once into literal parts and slots so that

@@ -1,11 +1,12 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
+import { ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../http/schemas.js';
 import type { Container } from '../container.js';
 import { notFound } from '../errors.js';
 import { cancel, pause, resume, triggerSend } from './control.js';
 import { ratesOf } from './rate-guard.js';
-import { findSendOfIssue, progressOf, sendStatuses, type SendRow } from './queries.js';
+import { sendStatuses } from '../shared/statuses.js';
+import { findSendOfIssue, progressOf, type SendRow } from './queries.js';
 
 const SendSchema = Type.Object({
   id: Type.Integer(),
@@ -51,7 +52,7 @@ const ControlParams = Type.Intersect([IdParams, Type.Object({ action: Type.Enum(
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** The editor's control over an issue's send: trigger, progress, pause, resume, cancel. */
-export function sendApiRoutes(c: Container): FastifyPluginAsync {
+export function sendApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   async function describe(send: SendRow): Promise<Send> {
     const p = await progressOf(c.pool, send.id);
     const rates = ratesOf(p, c.config);
@@ -101,8 +102,8 @@ export function sendApiRoutes(c: Container): FastifyPluginAsync {
         response: { 202: SendSchema, 400: ErrorSchema, 404: ErrorSchema },
       },
     }, async (request, reply) => {
-      const { id } = request.params as Static<typeof IdParams>;
-      const body = request.body as Static<typeof TriggerBody>;
+      const { id } = request.params;
+      const body = request.body;
       const scheduledAt = parseDateParam(body.scheduledAt, 'scheduledAt') ?? null;
       const { send } = await triggerSend(c, id, scheduledAt, request.log);
       return reply.code(202).header('location', `/api/issues/${id}/send`).send(await describe(send));
@@ -116,7 +117,7 @@ export function sendApiRoutes(c: Container): FastifyPluginAsync {
         response: { 200: SendSchema, 404: ErrorSchema },
       },
     }, async (request) => {
-      const send = await findSendOfIssue(c.pool, (request.params as Static<typeof IdParams>).id);
+      const send = await findSendOfIssue(c.pool, request.params.id);
       if (!send) throw notFound('send');
       return describe(send);
     });
@@ -129,7 +130,7 @@ export function sendApiRoutes(c: Container): FastifyPluginAsync {
         response: { 200: SendSchema, 404: ErrorSchema, 409: ErrorSchema },
       },
     }, async (request) => {
-      const { id, action } = request.params as Static<typeof ControlParams>;
+      const { id, action } = request.params;
       const send = action === 'pause' ? await pause(c, id, request.log) : action === 'resume' ? await resume(c, id, request.log) : await cancel(c, id, request.log);
       return describe(send);
     });

@@ -1,5 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container } from '../container.js';
+
+/** What a fan-out touches: Postgres, the deliver queue, its settings and the log. */
+type FanoutDeps = Pick<Container, 'pool' | 'queues' | 'config' | 'log'>;
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../log.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
@@ -39,7 +42,7 @@ export type FanoutEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'gone' | '
  * stalled-job check or by the supervisor and continues from its checkpoints. Cut off from
  * Postgres, it waits for it and continues the same way.
  */
-export async function runFanout(c: Container, sendId: number, stopping: () => boolean, jobLog: Logger = c.log): Promise<FanoutEnd> {
+export async function runFanout(c: FanoutDeps, sendId: number, stopping: () => boolean, jobLog: Logger = c.log): Promise<FanoutEnd> {
   // Every line of a fan-out names its send (and, from the worker, its job and queue).
   const log = jobLog.child({ sendId });
   // Postgres away (restart, failover, the lock's connection ended): the run waits for it here and
@@ -70,7 +73,7 @@ export async function runFanout(c: Container, sendId: number, stopping: () => bo
 }
 
 /** One run under the send's advisory lock, until the send ends or this process stops. */
-async function runLocked(c: Container, sendId: number, stopping: () => boolean, log: Logger): Promise<FanoutEnd> {
+async function runLocked(c: FanoutDeps, sendId: number, stopping: () => boolean, log: Logger): Promise<FanoutEnd> {
   const lock = await c.pool.connect();
   // The lock lives as long as its connection. When Postgres ends the connection (restart,
   // failover, pg_terminate_backend) the lock is gone and another fan-out may take it: this run
@@ -110,7 +113,7 @@ class FanoutLockLost extends Error {
   }
 }
 
-async function fanOutAndFeed(c: Container, sendId: number, stopping: () => boolean, log: Logger): Promise<FanoutEnd> {
+async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => boolean, log: Logger): Promise<FanoutEnd> {
   const { pool, queues } = c;
   const window = c.config.sendWindow;
   // Queued messages that stop moving for this long while fed are taken to have lost their jobs,

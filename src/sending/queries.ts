@@ -1,11 +1,8 @@
 // SQL for sends and messages. Every state change is one statement guarded by the state it
 // expects, so two workers (or a worker and a retried request) can never both win.
 import type { Pool } from '../db/pool.js';
+import type { MessageStatus, SendStatus } from '../shared/statuses.js';
 
-export const sendStatuses = ['scheduled', 'sending', 'paused', 'cancelled', 'done'] as const;
-export type SendStatus = (typeof sendStatuses)[number];
-const messageStatuses = ['queued', 'sending', 'submitted', 'failed', 'bounced', 'cancelled'] as const;
-export type MessageStatus = (typeof messageStatuses)[number];
 
 export type SendRow = {
   id: number;

@@ -1,6 +1,9 @@
-import { percent } from '../cli/format.js';
+import { percent } from '../shared/format.js';
 import type { AppConfig } from '../config/index.js';
 import type { Container } from '../container.js';
+
+/** What the rate guard touches: Postgres, the thresholds, the log. */
+type RateGuardDeps = Pick<Container, 'pool' | 'config' | 'log'>;
 import { progressOf, raiseRateAlert, type Progress, type SendRow } from './queries.js';
 
 export type Rates = {
@@ -40,7 +43,7 @@ export function ratesOf(p: Progress, t: Thresholds): Rates {
  * Checks one send's rates; the first time they pass a threshold, records the alert, logs a
  * warning and (PAUSE_ON_HIGH_RATES, on by default) pauses the send for the editor to decide.
  */
-export async function guardSend(c: Container, sendId: number): Promise<void> {
+export async function guardSend(c: RateGuardDeps, sendId: number): Promise<void> {
   const rates = ratesOf(await progressOf(c.pool, sendId), c.config);
   if (!rates.alert) return;
   const raised = await raiseRateAlert(c.pool, sendId, rates.alert, c.config.pauseOnHighRates);
@@ -53,7 +56,7 @@ export async function guardSend(c: Container, sendId: number): Promise<void> {
 }
 
 /** The supervisor's pass over the sends it found unfinished. */
-export async function guardSends(c: Container, sends: readonly SendRow[]): Promise<void> {
+export async function guardSends(c: RateGuardDeps, sends: readonly SendRow[]): Promise<void> {
   for (const send of sends) {
     if (send.status === 'sending' && !send.rate_alert) await guardSend(c, send.id);
   }
@@ -67,7 +70,7 @@ export class RateGuard {
   private readonly due = new Map<number, NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
 
-  constructor(private readonly c: Container, private readonly delayMs = 1000) {}
+  constructor(private readonly c: RateGuardDeps, private readonly delayMs = 1000) {}
 
   bounced(sendId: number): void {
     if (this.due.has(sendId)) return;

@@ -1,4 +1,7 @@
 import type { Container } from '../container.js';
+
+/** What the supervisor touches: Postgres, the fan-out queue, the timeouts and thresholds, the log. */
+type SupervisorDeps = Pick<Container, 'pool' | 'queues' | 'config' | 'log'>;
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import { fanoutJobId, type FanoutJob } from '../queues/contract.js';
 import { guardSends } from './rate-guard.js';
@@ -8,7 +11,7 @@ import { recoverStuck, unfinishedSends, type SendRow } from './queries.js';
  * Adds the fan-out job of a send (delayed until its time when scheduled). The job id makes this
  * idempotent: while the send's job exists, adding it again does nothing.
  */
-export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | 'status' | 'scheduled_at'>): Promise<void> {
+export async function ensureFanoutJob(c: Pick<Container, 'queues'>, send: Pick<SendRow, 'id' | 'status' | 'scheduled_at'>): Promise<void> {
   const delay = send.status === 'scheduled' ? Math.max(0, send.scheduled_at.getTime() - Date.now()) : 0;
   await c.queues.fanout.add('fanout', { sendId: send.id } satisfies FanoutJob, { jobId: fanoutJobId(send.id), delay });
 }
@@ -23,7 +26,7 @@ export async function ensureFanoutJob(c: Container, send: Pick<SendRow, 'id' | '
  * - A send whose bounce or complaint rate passed its threshold (reports arrive through the API
  *   process too) raises its alert and is paused (see rate-guard.ts).
  */
-async function superviseSends(c: Container): Promise<void> {
+async function superviseSends(c: SupervisorDeps): Promise<void> {
   for (const r of await recoverStuck(c.pool, c.config.sendingTimeoutSeconds)) {
     if (r.recovered > r.in_doubt) c.log.warn({ sendId: r.send_id, messages: r.recovered - r.in_doubt }, 'messages stuck in sending (worker gone?) are queued again');
     if (r.in_doubt > 0) {
@@ -35,7 +38,7 @@ async function superviseSends(c: Container): Promise<void> {
   await guardSends(c, sends);
 }
 
-export function startSupervisor(c: Container): { close(): Promise<void> } {
+export function startSupervisor(c: SupervisorDeps): { close(): Promise<void> } {
   // A quarter of the sending timeout, between 1 and 15 seconds: recovery follows the timeout
   // closely without polling Postgres more than needed.
   const everyMs = Math.min(15_000, Math.max(1000, (c.config.sendingTimeoutSeconds * 1000) / 4));

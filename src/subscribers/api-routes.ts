@@ -1,18 +1,19 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
-import type { FastifyPluginAsync } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../api/schemas.js';
-import { CursorQuery, idPage } from '../api/keyset-page.js';
-import { limitedBody } from '../api/limited-body.js';
-import { allowLongUpload } from '../api/server-options.js';
+import { DateFilter, ErrorSchema, IdParams, iso, NullableTimestamp, parseDateParam } from '../http/schemas.js';
+import { CursorQuery, idPage } from '../http/keyset-page.js';
+import { limitedBody } from '../http/limited-body.js';
+import { allowLongUpload } from '../http/body-deadline.js';
 import type { Container } from '../container.js';
+import { consentSources, subscriberStatuses } from '../shared/statuses.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import { exportCsv } from './csv-export.js';
 import { importCsv } from './csv-import.js';
 import { checkEmail, cleanName } from './email-address.js';
 import { evidenceOf } from './signup.js';
 import {
-  consentSources, eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, subscriberStatuses, type ListFilter, type SubscriberRow,
+  eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, type ListFilter, type SubscriberRow,
 } from './queries.js';
 
 export const SubscriberSchema = Type.Object({
@@ -93,7 +94,7 @@ function filterOf(q: Static<typeof ExportQuery>): Omit<ListFilter, 'afterId' | '
 }
 
 /** The editor's subscriber API: list, get, add, CSV import and export, erase. */
-export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
+export function subscriberApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/api/subscribers', {
       schema: {
@@ -102,7 +103,7 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
         response: { 200: Type.Object({ items: Type.Array(SubscriberSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
       },
     }, async (request) => {
-      const q = request.query as Static<typeof ListQuery>;
+      const q = request.query;
       const filter = filterOf(q);
       const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 50 }, (keyset) => listSubscribers(c.pool, {
         ...filter,
@@ -118,21 +119,21 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
         description: 'The subscribers matching the filters, as CSV (streamed); the file can be imported again.',
         querystring: ExportQuery,
         // The CSV is streamed, so no serializer touches it; errors are JSON.
-        response: { 200: { description: 'CSV with a header row', content: { 'text/csv': { schema: Type.String() } } }, 400: ErrorSchema },
+        response: { 200: { description: 'CSV with a header row', content: { 'text/csv': { schema: Type.Unsafe<Readable>(Type.String()) } } }, 400: ErrorSchema },
       },
     }, async (request, reply) => {
-      const q = request.query as Static<typeof ExportQuery>;
+      const q = request.query;
       const stream = await exportCsv(c.pool, filterOf(q));
-      return reply
+      reply
         .type('text/csv; charset=utf-8')
-        .header('content-disposition', `attachment; filename="subscribers-${new Date().toISOString().slice(0, 10)}.csv"`)
-        .send(stream);
+        .header('content-disposition', `attachment; filename="subscribers-${new Date().toISOString().slice(0, 10)}.csv"`);
+      return reply.send(stream);
     });
 
     app.get('/api/subscribers/:id', {
       schema: { tags: ['subscribers'], params: IdParams, response: { 200: SubscriberSchema, 404: ErrorSchema } },
     }, async (request) => {
-      const { id } = request.params as Static<typeof IdParams>;
+      const { id } = request.params;
       const row = await findSubscriber(c.pool, id);
       if (!row) throw notFound('subscriber');
       return toSubscriber(row);
@@ -141,7 +142,7 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
     app.post('/api/subscribers', {
       schema: { tags: ['subscribers'], body: CreateBody, response: { 201: SubscriberSchema, 400: ErrorSchema, 409: ErrorSchema } },
     }, async (request, reply) => {
-      const body = request.body as Static<typeof CreateBody>;
+      const body = request.body;
       const checked = checkEmail(body.email);
       if (!checked.ok) throw invalidInput(checked.reason, { field: 'email' });
       const consentAt = parseDateParam(body.consentAt, 'consentAt') ?? null;
@@ -194,10 +195,10 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsync {
     app.delete('/api/subscribers/:id', {
       schema: { tags: ['subscribers'], params: IdParams, response: { 204: Type.Null(), 404: ErrorSchema } },
     }, async (request, reply) => {
-      const { id } = request.params as Static<typeof IdParams>;
+      const { id } = request.params;
       if (!(await eraseSubscriber(c.pool, id))) throw notFound('subscriber');
       request.log.info({ subscriberId: id }, 'subscriber erased by the editor');
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     });
   };
 }

@@ -1,11 +1,8 @@
 // SQL for subscribers. Every state change is one statement guarded by the state it expects.
 import type { Pool } from '../db/pool.js';
 import { SqlFilters } from '../db/sql-filters.js';
+import type { ConsentSource, SubscriberStatus } from '../shared/statuses.js';
 
-export const subscriberStatuses = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'] as const;
-export type SubscriberStatus = (typeof subscriberStatuses)[number];
-export const consentSources = ['form', 'api', 'import'] as const;
-export type ConsentSource = (typeof consentSources)[number];
 
 export type SubscriberRow = {
   id: number;

@@ -5,19 +5,23 @@ import { greetingFor } from '../rendering/issue.js';
 import { renderReaderMail } from '../rendering/reader-mail.js';
 import { findSubscriber, type SubscriberRow } from './queries.js';
 
-export type ReaderMailOutcome = 'submitted' | 'skipped';
+/** `not_needed`: the reader is gone, or their status makes this mail pointless (a confirmation for an active reader). */
+/** What sending one reader mail touches: the reader's row, the templates, links and the mailer. */
+type ReaderMailDeps = Pick<Container, 'pool' | 'config' | 'links' | 'mailer' | 'readerMail'>;
+
+export type ReaderMailOutcome = 'submitted' | 'not_needed';
 
 /**
  * Sends one confirmation, welcome or data-link email. The job carries only the subscriber id;
  * the row is read again here so an erased, confirmed or unsubscribed reader gets nothing stale.
  */
-export async function sendReaderMail(c: Container, job: ReaderMailJob): Promise<ReaderMailOutcome> {
+export async function sendReaderMail(c: ReaderMailDeps, job: ReaderMailJob): Promise<ReaderMailOutcome> {
   const reader = await findSubscriber(c.pool, job.subscriberId);
-  if (!reader) return 'skipped';
-  if (job.kind === 'confirmation' && reader.status === 'active') return 'skipped';
-  if (job.kind === 'welcome' && reader.status !== 'active') return 'skipped';
+  if (!reader) return 'not_needed';
+  if (job.kind === 'confirmation' && reader.status === 'active') return 'not_needed';
+  if (job.kind === 'welcome' && reader.status !== 'active') return 'not_needed';
   // Whatever the reader's status (data can be asked for after leaving), but a bounced address takes no mail.
-  if (job.kind === 'data-link' && reader.status === 'bounced') return 'skipped';
+  if (job.kind === 'data-link' && reader.status === 'bounced') return 'not_needed';
   const vars = readerVars(c, reader, job.kind);
   const mail = renderReaderMail(await c.readerMail(), job.kind, vars);
   // Of these, only the welcome mail is list mail: the confirmation goes to someone not yet on
@@ -27,7 +31,7 @@ export async function sendReaderMail(c: Container, job: ReaderMailJob): Promise<
   return 'submitted';
 }
 
-function readerVars(c: Container, reader: SubscriberRow, kind: ReaderMailJob['kind']): Record<string, string> {
+function readerVars(c: Pick<ReaderMailDeps, 'config' | 'links'>, reader: SubscriberRow, kind: ReaderMailJob['kind']): Record<string, string> {
   return {
     newsletter: c.config.newsletterName,
     greeting: greetingFor(reader.name),

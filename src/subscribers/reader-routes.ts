@@ -1,8 +1,9 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { Container } from '../container.js';
 import { invalidInput } from '../errors.js';
-import { sendErrorPage, sendPage, wantsJson } from '../api/respond.js';
+import { sendErrorPage, sendPage, wantsJson } from '../http/respond.js';
 import { confirmSubscription, DATA_LINK_RESEND_MINUTES, eraseSubscriber, findSubscriber, unsubscribe, type SubscriberRow } from './queries.js';
 import { requestDataLinkMail } from './data-link.js';
 import { TokenError, type TokenPurpose } from './reader-tokens.js';
@@ -37,7 +38,7 @@ function eraseConfirmed(body: unknown): boolean {
 }
 
 /** The reader's side: sign-up, confirmation, one-click unsubscribe, manage, and data (export, erase) by emailed link. */
-export function readerRoutes(c: Container): FastifyPluginAsync {
+export function readerRoutes(c: Container): FastifyPluginAsyncTypebox {
   const newsletter = c.config.newsletterName;
   const show = (reply: FastifyReply, status: number, title: string, body: Parameters<typeof sendPage>[3]) => sendPage(reply, status, title, body, newsletter);
 
@@ -100,7 +101,7 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
         config: { rateLimit: { max: c.config.signupRateLimit, timeWindow: c.config.signupRateWindowSeconds * 1000 } },
       },
       async (request, reply) => {
-        const body = request.body as Type.Static<typeof SignupBody>;
+        const body = request.body;
         const result = await signUp(c, request.log, body, evidenceOf(request));
         if (wantsJson(request)) {
           if (!result.ok) throw invalidInput(result.reason, { field: 'email' });
@@ -115,13 +116,13 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
 
     // GET only shows a button: mail scanners follow links, and must not confirm anyone.
     app.get('/confirm/:token', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       if (readerId(request, reply, 'confirm', token) === undefined) return reply;
       return show(reply, 200, 'Confirm your subscription', confirmPage(newsletter, `/confirm/${encodeURIComponent(token)}`));
     });
 
     app.post('/confirm/:token', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       const id = readerId(request, reply, 'confirm', token);
       if (id === undefined) return reply;
       const confirmed = await confirmSubscription(c.pool, id, evidenceOf(request));
@@ -143,18 +144,19 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     });
 
     app.get('/unsubscribe/:token', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       if (readerId(request, reply, 'unsubscribe', token) === undefined) return reply;
       return show(reply, 200, 'Unsubscribe', unsubscribePage(newsletter, `/unsubscribe/${encodeURIComponent(token)}`));
     });
 
     // RFC 8058 one-click: any POST (the mailbox provider sends List-Unsubscribe=One-Click,
     // as a form or as multipart/form-data) unsubscribes at once: 200, no redirect, no cookie.
-    app.register(async (scoped) => {
+    app.register(async (plain) => {
+      const scoped = plain.withTypeProvider<TypeBoxTypeProvider>();
       // Only this route takes multipart, and only to drain it: the body's content does not matter.
       scoped.addContentTypeParser('multipart/form-data', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, _body, done) => done(null, {}));
       scoped.post('/unsubscribe/:token', { schema: { params: TokenParams } }, async (request, reply) => {
-        const { token } = request.params as { token: string };
+        const { token } = request.params;
         const id = readerId(request, reply, 'unsubscribe', token);
         if (id === undefined) return reply;
         const status = await unsubscribe(c.pool, id);
@@ -168,7 +170,7 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     // The footer's link. Shows the subscription and leaves at once; the data itself needs the
     // emailed link below. GET changes nothing.
     app.get('/manage/:token', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       const reader = await tokenReader(request, reply, 'manage', token);
       if (!reader) return reply;
       if (wantsJson(request)) {
@@ -183,7 +185,7 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     // Mails a fresh, short-lived link to the data to the reader's own address. The answer is the
     // same whether a mail went out, one went out too recently, or the reader is bounced or gone.
     app.post('/manage/:token/data-link', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       const id = readerId(request, reply, 'manage', token);
       if (id === undefined) return reply;
       await requestDataLinkMail(c, request.log, id);
@@ -192,18 +194,18 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     });
 
     app.get('/manage/:token/data.json', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       return freshLinkNeeded(request, reply, token);
     });
 
     app.post('/manage/:token/erase', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       return freshLinkNeeded(request, reply, token);
     });
 
     // The emailed link: the reader's data, to download or erase, for DATA_LINK_TTL_MINUTES.
     app.get('/data/:token', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       const reader = await tokenReader(request, reply, 'data', token);
       if (!reader) return reply;
       if (wantsJson(request)) return reply.header('cache-control', 'no-store').send(exportReaderData(reader));
@@ -211,7 +213,7 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     });
 
     app.get('/data/:token/data.json', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       const reader = await tokenReader(request, reply, 'data', token);
       if (!reader) return reply;
       return reply
@@ -221,7 +223,7 @@ export function readerRoutes(c: Container): FastifyPluginAsync {
     });
 
     app.post('/data/:token/erase', { schema: { params: TokenParams } }, async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       const id = readerId(request, reply, 'data', token);
       if (id === undefined) return reply;
       if (!eraseConfirmed(request.body)) {

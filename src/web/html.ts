@@ -1,4 +1,4 @@
-import { escapeHtml } from '../rendering/escape.js';
+import { escapeHtml } from './escape.js';
 
 /** Markup that is already safe to emit. Everything else interpolated into `html` is escaped. */
 export class SafeHtml {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { LightMyRequestResponse } from 'fastify';
 import { parseIssueFile } from '../../src/issues/issue-file.js';
-import { escapeHtml } from '../../src/rendering/escape.js';
+import { escapeHtml } from '../../src/web/escape.js';
 import { createTestContext, useTestContext, type TestContext } from '../support/context.js';
 import { editor, type Issue, type Method } from '../support/editor.js';
 

@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it } from '@jest/globals';
 import type { LightMyRequestResponse } from 'fastify';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { parseIssueFile } from '../../src/issues/issue-file.js';
-import { escapeHtml } from '../../src/rendering/escape.js';
+import { escapeHtml } from '../../src/web/escape.js';
 import { useTestContext } from '../support/context.js';
 import { editor, type Issue, type IssueInput } from '../support/editor.js';
 

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import { parseIssueFile } from '../../src/issues/issue-file.js';
-import { escapeHtml } from '../../src/rendering/escape.js';
+import { escapeHtml } from '../../src/web/escape.js';
 import { createTestContext, REDIS_URL, useTestContext, type TestContext } from '../support/context.js';
 import { headerOf, SmtpSink, type ReceivedMail } from '../support/smtp-sink.js';
 

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import { registerOpenApi } from '../../src/api/openapi.js';
-import { ErrorSchema } from '../../src/api/schemas.js';
+import { ErrorSchema } from '../../src/http/schemas.js';
 import { pathOf, useTestContext } from '../support/context.js';
 import { addReaders } from '../support/readers.js';
 

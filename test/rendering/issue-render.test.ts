@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { load } from 'cheerio';
 import { AppError } from '../../src/errors.js';
 import { IssueFileError, parseIssueFile } from '../../src/issues/issue-file.js';
-import { escapeHtml } from '../../src/rendering/escape.js';
+import { escapeHtml } from '../../src/web/escape.js';
 import {
   GMAIL_CLIP_BYTES,
   IssueRenderer,

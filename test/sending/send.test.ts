@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { SMTPServer } from 'smtp-server';
-import { escapeHtml } from '../../src/rendering/escape.js';
+import { escapeHtml } from '../../src/web/escape.js';
 import { createTestContext, pathOf, useTestContext, type TestContext } from '../support/context.js';
 import { copiesOf, editor, until, workersIdle, type Issue, type Progress } from '../support/editor.js';
 import { addReaders, type NewReader, type Reader } from '../support/readers.js';

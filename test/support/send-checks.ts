@@ -1,5 +1,5 @@
 import { expect } from '@jest/globals';
-import type { MessageStatus } from '../../src/sending/queries.js';
+import type { MessageStatus } from '../../src/shared/statuses.js';
 import type { TestContext } from './context.js';
 import { editor, type IssueInput } from './editor.js';
 import type { Relay } from './relay.js';

@@ -1,4 +1,5 @@
-import { type KeyObject, createPublicKey, createVerify } from 'node:crypto';
+import { createVerify } from 'node:crypto';
+import { parsePublicKey } from '../../config/public-key.js';
 import {
   type Json,
   type ProviderEvent,
@@ -39,15 +40,9 @@ export type SendgridWebhookOptions = {
 export type SendgridResult = { ok: true; events: ProviderEvent[]; ignored: number } | Rejected;
 export type SendgridWebhook = { verify(rawBody: RawBody, headers: WebhookHeaders): SendgridResult };
 
-export function sendgridPublicKey(configured: string): KeyObject {
-  const text = configured.trim();
-  if (text.startsWith('-----BEGIN')) return createPublicKey(text);
-  return createPublicKey({ key: Buffer.from(text, 'base64'), format: 'der', type: 'spki' });
-}
-
 export function createSendgridWebhook(options: SendgridWebhookOptions): SendgridWebhook {
   // Parsed once, so a bad key fails at start-up rather than on the first webhook.
-  const key = sendgridPublicKey(options.publicKey);
+  const key = parsePublicKey(options.publicKey);
   if (key.asymmetricKeyType !== 'ec') throw new Error('SendGrid webhook key is not an EC public key');
   const tolerance = options.toleranceSeconds ?? 300;
   const now = options.now ?? (() => new Date());

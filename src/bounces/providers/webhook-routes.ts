@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { ErrorSchema } from '../../api/schemas.js';
+import { ErrorSchema } from '../../http/schemas.js';
 import type { Container } from '../../container.js';
 import { AppError, notFound } from '../../errors.js';
 import { unauthorized, type ProviderEvent, type ProviderName, type Rejected, type RejectReason } from './event-parsing.js';

@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
-import { limitedBody } from '../../src/api/limited-body.js';
+import { limitedBody } from '../../src/http/limited-body.js';
 import { PayloadTooLarge, UploadAborted } from '../../src/errors.js';
 
 async function drain(stream: Readable): Promise<number> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { idCursor, idPage, keysetPage, parseIdCursor } from '../../src/api/keyset-page.js';
+import { idCursor, idPage, keysetPage, parseIdCursor } from '../../src/http/keyset-page.js';
 import { AppError } from '../../src/errors.js';
 
 const rowsWithIds = (ids: number[]) => ids.map((id) => ({ id }));

@@ -1,4 +1,4 @@
-// Numbers, sizes and times as a person reads them in a terminal.
+// Numbers, sizes and times as a person reads them: in a terminal, a log line, or a rate alert stored on a send.
 
 export const count = (n: number): string => n.toLocaleString('en-US');
 /** 0.0123 → '1.23 %'. */
