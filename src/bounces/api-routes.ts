@@ -1,11 +1,12 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
 import { CursorQuery, idPage } from '../http/keyset-page.js';
 import { DateFilter, ErrorSchema, IdParams, parseDateParam } from '../http/schemas.js';
 import type { Container } from '../container.js';
 import { AppError } from '../errors.js';
 import { findInboundReportRaw, listBounces, type BounceListRow } from './list-queries.js';
-import { bounceSources, bounceTypes, matchKinds } from './queries.js';
+import { bounceSources, bounceTypes } from '../shared/statuses.js';
+import { matchKinds } from './queries.js';
 
 const NullableString = Type.Union([Type.String(), Type.Null()]);
 const NullableId = Type.Union([Type.Integer(), Type.Null()]);
@@ -73,7 +74,7 @@ function toBounce(r: BounceListRow): Bounce {
  * The editor's view of bounces and complaints, matched or not (a report that matched no reader
  * is kept for exactly this), and of the raw mail behind each report.
  */
-export function bounceApiRoutes(c: Container): FastifyPluginAsync {
+export function bounceApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/api/bounces', {
       schema: {
@@ -83,7 +84,7 @@ export function bounceApiRoutes(c: Container): FastifyPluginAsync {
         response: { 200: Type.Object({ items: Type.Array(BounceSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
       },
     }, async (request) => {
-      const q = request.query as Static<typeof ListQuery>;
+      const q = request.query;
       const since = parseDateParam(q.since, 'since');
       const until = parseDateParam(q.until, 'until');
       const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 100 }, (keyset) => listBounces(c.pool, {
@@ -109,13 +110,13 @@ export function bounceApiRoutes(c: Container): FastifyPluginAsync {
         response: {
           200: {
             description: 'the mail as received',
-            content: { 'message/rfc822': { schema: Type.String({ format: 'binary' }) } },
+            content: { 'message/rfc822': { schema: Type.Unsafe<Buffer>(Type.String({ format: 'binary' })) } },
           },
           404: ErrorSchema,
         },
       },
     }, async (request, reply) => {
-      const { id } = request.params as Static<typeof IdParams>;
+      const { id } = request.params;
       const raw = await findInboundReportRaw(c.pool, id);
       if (!raw) throw reportGone(id, c.config);
       // Anyone can mail the listener, so these bytes are a stranger's: downloaded, never

@@ -1,7 +1,8 @@
 // SQL for the editor's view of bounces and complaints, and of the raw reports behind them.
 import type { Pool } from '../db/pool.js';
 import { SqlFilters } from '../db/sql-filters.js';
-import type { BounceSource, BounceType, MatchKind } from './queries.js';
+import type { BounceSource, BounceType } from '../shared/statuses.js';
+import type { MatchKind } from './queries.js';
 
 export type BounceListFilter = {
   type?: BounceType;

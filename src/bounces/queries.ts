@@ -1,11 +1,8 @@
 // SQL for recording bounces and complaints and applying the suppression policy.
 import type { Pool } from '../db/pool.js';
 import type { MessageTokens } from '../sending/message-tokens.js';
+import type { BounceSource, BounceType } from '../shared/statuses.js';
 
-export const bounceTypes = ['hard', 'soft', 'complaint', 'other'] as const;
-export type BounceType = (typeof bounceTypes)[number];
-export const bounceSources = ['smtp', 'dsn', 'arf', 'ses', 'postmark', 'sendgrid', 'mailgun'] as const;
-export type BounceSource = (typeof bounceSources)[number];
 export const matchKinds = ['verp', 'envelope_id', 'header', 'message_id', 'token', 'address', 'submission'] as const;
 export type MatchKind = (typeof matchKinds)[number];
 

@@ -3,7 +3,7 @@
 // container's counts never leak into another's scrape. Node's default metrics describe the
 // process, not a container: they live in one registry per process (see processRegistry).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BounceSource, BounceType } from '../bounces/queries.js';
+import type { BounceSource, BounceType } from '../shared/statuses.js';
 import type { DeliverOutcome } from '../shared/statuses.js';
 import type { Queues } from '../queues/index.js';
 import { QUEUE_STATES, readQueueDepths, type QueueDepth } from './queue-depth.js';

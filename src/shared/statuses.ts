@@ -21,3 +21,11 @@ export type MessageStatus = (typeof messageStatuses)[number];
  * cancelled).
  */
 export type DeliverOutcome = Extract<MessageStatus, 'submitted' | 'cancelled' | 'bounced' | 'failed'> | 'not_claimed';
+
+/** What a bounce record says happened: a hard or soft bounce, a complaint, or something else a report told us. */
+export const bounceTypes = ['hard', 'soft', 'complaint', 'other'] as const;
+export type BounceType = (typeof bounceTypes)[number];
+
+/** Where a bounce record came from: a refusal at submission, the bounce listener (DSN, ARF), or a provider's webhook. */
+export const bounceSources = ['smtp', 'dsn', 'arf', 'ses', 'postmark', 'sendgrid', 'mailgun'] as const;
+export type BounceSource = (typeof bounceSources)[number];

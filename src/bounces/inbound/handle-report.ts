@@ -48,7 +48,7 @@ const UNREADABLE = 'the report could not be read (no delivery status or feedback
  * Throws when Postgres fails (the listener answers 451 and the sender retries); never on what
  * the mail contains.
  */
-export async function handleInboundReport(c: Container, mail: InboundMail): Promise<InboundResult> {
+export async function handleInboundReport(c: Pick<Container, 'pool' | 'config' | 'metrics' | 'messageTokens' | 'log'>, mail: InboundMail): Promise<InboundResult> {
   const sha256 = createHash('sha256').update(mail.raw).digest();
   // Never rejects: a mail nothing can be read from is still stored, as unknown.
   const report = await parseReport(mail.raw);

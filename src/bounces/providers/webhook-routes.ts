@@ -1,4 +1,5 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { ErrorSchema } from '../../http/schemas.js';
 import type { Container } from '../../container.js';
@@ -65,7 +66,7 @@ function refuse(request: FastifyRequest, provider: string, r: Rejected): never {
  * the signature alone proves only that it came through SNS; the topic allow-list proves it is
  * ours. A message from another topic is also a 401.
  */
-export function webhookRoutes(c: Container, opts: WebhookRoutesOptions = {}): FastifyPluginAsync {
+export function webhookRoutes(c: Container, opts: WebhookRoutesOptions = {}): FastifyPluginAsyncTypebox {
   const { config } = c;
   const httpsGet = opts.httpsGet ?? ((url: string) => c.httpsGet(url));
   const tolerance = config.webhookToleranceSeconds;
@@ -151,7 +152,7 @@ export function webhookRoutes(c: Container, opts: WebhookRoutesOptions = {}): Fa
       bodyLimit: WEBHOOK_BODY_LIMIT,
       // Before the body is read: an unknown or unconfigured provider costs us no parsing.
       onRequest: async (request) => {
-        const { provider } = request.params as Static<typeof ProviderParams>;
+        const { provider } = request.params;
         const p = providerOf(provider);
         if (!p) throw notFound(`webhook provider "${provider.slice(0, 40)}"`);
         if (p.missing) throw new AppError(401, 'unauthorized', `the ${provider} webhook is not configured: set ${p.missing}`);
@@ -164,7 +165,7 @@ export function webhookRoutes(c: Container, opts: WebhookRoutesOptions = {}): Fa
         response: { 200: WebhookReceipt, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema },
       },
     }, async (request): Promise<Receipt> => {
-      const { provider } = request.params as Static<typeof ProviderParams>;
+      const { provider } = request.params;
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const verified = await providerOf(provider)!.verify(raw, request);
       const tally = await recordProviderEvents(c, verified.events);
