@@ -61,7 +61,7 @@ function personaliseTimes(compiled: CompiledIssue) {
     // quoted-printable, from the issue's pre-encoded parts and the reader's encoded values.
     t = performance.now();
     readers.forEach((r, i) => {
-      sink += mime.build({ to: { address: `reader${i}@example.com`, name: null }, messageId: `m${i}@example.org`, messageToken: `m${i}`, unsubscribeUrl: r.unsubscribe_url, vars: r }).length;
+      sink += mime.build({ to: { address: `reader${i}@example.com`, name: null }, messageIdHeader: `m${i}@example.org`, messageToken: `m${i}`, unsubscribeUrl: r.unsubscribe_url, vars: r }).length;
     });
     wholeMessage.push(((performance.now() - t) * 1000) / READERS);
   }

@@ -206,7 +206,7 @@ async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling>
       manage_url: c.links.manage(r.id),
       postal_address: config.postalAddress ?? '',
     };
-    return { to: r.email, raw: mime.build({ to: { address: r.email, name: r.name }, messageId: `${token}@${domain}`, messageToken: token, unsubscribeUrl, vars }) };
+    return { to: r.email, raw: mime.build({ to: { address: r.email, name: r.name }, messageIdHeader: `${token}@${domain}`, messageToken: token, unsubscribeUrl, vars }) };
   };
 
   const { rows: first } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT 1');

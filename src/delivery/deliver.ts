@@ -179,7 +179,7 @@ export class Deliverer {
     const to = transportAddress(claim.email);
     const raw = mime.build({
       to: { address: to.address, name: claim.name },
-      messageId: `${token}@${this.domain}`,
+      messageIdHeader: `${token}@${this.domain}`,
       messageToken: token,
       unsubscribeUrl,
       vars,

@@ -11,7 +11,8 @@ export type OutgoingMail = {
   headers?: Record<string, string>;
 };
 
-export type SubmitResult = { messageId: string; response: string };
+/** `messageIdHeader`: the Message-ID the copy went out with; `response`: the relay's answer. */
+export type SubmitResult = { messageIdHeader: string; response: string };
 
 /**
  * An already built MIME message and the SMTP envelope to submit it with. `dsn` asks the relay
@@ -103,7 +104,7 @@ export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOp
       const to = transportAddress(mail.to);
       await requireSmtpUtf8(to.smtpUtf8);
       const info = await transport.sendMail({ from, ...mail, to: to.address });
-      return { messageId: info.messageId, response: info.response };
+      return { messageIdHeader: info.messageId, response: info.response };
     },
     async sendRaw(mail) {
       const smtpUtf8 = NON_ASCII.test(mail.envelope.from) || NON_ASCII.test(mail.envelope.to);
@@ -111,7 +112,7 @@ export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOp
       // A message for SMTPUTF8 carries UTF-8 in its header: sent as BODY=8BITMIME (RFC 6531, 3.1).
       const envelope = smtpUtf8 ? { ...mail.envelope, use8BitMime: true } : mail.envelope;
       const info = await transport.sendMail({ envelope, raw: mail.raw, ...(mail.dsn ? { dsn: mail.dsn } : {}) });
-      return { messageId: info.messageId, response: info.response };
+      return { messageIdHeader: info.messageId, response: info.response };
     },
     async close() {
       transport.close();

@@ -31,7 +31,7 @@ export type ReaderCopy = {
    * carries it in UTF-8 (RFC 6532), for a relay that offers SMTPUTF8.
    */
   to: { address: string; name: string | null };
-  messageId: string;
+  messageIdHeader: string;
   /** Our token for the message (`X-Broadside-Message`). */
   messageToken: string;
   unsubscribeUrl: string;
@@ -118,7 +118,7 @@ export class IssueMime {
     const head = Buffer.from(
       header('To', formatAddress(copy.to.address, copy.to.name))
         + header('Date', (copy.date ?? new Date()).toUTCString().replace(/GMT$/, '+0000'))
-        + `Message-ID: <${copy.messageId}>${CRLF}`
+        + `Message-ID: <${copy.messageIdHeader}>${CRLF}`
         + unsubscribe
         + `X-Broadside-Message: ${copy.messageToken}${CRLF}`,
       // The same bytes as ASCII whenever the address is ASCII; UTF-8 for an SMTPUTF8 address.

@@ -22,7 +22,7 @@ describe('parseReport on delivery status notifications', () => {
     ]);
     expect(r.original).toEqual({
       messageToken: 'm2s-0123456789abcdef',
-      messageId: '<m2s-0123456789abcdef@example.com>',
+      messageIdHeader: '<m2s-0123456789abcdef@example.com>',
       to: 'ann@example.org',
       returnPath: 'bounces+m2s-0123456789abcdef@bounce.example.com',
     });
@@ -53,7 +53,7 @@ describe('parseReport on delivery status notifications', () => {
     ]);
     expect(r.original).toEqual({
       messageToken: 'm2u-00112233aabbccdd',
-      messageId: '<m2u-00112233aabbccdd@example.com>',
+      messageIdHeader: '<m2u-00112233aabbccdd@example.com>',
       to: 'carol@example.org',
       returnPath: 'bounces+m2u-00112233aabbccdd@bounce.example.com',
     });
@@ -92,7 +92,7 @@ describe('parseReport on delivery status notifications', () => {
     const r = await parse('missing-original.eml');
     expect(r.kind).toBe('dsn');
     expect(r.recipients).toMatchObject([{ address: 'ivan@example.org', action: 'failed', status: '5.1.1', class: 'hard' }]);
-    expect(r.original).toEqual({ messageToken: null, messageId: null, to: null, returnPath: null });
+    expect(r.original).toEqual({ messageToken: null, messageIdHeader: null, to: null, returnPath: null });
     // The VERP address the report was sent to still names the message.
     expect(r.envelopeToken).toBe('m30-89abcdef01234567');
   });
@@ -123,7 +123,7 @@ describe('parseReport on abuse feedback reports (ARF)', () => {
     expect(r.recipients).toEqual([]);
     expect(r.original).toEqual({
       messageToken: 'm2w-aaaaaaaaaaaaaaaa',
-      messageId: '<m2w-aaaaaaaaaaaaaaaa@example.com>',
+      messageIdHeader: '<m2w-aaaaaaaaaaaaaaaa@example.com>',
       to: 'erin@example.net',
       returnPath: 'bounces+m2w-aaaaaaaaaaaaaaaa@bounce.example.com',
     });
@@ -153,7 +153,7 @@ describe('parseReport on bounces that are not RFC 3464', () => {
     expect(r.recipients[0]!.remoteMta).toBe('198.51.100.40');
     expect(r.original).toEqual({
       messageToken: 'm31-abcdefabcdefabcd',
-      messageId: '<m31-abcdefabcdefabcd@example.com>',
+      messageIdHeader: '<m31-abcdefabcdefabcd@example.com>',
       to: 'judy@example.org',
       returnPath: 'bounces+m31-abcdefabcdefabcd@bounce.example.com',
     });
@@ -198,7 +198,7 @@ describe('parseReport on bounces that are not RFC 3464', () => {
       kind: 'unknown',
       recipients: [],
       feedbackType: null,
-      original: { messageToken: null, messageId: null, to: null, returnPath: null },
+      original: { messageToken: null, messageIdHeader: null, to: null, returnPath: null },
       envelopeToken: null,
       envelopeId: null,
       reporter: 'zoe@example.org',
@@ -224,7 +224,7 @@ describe('parseReport on bounces that are not RFC 3464', () => {
 
   it('ignores a Message-ID that is not shaped like our token', async () => {
     const r = await parseReport(Buffer.from('Subject: x\n\n<a@example.org>:\n550 5.1.1 no\n\nMessage-ID: <M2S-0123456789ABCDEFG@example.com>\n'));
-    expect(r.original.messageId).toBe('<M2S-0123456789ABCDEFG@example.com>');
+    expect(r.original.messageIdHeader).toBe('<M2S-0123456789ABCDEFG@example.com>');
     expect(r.original.messageToken).toBeNull();
   });
 });

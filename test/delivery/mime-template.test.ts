@@ -29,7 +29,7 @@ function readerVars(o: Partial<IssueReaderVars> = {}): IssueReaderVars {
 }
 
 function copy(vars: Record<string, string>, to: ReaderCopy['to'] = { address: 'zed@example.com', name: 'Zoë "Zed" O\'Brien' }): ReaderCopy {
-  return { to, messageId: 'm2s-0123456789abcdef@example.org', messageToken: 'm2s-0123456789abcdef', unsubscribeUrl: vars.unsubscribe_url ?? LONG_URL, vars, date: new Date('2026-03-03T10:00:00Z') };
+  return { to, messageIdHeader: 'm2s-0123456789abcdef@example.org', messageToken: 'm2s-0123456789abcdef', unsubscribeUrl: vars.unsubscribe_url ?? LONG_URL, vars, date: new Date('2026-03-03T10:00:00Z') };
 }
 
 /** Splits a built message into header lines and body lines (CRLF). */

@@ -93,7 +93,7 @@ function candidates(mail: InboundMail, report: InboundReport): { token: string |
     { token: report.envelopeToken, matchedBy: 'verp' },
     { token: report.envelopeId, matchedBy: 'envelope_id' },
     { token: returned?.header ?? null, matchedBy: 'header' },
-    { token: returned?.messageId ?? null, matchedBy: 'message_id' },
+    { token: returned?.messageIdHeader ?? null, matchedBy: 'message_id' },
     { token: returned?.returnPath ?? null, matchedBy: 'verp' },
   ];
 }

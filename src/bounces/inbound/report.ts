@@ -40,7 +40,7 @@ export type OriginalMessage = {
   /** Shaped like a Broadside token (`m<id36>-<16hex>`), lower case, NOT verified. */
   messageToken: string | null;
   /** As written in the header, angle brackets included. */
-  messageId: string | null;
+  messageIdHeader: string | null;
   /** The bare address of the original To (for ARF, else Original-Rcpt-To). */
   to: string | null;
   /** The bare address of the original Return-Path. */
@@ -71,7 +71,7 @@ export type InboundReport = {
    * (they usually hold the same token): X-Broadside-Message, the Message-ID's local part, the
    * Return-Path's VERP address. Unset when no original came back. Also unverified.
    */
-  originalTokens?: { header: string | null; messageId: string | null; returnPath: string | null };
+  originalTokens?: { header: string | null; messageIdHeader: string | null; returnPath: string | null };
   /** Reporting-MTA (without `dns;`), else the report's From address. */
   reporter: string | null;
   subject: string | null;
@@ -95,7 +95,7 @@ function emptyReport(): InboundReport {
     kind: 'unknown',
     recipients: [],
     feedbackType: null,
-    original: { messageToken: null, messageId: null, to: null, returnPath: null },
+    original: { messageToken: null, messageIdHeader: null, to: null, returnPath: null },
     envelopeToken: null,
     envelopeId: null,
     reporter: null,
@@ -247,16 +247,16 @@ function readOriginal(report: InboundReport, fields: Field[]): void {
   const o = report.original;
   const messageId = field(fields, 'message-id');
   const returnPath = bareAddress(field(fields, 'return-path'));
-  o.messageId = messageId ? (/<[^<>]*>/.exec(messageId)?.[0] ?? messageId) : null;
+  o.messageIdHeader = messageId ? (/<[^<>]*>/.exec(messageId)?.[0] ?? messageId) : null;
   o.to = bareAddress(field(fields, 'to')) ?? o.to;
   o.returnPath = returnPath;
   const tokens = {
     header: tokenShaped(field(fields, 'x-broadside-message')),
-    messageId: tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(messageId ?? '')?.[1] ?? null),
+    messageIdHeader: tokenShaped(/^<?\s*([^@<>\s]+)@/.exec(messageId ?? '')?.[1] ?? null),
     returnPath: verpToken(returnPath),
   };
   report.originalTokens = tokens;
-  o.messageToken = tokens.header ?? tokens.messageId ?? tokens.returnPath;
+  o.messageToken = tokens.header ?? tokens.messageIdHeader ?? tokens.returnPath;
 }
 
 /** `mx.example.org. (198.51.100.30, the server for …)` → `mx.example.org`: comments and the root dot go. */
