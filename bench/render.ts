@@ -44,7 +44,12 @@ function personaliseTimes(compiled: CompiledIssue) {
     manage_url: `https://news.example.org/manage/m.${i.toString(36)}.0.abcdefghijklmnopqrstuvwxyz012345`,
   }));
   const mime = new IssueMime(
-    { from: 'The Relay <news@example.org>', subject: 'The Relay', listId: 'The Relay <the-relay.example.org>', feedbackId: 'issue1:send1:newsletter:broadside' },
+    {
+      from: 'The Relay <news@example.org>',
+      subject: 'The Relay',
+      listId: 'The Relay <the-relay.example.org>',
+      feedbackId: 'issue1:send1:newsletter:broadside',
+    },
     compiled,
   );
   const fillOnly: number[] = [];
@@ -61,7 +66,13 @@ function personaliseTimes(compiled: CompiledIssue) {
     // quoted-printable, from the issue's pre-encoded parts and the reader's encoded values.
     t = performance.now();
     readers.forEach((r, i) => {
-      sink += mime.build({ to: { address: `reader${i}@example.com`, name: null }, messageIdHeader: `m${i}@example.org`, messageToken: `m${i}`, unsubscribeUrl: r.unsubscribe_url, vars: r }).length;
+      sink += mime.build({
+        to: { address: `reader${i}@example.com`, name: null },
+        messageIdHeader: `m${i}@example.org`,
+        messageToken: `m${i}`,
+        unsubscribeUrl: r.unsubscribe_url,
+        vars: r,
+      }).length;
     });
     wholeMessage.push(((performance.now() - t) * 1000) / READERS);
   }
@@ -72,10 +83,17 @@ function personaliseTimes(compiled: CompiledIssue) {
 console.log(`Broadside render benchmark (node ${process.version}, ${RENDER_RUNS} renders, ${READERS.toLocaleString('en')} readers × ${ROUNDS} rounds)\n`);
 for (const file of ['sample/issue.md', 'bench/issue-30kb.md']) {
   const { markdownBytes, times, compiled } = await renderTimes(file);
-  const sample = personalise(compiled, sampleReaderVars({ newsletter: 'The Relay', publicUrl: 'https://news.example.org', postalAddress: '1 Example Street, Springfield' }));
+  const sample = personalise(
+    compiled,
+    sampleReaderVars({ newsletter: 'The Relay', publicUrl: 'https://news.example.org', postalAddress: '1 Example Street, Springfield' }),
+  );
   console.log(`${file}: ${kb(markdownBytes)} of Markdown, ${compiled.content.sections.length} sections`);
-  console.log(`  render (Markdown → MJML → templates): median ${percentile(times, 0.5).toFixed(1)} ms, min ${Math.min(...times).toFixed(1)} ms, p90 ${percentile(times, 0.9).toFixed(1)} ms (target ≤ 150 ms for 30 KB)`);
+  console.log(
+    `  render (Markdown → MJML → templates): median ${percentile(times, 0.5).toFixed(1)} ms, min ${Math.min(...times).toFixed(1)} ms, p90 ${percentile(times, 0.9).toFixed(1)} ms (target ≤ 150 ms for 30 KB)`,
+  );
   console.log(`  size as received: HTML ${kb(Buffer.byteLength(sample.html))} (Gmail clips above 102 KB), text ${kb(Buffer.byteLength(sample.text))}`);
   const p = personaliseTimes(compiled);
-  console.log(`  personalise per reader: median ${percentile(p.fillOnly, 0.5).toFixed(2)} µs (target ≤ 20 µs); the whole MIME message as bytes ${percentile(p.wholeMessage, 0.5).toFixed(1)} µs\n`);
+  console.log(
+    `  personalise per reader: median ${percentile(p.fillOnly, 0.5).toFixed(2)} µs (target ≤ 20 µs); the whole MIME message as bytes ${percentile(p.wholeMessage, 0.5).toFixed(1)} µs\n`,
+  );
 }

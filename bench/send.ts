@@ -40,8 +40,21 @@ import { FANOUT_BATCH } from '../src/sending/fanout.js';
 import { createSend, fanOutBatch, findSend, progressOf } from '../src/sending/queries.js';
 import { keysOf, REDIS_URL } from '../test/support/redis-keys.js';
 import {
-  cleaningUp, createBenchWorld, fmt, intFlag, log, onCleanup, postfixSinkInstalled, printedLines, root, runBenchmark, secs,
-  startBenchWorkers, startSink, type BenchWorld, type Sink,
+  cleaningUp,
+  createBenchWorld,
+  fmt,
+  intFlag,
+  log,
+  onCleanup,
+  postfixSinkInstalled,
+  printedLines,
+  root,
+  runBenchmark,
+  secs,
+  startBenchWorkers,
+  startSink,
+  type BenchWorld,
+  type Sink,
 } from './world.js';
 
 const SAMPLE_MS = 250;
@@ -167,7 +180,9 @@ async function createWorld(smtpUrl: string): Promise<World> {
   const t = performance.now();
   const source = await readFile(path.join(root, 'bench/issue-30kb.md'), 'utf8');
   const issue = await createIssue(w.c.pool, w.c.renderer, parseIssueFile(source));
-  log(`issue ${issue.id} "${issue.slug}" created (${fmt(Buffer.byteLength(issue.markdown) / 1024, 1)} KB of Markdown, HTML ${fmt(issue.html_bytes / 1024, 1)} KB) in ${secs(performance.now() - t)}`);
+  log(
+    `issue ${issue.id} "${issue.slug}" created (${fmt(Buffer.byteLength(issue.markdown) / 1024, 1)} KB of Markdown, HTML ${fmt(issue.html_bytes / 1024, 1)} KB) in ${secs(performance.now() - t)}`,
+  );
   return { ...w, issueId: issue.id };
 }
 
@@ -175,7 +190,18 @@ async function createWorld(smtpUrl: string): Promise<World> {
 
 // ── 3. the ceiling: prebuilt raw MIME, one pooled transport, no queue, no database ───────────
 
-type Ceiling = { sent: number; errors: number; distinct: number; ms: number; poolSize: number; inflight: number; buildUs: number; bytes: number; cpu: number; sinkCpu: number };
+type Ceiling = {
+  sent: number;
+  errors: number;
+  distinct: number;
+  ms: number;
+  poolSize: number;
+  inflight: number;
+  buildUs: number;
+  bytes: number;
+  cpu: number;
+  sinkCpu: number;
+};
 
 async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling> {
   const { c, config } = w;
@@ -206,14 +232,20 @@ async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling>
       manage_url: c.links.manage(r.id),
       postal_address: config.postalAddress ?? '',
     };
-    return { to: r.email, raw: mime.build({ to: { address: r.email, name: r.name }, messageIdHeader: `${token}@${domain}`, messageToken: token, unsubscribeUrl, vars }) };
+    return {
+      to: r.email,
+      raw: mime.build({ to: { address: r.email, name: r.name }, messageIdHeader: `${token}@${domain}`, messageToken: token, unsubscribeUrl, vars }),
+    };
   };
 
   const { rows: first } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT 1');
   const size = build(first[0]!).raw.length;
   // Prebuilt for every message when they fit the budget; else a prefix of readers, cycled.
   const distinct = Math.max(1, Math.min(count, Math.floor(CEILING_BUDGET_BYTES / size)));
-  const { rows: readers } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT $1', [distinct]);
+  const { rows: readers } = await c.pool.query<{ id: number; email: string; name: string | null }>(
+    'SELECT id, email, name FROM subscribers ORDER BY id LIMIT $1',
+    [distinct],
+  );
   let t = performance.now();
   const messages = readers.map(build);
   const buildUs = ((performance.now() - t) * 1000) / messages.length;
@@ -265,7 +297,12 @@ async function runEndToEnd(w: World, sink: Sink) {
   const idleRss = await Promise.all(workers.map(async (wk) => (await memoryOf(wk.pid))?.rss ?? 0));
   const redisBaseline = await redisUsedMemory(redis);
   const sinkBefore = sink.counters().mesg;
-  const cpu0 = { workers: await Promise.all(workers.map((wk) => cpuOf(wk.pid))), sink: await cpuOf(sink.pid), redis: await redisCpu(redis), self: process.cpuUsage() };
+  const cpu0 = {
+    workers: await Promise.all(workers.map((wk) => cpuOf(wk.pid))),
+    sink: await cpuOf(sink.pid),
+    redis: await redisCpu(redis),
+    self: process.cpuUsage(),
+  };
 
   // Sampling: memory of every worker and of Redis every 250 ms; our keys (SCAN + MEMORY USAGE
   // of each, which costs Redis a little) every 8 s.
@@ -313,7 +350,12 @@ async function runEndToEnd(w: World, sink: Sink) {
   await sampler;
   if (status !== 'done') throw new Error(`the send ended ${status}`);
 
-  const cpu1 = { workers: await Promise.all(workers.map((wk) => cpuOf(wk.pid))), sink: await cpuOf(sink.pid), redis: await redisCpu(redis), self: process.cpuUsage(cpu0.self) };
+  const cpu1 = {
+    workers: await Promise.all(workers.map((wk) => cpuOf(wk.pid))),
+    sink: await cpuOf(sink.pid),
+    redis: await redisCpu(redis),
+    self: process.cpuUsage(cpu0.self),
+  };
   // Postgres backends serving this database (the workers' pools and ours), CPU since they started.
   const { rows: backends } = await c.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
   const pgCpu = (await Promise.all(backends.map((b) => cpuOf(b.pid)))).reduce((a, b) => a + b, 0);
@@ -322,22 +364,28 @@ async function runEndToEnd(w: World, sink: Sink) {
   // Everything below comes from the message rows.
   const final = (await findSend(c.pool, send.id))!;
   const progress = await progressOf(c.pool, send.id);
-  const { rows: [lat] } = await c.pool.query<{ p: number[]; mean: number }>(
+  const {
+    rows: [lat],
+  } = await c.pool.query<{ p: number[]; mean: number }>(
     `SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM submitted_at - claimed_at)) AS p,
             avg(extract(epoch FROM submitted_at - claimed_at))::float8 AS mean
        FROM messages WHERE send_id = $1 AND status = 'submitted'`,
     [send.id],
   );
   // When a quarter, half, three quarters and all of the messages had been submitted.
-  const { rows: [quart] } = await c.pool.query<{ at: Date[] }>(
+  const {
+    rows: [quart],
+  } = await c.pool.query<{ at: Date[] }>(
     `SELECT percentile_disc(ARRAY[0.25, 0.5, 0.75, 1.0]) WITHIN GROUP (ORDER BY submitted_at) AS at
        FROM messages WHERE send_id = $1 AND status = 'submitted'`,
     [send.id],
   );
-  const { rows: [during] } = await c.pool.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM messages WHERE send_id = $1 AND status = 'submitted' AND submitted_at <= $2`,
-    [send.id, new Date(fanoutDoneAt ?? doneAt)],
-  );
+  const {
+    rows: [during],
+  } = await c.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM messages WHERE send_id = $1 AND status = 'submitted' AND submitted_at <= $2`, [
+    send.id,
+    new Date(fanoutDoneAt ?? doneAt),
+  ]);
   // A moment for the sink's counter line to arrive.
   await sleep(300);
   const sinkReceived = sink.counters().mesg - sinkBefore;
@@ -397,8 +445,12 @@ async function runFanoutOnly(w: World) {
   }
   const ms = performance.now() - t0;
   const send = (await findSend(c.pool, sendId))!;
-  const { rows: [count] } = await c.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE send_id = $1', [sendId]);
-  const { rows: [size] } = await c.pool.query<{ table: string; indexes: string }>(
+  const {
+    rows: [count],
+  } = await c.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE send_id = $1', [sendId]);
+  const {
+    rows: [size],
+  } = await c.pool.query<{ table: string; indexes: string }>(
     `SELECT pg_size_pretty(pg_table_size('messages')) AS table, pg_size_pretty(pg_indexes_size('messages')) AS indexes`,
   );
   return { ms, batchMs, total: send.total, rows: count!.n, size: size! };
@@ -414,14 +466,29 @@ async function main(): Promise<void> {
     const w = await createWorld('smtp://127.0.0.1:9');
     const r = await runFanoutOnly(w);
     console.log(`\nFan-out of ${fmt(READERS)} readers (batches of ${fmt(FANOUT_BATCH)}, one INSERT … SELECT each, as src/sending/fanout.ts):\n`);
-    console.log(table([
-      ['message rows written', fmt(r.rows), r.rows === READERS && r.total === READERS ? 'ok (= readers = sends.total)' : `MISMATCH: readers ${READERS}, sends.total ${r.total}`],
-      ['fan-out time', secs(r.ms), READERS >= 1_000_000 ? `target < 60 s for 1,000,000 (${r.ms < 60_000 ? 'met' : 'MISSED'})` : `${secs((r.ms * 1_000_000) / READERS)} per 1,000,000 at this rate (target < 60 s)`],
-      ['rows per second', fmt((r.rows / r.ms) * 1000)],
-      ['batches', fmt(r.batchMs.length)],
-      ['per batch p50 / p90 / max', `${percentile(r.batchMs, 0.5).toFixed(0)} / ${percentile(r.batchMs, 0.9).toFixed(0)} / ${Math.max(...r.batchMs).toFixed(0)} ms`],
-      ['messages table / indexes', `${r.size.table} / ${r.size.indexes}`],
-    ]));
+    console.log(
+      table([
+        [
+          'message rows written',
+          fmt(r.rows),
+          r.rows === READERS && r.total === READERS ? 'ok (= readers = sends.total)' : `MISMATCH: readers ${READERS}, sends.total ${r.total}`,
+        ],
+        [
+          'fan-out time',
+          secs(r.ms),
+          READERS >= 1_000_000
+            ? `target < 60 s for 1,000,000 (${r.ms < 60_000 ? 'met' : 'MISSED'})`
+            : `${secs((r.ms * 1_000_000) / READERS)} per 1,000,000 at this rate (target < 60 s)`,
+        ],
+        ['rows per second', fmt((r.rows / r.ms) * 1000)],
+        ['batches', fmt(r.batchMs.length)],
+        [
+          'per batch p50 / p90 / max',
+          `${percentile(r.batchMs, 0.5).toFixed(0)} / ${percentile(r.batchMs, 0.9).toFixed(0)} / ${Math.max(...r.batchMs).toFixed(0)} ms`,
+        ],
+        ['messages table / indexes', `${r.size.table} / ${r.size.indexes}`],
+      ]),
+    );
     return;
   }
 
@@ -450,40 +517,82 @@ async function main(): Promise<void> {
   console.log(`\nSink: ${sink.name}`);
   console.log(`Message: ${fmt(ceiling?.bytes ?? NaN)} bytes of MIME per reader (30 KB Markdown issue, HTML + text, quoted-printable)\n`);
   if (ceiling) {
-    console.log(`Ceiling — one process, one pooled nodemailer transport (${ceiling.poolSize} connections = ${POOL} × ${WORKERS} workers), ${ceiling.inflight} messages in flight, no queue, no database:\n`);
-    console.log(table([
-      ['messages sent', `${fmt(ceiling.sent)}${ceiling.errors ? ` (${ceiling.errors} errors)` : ''}`, `${fmt(ceiling.distinct)} distinct prebuilt messages${ceiling.distinct < CEILING_READERS ? ', cycled' : ''} (built at ${ceiling.buildUs.toFixed(1)} µs each, not timed)`],
-      ['time', secs(ceiling.ms)],
-      ['messages per second', fmt(ceilingRate)],
-      ['CPU: sender process / sink', `${ceiling.cpu.toFixed(1)} s / ${ceiling.sinkCpu.toFixed(1)} s`, `${((ceiling.cpu * 1e6) / ceiling.sent).toFixed(0)} / ${((ceiling.sinkCpu * 1e6) / ceiling.sent).toFixed(0)} µs per message`],
-    ]));
+    console.log(
+      `Ceiling — one process, one pooled nodemailer transport (${ceiling.poolSize} connections = ${POOL} × ${WORKERS} workers), ${ceiling.inflight} messages in flight, no queue, no database:\n`,
+    );
+    console.log(
+      table([
+        [
+          'messages sent',
+          `${fmt(ceiling.sent)}${ceiling.errors ? ` (${ceiling.errors} errors)` : ''}`,
+          `${fmt(ceiling.distinct)} distinct prebuilt messages${ceiling.distinct < CEILING_READERS ? ', cycled' : ''} (built at ${ceiling.buildUs.toFixed(1)} µs each, not timed)`,
+        ],
+        ['time', secs(ceiling.ms)],
+        ['messages per second', fmt(ceilingRate)],
+        [
+          'CPU: sender process / sink',
+          `${ceiling.cpu.toFixed(1)} s / ${ceiling.sinkCpu.toFixed(1)} s`,
+          `${((ceiling.cpu * 1e6) / ceiling.sent).toFixed(0)} / ${((ceiling.sinkCpu * 1e6) / ceiling.sent).toFixed(0)} µs per message`,
+        ],
+      ]),
+    );
     console.log('');
   }
   const rssTargetMet = Math.max(...e.rssHwm) < 250 * 1024 * 1024;
   const redisDelta = e.redisPeak - e.redisBaseline;
   console.log(`End to end — ${WORKERS} worker processes × DELIVERY_CONCURRENCY ${CONCURRENCY}, SMTP_POOL_SIZE ${POOL}, SEND_WINDOW ${w.config.sendWindow}:\n`);
-  console.log(table([
-    ['messages (sends.total)', fmt(total), `submitted ${fmt(e.progress.submitted)}, failed ${e.progress.failed}, bounced ${e.progress.bounced}, cancelled ${e.progress.cancelled}; the sink counted ${fmt(e.sinkReceived)}`],
-    ['fan-out time (trigger → fanout_done)', secs(fanoutMs), `observed by polling every ${STATUS_POLL_MS} ms; rows written while delivery runs`],
-    ['send time (started_at → finished_at)', secs(sendMs)],
-    ['end to end messages per second', fmt(rate), `target ≥ 1,200 (stretch 1,500): ${rate >= 1500 ? 'stretch met' : rate >= 1200 ? 'met' : 'MISSED'}`],
-    ['  …of the ceiling', ceiling ? `${fmt((rate / ceilingRate) * 100)} %` : 'n/a', ceiling ? `target ≥ 60 %: ${rate / ceilingRate >= 0.6 ? 'met' : 'MISSED'}` : ''],
-    ['  …during fan-out / after it', `${fmt(e.submittedDuringFanout / (fanoutMs / 1000))} / ${afterMs > 0 ? fmt(afterFanout / (afterMs / 1000)) : 'n/a'}`, `messages/s (${fmt(e.submittedDuringFanout)} submitted before fanout_done)`],
-    ['per-message latency p50 / p99', `${(e.latency.p50 * 1000).toFixed(1)} / ${(e.latency.p99 * 1000).toFixed(1)} ms`, `mean ${(e.latency.mean * 1000).toFixed(1)} ms; submitted_at − claimed_at (see below)`],
-    ...e.rssHwm.map((hwm, i): [string, string, string] => [
-      `worker ${i + 1} peak RSS`,
-      mb(hwm),
-      `VmHWM; RSS idle before the send ${mb(e.idleRss[i]!)}, sampled peak ${mb(e.rssPeakSampled[i]!)} at +${(e.rssPeakAt[i]! / 1000).toFixed(1)} s; at 25/50/75/100 % submitted: ${e.rssQuartiles.map((q) => mb(q[i]!)).join(' / ')}`,
+  console.log(
+    table([
+      [
+        'messages (sends.total)',
+        fmt(total),
+        `submitted ${fmt(e.progress.submitted)}, failed ${e.progress.failed}, bounced ${e.progress.bounced}, cancelled ${e.progress.cancelled}; the sink counted ${fmt(e.sinkReceived)}`,
+      ],
+      ['fan-out time (trigger → fanout_done)', secs(fanoutMs), `observed by polling every ${STATUS_POLL_MS} ms; rows written while delivery runs`],
+      ['send time (started_at → finished_at)', secs(sendMs)],
+      ['end to end messages per second', fmt(rate), `target ≥ 1,200 (stretch 1,500): ${rate >= 1500 ? 'stretch met' : rate >= 1200 ? 'met' : 'MISSED'}`],
+      [
+        '  …of the ceiling',
+        ceiling ? `${fmt((rate / ceilingRate) * 100)} %` : 'n/a',
+        ceiling ? `target ≥ 60 %: ${rate / ceilingRate >= 0.6 ? 'met' : 'MISSED'}` : '',
+      ],
+      [
+        '  …during fan-out / after it',
+        `${fmt(e.submittedDuringFanout / (fanoutMs / 1000))} / ${afterMs > 0 ? fmt(afterFanout / (afterMs / 1000)) : 'n/a'}`,
+        `messages/s (${fmt(e.submittedDuringFanout)} submitted before fanout_done)`,
+      ],
+      [
+        'per-message latency p50 / p99',
+        `${(e.latency.p50 * 1000).toFixed(1)} / ${(e.latency.p99 * 1000).toFixed(1)} ms`,
+        `mean ${(e.latency.mean * 1000).toFixed(1)} ms; submitted_at − claimed_at (see below)`,
+      ],
+      ...e.rssHwm.map((hwm, i): [string, string, string] => [
+        `worker ${i + 1} peak RSS`,
+        mb(hwm),
+        `VmHWM; RSS idle before the send ${mb(e.idleRss[i]!)}, sampled peak ${mb(e.rssPeakSampled[i]!)} at +${(e.rssPeakAt[i]! / 1000).toFixed(1)} s; at 25/50/75/100 % submitted: ${e.rssQuartiles.map((q) => mb(q[i]!)).join(' / ')}`,
+      ]),
+      ['  worker memory target (< 250 MB)', rssTargetMet ? 'met' : 'MISSED'],
+      [
+        'Redis used_memory, peak − baseline',
+        mb(redisDelta),
+        `baseline ${mb(e.redisBaseline)}, peak ${mb(e.redisPeak)} (whole server: other tenants count too); target < 100 MB: ${redisDelta < 100 * 1024 * 1024 ? 'met' : 'MISSED'}`,
+      ],
+      ['Redis, our keys at their peak', mb(e.prefixPeak.bytes), `${fmt(e.prefixPeak.keys)} keys under the queue prefix (MEMORY USAGE, sampled every 8 s)`],
+      [
+        'CPU seconds: workers',
+        e.cpu.workers.map((x) => x.toFixed(1)).join(' + '),
+        `${((e.cpu.workers.reduce((a, b) => a + b, 0) * 1e6) / total).toFixed(0)} µs per message`,
+      ],
+      [
+        'CPU seconds: sink / Redis / Postgres',
+        `${e.cpu.sink.toFixed(1)} / ${e.cpu.redis.toFixed(1)} / ${e.cpu.postgres.toFixed(1)}`,
+        `Redis: whole server; Postgres: this database's backends; of ${(((e.doneAt - e.triggeredAt) / 1000) * 2).toFixed(1)} core-seconds on 2 cores`,
+      ],
+      ['CPU seconds: this process (sampling)', e.cpu.self.toFixed(1)],
+      ['samples', fmt(e.samples), `every ${SAMPLE_MS} ms`],
+      ['worker shutdown (SIGTERM → exit)', secs(e.stopMs)],
     ]),
-    ['  worker memory target (< 250 MB)', rssTargetMet ? 'met' : 'MISSED'],
-    ['Redis used_memory, peak − baseline', mb(redisDelta), `baseline ${mb(e.redisBaseline)}, peak ${mb(e.redisPeak)} (whole server: other tenants count too); target < 100 MB: ${redisDelta < 100 * 1024 * 1024 ? 'met' : 'MISSED'}`],
-    ['Redis, our keys at their peak', mb(e.prefixPeak.bytes), `${fmt(e.prefixPeak.keys)} keys under the queue prefix (MEMORY USAGE, sampled every 8 s)`],
-    ['CPU seconds: workers', e.cpu.workers.map((x) => x.toFixed(1)).join(' + '), `${((e.cpu.workers.reduce((a, b) => a + b, 0) * 1e6) / total).toFixed(0)} µs per message`],
-    ['CPU seconds: sink / Redis / Postgres', `${e.cpu.sink.toFixed(1)} / ${e.cpu.redis.toFixed(1)} / ${e.cpu.postgres.toFixed(1)}`, `Redis: whole server; Postgres: this database's backends; of ${((e.doneAt - e.triggeredAt) / 1000 * 2).toFixed(1)} core-seconds on 2 cores`],
-    ['CPU seconds: this process (sampling)', e.cpu.self.toFixed(1)],
-    ['samples', fmt(e.samples), `every ${SAMPLE_MS} ms`],
-    ['worker shutdown (SIGTERM → exit)', secs(e.stopMs)],
-  ]));
+  );
   console.log(`
   Latency is measured per message from its claim (the UPDATE queued → sending, claimed_at) to
   the batched status write (sending → submitted, submitted_at): building its MIME, waiting for a

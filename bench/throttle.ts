@@ -68,7 +68,9 @@ type Metrics = Record<string, number>;
 async function scrape(ports: number[]): Promise<Metrics> {
   const out: Metrics = {};
   for (const port of ports) {
-    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => '');
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
     for (const line of text.split('\n')) {
       const m = /^(broadside_(?:smtp_\w+|delivery_retries_total|messages_total)(?:\{[^}]*\})?) (\S+)$/.exec(line);
       if (m) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
@@ -95,7 +97,9 @@ async function runPhase(w: BenchWorld, name: string, throttleEvery: number): Pro
     const source = await readFile(path.join(root, 'bench/issue-30kb.md'), 'utf8');
     const parsed = parseIssueFile(source);
     const issue = await createIssue(w.c.pool, w.c.renderer, { ...parsed, subject: `${parsed.subject} (${name})` });
-    log(`${name}: sending to ${fmt(READERS)} readers through a relay that ${throttleEvery ? `answers 421 to every ${throttleEvery}th MAIL FROM` : 'accepts everything'}…`);
+    log(
+      `${name}: sending to ${fmt(READERS)} readers through a relay that ${throttleEvery ? `answers 421 to every ${throttleEvery}th MAIL FROM` : 'accepts everything'}…`,
+    );
     const { send } = await triggerSend(w.c, issue.id, null);
     const deadline = Date.now() + TIMEOUT_MS;
     let limitMin = Infinity;
@@ -103,14 +107,17 @@ async function runPhase(w: BenchWorld, name: string, throttleEvery: number): Pro
     for (;;) {
       const s = (await findSend(w.c.pool, send.id))!;
       if (s.status === 'done') break;
-      if (Date.now() > deadline) throw new Error(`${name}: the send was not done after ${TIMEOUT_MS / 1000} s: ${JSON.stringify(await progressOf(w.c.pool, send.id))}`);
+      if (Date.now() > deadline)
+        throw new Error(`${name}: the send was not done after ${TIMEOUT_MS / 1000} s: ${JSON.stringify(await progressOf(w.c.pool, send.id))}`);
       const m = await scrape(metricsPorts);
       const limit = m.broadside_smtp_concurrency_limit;
       if (limit !== undefined) limitMin = Math.min(limitMin, limit);
       if (Date.now() - lastReport > 10_000) {
         lastReport = Date.now();
         const p = await progressOf(w.c.pool, send.id);
-        log(`${name}: ${fmt(p.submitted)} submitted after ${fmt((Date.now() - s.started_at!.getTime()) / 1000, 1)} s${limit !== undefined ? `, limit ${limit}` : ''}`);
+        log(
+          `${name}: ${fmt(p.submitted)} submitted after ${fmt((Date.now() - s.started_at!.getTime()) / 1000, 1)} s${limit !== undefined ? `, limit ${limit}` : ''}`,
+        );
       }
       await sleep(200);
     }
@@ -119,10 +126,9 @@ async function runPhase(w: BenchWorld, name: string, throttleEvery: number): Pro
     const metrics = await scrape(metricsPorts);
     // A moment for the relay's counter line to arrive.
     await sleep(300);
-    const { rows: [b] } = await w.c.pool.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM bounces b JOIN messages m ON m.id = b.message_id WHERE m.send_id = $1',
-      [send.id],
-    );
+    const {
+      rows: [b],
+    } = await w.c.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM bounces b JOIN messages m ON m.id = b.message_id WHERE m.send_id = $1', [send.id]);
     const result: PhaseResult = {
       name,
       ms,
@@ -144,7 +150,9 @@ async function runPhase(w: BenchWorld, name: string, throttleEvery: number): Pro
 }
 
 async function main(): Promise<void> {
-  console.log(`Broadside throttling benchmark (node ${process.version}, ${fmt(READERS)} readers, ${WORKERS} worker process${WORKERS > 1 ? 'es' : ''}: ${path.relative(root, WORKER_SCRIPT)})\n`);
+  console.log(
+    `Broadside throttling benchmark (node ${process.version}, ${fmt(READERS)} readers, ${WORKERS} worker process${WORKERS > 1 ? 'es' : ''}: ${path.relative(root, WORKER_SCRIPT)})\n`,
+  );
   // The service's defaults for everything about sending; the workers get the same settings.
   const w = await createBenchWorld({ readers: READERS, namedEvery: 0 });
   log(`RETRY_DELAY_SECONDS ${w.c.config.retryDelaySeconds}, DELIVERY_CONCURRENCY ${w.c.config.deliveryConcurrency}, SMTP_POOL_SIZE ${w.c.config.smtpPoolSize}`);
@@ -154,7 +162,9 @@ async function main(): Promise<void> {
   if (flags.only !== 'plain') phases.push(await runPhase(w, `${share} throttled`, THROTTLE_EVERY));
   console.log('');
   for (const p of phases) {
-    const retries = Object.entries(p.metrics).filter(([k, v]) => k.startsWith('broadside_delivery_retries_total') && v > 0).map(([k, v]) => `${/reason="(\w+)"/.exec(k)?.[1]} ${fmt(v)}`);
+    const retries = Object.entries(p.metrics)
+      .filter(([k, v]) => k.startsWith('broadside_delivery_retries_total') && v > 0)
+      .map(([k, v]) => `${/reason="(\w+)"/.exec(k)?.[1]} ${fmt(v)}`);
     console.log(`${p.name}:`);
     console.log(`  ${fmt(p.progress.submitted)} submitted in ${fmt(p.ms / 1000, 1)} s: ${fmt(p.rate, 1)} messages/s`);
     console.log(`  messages: failed ${p.progress.failed}, bounced ${p.progress.bounced}, cancelled ${p.progress.cancelled}; bounce records ${p.bounces}`);

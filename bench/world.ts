@@ -141,27 +141,43 @@ export async function createBenchWorld(opts: { readers: number; namedEvery?: num
  * its deliver worker connected to Redis; they are stopped (SIGTERM, then SIGKILL after 30 s) at
  * the clean-up.
  */
-export async function startBenchWorkers(w: BenchWorld, count: number, opts: { script: string; nodeArgs?: string[]; env?: Record<string, string> }): Promise<{ workers: WorkerProcess[]; metricsPorts: number[] }> {
+export async function startBenchWorkers(
+  w: BenchWorld,
+  count: number,
+  opts: { script: string; nodeArgs?: string[]; env?: Record<string, string> },
+): Promise<{ workers: WorkerProcess[]; metricsPorts: number[] }> {
   const metricsPorts: number[] = [];
   for (let i = 0; i < count; i++) metricsPorts.push(await freePort());
-  const workers = metricsPorts.map((port, i) => startWorkerProcess(w.config, {
-    name: `worker ${i + 1}`,
-    script: opts.script,
-    nodeArgs: opts.nodeArgs,
-    env: { LOG_LEVEL: 'warn', ...opts.env, METRICS_PORT: String(port) },
-  }));
+  const workers = metricsPorts.map((port, i) =>
+    startWorkerProcess(w.config, {
+      name: `worker ${i + 1}`,
+      script: opts.script,
+      nodeArgs: opts.nodeArgs,
+      env: { LOG_LEVEL: 'warn', ...opts.env, METRICS_PORT: String(port) },
+    }),
+  );
   for (const p of workers) onCleanup(p.name, () => p.stop(30_000));
-  await until(`${count} worker processes connected`, async () => {
-    const dead = workers.find((p) => !p.running);
-    if (dead) throw new Error(`${dead.name} exited at start: ${dead.output()}`);
-    return (await w.c.queues.deliver.getWorkersCount()) >= count;
-  }, 60_000);
+  await until(
+    `${count} worker processes connected`,
+    async () => {
+      const dead = workers.find((p) => !p.running);
+      if (dead) throw new Error(`${dead.name} exited at start: ${dead.output()}`);
+      return (await w.c.queues.deliver.getWorkersCount()) >= count;
+    },
+    60_000,
+  );
   return { workers, metricsPorts };
 }
 
 /** The first lines a worker printed (at LOG_LEVEL=warn, anything is worth a look), and how many. */
 export function printedLines(workers: WorkerProcess[], first = 5): { lines: number; sample: string[] } {
-  const all = workers.flatMap((p) => p.output().split('\n').filter((l) => l.trim()).map((l) => `${p.name}: ${l.slice(0, 300)}`));
+  const all = workers.flatMap((p) =>
+    p
+      .output()
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => `${p.name}: ${l.slice(0, 300)}`),
+  );
   return { lines: all.length, sample: all.slice(0, first) };
 }
 
@@ -201,7 +217,7 @@ export async function startSink(opts: { postfix?: boolean; throttleEvery?: numbe
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    name = 'Node sink (bench/sink.ts: the tests\' relay, smtp-server)';
+    name = "Node sink (bench/sink.ts: the tests' relay, smtp-server)";
     port = 0;
   }
   child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
@@ -223,10 +239,14 @@ export async function startSink(opts: { postfix?: boolean; throttleEvery?: numbe
   if (opts.postfix) {
     await until(`the sink listening on 127.0.0.1:${port}`, () => canConnect(port), 5000);
   } else {
-    port = await until('the sink listening', () => {
-      if (child.exitCode !== null) throw new Error(`the Node sink exited (${child.exitCode}) before listening: ${stderr}`);
-      return Number(/listening (\d+)/.exec(out)?.[1] ?? 0);
-    }, 30_000);
+    port = await until(
+      'the sink listening',
+      () => {
+        if (child.exitCode !== null) throw new Error(`the Node sink exited (${child.exitCode}) before listening: ${stderr}`);
+        return Number(/listening (\d+)/.exec(out)?.[1] ?? 0);
+      },
+      30_000,
+    );
   }
   const last = (key: string) => {
     const all = [...out.matchAll(new RegExp(`${key}=(\\d+)`, 'g'))];

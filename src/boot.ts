@@ -185,7 +185,7 @@ async function startRoles(roles: Role[]): Promise<void> {
       log.info({ port: bounces.port, domain: config.bounceDomain ?? null }, 'bounce listener started');
     }
     await checkIssueTemplate(c);
-    if (!config.postalAddress) log.warn('POSTAL_ADDRESS is not set: every email footer should carry the sender\'s postal address (CAN-SPAM)');
+    if (!config.postalAddress) log.warn("POSTAL_ADDRESS is not set: every email footer should carry the sender's postal address (CAN-SPAM)");
     // Printed, not logged, and last, so the log does not scroll it away: the log may be shipped
     // elsewhere, the terminal is the operator's. JSON logs with the operator's own API_TOKEN get
     // no banner (it would be the one line in the stream that is not JSON).

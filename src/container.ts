@@ -85,9 +85,10 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     // The connection's own listener above already warns; this keeps BullMQ off the console.
     (err, queue) => log.debug({ err: err.message, queue }, 'queue connection error'),
   );
-  const dkim = config.dkimDomain && config.dkimSelector && config.dkimPrivateKey
-    ? { domainName: config.dkimDomain, keySelector: config.dkimSelector, privateKey: config.dkimPrivateKey }
-    : undefined;
+  const dkim =
+    config.dkimDomain && config.dkimSelector && config.dkimPrivateKey
+      ? { domainName: config.dkimDomain, keySelector: config.dkimSelector, privateKey: config.dkimPrivateKey }
+      : undefined;
   const mailer = overrides.mailer ?? createSmtpMailer({ smtpUrl: smtpUrlOf(config), from: config.mailFrom, poolSize: config.smtpPoolSize, dkim });
   const tokens = new ReaderTokens(config.secret);
   const links = new ReaderLinks(config.publicUrl, tokens, { confirmHours: config.confirmTokenTtlHours, dataMinutes: config.dataLinkTtlMinutes });

@@ -24,13 +24,16 @@ export function maskUrl(url: string): string {
   const path = url.replace(TOKEN_PATH, '$1…');
   const q = path.indexOf('?');
   if (q === -1) return path;
-  const query = path.slice(q + 1).split('&').map((pair) => {
-    const eq = pair.indexOf('=');
-    if (eq === -1) return ADDRESS_VALUE.test(pair) ? '…' : pair;
-    const name = paramName(pair.slice(0, eq));
-    const hidden = SECRET_PARAM.test(name) || name.toLowerCase() === 'email' || ADDRESS_VALUE.test(pair.slice(eq + 1));
-    return hidden ? `${pair.slice(0, eq)}=…` : pair;
-  });
+  const query = path
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq === -1) return ADDRESS_VALUE.test(pair) ? '…' : pair;
+      const name = paramName(pair.slice(0, eq));
+      const hidden = SECRET_PARAM.test(name) || name.toLowerCase() === 'email' || ADDRESS_VALUE.test(pair.slice(eq + 1));
+      return hidden ? `${pair.slice(0, eq)}=…` : pair;
+    });
   return `${path.slice(0, q)}?${query.join('&')}`;
 }
 

@@ -7,7 +7,10 @@ type Mapped = { status: number; code: string; message: string; details?: unknown
 
 // Fastify's own client-error codes, mapped to our stable codes and plain messages.
 const FASTIFY_CODES: Record<string, { code: string; message?: string }> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'unsupported_media_type', message: 'unsupported content type: send application/json or a form (application/x-www-form-urlencoded)' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: 'unsupported_media_type',
+    message: 'unsupported content type: send application/json or a form (application/x-www-form-urlencoded)',
+  },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'invalid_body', message: 'the request body does not match its Content-Length' },
   FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload_too_large', message: 'the request body is too large' },
   FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'invalid_json', message: 'the JSON body is empty' },
@@ -41,7 +44,8 @@ function map(error: FastifyError): Mapped {
   if (status === 415) return { status, code: 'unsupported_media_type', message: known?.message ?? error.message };
   if (known) return { status: status >= 400 && status < 500 ? status : 400, code: known.code, message: known.message ?? error.message };
   // Postgres first: its socket errors look like any other, and it is the one a handler reached.
-  if (isDatabaseUnavailable(error)) return { status: 503, code: 'database_unavailable', message: 'the database cannot be reached right now; please try again shortly' };
+  if (isDatabaseUnavailable(error))
+    return { status: 503, code: 'database_unavailable', message: 'the database cannot be reached right now; please try again shortly' };
   if (isDependencyDown(error)) return { status: 503, code: 'unavailable', message: 'the service cannot answer right now; please try again shortly' };
   // Body parser errors (a SyntaxError from JSON.parse) carry 400 and no Fastify code.
   if (status === 400 && error instanceof SyntaxError) return { status, code: 'invalid_json', message: 'the body is not valid JSON' };
@@ -73,7 +77,8 @@ export function respondWithError(newsletter: string) {
 export function installErrorHandling(app: FastifyInstance, newsletter: string): void {
   app.setErrorHandler(respondWithError(newsletter));
   app.setNotFoundHandler((request, reply) => {
-    if (wantsJson(request)) return reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
+    if (wantsJson(request))
+      return reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
     return sendErrorPage(reply, 404, 'There is no page at this address.', newsletter);
   });
 }

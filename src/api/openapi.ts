@@ -32,7 +32,10 @@ const operatorDocs: Record<string, FastifySchema & { summary: string }> = {
     summary: 'Readiness: Postgres, Redis and the schema are usable',
     response: {
       200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }, { description: 'every check is "ok"' }),
-      503: Type.Object({ status: Type.Literal('unavailable'), checks: Type.Record(Type.String(), Type.String()) }, { description: 'a failing check says "unavailable"; with the editor\'s Bearer token it holds the error message (always logged)' }),
+      503: Type.Object(
+        { status: Type.Literal('unavailable'), checks: Type.Record(Type.String(), Type.String()) },
+        { description: 'a failing check says "unavailable"; with the editor\'s Bearer token it holds the error message (always logged)' },
+      ),
     },
   },
   '/metrics': {
@@ -54,10 +57,12 @@ type Responses = Record<string, Record<string, unknown>>;
 
 /** Each response gets a description ("Not Found", ...) where its schema has none. Copies. */
 function described(responses: Responses): Responses {
-  return Object.fromEntries(Object.entries(responses).map(([code, schema]) => [
-    code,
-    schema.description === undefined ? { ...schema, description: STATUS_CODES[code] ?? code } : schema,
-  ]));
+  return Object.fromEntries(
+    Object.entries(responses).map(([code, schema]) => [
+      code,
+      schema.description === undefined ? { ...schema, description: STATUS_CODES[code] ?? code } : schema,
+    ]),
+  );
 }
 
 /**
@@ -68,7 +73,10 @@ function described(responses: Responses): Responses {
  * dashboard and these docs. A new route is therefore hidden unless it is under /api, where the
  * OpenAPI test insists on its schemas, or is listed in public-route-docs.ts.
  */
-function transform({ schema, url, route }: { schema: FastifySchema | undefined; url: string; route?: { method?: string | string[] } }): { schema: FastifySchema; url: string } {
+function transform({ schema, url, route }: { schema: FastifySchema | undefined; url: string; route?: { method?: string | string[] } }): {
+  schema: FastifySchema;
+  url: string;
+} {
   const own = (schema ?? {}) as FastifySchema & { hide?: boolean; security?: unknown; consumes?: string[] };
   if (own.hide) return { schema: own, url };
   const method = [route?.method ?? ''].flat()[0]!.toUpperCase();
@@ -117,7 +125,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       info: {
         title: 'Broadside',
         version,
-        description: 'The editor API (bearer token: API_TOKEN), the public routes that answer JSON (sign-up, the reader\'s links, the archive: no token) and the operator\'s probes. Errors are `{"error":{"code","message"}}`.',
+        description:
+          'The editor API (bearer token: API_TOKEN), the public routes that answer JSON (sign-up, the reader\'s links, the archive: no token) and the operator\'s probes. Errors are `{"error":{"code","message"}}`.',
       },
       tags: [
         { name: 'issues', description: 'Write, preview, test and publish issues' },
@@ -125,7 +134,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'bounces', description: 'Bounces, complaints and the raw reports behind them' },
         { name: 'webhooks', description: 'Bounce and complaint events from email providers, authenticated by their own signatures' },
         { name: 'subscribers', description: 'List, add, import, export and erase subscribers' },
-        { name: 'readers', description: 'Public: sign-up and the links in a reader\'s emails (no token)' },
+        { name: 'readers', description: "Public: sign-up and the links in a reader's emails (no token)" },
         { name: 'archive', description: 'Public: the published issues (no token)' },
         { name: 'operator', description: 'Health, readiness and metrics' },
       ],

@@ -59,7 +59,10 @@ export const publicRouteDocs: Record<string, RouteDocs> = {
     description: `The same answer whether the address is new, pending or already subscribed (no enumeration). A form post gets \`303\` to /subscribe/check-inbox. Leave \`website\` empty: it is the honeypot, and a value there is dropped silently with the same answer. ${JSON_NOTE}`,
     consumes: ['application/json', 'application/x-www-form-urlencoded'],
     response: {
-      202: { ...Status('pending'), description: 'accepted: a confirmation email is on its way (unless one went out in the last 10 minutes, or the reader is already active)' },
+      202: {
+        ...Status('pending'),
+        description: 'accepted: a confirmation email is on its way (unless one went out in the last 10 minutes, or the reader is already active)',
+      },
       400: error('`invalid_input`: the address is missing or not one we can mail'),
       429: error('`rate_limited`: too many sign-ups from this IP; see `Retry-After`'),
     },
@@ -80,13 +83,18 @@ export const publicRouteDocs: Record<string, RouteDocs> = {
     summary: 'Unsubscribe at once (RFC 8058 one-click)',
     description: `Any body (\`List-Unsubscribe=One-Click\` as a form, multipart or none); no cookie, no redirect. An erased reader gets the same answer. ${JSON_NOTE}`,
     response: {
-      200: { ...Type.Object({ status: Type.String({ description: '`unsubscribed`, or the state that already keeps the reader from mail (`bounced`, `complained`)' }) }), description: 'unsubscribed' },
+      200: {
+        ...Type.Object({
+          status: Type.String({ description: '`unsubscribed`, or the state that already keeps the reader from mail (`bounced`, `complained`)' }),
+        }),
+        description: 'unsubscribed',
+      },
       ...tokenError,
     },
   },
   'GET /manage/:token': {
     tags: ['readers'],
-    summary: 'The subscription a footer\'s manage link names (no personal data beyond the address)',
+    summary: "The subscription a footer's manage link names (no personal data beyond the address)",
     description: `The footer's link lasts as long as the email does, so it shows the subscription and can unsubscribe, but gives no data and erases nothing: those need a fresh link mailed to the reader (POST …/data-link). ${JSON_NOTE}`,
     response: {
       200: Type.Object({
@@ -141,10 +149,10 @@ export const publicRouteDocs: Record<string, RouteDocs> = {
   },
   'GET /issues/:slug': {
     tags: ['archive'],
-    summary: 'An issue\'s web version',
+    summary: "An issue's web version",
     description: 'JSON when `Accept` prefers `application/json`, the page otherwise.',
     response: {
-      200: Type.Object({ ...ArchiveItem.properties, html: Type.String({ description: 'the issue\'s article, sanitised HTML' }) }),
+      200: Type.Object({ ...ArchiveItem.properties, html: Type.String({ description: "the issue's article, sanitised HTML" }) }),
       404: error('`not_found`: no published issue has this slug'),
     },
   },

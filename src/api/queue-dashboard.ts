@@ -39,10 +39,13 @@ export function queueDashboard(c: Container, check: (token: string) => boolean):
 
     const serverAdapter = new FastifyAdapter();
     serverAdapter.setBasePath(app.prefix || '/');
-    const queues = c.queues.all.map((queue) => new BullMQAdapter(queue as never, {
-      readOnlyMode: true,
-      description: `${descriptions[queue.name] ?? ''} (Redis keys ${c.config.queuePrefix}:${queue.name}:*)`.trim(),
-    }));
+    const queues = c.queues.all.map(
+      (queue) =>
+        new BullMQAdapter(queue as never, {
+          readOnlyMode: true,
+          description: `${descriptions[queue.name] ?? ''} (Redis keys ${c.config.queuePrefix}:${queue.name}:*)`.trim(),
+        }),
+    );
     createBullBoard({
       queues,
       serverAdapter,

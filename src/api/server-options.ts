@@ -6,8 +6,10 @@ import { rawError, TIMED_OUT } from '../http/body-deadline.js';
 import type { LogLines } from '../log.js';
 import { proxyMatcher, trustProxyOption } from './proxy-trust.js';
 
-type HttpSettings = Pick<Config,
-  'trustProxy' | 'httpHeadersTimeoutSeconds' | 'httpUploadTimeoutSeconds' | 'httpIdleTimeoutSeconds' | 'httpKeepAliveTimeoutSeconds'>;
+type HttpSettings = Pick<
+  Config,
+  'trustProxy' | 'httpHeadersTimeoutSeconds' | 'httpUploadTimeoutSeconds' | 'httpIdleTimeoutSeconds' | 'httpKeepAliveTimeoutSeconds'
+>;
 
 /**
  * What the server is told about proxies and time. Fastify leaves `requestTimeout` and
@@ -15,7 +17,9 @@ type HttpSettings = Pick<Config,
  * connection for as long as it liked. Each bound here is one a real client on a slow link does
  * not reach; the README ("HTTP timeouts and connection limits") gives the reasons for each number.
  */
-export function serverOptions(config: HttpSettings): Pick<FastifyServerOptions, 'trustProxy' | 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout' | 'clientErrorHandler'> & { http: ServerOptions } {
+export function serverOptions(
+  config: HttpSettings,
+): Pick<FastifyServerOptions, 'trustProxy' | 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout' | 'clientErrorHandler'> & { http: ServerOptions } {
   // The outer bound, for every request: what the editor's CSV import needs. Every other request
   // is held to HTTP_BODY_TIMEOUT_SECONDS by boundRequestBodies.
   const requestTimeout = config.httpUploadTimeoutSeconds * 1000;

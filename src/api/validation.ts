@@ -37,7 +37,9 @@ type ObjectSchema = { type?: unknown; properties?: Record<string, { type?: unkno
 
 /** The properties a URL part's schema types as integers: its own, and those of an allOf (Type.Intersect). */
 function integerProperties(schema: ObjectSchema): string[] {
-  const own = Object.entries(schema.properties ?? {}).filter(([, s]) => s.type === 'integer').map(([name]) => name);
+  const own = Object.entries(schema.properties ?? {})
+    .filter(([, s]) => s.type === 'integer')
+    .map(([name]) => name);
   return [...own, ...(schema.allOf ?? []).flatMap(integerProperties)];
 }
 

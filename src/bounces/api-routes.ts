@@ -76,59 +76,69 @@ function toBounce(r: BounceListRow): Bounce {
  */
 export function bounceApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get('/api/bounces', {
-      schema: {
-        tags: ['bounces'],
-        description: 'Bounces and complaints, newest first. `matched=false` lists the reports that matched no reader.',
-        querystring: ListQuery,
-        response: { 200: Type.Object({ items: Type.Array(BounceSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
-      },
-    }, async (request) => {
-      const q = request.query;
-      const since = parseDateParam(q.since, 'since');
-      const until = parseDateParam(q.until, 'until');
-      const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 100 }, (keyset) => listBounces(c.pool, {
-        type: q.type,
-        source: q.source,
-        issueId: q.issue,
-        since,
-        until,
-        matched: q.matched,
-        subscriberId: q.subscriber,
-        beforeId: keyset.from,
-        limit: keyset.rows,
-      }));
-      return { items: page.items.map(toBounce), nextCursor: page.nextCursor };
-    });
-
-    app.get('/api/bounces/reports/:id', {
-      schema: {
-        tags: ['bounces'],
-        description: 'A mail the bounce listener accepted (a DSN, an ARF report, or something it could not read), byte for byte.',
-        params: IdParams,
-        // The stored bytes go out as they are; no serializer touches them. Errors are JSON.
-        response: {
-          200: {
-            description: 'the mail as received',
-            content: { 'message/rfc822': { schema: Type.Unsafe<Buffer>(Type.String({ format: 'binary' })) } },
-          },
-          404: ErrorSchema,
+    app.get(
+      '/api/bounces',
+      {
+        schema: {
+          tags: ['bounces'],
+          description: 'Bounces and complaints, newest first. `matched=false` lists the reports that matched no reader.',
+          querystring: ListQuery,
+          response: { 200: Type.Object({ items: Type.Array(BounceSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
         },
       },
-    }, async (request, reply) => {
-      const { id } = request.params;
-      const raw = await findInboundReportRaw(c.pool, id);
-      if (!raw) throw reportGone(id, c.config);
-      // Anyone can mail the listener, so these bytes are a stranger's: downloaded, never
-      // rendered or sniffed by a browser as something it could run.
-      return reply
-        .type('message/rfc822')
-        .header('content-disposition', `attachment; filename="inbound-report-${id}.eml"`)
-        .header('x-content-type-options', 'nosniff')
-        .header('content-security-policy', "default-src 'none'; sandbox")
-        .header('cache-control', 'no-store')
-        .send(raw);
-    });
+      async (request) => {
+        const q = request.query;
+        const since = parseDateParam(q.since, 'since');
+        const until = parseDateParam(q.until, 'until');
+        const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 100 }, (keyset) =>
+          listBounces(c.pool, {
+            type: q.type,
+            source: q.source,
+            issueId: q.issue,
+            since,
+            until,
+            matched: q.matched,
+            subscriberId: q.subscriber,
+            beforeId: keyset.from,
+            limit: keyset.rows,
+          }),
+        );
+        return { items: page.items.map(toBounce), nextCursor: page.nextCursor };
+      },
+    );
+
+    app.get(
+      '/api/bounces/reports/:id',
+      {
+        schema: {
+          tags: ['bounces'],
+          description: 'A mail the bounce listener accepted (a DSN, an ARF report, or something it could not read), byte for byte.',
+          params: IdParams,
+          // The stored bytes go out as they are; no serializer touches them. Errors are JSON.
+          response: {
+            200: {
+              description: 'the mail as received',
+              content: { 'message/rfc822': { schema: Type.Unsafe<Buffer>(Type.String({ format: 'binary' })) } },
+            },
+            404: ErrorSchema,
+          },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const raw = await findInboundReportRaw(c.pool, id);
+        if (!raw) throw reportGone(id, c.config);
+        // Anyone can mail the listener, so these bytes are a stranger's: downloaded, never
+        // rendered or sniffed by a browser as something it could run.
+        return reply
+          .type('message/rfc822')
+          .header('content-disposition', `attachment; filename="inbound-report-${id}.eml"`)
+          .header('x-content-type-options', 'nosniff')
+          .header('content-security-policy', "default-src 'none'; sandbox")
+          .header('cache-control', 'no-store')
+          .send(raw);
+      },
+    );
   };
 }
 
@@ -139,7 +149,10 @@ export function bounceApiRoutes(c: Container): FastifyPluginAsyncTypebox {
  */
 function reportGone(id: number, cfg: Pick<Container['config'], 'bounceReportRetentionDays' | 'bounceUnmatchedReportRetentionDays'>): AppError {
   const kept = (days: number) => (days > 0 ? `${days} days` : 'for good');
-  return new AppError(404, 'not_found',
+  return new AppError(
+    404,
+    'not_found',
     `inbound report ${id} not found: there never was one, or its raw mail was deleted (raw reports are kept ${kept(cfg.bounceReportRetentionDays)} ` +
-    `when they matched a reader, ${kept(cfg.bounceUnmatchedReportRetentionDays)} when not, and go when their reader is erased)`);
+      `when they matched a reader, ${kept(cfg.bounceUnmatchedReportRetentionDays)} when not, and go when their reader is erased)`,
+  );
 }

@@ -62,9 +62,21 @@ const INSERT = `ins AS (
 function inserted(type: BounceType, b: BounceInput): unknown[] {
   const m = b.match;
   return [
-    type, b.source, m?.subscriberId ?? null, m?.messageId ?? null, m?.sendId ?? null, m?.matchedBy ?? null,
-    cap(b.recipient, 320), cap(b.action, 40), cap(b.status, 20), cap(b.diagnostic), cap(b.remoteMta, 255), cap(b.feedbackType, 40),
-    cap(b.eventId, 255), b.reportId ?? null, b.occurredAt ?? null,
+    type,
+    b.source,
+    m?.subscriberId ?? null,
+    m?.messageId ?? null,
+    m?.sendId ?? null,
+    m?.matchedBy ?? null,
+    cap(b.recipient, 320),
+    cap(b.action, 40),
+    cap(b.status, 20),
+    cap(b.diagnostic),
+    cap(b.remoteMta, 255),
+    cap(b.feedbackType, 40),
+    cap(b.eventId, 255),
+    b.reportId ?? null,
+    b.occurredAt ?? null,
   ];
 }
 
@@ -98,10 +110,14 @@ async function run(pool: Pool, text: string, values: unknown[]): Promise<Recorde
  */
 export function writeBounce(pool: Pool, b: BounceInput, policy: SuppressionPolicy): Promise<Recorded | undefined> {
   switch (b.type) {
-    case 'hard': return writeHardBounce(pool, b);
-    case 'soft': return writeSoftBounce(pool, b, policy);
-    case 'complaint': return writeComplaint(pool, b);
-    case 'other': return writeOther(pool, b);
+    case 'hard':
+      return writeHardBounce(pool, b);
+    case 'soft':
+      return writeSoftBounce(pool, b, policy);
+    case 'complaint':
+      return writeComplaint(pool, b);
+    case 'other':
+      return writeOther(pool, b);
   }
 }
 
@@ -111,7 +127,8 @@ export function writeBounce(pool: Pool, b: BounceInput, policy: SuppressionPolic
  * one being submitted (its reply stored with it).
  */
 function writeHardBounce(pool: Pool, b: BounceInput): Promise<Recorded | undefined> {
-  return run(pool,
+  return run(
+    pool,
     `WITH ${INSERT}, message AS (
        UPDATE messages m SET status = 'bounced', smtp_response = COALESCE($16::text, m.smtp_response), updated_at = now()
          FROM ins i
@@ -135,7 +152,8 @@ function writeHardBounce(pool: Pool, b: BounceInput): Promise<Recorded | undefin
  * complaint is stronger than an unsubscription or a bounce. The message is left as it was.
  */
 function writeComplaint(pool: Pool, b: BounceInput): Promise<Recorded | undefined> {
-  return run(pool,
+  return run(
+    pool,
     `WITH ${INSERT}, reader AS (
        UPDATE subscribers s
           SET status = 'complained',
@@ -160,7 +178,8 @@ function writeComplaint(pool: Pool, b: BounceInput): Promise<Recorded | undefine
  * smtp) also marks the message being submitted failed, after its last retry.
  */
 function writeSoftBounce(pool: Pool, b: BounceInput, policy: SuppressionPolicy): Promise<Recorded | undefined> {
-  return run(pool,
+  return run(
+    pool,
     `WITH ${INSERT}, message AS (
        UPDATE messages m SET status = 'failed', smtp_response = COALESCE($16::text, m.smtp_response), updated_at = now()
          FROM ins i
@@ -197,7 +216,8 @@ function writeSoftBounce(pool: Pool, b: BounceInput, policy: SuppressionPolicy):
 
 /** Anything else (delay warnings, ARF reports that are not abuse, provider events we only keep): stored, nobody changed. */
 function writeOther(pool: Pool, b: BounceInput): Promise<Recorded | undefined> {
-  return run(pool,
+  return run(
+    pool,
     `WITH ${INSERT}
      SELECT ins.id, (SELECT status::text FROM subscribers WHERE id = ins.subscriber_id) AS subscriber_status, false AS suppressed
        FROM ins`,
@@ -209,14 +229,15 @@ function writeOther(pool: Pool, b: BounceInput): Promise<Recorded | undefined> {
  * The message a token names, when the token is ours (signature checked) and the message exists.
  * Candidates are tried in order; the first that verifies decides.
  */
-export async function matchToken(pool: Pool, tokens: MessageTokens, candidates: { token: string | null | undefined; matchedBy: MatchKind }[]): Promise<Match | null> {
+export async function matchToken(
+  pool: Pool,
+  tokens: MessageTokens,
+  candidates: { token: string | null | undefined; matchedBy: MatchKind }[],
+): Promise<Match | null> {
   for (const { token, matchedBy } of candidates) {
     const id = token ? tokens.verify(token) : undefined;
     if (id === undefined) continue;
-    const { rows } = await pool.query<{ subscriber_id: number; send_id: number }>(
-      'SELECT subscriber_id, send_id FROM messages WHERE id = $1::bigint',
-      [id],
-    );
+    const { rows } = await pool.query<{ subscriber_id: number; send_id: number }>('SELECT subscriber_id, send_id FROM messages WHERE id = $1::bigint', [id]);
     if (rows[0]) return { messageId: id, subscriberId: rows[0].subscriber_id, sendId: rows[0].send_id, matchedBy };
   }
   return null;

@@ -78,7 +78,10 @@ export function withLinksInNewTabs(markup: string): string {
 }
 
 function sendViewerPage(reply: FastifyReply, title: string, body: SafeHtml, headers: Record<string, string> = pageHeaders) {
-  return reply.code(200).headers(headers).send(page(title, html`${VIEWER_STYLE}${body}`, { wide: true }));
+  return reply
+    .code(200)
+    .headers(headers)
+    .send(page(title, html`${VIEWER_STYLE}${body}`, { wide: true }));
 }
 
 /**
@@ -93,7 +96,10 @@ export function captureRoutes(c: Container): FastifyPluginAsyncTypebox {
       const found = await mail.page({ search: q, before, limit: PAGE_SIZE });
       const search = q.trim();
       const query = (extra: Record<string, string>) => `/admin/mail?${new URLSearchParams({ ...(search ? { q: search } : {}), ...extra })}`.replace(/\?$/, '');
-      return sendViewerPage(reply, 'Captured mail', html`
+      return sendViewerPage(
+        reply,
+        'Captured mail',
+        html`
 <h1>Captured mail</h1>
 <p class="muted">${c.config.smtpUrl ? 'SMTP_URL is set: mail goes to the relay, and this list only shows what was captured before.' : 'No SMTP_URL is set, so mail is stored here instead of delivered.'} Newest first, ${PAGE_SIZE} a page.</p>
 <form class="mail-search" method="get" action="/admin/mail" role="search">
@@ -101,29 +107,43 @@ export function captureRoutes(c: Container): FastifyPluginAsyncTypebox {
 <button type="submit">Search</button>
 </form>
 <p>${search ? `${found.matching} message${found.matching === 1 ? '' : 's'} match “${search}”.` : `${found.matching} message${found.matching === 1 ? '' : 's'}.`}${search ? html` <a href="/admin/mail">Show all</a>` : ''}</p>
-${found.items.length === 0 ? html`<p>${before ? 'No older messages.' : search ? 'Nothing matches.' : 'No messages yet.'}</p>` : html`<table class="mail-table">
+${
+  found.items.length === 0
+    ? html`<p>${before ? 'No older messages.' : search ? 'Nothing matches.' : 'No messages yet.'}</p>`
+    : html`<table class="mail-table">
 <thead><tr><th scope="col">When (UTC)</th><th scope="col">To</th><th scope="col">Subject</th></tr></thead>
 <tbody>${found.items.map((m) => html`<tr><td>${m.date.replace('T', ' ').slice(0, 19)}</td><td>${m.to}</td><td><a href="/admin/mail/${m.id}">${m.subject}</a></td></tr>`)}</tbody>
-</table>`}
-<nav class="pager" aria-label="Pages">${before ? html`<a href="${query({})}">Newest messages</a>` : ''}${found.older ? html`<a href="${query({ before: found.older })}">Older messages</a>` : ''}</nav>`);
+</table>`
+}
+<nav class="pager" aria-label="Pages">${before ? html`<a href="${query({})}">Newest messages</a>` : ''}${found.older ? html`<a href="${query({ before: found.older })}">Older messages</a>` : ''}</nav>`,
+      );
     });
 
     app.get('/admin/mail/:id', { schema: { params: IdParams } }, async (request, reply) => {
       const { id } = request.params;
       const m = await mail.read(id);
       if (!m) throw notFound('message');
-      return sendViewerPage(reply, m.subject, html`
+      return sendViewerPage(
+        reply,
+        m.subject,
+        html`
 <p><a href="/admin/mail">← All captured mail</a></p>
 <h1>${m.subject}</h1>
 <dl><dt>From</dt><dd>${m.from}</dd><dt>To</dt><dd>${m.to}</dd><dt>Date</dt><dd>${m.date}</dd></dl>
 <p><a href="/admin/mail/${m.id}/message.eml" download="${m.id}.eml">Download .eml</a> · <a href="/admin/mail/${m.id}/raw">Raw message</a>${m.html ? html` · <a href="/admin/mail/${m.id}/html" target="_blank" rel="noreferrer">HTML part in a new tab</a>` : ''}</p>
-${m.html ? html`<h2>HTML part</h2>
+${
+  m.html
+    ? html`<h2>HTML part</h2>
 <p class="muted">As a mail client shows it: no scripts, no forms; links and buttons open in a new tab.</p>
-<iframe class="html-part" title="HTML part" src="/admin/mail/${m.id}/html" sandbox="${FRAME_SANDBOX}" referrerpolicy="no-referrer"></iframe>` : ''}
+<iframe class="html-part" title="HTML part" src="/admin/mail/${m.id}/html" sandbox="${FRAME_SANDBOX}" referrerpolicy="no-referrer"></iframe>`
+    : ''
+}
 <h2>Text part</h2>
 <pre class="text-part">${linkifiedText(m.text)}</pre>
 <h2>Headers</h2>
-<dl>${m.headers.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`, messagePageHeaders);
+<dl>${m.headers.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`,
+        messagePageHeaders,
+      );
     });
 
     app.get('/admin/mail/:id/html', { schema: { params: IdParams } }, async (request, reply) => {

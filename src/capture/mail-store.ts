@@ -42,7 +42,12 @@ export class CapturedMail {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const ids = files.filter((f) => f.endsWith('.eml')).map((f) => f.slice(0, -4)).filter(isCaptureId).sort().reverse();
+    const ids = files
+      .filter((f) => f.endsWith('.eml'))
+      .map((f) => f.slice(0, -4))
+      .filter(isCaptureId)
+      .sort()
+      .reverse();
     // Forget what was deleted by hand, so the cache holds only what is on disk.
     if (this.summaries.size > ids.length) {
       const present = new Set(ids);

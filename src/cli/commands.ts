@@ -39,7 +39,7 @@ const INTERVAL: Options = { interval: { type: 'string' } };
 
 export const HTTP_HELP = [
   '      --url <url>        the service (default: BROADSIDE_URL, else http://127.0.0.1:$PORT, PORT 3000)',
-  '      --token <token>    the editor\'s API token (default: API_TOKEN, else the development token',
+  "      --token <token>    the editor's API token (default: API_TOKEN, else the development token",
   '                         in $DATA_DIR/secrets.json, DATA_DIR .data)',
 ];
 
@@ -55,7 +55,8 @@ function intervalOf(values: Values, command: string): number {
   const raw = str(values, 'interval');
   if (raw === undefined) return 5;
   const n = Number(raw);
-  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !(n > 0) || n > 3600) throw new UsageError(`--interval must be a number of seconds above 0 and at most 3600, got "${raw}"`, command);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !(n > 0) || n > 3600)
+    throw new UsageError(`--interval must be a number of seconds above 0 and at most 3600, got "${raw}"`, command);
   return n;
 }
 
@@ -89,7 +90,7 @@ export const COMMANDS: Command[] = [
       '  ---',
       '  Markdown of the issue…',
       '',
-      'Prints the issue\'s id, slug, web version and HTML size.',
+      "Prints the issue's id, slug, web version and HTML size.",
       '',
       'Options:',
       '      --draft            create the issue as a draft only (editable, not public)',
@@ -101,21 +102,22 @@ export const COMMANDS: Command[] = [
     options: { draft: { type: 'boolean' }, subject: { type: 'string' }, preheader: { type: 'string' }, json: { type: 'boolean' } },
     args: ['file.md'],
     http: true,
-    run: async ([file], values) => publishFile(await client(values), file!, {
-      draft: values.draft === true,
-      subject: str(values, 'subject'),
-      preheader: str(values, 'preheader'),
-      json: values.json === true,
-    }),
+    run: async ([file], values) =>
+      publishFile(await client(values), file!, {
+        draft: values.draft === true,
+        subject: str(values, 'subject'),
+        preheader: str(values, 'preheader'),
+        json: values.json === true,
+      }),
   },
   {
     name: 'send',
     synopsis: '<issue> [options]',
     summary: 'send an issue to every active reader and watch its progress',
     help: [
-      'Starts the issue\'s one send (it publishes the issue) and shows its progress until it is done.',
+      "Starts the issue's one send (it publishes the issue) and shows its progress until it is done.",
       'Sending an issue that already has its send sends nothing twice: it watches that send.',
-      '<issue> is the issue\'s id or slug.',
+      "<issue> is the issue's id or slug.",
       '',
       'Ctrl-C stops watching; the send goes on (see "broadside status", "broadside cancel").',
       'Exit status: 0 when the send is done, 1 when it was cancelled, 130 after Ctrl-C.',
@@ -138,9 +140,9 @@ export const COMMANDS: Command[] = [
   {
     name: 'watch',
     synopsis: '<issue> [options]',
-    summary: 'watch the progress of an issue\'s send',
+    summary: "watch the progress of an issue's send",
     help: [
-      'Shows the progress of the issue\'s send until it is done (a scheduled send: until it',
+      "Shows the progress of the issue's send until it is done (a scheduled send: until it",
       'starts and is done). Ctrl-C stops watching; the send goes on.',
       'Exit status: 0 when the send is done, 1 when it was cancelled, 130 after Ctrl-C.',
       '',
@@ -159,7 +161,7 @@ export const COMMANDS: Command[] = [
   {
     name: 'status',
     synopsis: '<issue> [options]',
-    summary: 'show an issue and its send\'s counts',
+    summary: "show an issue and its send's counts",
     help: [
       'Prints the issue and the counts of its send (queued, submitted, failed, bounced, cancelled).',
       '',
@@ -172,20 +174,15 @@ export const COMMANDS: Command[] = [
     http: true,
     run: async ([ref], values) => showStatus(await client(values), ref!, { json: values.json === true }),
   },
-  issueControl('pause', 'pause an issue\'s send', [
-    'Stops new submissions of the issue\'s send (within a second); its messages stay queued.',
+  issueControl('pause', "pause an issue's send", [
+    "Stops new submissions of the issue's send (within a second); its messages stay queued.",
     '',
     'Options:',
     ...HTTP_HELP,
   ]),
-  issueControl('resume', 'resume a paused send', [
-    'Continues a paused send; nothing is sent twice.',
-    '',
-    'Options:',
-    ...HTTP_HELP,
-  ]),
-  issueControl('cancel', 'cancel an issue\'s send', [
-    'Ends the issue\'s send: what is still queued is cancelled; messages in flight finish.',
+  issueControl('resume', 'resume a paused send', ['Continues a paused send; nothing is sent twice.', '', 'Options:', ...HTTP_HELP]),
+  issueControl('cancel', "cancel an issue's send", [
+    "Ends the issue's send: what is still queued is cancelled; messages in flight finish.",
     '',
     'Options:',
     ...HTTP_HELP,
@@ -201,7 +198,7 @@ export const COMMANDS: Command[] = [
       'unsubscribed, bounced or complained are rejected (each listed with its line).',
       '',
       'Options:',
-      '      --json             print the import\'s report as JSON',
+      "      --json             print the import's report as JSON",
       INTERVAL_HELP,
       ...HTTP_HELP,
     ],
@@ -217,7 +214,10 @@ export const COMMANDS: Command[] = [
     name: 'start',
     synopsis: '',
     summary: 'run the API and a worker in one process (one machine)',
-    help: ['Creates and migrates the database if needed, then runs the HTTP API and a worker until', 'SIGTERM or Ctrl-C. Configured by environment variables (see the README).'],
+    help: [
+      'Creates and migrates the database if needed, then runs the HTTP API and a worker until',
+      'SIGTERM or Ctrl-C. Configured by environment variables (see the README).',
+    ],
     options: {},
     args: [],
     http: false,
@@ -237,7 +237,10 @@ export const COMMANDS: Command[] = [
     name: 'worker',
     synopsis: '',
     summary: 'run a worker only (as many as you like, on any machine)',
-    help: ['Creates and migrates the database if needed, then runs a worker until SIGTERM or Ctrl-C.', 'Run as many as the relay can take, against the same Redis and Postgres.'],
+    help: [
+      'Creates and migrates the database if needed, then runs a worker until SIGTERM or Ctrl-C.',
+      'Run as many as the relay can take, against the same Redis and Postgres.',
+    ],
     options: {},
     args: [],
     http: false,
@@ -250,9 +253,9 @@ export const COMMANDS: Command[] = [
     help: [
       'Checks what "broadside start" needs, with the same environment variables: Postgres (the role,',
       'the database, its migrations), Redis (and that its maxmemory-policy is noeviction), the SMTP',
-      'relay\'s greeting and login (SMTP_URL), and the ports (PORT, CAPTURE_SMTP_PORT, BOUNCE_SMTP_PORT;',
+      "relay's greeting and login (SMTP_URL), and the ports (PORT, CAPTURE_SMTP_PORT, BOUNCE_SMTP_PORT;",
       'a running Broadside on them is fine). Each check is printed with ✓, ! (a warning) or ✗ and',
-      'what to try, then the banner the service prints at start (its address, the editor\'s token and',
+      "what to try, then the banner the service prints at start (its address, the editor's token and",
       'where mail goes). Changes nothing. Exit status: 0 when no check failed, 1 otherwise.',
     ],
     options: {},

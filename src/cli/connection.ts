@@ -43,7 +43,8 @@ function checkBase(raw: string, from: string): string {
 const PRINTABLE_TOKEN = /^[\x21-\x7e]+$/;
 
 async function resolveToken(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd = process.cwd()): Promise<{ token: string; tokenSource: string }> {
-  const given = flags.token !== undefined ? { token: flags.token, tokenSource: '--token' } : env.API_TOKEN ? { token: env.API_TOKEN, tokenSource: 'API_TOKEN' } : undefined;
+  const given =
+    flags.token !== undefined ? { token: flags.token, tokenSource: '--token' } : env.API_TOKEN ? { token: env.API_TOKEN, tokenSource: 'API_TOKEN' } : undefined;
   if (given) {
     // Checked here: fetch would reject a header value with a line break with a message that is
     // easy to mistake for a network failure. The message never repeats the value.
@@ -66,7 +67,8 @@ async function resolveToken(flags: ConnectionFlags, env: NodeJS.ProcessEnv, cwd 
   } catch {
     token = undefined;
   }
-  if (typeof token !== 'string' || !PRINTABLE_TOKEN.test(token)) throw new CliFailure(`no API token: ${file} holds no valid "apiToken"; pass --token or set API_TOKEN`);
+  if (typeof token !== 'string' || !PRINTABLE_TOKEN.test(token))
+    throw new CliFailure(`no API token: ${file} holds no valid "apiToken"; pass --token or set API_TOKEN`);
   return { token, tokenSource: file };
 }
 

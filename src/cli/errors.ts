@@ -5,7 +5,10 @@ import { AppError } from '../errors.js';
 
 /** The command line itself is wrong: unknown command, missing argument, bad flag. Exit 2. */
 export class UsageError extends Error {
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -13,7 +16,10 @@ export class UsageError extends Error {
 
 /** The operation failed for a reason already put in words for the person at the terminal. Exit 1. */
 export class CliFailure extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'CliFailure';
   }
@@ -29,7 +35,10 @@ export class ApiError extends AppError {
 
 /** Nothing answered at the service's address (refused, unknown host, timed out). */
 export class ServiceUnreachable extends Error {
-  constructor(readonly base: string, readonly reason: string) {
+  constructor(
+    readonly base: string,
+    readonly reason: string,
+  ) {
     super(`no Broadside service answers at ${base} (${reason})`);
     this.name = 'ServiceUnreachable';
   }

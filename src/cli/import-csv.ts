@@ -49,7 +49,9 @@ function uploadView(file: string, size: number, intervalSeconds: number): Upload
 
 function printReport(file: string, r: ImportReport, partial = false): void {
   const out = partial ? note : print;
-  out(`${partial ? 'Before the error, from' : 'Imported'} ${file}: ${count(r.rows)} row${r.rows === 1 ? '' : 's'} read, ${count(r.accepted)} added, ${count(r.rejected)} rejected.`);
+  out(
+    `${partial ? 'Before the error, from' : 'Imported'} ${file}: ${count(r.rows)} row${r.rows === 1 ? '' : 's'} read, ${count(r.accepted)} added, ${count(r.rejected)} rejected.`,
+  );
   const reasons = Object.entries(r.rejectedByReason);
   if (reasons.length) out(`  rejected: ${reasons.map(([reason, n]) => `${reason} ${count(n)}`).join(', ')}`);
   for (const x of r.rejections.slice(0, LISTED)) out(`  line ${x.line}: ${x.email || '(empty)'}: ${x.message} (${x.reason})`);

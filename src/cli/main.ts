@@ -22,7 +22,7 @@ function mainUsage(): string {
     'Operator commands, which run the service itself (configured by environment variables):',
     ...operator.map(line),
     '',
-    '<issue> is an issue\'s id or its slug.',
+    "<issue> is an issue's id or its slug.",
     '',
     'Options of the editor commands:',
     ...HTTP_HELP,
@@ -34,7 +34,13 @@ function mainUsage(): string {
 }
 
 function commandUsage(c: Command): string {
-  return [`Usage: broadside ${c.name}${c.synopsis ? ` ${c.synopsis}` : ''}`, '', ...c.help, ...(c.http ? [] : ['', 'Options:']), '  -h, --help             this help'].join('\n');
+  return [
+    `Usage: broadside ${c.name}${c.synopsis ? ` ${c.synopsis}` : ''}`,
+    '',
+    ...c.help,
+    ...(c.http ? [] : ['', 'Options:']),
+    '  -h, --help             this help',
+  ].join('\n');
 }
 
 function version(): string {
@@ -67,7 +73,13 @@ function parse(args: string[], options: Options, command?: string): { values: Va
 
 async function dispatch(argv: string[]): Promise<number | undefined> {
   // The command is the first positional; the global options may come before it.
-  const { tokens } = parseArgs({ args: argv, options: { ...HTTP_OPTIONS, ...HELP_OPTION, version: { type: 'boolean' } }, allowPositionals: true, strict: false, tokens: true });
+  const { tokens } = parseArgs({
+    args: argv,
+    options: { ...HTTP_OPTIONS, ...HELP_OPTION, version: { type: 'boolean' } },
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
   const first = tokens.find((t) => t.kind === 'positional');
   if (!first) {
     const { values } = parse(argv, { ...HTTP_OPTIONS, ...HELP_OPTION, version: { type: 'boolean' } });

@@ -81,12 +81,10 @@ export function barLine(s: Send, width: number): string {
     s.failed ? `${count(s.failed)} failed` : '',
     s.bounced ? `${count(s.bounced)} bounced` : '',
     s.cancelled ? `${count(s.cancelled)} cancelled` : '',
-  ].filter(Boolean).join(', ');
-  const extras = [
-    sending && s.etaSeconds !== null ? `${duration(s.etaSeconds)} left` : '',
-    problems,
-    sending ? `${s.ratePerSecond}/s` : '',
-  ].filter(Boolean);
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const extras = [sending && s.etaSeconds !== null ? `${duration(s.etaSeconds)} left` : '', problems, sending ? `${s.ratePerSecond}/s` : ''].filter(Boolean);
   for (;;) {
     const tail = [head, ...extras].join(' · ');
     const room = max - state.length - ' [] '.length - tail.length;

@@ -39,9 +39,11 @@ export async function sendIssue(api: ApiClient, ref: string, opts: SendOptions):
     note(`Issue ${issue.id} already has its send (${send.status}); nothing is sent twice.${scheduledAt ? ' --at is ignored.' : ''}`);
   } else {
     send = await api.request<Send>('POST', `/api/issues/${issue.id}/send`, { json: scheduledAt ? { scheduledAt } : {} });
-    print(send.status === 'scheduled'
-      ? `Scheduled the send of issue ${issue.id} "${issue.subject}" for ${when(send.scheduledAt)}.`
-      : `Started the send of issue ${issue.id} "${issue.subject}".`);
+    print(
+      send.status === 'scheduled'
+        ? `Scheduled the send of issue ${issue.id} "${issue.subject}" for ${when(send.scheduledAt)}.`
+        : `Started the send of issue ${issue.id} "${issue.subject}".`,
+    );
   }
   if (opts.detach) {
     print(`Watch it with: broadside watch ${issue.slug}`);
@@ -63,6 +65,8 @@ export async function watchIssue(api: ApiClient, ref: string, opts: WatchOptions
 export async function controlSend(api: ApiClient, ref: string, action: 'pause' | 'resume' | 'cancel'): Promise<number> {
   const issue = await findIssue(api, ref);
   const send = await api.request<Send>('POST', `/api/issues/${issue.id}/send/${action}`);
-  print(`The send of issue ${issue.id} is ${send.status}: ${count(send.submitted)} of ${count(send.total)} submitted, ${count(send.queued)} queued, ${count(send.cancelled)} cancelled.`);
+  print(
+    `The send of issue ${issue.id} is ${send.status}: ${count(send.submitted)} of ${count(send.total)} submitted, ${count(send.queued)} queued, ${count(send.cancelled)} cancelled.`,
+  );
   return 0;
 }

@@ -29,8 +29,12 @@ export async function showStatus(api: ApiClient, ref: string, opts: { json: bool
   if (send.startedAt) print(`  started:     ${when(send.startedAt)}`);
   if (send.finishedAt) print(`  finished:    ${when(send.finishedAt)}`);
   print(`  readers:     ${count(send.total)}${send.fanoutDone ? '' : ' so far (still counting the audience)'}`);
-  print(`  queued ${count(send.queued)} · sending ${count(send.sending)} · submitted ${count(send.submitted)} · failed ${count(send.failed)} · bounced ${count(send.bounced)} · cancelled ${count(send.cancelled)}${inDoubt(send)}`);
-  print(`  bounces:     ${count(send.bounced)} hard (${percent(send.bounceRate)}) · ${count(send.softBounces)} soft · complaints ${count(send.complaints)} (${percent(send.complaintRate)})`);
+  print(
+    `  queued ${count(send.queued)} · sending ${count(send.sending)} · submitted ${count(send.submitted)} · failed ${count(send.failed)} · bounced ${count(send.bounced)} · cancelled ${count(send.cancelled)}${inDoubt(send)}`,
+  );
+  print(
+    `  bounces:     ${count(send.bounced)} hard (${percent(send.bounceRate)}) · ${count(send.softBounces)} soft · complaints ${count(send.complaints)} (${percent(send.complaintRate)})`,
+  );
   if (send.rateAlert) {
     print(`  alert:       ${send.rateAlert.message} (${when(send.rateAlert.at)})${send.rateAlert.waived ? '; resumed by the editor' : ''}`);
   }

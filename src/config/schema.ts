@@ -201,7 +201,8 @@ function oneOf<T extends string>(values: readonly T[]): Parser<T> {
   };
 }
 
-const TRUST_PROXY_HELP = 'the number of proxies in front of the service (1 for one nginx) or their addresses (such as 127.0.0.1 or 10.0.0.0/8, comma separated)';
+const TRUST_PROXY_HELP =
+  'the number of proxies in front of the service (1 for one nginx) or their addresses (such as 127.0.0.1 or 10.0.0.0/8, comma separated)';
 
 function trustProxy(raw: string): TrustProxy {
   const v = raw.trim().toLowerCase();
@@ -294,10 +295,14 @@ const fields = {
   // exits 1. Keep it below the supervisor's grace period (docker-compose.yml: 40 s).
   shutdownTimeoutSeconds: { env: 'SHUTDOWN_TIMEOUT_SECONDS', parse: int(1, 3600), default: 30 },
   dkimDomain: { env: 'DKIM_DOMAIN', parse: domain },
-  dkimSelector: { env: 'DKIM_SELECTOR', parse: (raw: string) => {
-    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(raw.trim())) throw new FieldError(`must be a DNS label such as "s2026", got "${raw}"`);
-    return raw.trim();
-  } },
+  dkimSelector: {
+    env: 'DKIM_SELECTOR',
+    parse: (raw: string) => {
+      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(raw.trim()))
+        throw new FieldError(`must be a DNS label such as "s2026", got "${raw}"`);
+      return raw.trim();
+    },
+  },
   dkimPrivateKey: { env: 'DKIM_PRIVATE_KEY', parse: pemOrFile },
   // GET /metrics of a worker-only process (the API serves its own on PORT); 0 turns it off.
   metricsPort: { env: 'METRICS_PORT', parse: int(0, 65535), default: 9464 },
@@ -336,14 +341,17 @@ const fields = {
   sesSnsTopicArns: { env: 'SES_SNS_TOPIC_ARNS', parse: list },
   postmarkWebhookUser: { env: 'POSTMARK_WEBHOOK_USER', parse: str },
   postmarkWebhookPassword: { env: 'POSTMARK_WEBHOOK_PASSWORD', parse: minLength(12) },
-  sendgridWebhookPublicKey: { env: 'SENDGRID_WEBHOOK_PUBLIC_KEY', parse: (raw: string) => {
-    try {
-      parsePublicKey(raw);
-    } catch {
-      throw new FieldError('must be the verification key SendGrid shows for the signed event webhook (base64 or PEM)');
-    }
-    return raw.trim();
-  } },
+  sendgridWebhookPublicKey: {
+    env: 'SENDGRID_WEBHOOK_PUBLIC_KEY',
+    parse: (raw: string) => {
+      try {
+        parsePublicKey(raw);
+      } catch {
+        throw new FieldError('must be the verification key SendGrid shows for the signed event webhook (base64 or PEM)');
+      }
+      return raw.trim();
+    },
+  },
   mailgunWebhookSigningKey: { env: 'MAILGUN_WEBHOOK_SIGNING_KEY', parse: minLength(16) },
   webhookToleranceSeconds: { env: 'WEBHOOK_TOLERANCE_SECONDS', parse: int(10, 86400), default: 300 },
 } satisfies { [K in keyof Config]: Field<Config[K]> };
@@ -382,13 +390,18 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if ((out.postmarkWebhookUser === undefined) !== (out.postmarkWebhookPassword === undefined)) {
     problems.push('POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together: set both or neither');
   }
-  if (typeof out.httpHeadersTimeoutSeconds === 'number' && typeof out.httpUploadTimeoutSeconds === 'number'
-    && out.httpHeadersTimeoutSeconds > out.httpUploadTimeoutSeconds) {
+  if (
+    typeof out.httpHeadersTimeoutSeconds === 'number' &&
+    typeof out.httpUploadTimeoutSeconds === 'number' &&
+    out.httpHeadersTimeoutSeconds > out.httpUploadTimeoutSeconds
+  ) {
     // Node refuses to start with it: the upload's bound is the whole request's, headers included.
     problems.push('HTTP_HEADERS_TIMEOUT_SECONDS must not be longer than HTTP_UPLOAD_TIMEOUT_SECONDS (the headers are part of the request)');
   }
   if (typeof out.bounceBufferBytes === 'number' && typeof out.bounceMaxBytes === 'number' && out.bounceBufferBytes < out.bounceMaxBytes) {
-    problems.push(`BOUNCE_BUFFER_BYTES (${out.bounceBufferBytes}) must be at least BOUNCE_MAX_BYTES (${out.bounceMaxBytes}): a mail the listener allows must fit in memory`);
+    problems.push(
+      `BOUNCE_BUFFER_BYTES (${out.bounceBufferBytes}) must be at least BOUNCE_MAX_BYTES (${out.bounceMaxBytes}): a mail the listener allows must fit in memory`,
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as Config;
@@ -396,4 +409,3 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (!config.newsletterName) config.newsletterName = parseMailbox(config.mailFrom).name ?? 'Newsletter';
   return config;
 }
-

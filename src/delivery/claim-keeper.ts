@@ -49,14 +49,17 @@ export class ClaimKeeper {
     if (this.renewing || this.held.size === 0) return;
     const claims = [...this.held].map(([id, attempts]) => ({ id, attempts }));
     this.renewing = renewClaims(this.pool, claims)
-      .then(() => {
-        if (this.failing) this.log.info({ claims: claims.length }, 'claims renewed again: Postgres is back');
-        this.failing = false;
-      }, (err: unknown) => {
-        // Once per outage: the next tick tries again.
-        if (!this.failing) this.log.warn({ claims: claims.length, err: describeDatabaseError(err) }, 'could not renew claims in flight; trying again');
-        this.failing = true;
-      })
+      .then(
+        () => {
+          if (this.failing) this.log.info({ claims: claims.length }, 'claims renewed again: Postgres is back');
+          this.failing = false;
+        },
+        (err: unknown) => {
+          // Once per outage: the next tick tries again.
+          if (!this.failing) this.log.warn({ claims: claims.length, err: describeDatabaseError(err) }, 'could not renew claims in flight; trying again');
+          this.failing = true;
+        },
+      )
       .finally(() => (this.renewing = undefined));
   }
 

@@ -21,7 +21,6 @@ import { RelayPacer, UNANSWERED_FOR_MS, UNAVAILABLE_AFTER } from './relay-pacing
 import { transportAddress } from '../subscribers/email-address.js';
 import type { StatusWriter } from './status-writer.js';
 
-
 /** What the worker's job tells the deliverer about retries. */
 export type Attempt = { isLast: boolean };
 
@@ -107,13 +106,16 @@ export class Deliverer {
     this.claims = new ClaimKeeper(c.pool, c.log, renewalIntervalMs(c.config.sendingTimeoutSeconds));
     const max = c.config.smtpPoolSize;
     c.metrics.smtpConcurrencyLimit(max);
-    this.pacer = new RelayPacer({ max, unavailableAfter: UNAVAILABLE_AFTER, unansweredForMs: UNANSWERED_FOR_MS }, {
-      limitChanged: (limit) => c.metrics.smtpConcurrencyLimit(limit),
-      limitMovedMuch: (limit, from) => {
-        if (limit < from) c.log.warn({ limit, from, max }, 'the SMTP relay is refusing transactions: fewer submissions at once');
-        else c.log.info({ limit, from, max }, limit === max ? 'SMTP submissions back to full speed' : 'SMTP submissions speeding up again');
+    this.pacer = new RelayPacer(
+      { max, unavailableAfter: UNAVAILABLE_AFTER, unansweredForMs: UNANSWERED_FOR_MS },
+      {
+        limitChanged: (limit) => c.metrics.smtpConcurrencyLimit(limit),
+        limitMovedMuch: (limit, from) => {
+          if (limit < from) c.log.warn({ limit, from, max }, 'the SMTP relay is refusing transactions: fewer submissions at once');
+          else c.log.info({ limit, from, max }, limit === max ? 'SMTP submissions back to full speed' : 'SMTP submissions speeding up again');
+        },
       },
-    });
+    );
   }
 
   /**
@@ -218,8 +220,10 @@ export class Deliverer {
     const was = this.pacer.unavailable;
     const unavailable = this.pacer.settle(result);
     if (unavailable && !was) {
-      this.c.log.warn({ smtpCode: failure?.code, response: failure?.response, retryInMs: this.c.config.retryDelaySeconds * 1000 },
-        'SMTP relay unavailable (a run of refusals, nothing answered for a second): every worker waits, then tries again');
+      this.c.log.warn(
+        { smtpCode: failure?.code, response: failure?.response, retryInMs: this.c.config.retryDelaySeconds * 1000 },
+        'SMTP relay unavailable (a run of refusals, nothing answered for a second): every worker waits, then tries again',
+      );
     } else if (was && !unavailable) {
       this.c.log.info('SMTP relay answering again: delivery goes on');
     }
@@ -247,9 +251,10 @@ export class Deliverer {
     if (attempt.isLast) {
       // A message refused for the last time is one soft bounce of its reader (not one per attempt).
       const r = await this.recordRefusal(claim, 'soft', failure);
-      log.warn({ ...context, attempts: claim.attempts, response: failure.response }, r?.suppressed
-        ? 'message failed after its last retry: a soft bounce, the reader\'s last allowed (suppressed)'
-        : 'message failed after its last retry');
+      log.warn(
+        { ...context, attempts: claim.attempts, response: failure.response },
+        r?.suppressed ? "message failed after its last retry: a soft bounce, the reader's last allowed (suppressed)" : 'message failed after its last retry',
+      );
       return 'failed';
     }
     await releaseMessage(pool, claim.id, failure.response);

@@ -94,13 +94,15 @@ export class IssueMime {
     // cannot collide with the content.
     const boundary = `=_broadside_${randomBytes(12).toString('hex')}`;
     this.fixedHead = Buffer.from(
-      header('From', headers.from)
-        + header('Subject', encodeHeaderText(headers.subject))
-        + header('List-Id', headers.listId)
-        + header('Feedback-ID', headers.feedbackId)
-        + 'MIME-Version: 1.0' + CRLF
-        + `Content-Type: multipart/alternative; boundary="${boundary}"` + CRLF
-        + CRLF,
+      header('From', headers.from) +
+        header('Subject', encodeHeaderText(headers.subject)) +
+        header('List-Id', headers.listId) +
+        header('Feedback-ID', headers.feedbackId) +
+        'MIME-Version: 1.0' +
+        CRLF +
+        `Content-Type: multipart/alternative; boundary="${boundary}"` +
+        CRLF +
+        CRLF,
       'latin1',
     );
     const part = (type: string) => `--${boundary}${CRLF}Content-Type: ${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: quoted-printable${CRLF}${CRLF}`;
@@ -114,13 +116,15 @@ export class IssueMime {
   /** One reader's complete message, ready to hand to the SMTP client as `raw`. */
   build(copy: ReaderCopy): Buffer {
     // Not folded: a long link stays whole on its line (RFC 5322 allows 998 characters).
-    const unsubscribe = Object.entries(listUnsubscribeHeaders(copy.unsubscribeUrl)).map(([name, value]) => `${name}: ${value}${CRLF}`).join('');
+    const unsubscribe = Object.entries(listUnsubscribeHeaders(copy.unsubscribeUrl))
+      .map(([name, value]) => `${name}: ${value}${CRLF}`)
+      .join('');
     const head = Buffer.from(
-      header('To', formatAddress(copy.to.address, copy.to.name))
-        + header('Date', (copy.date ?? new Date()).toUTCString().replace(/GMT$/, '+0000'))
-        + `Message-ID: <${copy.messageIdHeader}>${CRLF}`
-        + unsubscribe
-        + `X-Broadside-Message: ${copy.messageToken}${CRLF}`,
+      header('To', formatAddress(copy.to.address, copy.to.name)) +
+        header('Date', (copy.date ?? new Date()).toUTCString().replace(/GMT$/, '+0000')) +
+        `Message-ID: <${copy.messageIdHeader}>${CRLF}` +
+        unsubscribe +
+        `X-Broadside-Message: ${copy.messageToken}${CRLF}`,
       // The same bytes as ASCII whenever the address is ASCII; UTF-8 for an SMTPUTF8 address.
       'utf8',
     );

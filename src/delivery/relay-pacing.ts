@@ -104,7 +104,11 @@ export class RelayPacer {
   private loggedSlots: number;
   private unavailableNow = false;
 
-  constructor(private readonly opts: PacingOptions, private readonly events: PacerEvents = {}, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly opts: PacingOptions,
+    private readonly events: PacerEvents = {},
+    private readonly now: () => number = Date.now,
+  ) {
     this.state = initialPacing(opts, now());
     this.loggedSlots = slots(this.state);
   }

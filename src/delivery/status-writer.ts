@@ -71,7 +71,8 @@ export class StatusWriter {
       } catch (err) {
         if (!isDatabaseUnavailable(err)) throw err;
         // Once, then quietly: an outage would otherwise log a line per batch per try.
-        if (tries === 1) this.log.warn({ messages: ids.length, err: describeDatabaseError(err) }, 'status write failed: Postgres unavailable; trying again until it commits');
+        if (tries === 1)
+          this.log.warn({ messages: ids.length, err: describeDatabaseError(err) }, 'status write failed: Postgres unavailable; trying again until it commits');
         await sleep(wait);
       }
     }

@@ -10,7 +10,9 @@ export const TIMED_OUT = { status: 408, code: 'request_timeout', message: 'the r
 export function rawError(socket: Socket, e: { status: number; code: string; message: string }): void {
   if (!socket.writable) return;
   const body = JSON.stringify({ error: { code: e.code, message: e.message } });
-  socket.write(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.write(
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 /** The pending body deadline of each request that has one (see boundRequestBodies). */

@@ -49,6 +49,10 @@ export async function idPage<R extends { id: number }>(
   fetch: (keyset: { from: number | undefined; rows: number }) => Promise<R[]>,
 ): Promise<{ items: R[]; nextCursor: string | null }> {
   const from = parseIdCursor(query.cursor);
-  const page = await keysetPage(query.limit, (rows) => fetch({ from, rows }), (last) => idCursor(last.id));
+  const page = await keysetPage(
+    query.limit,
+    (rows) => fetch({ from, rows }),
+    (last) => idCursor(last.id),
+  );
   return { items: page.items, nextCursor: page.next };
 }

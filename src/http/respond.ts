@@ -19,10 +19,19 @@ export function wantsJson(request: FastifyRequest): boolean {
 }
 
 export function sendPage(reply: FastifyReply, status: number, title: string, body: ReturnType<typeof html>, newsletter?: string) {
-  return reply.code(status).headers(pageHeaders).send(page(title, body, { newsletter }));
+  return reply
+    .code(status)
+    .headers(pageHeaders)
+    .send(page(title, body, { newsletter }));
 }
 
 export function sendErrorPage(reply: FastifyReply, status: number, message: string, newsletter?: string) {
   const title = status === 404 ? 'Not found' : status === 429 ? 'Slow down' : status >= 500 ? 'Something went wrong' : 'That did not work';
-  return sendPage(reply, status, title, html`<h1>${title}</h1><p class="error" role="alert">${message}</p><p><a href="/">Back to the sign-up page</a></p>`, newsletter);
+  return sendPage(
+    reply,
+    status,
+    title,
+    html`<h1>${title}</h1><p class="error" role="alert">${message}</p><p><a href="/">Back to the sign-up page</a></p>`,
+    newsletter,
+  );
 }

@@ -42,7 +42,13 @@ const ListQuery = Type.Object({
 
 const PreviewQuery = Type.Object({ format: Type.Optional(Type.Enum(['html', 'text'], { default: 'html' })) });
 
-const TestBody = Type.Object({ to: Type.Array(Type.String({ maxLength: 512 }), { minItems: 1, maxItems: 5 * TEST_RECIPIENTS_MAX, description: `at most ${TEST_RECIPIENTS_MAX} distinct addresses` }) });
+const TestBody = Type.Object({
+  to: Type.Array(Type.String({ maxLength: 512 }), {
+    minItems: 1,
+    maxItems: 5 * TEST_RECIPIENTS_MAX,
+    description: `at most ${TEST_RECIPIENTS_MAX} distinct addresses`,
+  }),
+});
 const TestResultSchema = Type.Object({
   results: Type.Array(Type.Object({ to: Type.String(), status: Type.Enum(['submitted', 'rejected']), response: Type.String() })),
 });
@@ -76,104 +82,143 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   }
 
   return async (app) => {
-    app.post('/api/issues', {
-      bodyLimit: ISSUE_BODY_LIMIT,
-      schema: { tags: ['issues'], body: CreateBody, response: { 201: IssueDetailSchema, 400: ErrorSchema } },
-    }, async (request, reply) => {
-      const row = await createIssue(c.pool, c.renderer, request.body);
-      request.log.info({ issueId: row.id, slug: row.slug, htmlBytes: row.html_bytes }, 'issue created');
-      return reply.code(201).send({ ...toIssue(row), markdown: row.markdown });
-    });
-
-    app.get('/api/issues', {
-      schema: {
-        tags: ['issues'],
-        querystring: ListQuery,
-        response: { 200: Type.Object({ items: Type.Array(IssueSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
+    app.post(
+      '/api/issues',
+      {
+        bodyLimit: ISSUE_BODY_LIMIT,
+        schema: { tags: ['issues'], body: CreateBody, response: { 201: IssueDetailSchema, 400: ErrorSchema } },
       },
-    }, async (request) => {
-      const q = request.query;
-      const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 50 }, (keyset) => listIssues(c.pool, {
-        beforeId: keyset.from,
-        published: q.status === undefined ? undefined : q.status === 'published',
-        limit: keyset.rows,
-      }));
-      return { items: page.items.map(toIssue), nextCursor: page.nextCursor };
-    });
+      async (request, reply) => {
+        const row = await createIssue(c.pool, c.renderer, request.body);
+        request.log.info({ issueId: row.id, slug: row.slug, htmlBytes: row.html_bytes }, 'issue created');
+        return reply.code(201).send({ ...toIssue(row), markdown: row.markdown });
+      },
+    );
 
-    app.get('/api/issues/:id', {
-      schema: { tags: ['issues'], params: IdParams, response: { 200: IssueDetailSchema, 404: ErrorSchema } },
-    }, async (request) => {
-      const row = await issueOr404(request.params.id);
-      return { ...toIssue(row), markdown: row.markdown };
-    });
-
-    app.patch('/api/issues/:id', {
-      bodyLimit: ISSUE_BODY_LIMIT,
-      schema: { tags: ['issues'], params: IdParams, body: PatchBody, response: { 200: IssueDetailSchema, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema } },
-    }, async (request) => {
-      const { id } = request.params;
-      const row = await editIssue(c.pool, c.renderer, id, request.body);
-      request.log.info({ issueId: row.id, htmlBytes: row.html_bytes }, 'issue edited');
-      return { ...toIssue(row), markdown: row.markdown };
-    });
-
-    app.delete('/api/issues/:id', {
-      schema: { tags: ['issues'], params: IdParams, response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema } },
-    }, async (request, reply) => {
-      const { id } = request.params;
-      if (!(await deleteDraft(c.pool, id))) await refuseChange(c.pool, id);
-      return reply.code(204).send(null);
-    });
-
-    app.get('/api/issues/:id/preview', {
-      schema: {
-        tags: ['issues'],
-        description: 'The HTML part (or, with ?format=text, the text part) exactly as a reader receives it, personalised for a sample reader.',
-        params: IdParams,
-        querystring: PreviewQuery,
-        // Content types per status, so the 404 is documented as JSON, not as HTML.
-        response: {
-          200: {
-            description: 'the HTML part, or with ?format=text the text part',
-            content: { 'text/html': { schema: Type.String() }, 'text/plain': { schema: Type.String() } },
-          },
-          404: ErrorSchema,
+    app.get(
+      '/api/issues',
+      {
+        schema: {
+          tags: ['issues'],
+          querystring: ListQuery,
+          response: { 200: Type.Object({ items: Type.Array(IssueSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorSchema },
         },
       },
-    }, async (request, reply) => {
-      const row = await issueOr404(request.params.id);
-      const body = personalise({ html: row.html_template, text: row.text_template }, previewVars(c, row));
-      reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
-      if (request.query.format === 'text') return reply.type('text/plain; charset=utf-8').send(body.text);
-      return reply.type('text/html; charset=utf-8').header('content-security-policy', PREVIEW_CSP).send(body.html);
-    });
-
-    app.post('/api/issues/:id/test', {
-      schema: {
-        tags: ['issues'],
-        description: `Sends a copy now to up to ${TEST_RECIPIENTS_MAX} addresses, marked "[Test]" and not counted as a send.`,
-        params: IdParams,
-        body: TestBody,
-        response: { 200: TestResultSchema, 400: ErrorSchema, 404: ErrorSchema, 502: ErrorSchema },
+      async (request) => {
+        const q = request.query;
+        const page = await idPage({ cursor: q.cursor, limit: q.limit ?? 50 }, (keyset) =>
+          listIssues(c.pool, {
+            beforeId: keyset.from,
+            published: q.status === undefined ? undefined : q.status === 'published',
+            limit: keyset.rows,
+          }),
+        );
+        return { items: page.items.map(toIssue), nextCursor: page.nextCursor };
       },
-    }, async (request) => {
-      const row = await issueOr404(request.params.id);
-      return { results: await sendTestCopies(c, row, request.body.to, request.log) };
-    });
+    );
 
-    app.post('/api/issues/:id/publish', {
-      schema: {
-        tags: ['issues'],
-        description: 'Puts a draft in the public archive and the feed without mailing it. The issue can no longer be edited.',
-        params: IdParams,
-        response: { 200: IssueSchema, 404: ErrorSchema, 409: ErrorSchema },
+    app.get(
+      '/api/issues/:id',
+      {
+        schema: { tags: ['issues'], params: IdParams, response: { 200: IssueDetailSchema, 404: ErrorSchema } },
       },
-    }, async (request) => {
-      const { id } = request.params;
-      const row = await publishIssue(c.pool, id) ?? await refuseChange(c.pool, id);
-      request.log.info({ issueId: id, slug: row.slug }, 'issue published to the archive');
-      return toIssue(row);
-    });
+      async (request) => {
+        const row = await issueOr404(request.params.id);
+        return { ...toIssue(row), markdown: row.markdown };
+      },
+    );
+
+    app.patch(
+      '/api/issues/:id',
+      {
+        bodyLimit: ISSUE_BODY_LIMIT,
+        schema: {
+          tags: ['issues'],
+          params: IdParams,
+          body: PatchBody,
+          response: { 200: IssueDetailSchema, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        const row = await editIssue(c.pool, c.renderer, id, request.body);
+        request.log.info({ issueId: row.id, htmlBytes: row.html_bytes }, 'issue edited');
+        return { ...toIssue(row), markdown: row.markdown };
+      },
+    );
+
+    app.delete(
+      '/api/issues/:id',
+      {
+        schema: { tags: ['issues'], params: IdParams, response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema } },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        if (!(await deleteDraft(c.pool, id))) await refuseChange(c.pool, id);
+        return reply.code(204).send(null);
+      },
+    );
+
+    app.get(
+      '/api/issues/:id/preview',
+      {
+        schema: {
+          tags: ['issues'],
+          description: 'The HTML part (or, with ?format=text, the text part) exactly as a reader receives it, personalised for a sample reader.',
+          params: IdParams,
+          querystring: PreviewQuery,
+          // Content types per status, so the 404 is documented as JSON, not as HTML.
+          response: {
+            200: {
+              description: 'the HTML part, or with ?format=text the text part',
+              content: { 'text/html': { schema: Type.String() }, 'text/plain': { schema: Type.String() } },
+            },
+            404: ErrorSchema,
+          },
+        },
+      },
+      async (request, reply) => {
+        const row = await issueOr404(request.params.id);
+        const body = personalise({ html: row.html_template, text: row.text_template }, previewVars(c, row));
+        reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+        if (request.query.format === 'text') return reply.type('text/plain; charset=utf-8').send(body.text);
+        return reply.type('text/html; charset=utf-8').header('content-security-policy', PREVIEW_CSP).send(body.html);
+      },
+    );
+
+    app.post(
+      '/api/issues/:id/test',
+      {
+        schema: {
+          tags: ['issues'],
+          description: `Sends a copy now to up to ${TEST_RECIPIENTS_MAX} addresses, marked "[Test]" and not counted as a send.`,
+          params: IdParams,
+          body: TestBody,
+          response: { 200: TestResultSchema, 400: ErrorSchema, 404: ErrorSchema, 502: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const row = await issueOr404(request.params.id);
+        return { results: await sendTestCopies(c, row, request.body.to, request.log) };
+      },
+    );
+
+    app.post(
+      '/api/issues/:id/publish',
+      {
+        schema: {
+          tags: ['issues'],
+          description: 'Puts a draft in the public archive and the feed without mailing it. The issue can no longer be edited.',
+          params: IdParams,
+          response: { 200: IssueSchema, 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        const row = (await publishIssue(c.pool, id)) ?? (await refuseChange(c.pool, id));
+        request.log.info({ issueId: id, slug: row.slug }, 'issue published to the archive');
+        return toIssue(row);
+      },
+    );
   };
 }

@@ -10,10 +10,14 @@ import type { IssueSummaryRow } from './queries.js';
 export function issueArticle(content: IssueContent): SafeHtml {
   return html`<div class="issue">
 ${new SafeHtml(content.intro)}
-${content.sections.length > 0 ? html`<nav class="toc" aria-labelledby="covered-this-week">
+${
+  content.sections.length > 0
+    ? html`<nav class="toc" aria-labelledby="covered-this-week">
 <h2 id="covered-this-week">Covered this week</h2>
 <ol>${content.sections.map((s) => html`<li><a href="#${s.id}">${s.title}</a></li>`)}</ol>
-</nav>` : ''}
+</nav>`
+    : ''
+}
 ${content.sections.map((s) => html`<section>${new SafeHtml(s.html)}</section>\n`)}
 </div>`;
 }
@@ -29,8 +33,12 @@ ${issueArticle(issue.content)}
 export function archivePage(issues: IssueSummaryRow[], newsletter: string, olderHref: string | null): SafeHtml {
   return html`<h1>${newsletter}: past issues</h1>
 <p><a href="/">Subscribe</a> to get the next one by email, or follow the <a href="/feed.xml">RSS feed</a>.</p>
-${issues.length === 0 ? html`<p>No issues have been published yet.</p>` : html`<ol class="archive" reversed>
+${
+  issues.length === 0
+    ? html`<p>No issues have been published yet.</p>`
+    : html`<ol class="archive" reversed>
 ${issues.map((i) => html`<li><a href="/issues/${i.slug}">${i.subject}</a><br><span class="muted"><time datetime="${i.published_at!.toISOString()}">${formatIssueDate(i.published_at!)}</time>${i.preheader ? html` · ${i.preheader}` : ''}</span></li>\n`)}
-</ol>`}
+</ol>`
+}
 ${olderHref ? html`<p><a href="${olderHref}" rel="next">Older issues</a></p>` : ''}`;
 }

@@ -15,7 +15,8 @@ const FEED_SIZE = 20;
 // The web version shows the issue's images, which live on other hosts.
 const archiveHeaders = {
   ...pageHeaders,
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'cache-control': 'public, max-age=300',
 };
 
@@ -50,7 +51,9 @@ export function archiveRoutes(c: Container): FastifyPluginAsyncTypebox {
       }
       const { items: issues, next: older } = await keysetPage(ARCHIVE_PAGE_SIZE, (rows) => listPublished(c.pool, { before: cursor, limit: rows }), cursorOf);
       if (wantsJson(request)) return { items: issues.map(summary), older };
-      return reply.headers(archiveHeaders).send(page('Past issues', archivePage(issues, newsletter, older && `/issues?before=${older}`), { newsletter, reading: true, indexable: true }));
+      return reply
+        .headers(archiveHeaders)
+        .send(page('Past issues', archivePage(issues, newsletter, older && `/issues?before=${older}`), { newsletter, reading: true, indexable: true }));
     });
 
     app.get('/issues/:slug', { schema: { params: SlugParams } }, async (request, reply) => {

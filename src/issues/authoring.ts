@@ -52,8 +52,8 @@ async function freeSlug(pool: Pool, subject: string, exceptId?: number): Promise
   for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
 }
 
-const isSlugRace = (err: unknown) => (err as { code?: string; constraint?: string }).code === '23505'
-  && (err as { constraint?: string }).constraint === 'issues_slug_key';
+const isSlugRace = (err: unknown) =>
+  (err as { code?: string; constraint?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'issues_slug_key';
 
 async function compiled(renderer: IssueRenderer, input: Required<IssueInput>, slug: string): Promise<IssueWrite> {
   const c = await renderer.compile({ ...input, slug });

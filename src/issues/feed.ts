@@ -46,5 +46,7 @@ export function issueFeed(o: { publicUrl: string; newsletter: string; issues: Is
     '</channel>',
     '</rss>',
     '',
-  ].filter((l) => l !== '').join('\n');
+  ]
+    .filter((l) => l !== '')
+    .join('\n');
 }

@@ -109,18 +109,12 @@ export async function deleteDraft(pool: Pool, id: number): Promise<boolean> {
 // The public side: only published issues exist there.
 
 export async function findPublishedBySlug(pool: Pool, slug: string): Promise<IssueSummaryRow | undefined> {
-  const { rows } = await pool.query<IssueSummaryRow>(
-    `SELECT ${SUMMARY} FROM issues WHERE slug = $1::text AND published_at IS NOT NULL`,
-    [slug],
-  );
+  const { rows } = await pool.query<IssueSummaryRow>(`SELECT ${SUMMARY} FROM issues WHERE slug = $1::text AND published_at IS NOT NULL`, [slug]);
   return rows[0];
 }
 
 /** Published issues, newest first, by keyset on (published_at, id). */
-export async function listPublished(
-  pool: Pool,
-  o: { before?: { publishedUs: bigint; id: number }; limit: number },
-): Promise<IssueSummaryRow[]> {
+export async function listPublished(pool: Pool, o: { before?: { publishedUs: bigint; id: number }; limit: number }): Promise<IssueSummaryRow[]> {
   const filters = new SqlFilters().add('published_at IS NOT NULL');
   // The cursor's time is whole microseconds, as Postgres keeps them, added to the epoch as an
   // interval: exact, so no issue falls between two pages.

@@ -23,7 +23,12 @@ export function previewVars(c: Pick<Container, 'config' | 'links'>, issue: Pick<
  * Sends a test copy of an issue now, straight through the mailer (no queue, no message row: it is
  * not part of any send). Marked in the subject and in an `X-Broadside-Test` header.
  */
-export async function sendTestCopies(c: Pick<Container, 'config' | 'links' | 'log' | 'mailer'>, issue: IssueRow, recipients: string[], log: LogLines = c.log): Promise<TestCopyResult[]> {
+export async function sendTestCopies(
+  c: Pick<Container, 'config' | 'links' | 'log' | 'mailer'>,
+  issue: IssueRow,
+  recipients: string[],
+  log: LogLines = c.log,
+): Promise<TestCopyResult[]> {
   const checked = recipients.map((r) => ({ given: r, result: checkEmail(r) }));
   const invalid = checked.filter((x) => !x.result.ok).map((x) => x.given);
   if (invalid.length > 0) throw invalidInput(`not a valid address: ${invalid.join(', ')}`, { field: 'to', invalid });
@@ -35,24 +40,26 @@ export async function sendTestCopies(c: Pick<Container, 'config' | 'links' | 'lo
   if (addresses.length > TEST_RECIPIENTS_MAX) throw invalidInput(`a test goes to at most ${TEST_RECIPIENTS_MAX} addresses`, { field: 'to' });
   const vars = previewVars(c, issue);
   const body = personalise({ html: issue.html_template, text: issue.text_template }, vars);
-  const results = await Promise.all(addresses.map(async (to): Promise<TestCopyResult> => {
-    try {
-      const info = await c.mailer.send({
-        to,
-        subject: `[Test] ${issue.subject}`,
-        ...body,
-        headers: { 'X-Broadside-Test': 'yes', ...listUnsubscribeHeaders(vars.unsubscribe_url!) },
-      });
-      return { to, status: 'submitted', response: info.response };
-    } catch (err) {
-      // A relay's refusal (5xx, 4xx), or its lack of SMTPUTF8 for an address that needs it, is
-      // the answer for that address; anything else (the relay unreachable) is the whole
-      // request's failure.
-      if (err instanceof SmtpUtf8Unavailable) return { to, status: 'rejected', response: err.message };
-      if (smtpResponseCode(err) === undefined) throw new AppError(502, 'smtp_unavailable', `the SMTP relay could not be reached: ${(err as Error).message}`);
-      return { to, status: 'rejected', response: (err as { response?: string }).response ?? (err as Error).message };
-    }
-  }));
+  const results = await Promise.all(
+    addresses.map(async (to): Promise<TestCopyResult> => {
+      try {
+        const info = await c.mailer.send({
+          to,
+          subject: `[Test] ${issue.subject}`,
+          ...body,
+          headers: { 'X-Broadside-Test': 'yes', ...listUnsubscribeHeaders(vars.unsubscribe_url!) },
+        });
+        return { to, status: 'submitted', response: info.response };
+      } catch (err) {
+        // A relay's refusal (5xx, 4xx), or its lack of SMTPUTF8 for an address that needs it, is
+        // the answer for that address; anything else (the relay unreachable) is the whole
+        // request's failure.
+        if (err instanceof SmtpUtf8Unavailable) return { to, status: 'rejected', response: err.message };
+        if (smtpResponseCode(err) === undefined) throw new AppError(502, 'smtp_unavailable', `the SMTP relay could not be reached: ${(err as Error).message}`);
+        return { to, status: 'rejected', response: (err as { response?: string }).response ?? (err as Error).message };
+      }
+    }),
+  );
   log.info({ issueId: issue.id, copies: results.length, rejected: results.filter((r) => r.status === 'rejected').length }, 'test copies sent');
   return results;
 }

@@ -63,7 +63,10 @@ export async function startWorkerMetrics(metrics: Metrics, opts: { port: number;
     return server;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    opts.log.warn({ port: opts.port }, 'METRICS_PORT is in use (another worker on this machine?): this worker serves no metrics; give each worker its own METRICS_PORT');
+    opts.log.warn(
+      { port: opts.port },
+      'METRICS_PORT is in use (another worker on this machine?): this worker serves no metrics; give each worker its own METRICS_PORT',
+    );
     return undefined;
   }
 }

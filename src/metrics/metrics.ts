@@ -107,7 +107,7 @@ export class Metrics {
 
   private readonly smtpDuration = new Histogram({
     name: 'broadside_smtp_submission_duration_seconds',
-    help: 'Time to submit one issue message over SMTP, from handing it to the connection pool (so including any wait for a free connection) to the relay\'s answer; result is accepted (250) or error (a refusal, a timeout or a lost connection).',
+    help: "Time to submit one issue message over SMTP, from handing it to the connection pool (so including any wait for a free connection) to the relay's answer; result is accepted (250) or error (a refusal, a timeout or a lost connection).",
     labelNames: ['result'] as const,
     buckets: SMTP_BUCKETS,
     registers: [this.registry],
@@ -233,9 +233,10 @@ export class Metrics {
   private watchQueues(queues: Queues, timeoutMs: number): void {
     // prom-client collects every metric of a registry at once: both gauges share one read.
     let inFlight: Promise<QueueDepth[] | undefined> | undefined;
-    const read = () => (inFlight ??= readQueueDepths(queues, timeoutMs).finally(() => {
-      inFlight = undefined;
-    }));
+    const read = () =>
+      (inFlight ??= readQueueDepths(queues, timeoutMs).finally(() => {
+        inFlight = undefined;
+      }));
     new Gauge({
       name: 'broadside_queue_jobs',
       help: `Jobs in each BullMQ queue by state (${QUEUE_STATES.join(', ')}), read from Redis at scrape time; absent when Redis did not answer (see broadside_queue_depth_available).`,

@@ -19,12 +19,7 @@ export type DeliveryRetry = { attempts: number; delayMs: number };
  * The producer side of the three queues, on one shared connection. `onError` hears their
  * connection errors (without a listener BullMQ prints them to the console).
  */
-export function createQueues(
-  connection: Redis,
-  prefix: string,
-  retry: DeliveryRetry,
-  onError: (err: Error, queue: string) => void,
-): Queues {
+export function createQueues(connection: Redis, prefix: string, retry: DeliveryRetry, onError: (err: Error, queue: string) => void): Queues {
   const readerMail = new Queue<ReaderMailJob>(queueNames.readerMail, {
     connection,
     prefix,

@@ -73,9 +73,10 @@ export class IssueRenderer {
     // Without a preheader, mail clients show the first words of the body as the preview line;
     // the intro's are better than "View in your browser".
     const preheader = source.preheader || excerpt(introText, 140);
-    const tocHtml = content.sections.length === 0
-      ? '<p>This issue has no sections.</p>'
-      : `<ol>${content.sections.map((s) => `<li><a href="#${s.id}">${escapeHtml(s.title)}</a></li>`).join('')}</ol>`;
+    const tocHtml =
+      content.sections.length === 0
+        ? '<p>This issue has no sections.</p>'
+        : `<ol>${content.sections.map((s) => `<li><a href="#${s.id}">${escapeHtml(s.title)}</a></li>`).join('')}</ol>`;
     const mjml = bindTemplate(this.files.mjml, {
       subject: escapeForMjml(source.subject),
       preheader: escapeForMjml(preheader),
@@ -94,9 +95,7 @@ export class IssueRenderer {
       signup_url: signupUrl,
       intro: introText,
       toc: content.sections.map((s, i) => `${String(i + 1).padStart(2)}. ${s.title}`).join('\n'),
-      sections: content.sections
-        .map((s) => `\n\n${underlined(s.title, '-')}\n\n${htmlToPlainText(s.html.replace(/^<h2[^>]*>[\s\S]*?<\/h2>/, ''))}`)
-        .join(''),
+      sections: content.sections.map((s) => `\n\n${underlined(s.title, '-')}\n\n${htmlToPlainText(s.html.replace(/^<h2[^>]*>[\s\S]*?<\/h2>/, ''))}`).join(''),
     });
 
     const htmlBytes = Buffer.byteLength(fill(html, sampleReaderVars({ newsletter: 'Newsletter', publicUrl: this.publicUrl, postalAddress: '' })));
@@ -117,7 +116,10 @@ export function issueWarnings(htmlBytes: number, sectionCount: number): string[]
 function excerpt(text: string, max: number): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   if ([...flat].length <= max) return flat;
-  return `${[...flat].slice(0, max - 1).join('').replace(/\s+\S*$/, '')}…`;
+  return `${[...flat]
+    .slice(0, max - 1)
+    .join('')
+    .replace(/\s+\S*$/, '')}…`;
 }
 
 /** Fills an issue's slots for one reader: two joins over the compiled parts. */
@@ -126,10 +128,7 @@ export function personalise(issue: Pick<CompiledIssue, 'html' | 'text'>, vars: I
 }
 
 /** The values a preview or a test copy shows: a named sample reader whose links lead nowhere. */
-export function sampleReaderVars(
-  o: { newsletter: string; publicUrl: string; postalAddress: string; name?: string },
-  date = new Date(),
-): IssueReaderVars {
+export function sampleReaderVars(o: { newsletter: string; publicUrl: string; postalAddress: string; name?: string }, date = new Date()): IssueReaderVars {
   const { publicUrl } = o;
   return {
     newsletter: o.newsletter,

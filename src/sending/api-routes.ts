@@ -24,19 +24,25 @@ const SendSchema = Type.Object({
   failed: Type.Integer(),
   bounced: Type.Integer({ description: 'hard-bounced messages: refused at submission, or reported later (DSN, provider)' }),
   cancelled: Type.Integer(),
-  inDoubt: Type.Integer({ description: 'of the cancelled: messages whose worker died while submitting them, in a send cancelled before they could be tried again; the relay may have accepted them' }),
+  inDoubt: Type.Integer({
+    description:
+      'of the cancelled: messages whose worker died while submitting them, in a send cancelled before they could be tried again; the relay may have accepted them',
+  }),
   softBounces: Type.Integer({ description: 'soft bounces recorded against this send' }),
   complaints: Type.Integer({ description: 'readers who marked this issue as spam' }),
   bounceRate: Type.Number({ description: 'bounced / (submitted + bounced + failed), from 0 to 1' }),
   complaintRate: Type.Number({ description: 'complaints / (submitted + bounced + failed), from 0 to 1' }),
-  rateAlert: Type.Union([
-    Type.Object({
-      message: Type.String({ description: 'which rate passed which threshold (BOUNCE_RATE_THRESHOLD, COMPLAINT_RATE_THRESHOLD)' }),
-      at: Type.String({ format: 'date-time' }),
-      waived: Type.Boolean({ description: 'the editor resumed the send after the alert' }),
-    }),
-    Type.Null(),
-  ], { description: 'set once when a rate passed its threshold during the send; the send was then paused unless PAUSE_ON_HIGH_RATES=false' }),
+  rateAlert: Type.Union(
+    [
+      Type.Object({
+        message: Type.String({ description: 'which rate passed which threshold (BOUNCE_RATE_THRESHOLD, COMPLAINT_RATE_THRESHOLD)' }),
+        at: Type.String({ format: 'date-time' }),
+        waived: Type.Boolean({ description: 'the editor resumed the send after the alert' }),
+      }),
+      Type.Null(),
+    ],
+    { description: 'set once when a rate passed its threshold during the send; the send was then paused unless PAUSE_ON_HIGH_RATES=false' },
+  ),
   ratePerSecond: Type.Number({ description: 'submissions per second over the last minute' }),
   etaSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'time left at the current rate, once the audience is known' }),
 });
@@ -89,50 +95,66 @@ export function sendApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   }
 
   return async (app) => {
-    app.post('/api/issues/:id/send', {
-      // The body is optional: a bare POST sends now.
-      preValidation: async (request) => {
-        request.body ??= {};
+    app.post(
+      '/api/issues/:id/send',
+      {
+        // The body is optional: a bare POST sends now.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
+        schema: {
+          tags: ['sends'],
+          description: "Creates the issue's one send (now, or at scheduledAt). Triggering again returns the same send and sends nothing twice.",
+          params: IdParams,
+          body: TriggerBody,
+          response: { 202: SendSchema, 400: ErrorSchema, 404: ErrorSchema },
+        },
       },
-      schema: {
-        tags: ['sends'],
-        description: 'Creates the issue\'s one send (now, or at scheduledAt). Triggering again returns the same send and sends nothing twice.',
-        params: IdParams,
-        body: TriggerBody,
-        response: { 202: SendSchema, 400: ErrorSchema, 404: ErrorSchema },
+      async (request, reply) => {
+        const { id } = request.params;
+        const body = request.body;
+        const scheduledAt = parseDateParam(body.scheduledAt, 'scheduledAt') ?? null;
+        const { send } = await triggerSend(c, id, scheduledAt, request.log);
+        return reply
+          .code(202)
+          .header('location', `/api/issues/${id}/send`)
+          .send(await describe(send));
       },
-    }, async (request, reply) => {
-      const { id } = request.params;
-      const body = request.body;
-      const scheduledAt = parseDateParam(body.scheduledAt, 'scheduledAt') ?? null;
-      const { send } = await triggerSend(c, id, scheduledAt, request.log);
-      return reply.code(202).header('location', `/api/issues/${id}/send`).send(await describe(send));
-    });
+    );
 
-    app.get('/api/issues/:id/send', {
-      schema: {
-        tags: ['sends'],
-        description: 'Progress, counted from the message rows, with the current rate and an estimate of the time left.',
-        params: IdParams,
-        response: { 200: SendSchema, 404: ErrorSchema },
+    app.get(
+      '/api/issues/:id/send',
+      {
+        schema: {
+          tags: ['sends'],
+          description: 'Progress, counted from the message rows, with the current rate and an estimate of the time left.',
+          params: IdParams,
+          response: { 200: SendSchema, 404: ErrorSchema },
+        },
       },
-    }, async (request) => {
-      const send = await findSendOfIssue(c.pool, request.params.id);
-      if (!send) throw notFound('send');
-      return describe(send);
-    });
+      async (request) => {
+        const send = await findSendOfIssue(c.pool, request.params.id);
+        if (!send) throw notFound('send');
+        return describe(send);
+      },
+    );
 
-    app.post('/api/issues/:id/send/:action', {
-      schema: {
-        tags: ['sends'],
-        description: 'pause: no new submissions (within a second); resume: continue, nothing sent twice; cancel: what is still queued becomes cancelled.',
-        params: ControlParams,
-        response: { 200: SendSchema, 404: ErrorSchema, 409: ErrorSchema },
+    app.post(
+      '/api/issues/:id/send/:action',
+      {
+        schema: {
+          tags: ['sends'],
+          description: 'pause: no new submissions (within a second); resume: continue, nothing sent twice; cancel: what is still queued becomes cancelled.',
+          params: ControlParams,
+          response: { 200: SendSchema, 404: ErrorSchema, 409: ErrorSchema },
+        },
       },
-    }, async (request) => {
-      const { id, action } = request.params;
-      const send = action === 'pause' ? await pause(c, id, request.log) : action === 'resume' ? await resume(c, id, request.log) : await cancel(c, id, request.log);
-      return describe(send);
-    });
+      async (request) => {
+        const { id, action } = request.params;
+        const send =
+          action === 'pause' ? await pause(c, id, request.log) : action === 'resume' ? await resume(c, id, request.log) : await cancel(c, id, request.log);
+        return describe(send);
+      },
+    );
   };
 }

@@ -12,7 +12,12 @@ import { ensureFanoutJob } from './supervisor.js';
  * untouched. If Redis is away when the job would be added, the send is still recorded and the
  * supervisor adds its job as soon as it can: the trigger is never lost.
  */
-export async function triggerSend(c: SendControlDeps, issueId: number, scheduledAt: Date | null, log: LogLines = c.log): Promise<{ send: SendRow; created: boolean }> {
+export async function triggerSend(
+  c: SendControlDeps,
+  issueId: number,
+  scheduledAt: Date | null,
+  log: LogLines = c.log,
+): Promise<{ send: SendRow; created: boolean }> {
   const result = await createSend(c.pool, issueId, scheduledAt);
   if (!result) throw notFound('issue');
   if (result.created) {

@@ -6,7 +6,18 @@ type FanoutDeps = Pick<Container, 'pool' | 'queues' | 'config' | 'log'>;
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../log.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
-import { countQueued, fanOutBatch, finishIfDone, findSend, hasFedQueued, moveFedCursor, queuedAfter, queuedTouchedWithin, refeed, startScheduled } from './queries.js';
+import {
+  countQueued,
+  fanOutBatch,
+  finishIfDone,
+  findSend,
+  hasFedQueued,
+  moveFedCursor,
+  queuedAfter,
+  queuedTouchedWithin,
+  refeed,
+  startScheduled,
+} from './queries.js';
 
 /** Readers given message rows per statement. */
 export const FANOUT_BATCH = 10_000;
@@ -153,11 +164,13 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
     if (room >= Math.min(FEED_CHUNK, Math.ceil(window / 2))) {
       const next = await queuedAfter(pool, sendId, send.fed_cursor, Math.min(room, FEED_CHUNK));
       if (next.length > 0) {
-        await queues.deliver.addBulk(next.map((m) => ({
-          name: 'deliver',
-          data: { messageId: m.id, sendId } satisfies DeliverJob,
-          opts: { jobId: deliverJobId(m.id, m.attempts, send.feed_generation) },
-        })));
+        await queues.deliver.addBulk(
+          next.map((m) => ({
+            name: 'deliver',
+            data: { messageId: m.id, sendId } satisfies DeliverJob,
+            opts: { jobId: deliverJobId(m.id, m.attempts, send.feed_generation) },
+          })),
+        );
         await moveFedCursor(pool, sendId, send.fed_cursor, next[next.length - 1]!.id);
         worked = true;
       }
@@ -179,12 +192,12 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
         }
       }
       let stalled = Date.now() - queuedSince > stallMs;
-      if (stalled && await queuedTouchedWithin(pool, sendId, stallMs / 1000)) {
+      if (stalled && (await queuedTouchedWithin(pool, sendId, stallMs / 1000))) {
         // The count stood still, but its messages did not: backed off and tried again.
         stalled = false;
         queuedSince = Date.now();
       }
-      if ((noJobs || stalled) && Date.now() - lastRefeed > Math.max(REFEED_AFTER_MS, stallMs) && await hasFedQueued(pool, sendId, send.fed_cursor)) {
+      if ((noJobs || stalled) && Date.now() - lastRefeed > Math.max(REFEED_AFTER_MS, stallMs) && (await hasFedQueued(pool, sendId, send.fed_cursor))) {
         // Fed, still queued, and no job working on them: Redis lost them (flushed, restarted
         // without persistence, or left ids without jobs). Feed them again from Postgres under
         // new job ids; the window bounds what this adds, and claims keep any extra job harmless.

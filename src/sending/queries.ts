@@ -3,7 +3,6 @@
 import type { Pool } from '../db/pool.js';
 import type { MessageStatus, SendStatus } from '../shared/statuses.js';
 
-
 export type SendRow = {
   id: number;
   issue_id: number;
@@ -93,7 +92,11 @@ export async function startScheduled(pool: Pool, id: number): Promise<SendRow | 
  * statement. Killed before it commits, nothing happened; after, the work is recorded. The
  * compare on `fanout_cursor` makes a second fan-out of the same send a no-op.
  */
-export async function fanOutBatch(pool: Pool, send: Pick<SendRow, 'id' | 'fanout_cursor'>, batch: number): Promise<{ inserted: number; done: boolean } | undefined> {
+export async function fanOutBatch(
+  pool: Pool,
+  send: Pick<SendRow, 'id' | 'fanout_cursor'>,
+  batch: number,
+): Promise<{ inserted: number; done: boolean } | undefined> {
   const { rows } = await pool.query<{ inserted: number; fanout_done: boolean }>(
     // FOR UPDATE: a pause or cancel waits for this batch, and this batch sees theirs.
     `WITH s AS (SELECT audience_at FROM sends
@@ -172,10 +175,10 @@ export async function queuedTouchedWithin(pool: Pool, sendId: number, seconds: n
 
 /** Whether queued messages exist at or before the feeding checkpoint (fed, yet still queued). */
 export async function hasFedQueued(pool: Pool, sendId: number, fedCursor: number): Promise<boolean> {
-  const { rows } = await pool.query(
-    `SELECT 1 FROM messages WHERE send_id = $1::bigint AND status = 'queued' AND id <= $2::bigint LIMIT 1`,
-    [sendId, fedCursor],
-  );
+  const { rows } = await pool.query(`SELECT 1 FROM messages WHERE send_id = $1::bigint AND status = 'queued' AND id <= $2::bigint LIMIT 1`, [
+    sendId,
+    fedCursor,
+  ]);
   return rows.length > 0;
 }
 

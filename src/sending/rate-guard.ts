@@ -70,7 +70,10 @@ export class RateGuard {
   private readonly due = new Map<number, NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
 
-  constructor(private readonly c: RateGuardDeps, private readonly delayMs = 1000) {}
+  constructor(
+    private readonly c: RateGuardDeps,
+    private readonly delayMs = 1000,
+  ) {}
 
   bounced(sendId: number): void {
     if (this.due.has(sendId)) return;

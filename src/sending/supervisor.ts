@@ -28,9 +28,13 @@ export async function ensureFanoutJob(c: Pick<Container, 'queues'>, send: Pick<S
  */
 async function superviseSends(c: SupervisorDeps): Promise<void> {
   for (const r of await recoverStuck(c.pool, c.config.sendingTimeoutSeconds)) {
-    if (r.recovered > r.in_doubt) c.log.warn({ sendId: r.send_id, messages: r.recovered - r.in_doubt }, 'messages stuck in sending (worker gone?) are queued again');
+    if (r.recovered > r.in_doubt)
+      c.log.warn({ sendId: r.send_id, messages: r.recovered - r.in_doubt }, 'messages stuck in sending (worker gone?) are queued again');
     if (r.in_doubt > 0) {
-      c.log.warn({ sendId: r.send_id, messages: r.in_doubt }, 'messages stuck in sending (worker gone?) in a cancelled send are cancelled, in doubt: the relay may have them');
+      c.log.warn(
+        { sendId: r.send_id, messages: r.in_doubt },
+        'messages stuck in sending (worker gone?) in a cancelled send are cancelled, in doubt: the relay may have them',
+      );
     }
   }
   const sends = await unfinishedSends(c.pool);
@@ -47,14 +51,17 @@ export function startSupervisor(c: SupervisorDeps): { close(): Promise<void> } {
   let unavailable = false;
   const tick = () => {
     running ??= superviseSends(c)
-      .then(() => {
-        if (unavailable) c.log.info('send supervision works again: Postgres is back');
-        unavailable = false;
-      }, (err: unknown) => {
-        if (!isDatabaseUnavailable(err)) c.log.warn({ err: (err as Error).message }, 'send supervision failed; trying again shortly');
-        else if (!unavailable) c.log.warn({ err: describeDatabaseError(err) }, 'send supervision waits: Postgres unavailable');
-        unavailable ||= isDatabaseUnavailable(err);
-      })
+      .then(
+        () => {
+          if (unavailable) c.log.info('send supervision works again: Postgres is back');
+          unavailable = false;
+        },
+        (err: unknown) => {
+          if (!isDatabaseUnavailable(err)) c.log.warn({ err: (err as Error).message }, 'send supervision failed; trying again shortly');
+          else if (!unavailable) c.log.warn({ err: describeDatabaseError(err) }, 'send supervision waits: Postgres unavailable');
+          unavailable ||= isDatabaseUnavailable(err);
+        },
+      )
       .finally(() => (running = undefined));
   };
   tick();

@@ -42,5 +42,7 @@ export function bannerLines(config: AppConfig, facts: BannerFacts): string[] {
 
 /** The banner as printed: a blank line around it, each line indented, so it stands out of the log. */
 export function bannerText(config: AppConfig, facts: BannerFacts): string {
-  return `\n${bannerLines(config, facts).map((l) => `  ${l}`).join('\n')}\n\n`;
+  return `\n${bannerLines(config, facts)
+    .map((l) => `  ${l}`)
+    .join('\n')}\n\n`;
 }

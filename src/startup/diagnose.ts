@@ -64,12 +64,15 @@ async function missingDatabase(config: Config): Promise<Finding> {
   }
   try {
     const { rows } = await client.query<{ may: boolean }>('SELECT rolcreatedb OR rolsuper AS may FROM pg_roles WHERE rolname = current_user');
-    if (rows[0]?.may) return { mark: 'ok', what: 'Postgres', found: `${t.server} as ${t.user}; database "${t.database}" does not exist yet: the start command creates it` };
+    if (rows[0]?.may)
+      return { mark: 'ok', what: 'Postgres', found: `${t.server} as ${t.user}; database "${t.database}" does not exist yet: the start command creates it` };
     return {
       mark: 'fail',
       what: 'Postgres',
       found: `database "${t.database}" does not exist, and role "${t.user}" may not create it`,
-      hints: [`DATABASE_URL=${t.shown}. Create it once as a superuser (sudo -u postgres createdb -O ${t.user} ${t.database}), or let the role create databases (ALTER ROLE ${t.user} CREATEDB).`],
+      hints: [
+        `DATABASE_URL=${t.shown}. Create it once as a superuser (sudo -u postgres createdb -O ${t.user} ${t.database}), or let the role create databases (ALTER ROLE ${t.user} CREATEDB).`,
+      ],
     };
   } finally {
     await client.end().catch(() => undefined);
@@ -95,7 +98,12 @@ async function migrationsFinding(client: pg.Client): Promise<Finding> {
     };
   }
   const pending = files.filter((f) => !applied.includes(f));
-  if (pending.length) return { mark: 'ok', what: 'migrations', found: `${applied.length} applied, ${pending.length} pending: the start command (or broadside migrate) applies them` };
+  if (pending.length)
+    return {
+      mark: 'ok',
+      what: 'migrations',
+      found: `${applied.length} applied, ${pending.length} pending: the start command (or broadside migrate) applies them`,
+    };
   return { mark: 'ok', what: 'migrations', found: `all ${files.length} applied` };
 }
 
@@ -108,13 +116,19 @@ async function redisFindings(config: Config): Promise<Finding[]> {
     ? { mark: 'warn', what: 'Redis maxmemory-policy', found: `${probe.maxmemoryPolicy}, not noeviction`, hints: [warning] }
     : probe.maxmemoryPolicy
       ? { mark: 'ok', what: 'Redis maxmemory-policy', found: probe.maxmemoryPolicy }
-      : { mark: 'warn', what: 'Redis maxmemory-policy', found: 'unknown (INFO does not say)', hints: ['BullMQ needs noeviction: check the server\'s setting.'] };
+      : { mark: 'warn', what: 'Redis maxmemory-policy', found: 'unknown (INFO does not say)', hints: ["BullMQ needs noeviction: check the server's setting."] };
   return [found, policy];
 }
 
 async function smtpFindings(config: Config): Promise<Finding[]> {
   if (!config.smtpUrl) {
-    return [{ mark: 'ok', what: 'SMTP', found: `SMTP_URL unset: mail goes to the built-in capture server on 127.0.0.1:${config.captureSmtpPort}, kept under ${config.dataDir}/mail` }];
+    return [
+      {
+        mark: 'ok',
+        what: 'SMTP',
+        found: `SMTP_URL unset: mail goes to the built-in capture server on 127.0.0.1:${config.captureSmtpPort}, kept under ${config.dataDir}/mail`,
+      },
+    ];
   }
   const probe = await probeSmtp(config.smtpUrl);
   if (probe.connectError) return [fromLines('SMTP relay', describeSmtpConnectError(probe, config.smtpUrl))];
@@ -146,7 +160,8 @@ async function portFinding(p: PlannedPort): Promise<{ finding: Finding; broadsid
       if (answer?.status === 'ok') return { finding: { mark: 'ok', what, found: `in use by a running Broadside (its /healthz answers)` }, broadside: true };
     } else {
       const probe = await probeSmtp(`smtp://${host}:${p.port}`, 3000);
-      if (probe.greeting?.includes('Broadside')) return { finding: { mark: 'ok', what, found: `in use by a running Broadside (${p.what}: ${probe.greeting})` }, broadside: true };
+      if (probe.greeting?.includes('Broadside'))
+        return { finding: { mark: 'ok', what, found: `in use by a running Broadside (${p.what}: ${probe.greeting})` }, broadside: true };
     }
   }
   const { problem, hint } = portProblem(p, err);
@@ -172,7 +187,9 @@ export async function diagnose(env: NodeJS.ProcessEnv = process.env): Promise<Di
     return { findings: [{ mark: 'fail', what: 'configuration', found: `${err.problems.length} problem(s)`, hints: err.problems }], banner: undefined };
   }
   const followsPort = !env.PUBLIC_URL;
-  const findings: Finding[] = [{ mark: 'ok', what: 'configuration', found: `valid${followsPort ? `; PUBLIC_URL unset: ${config.publicUrl} (follows PORT)` : ''}` }];
+  const findings: Finding[] = [
+    { mark: 'ok', what: 'configuration', found: `valid${followsPort ? `; PUBLIC_URL unset: ${config.publicUrl} (follows PORT)` : ''}` },
+  ];
   findings.push(...(await postgresFindings(config)));
   findings.push(...(await redisFindings(config)));
   findings.push(...(await smtpFindings(config)));

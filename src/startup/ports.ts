@@ -9,11 +9,17 @@ import { StartupError } from './startup-error.js';
 export type PlannedPort = { variable: string; port: number; host: string; what: string };
 
 /** The ports an API process listens on, with the variables that set them. */
-export function apiPorts(config: Pick<AppConfig, 'port' | 'host' | 'smtpUrl' | 'captureSmtpPort' | 'bounceSmtpPort'>): { http: PlannedPort; capture?: PlannedPort; bounces?: PlannedPort } {
+export function apiPorts(config: Pick<AppConfig, 'port' | 'host' | 'smtpUrl' | 'captureSmtpPort' | 'bounceSmtpPort'>): {
+  http: PlannedPort;
+  capture?: PlannedPort;
+  bounces?: PlannedPort;
+} {
   return {
     http: { variable: 'PORT', port: config.port, host: config.host, what: 'the HTTP API' },
     ...(config.smtpUrl ? {} : { capture: { variable: 'CAPTURE_SMTP_PORT', port: config.captureSmtpPort, host: '127.0.0.1', what: 'the capture SMTP server' } }),
-    ...(config.bounceSmtpPort === undefined ? {} : { bounces: { variable: 'BOUNCE_SMTP_PORT', port: config.bounceSmtpPort, host: config.host, what: 'the bounce listener' } }),
+    ...(config.bounceSmtpPort === undefined
+      ? {}
+      : { bounces: { variable: 'BOUNCE_SMTP_PORT', port: config.bounceSmtpPort, host: config.host, what: 'the bounce listener' } }),
   };
 }
 

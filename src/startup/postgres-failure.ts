@@ -66,7 +66,7 @@ export function explainPostgresError(err: unknown, databaseUrl: string): Startup
   }
   if (e.code === '28000' && /role .* does not exist/i.test(e.message)) {
     return new StartupError([
-      `Cannot start: Postgres at ${t.server} has no role "${t.user}"${t.userImplied ? ' (DATABASE_URL names no user, so the OS user\'s name is used)' : ''}.`,
+      `Cannot start: Postgres at ${t.server} has no role "${t.user}"${t.userImplied ? " (DATABASE_URL names no user, so the OS user's name is used)" : ''}.`,
       `${setting}. Create the role (sudo -u postgres createuser --createdb --pwprompt ${t.user}, then put its password in DATABASE_URL), or name a role that exists in DATABASE_URL.`,
     ]);
   }
@@ -92,10 +92,7 @@ export function explainPostgresError(err: unknown, databaseUrl: string): Startup
   if (isServerError(e)) {
     // Anything else the server said (too many connections, starting up, a migration refused):
     // its own words, which name the problem, with where we were talking to.
-    return new StartupError([
-      `Cannot start: Postgres at ${t.server} answered "${e.message}" (SQLSTATE ${e.code}).`,
-      `${setting}.`,
-    ]);
+    return new StartupError([`Cannot start: Postgres at ${t.server} answered "${e.message}" (SQLSTATE ${e.code}).`, `${setting}.`]);
   }
   return undefined;
 }

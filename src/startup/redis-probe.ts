@@ -6,9 +6,7 @@ import { Redis } from 'ioredis';
 import { redactUrl } from '../config/index.js';
 import { networkCode, networkReason, StartupError, UNREACHABLE } from './startup-error.js';
 
-export type RedisProbe =
-  | { ok: true; version: string; maxmemoryPolicy: string | undefined }
-  | { ok: false; error: Error };
+export type RedisProbe = { ok: true; version: string; maxmemoryPolicy: string | undefined } | { ok: false; error: Error };
 
 export async function probeRedis(url: string, timeoutMs = 5000): Promise<RedisProbe> {
   const redis = new Redis(url, {

@@ -76,13 +76,22 @@ export function describeSmtpConnectError(probe: SmtpProbe, smtpUrl?: string): st
   const code = networkCode(err);
   const setting = smtpUrl ? `SMTP_URL=${redactUrl(smtpUrl)}. ` : '';
   if (code && UNREACHABLE.has(code)) {
-    return [`no SMTP server answers at ${probe.server} (${networkReason(code, err.message)})`, `${setting}Check the relay's host and port (587 for submission, 465 with smtps://).`];
+    return [
+      `no SMTP server answers at ${probe.server} (${networkReason(code, err.message)})`,
+      `${setting}Check the relay's host and port (587 for submission, 465 with smtps://).`,
+    ];
   }
   if (/certificate|SSL|TLS|wrong version number/i.test(err.message)) {
-    return [`TLS with ${probe.server} failed: ${err.message}`, `${setting}Use smtps:// for a port that speaks TLS at once (465), smtp:// for one that offers STARTTLS (587, 25).`];
+    return [
+      `TLS with ${probe.server} failed: ${err.message}`,
+      `${setting}Use smtps:// for a port that speaks TLS at once (465), smtp:// for one that offers STARTTLS (587, 25).`,
+    ];
   }
   if (err.code === 'ETIMEDOUT') {
-    return [`${probe.server} did not greet within the time allowed (${err.message})`, `${setting}Check that this port is an SMTP port (and smtps:// vs smtp://).`];
+    return [
+      `${probe.server} did not greet within the time allowed (${err.message})`,
+      `${setting}Check that this port is an SMTP port (and smtps:// vs smtp://).`,
+    ];
   }
   return [`${probe.server} refused the session: ${err.response ?? err.message}`, `${setting}The relay's log says why.`];
 }

@@ -4,8 +4,18 @@ import type { Pool } from '../db/pool.js';
 import { listSubscribers, type ListFilter, type SubscriberRow } from './queries.js';
 
 export const exportColumns = [
-  'id', 'email', 'name', 'status', 'created_at', 'confirmed_at', 'unsubscribed_at', 'bounced_at', 'complained_at',
-  'consent_source', 'consent_at', 'consent_ip',
+  'id',
+  'email',
+  'name',
+  'status',
+  'created_at',
+  'confirmed_at',
+  'unsubscribed_at',
+  'bounced_at',
+  'complained_at',
+  'consent_source',
+  'consent_at',
+  'consent_ip',
 ] as const;
 
 // A spreadsheet runs a cell that starts with =, +, -, @, a tab or a CR as a formula.
@@ -48,13 +58,15 @@ async function* rowsOf(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>
 export async function exportCsv(pool: Pool, filter: Omit<ListFilter, 'afterId' | 'limit'>): Promise<Readable> {
   const first = await listSubscribers(pool, { ...filter, limit: PAGE });
   const guarded = GUARDED.map((col) => exportColumns.indexOf(col));
-  const source = Readable.from((async function* () {
-    yield [...exportColumns];
-    for await (const row of rowsOf(pool, filter, first)) {
-      for (const at of guarded) row[at] = guardFormula(row[at]!);
-      yield row;
-    }
-  })());
+  const source = Readable.from(
+    (async function* () {
+      yield [...exportColumns];
+      for await (const row of rowsOf(pool, filter, first)) {
+        for (const at of guarded) row[at] = guardFormula(row[at]!);
+        yield row;
+      }
+    })(),
+  );
   // pipeline, not pipe: a failed query must end the response with an error instead of leaving it
   // open, and a client that goes away must stop the paging.
   return pipeline(source, stringify(), () => {});

@@ -36,11 +36,7 @@ function candidateOf({ record }: CsvRow, seen: SeenAddresses): ImportCandidate |
  * subscriber list in batches of 1,000 rows: memory stays flat whatever the file size. Reports
  * every rejected row with the line on which it starts.
  */
-export async function importCsv(
-  pool: Pool,
-  input: Readable,
-  consent: { at: Date | null; ip: string | null; userAgent: string | null },
-): Promise<ImportReport> {
+export async function importCsv(pool: Pool, input: Readable, consent: { at: Date | null; ip: string | null; userAgent: string | null }): Promise<ImportReport> {
   const tally = new ImportTally();
   const seen = new SeenAddresses();
   let batch: (ImportCandidate & { line: number })[] = [];

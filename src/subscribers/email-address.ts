@@ -55,7 +55,15 @@ export function checkEmail(input: unknown): EmailCheck {
   const display = `${local}@${asciiTyped ? domainPart : unicodeDomain}`;
   const normalized = `${local.toLowerCase()}@${asciiDomain}`;
   if (normalized.length > 254 || display.length > 254) return { ok: false, reason: 'email must be at most 254 characters' };
-  if (!validator.isEmail(normalized, { allow_display_name: false, require_tld: true, allow_ip_domain: false, allow_utf8_local_part: false, ignore_max_length: false })) {
+  if (
+    !validator.isEmail(normalized, {
+      allow_display_name: false,
+      require_tld: true,
+      allow_ip_domain: false,
+      allow_utf8_local_part: false,
+      ignore_max_length: false,
+    })
+  ) {
     return { ok: false, reason: 'email must look like name@example.com' };
   }
   return { ok: true, email: display, normalized };

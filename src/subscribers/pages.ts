@@ -106,7 +106,8 @@ export function freshLinkNeededPage(managePath: string): SafeHtml {
 <p><a href="${managePath}">Go to your subscription page</a></p>`;
 }
 
-export const FRESH_LINK_MESSAGE = 'Downloading or erasing your data needs a fresh link, which we email to your address. Open your subscription page and ask for one.';
+export const FRESH_LINK_MESSAGE =
+  'Downloading or erasing your data needs a fresh link, which we email to your address. Open your subscription page and ask for one.';
 export const ERASE_CONFIRMATION_MESSAGE = 'Tick the box to confirm that you understand erasure cannot be undone.';
 
 /** The emailed, short-lived page: the reader's data, to download or erase. */

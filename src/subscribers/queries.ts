@@ -3,7 +3,6 @@ import type { Pool } from '../db/pool.js';
 import { SqlFilters } from '../db/sql-filters.js';
 import type { ConsentSource, SubscriberStatus } from '../shared/statuses.js';
 
-
 export type SubscriberRow = {
   id: number;
   email: string;
@@ -235,8 +234,10 @@ export async function listSubscribers(pool: Pool, f: ListFilter): Promise<Subscr
     .optional('consent_source = $1::consent_source', f.source)
     // Matched against the normalised address and the address as typed, so an IDN domain is found
     // by its Unicode spelling too. The pattern is escaped: % and _ in the filter are literal.
-    .optional('(email_normalized LIKE $1::text OR lower(email) LIKE $1::text)',
-      f.email ? `%${f.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined)
+    .optional(
+      '(email_normalized LIKE $1::text OR lower(email) LIKE $1::text)',
+      f.email ? `%${f.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` : undefined,
+    )
     .optional('created_at >= $1::timestamptz', f.createdAfter)
     .optional('created_at < $1::timestamptz', f.createdBefore);
   const { rows } = await pool.query<SubscriberRow>(

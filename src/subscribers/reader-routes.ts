@@ -8,8 +8,19 @@ import { confirmSubscription, DATA_LINK_RESEND_MINUTES, eraseSubscriber, findSub
 import { requestDataLinkMail } from './data-link.js';
 import { TokenError, type TokenPurpose } from './reader-tokens.js';
 import {
-  checkInboxPage, confirmedPage, confirmPage, dataLinkRequestedPage, dataPage, ERASE_CONFIRMATION_MESSAGE, erasedPage, FRESH_LINK_MESSAGE,
-  freshLinkNeededPage, managePage, signupPage, unsubscribedPage, unsubscribePage,
+  checkInboxPage,
+  confirmedPage,
+  confirmPage,
+  dataLinkRequestedPage,
+  dataPage,
+  ERASE_CONFIRMATION_MESSAGE,
+  erasedPage,
+  FRESH_LINK_MESSAGE,
+  freshLinkNeededPage,
+  managePage,
+  signupPage,
+  unsubscribedPage,
+  unsubscribePage,
 } from './pages.js';
 import { evidenceOf, signUp } from './signup.js';
 import { readerMailJobId } from '../queues/contract.js';
@@ -50,11 +61,12 @@ export function readerRoutes(c: Container): FastifyPluginAsyncTypebox {
       if (!(err instanceof TokenError)) throw err;
       const status = err.reason === 'expired' ? 410 : 400;
       const code = err.reason === 'expired' ? 'token_expired' : 'invalid_token';
-      const message = err.reason !== 'expired'
-        ? 'This link is not valid. Check that you copied the whole address from the email.'
-        : purpose === 'data'
-          ? 'This link has expired. Ask for a fresh one from the "Manage your subscription" link at the foot of any issue.'
-          : 'This link has expired. Sign up again to get a fresh one.';
+      const message =
+        err.reason !== 'expired'
+          ? 'This link is not valid. Check that you copied the whole address from the email.'
+          : purpose === 'data'
+            ? 'This link has expired. Ask for a fresh one from the "Manage your subscription" link at the foot of any issue.'
+            : 'This link has expired. Sign up again to get a fresh one.';
       if (wantsJson(request)) reply.code(status).send({ error: { code, message } });
       else sendErrorPage(reply, status, message, newsletter);
       return undefined;
@@ -176,10 +188,19 @@ export function readerRoutes(c: Container): FastifyPluginAsyncTypebox {
       if (wantsJson(request)) {
         return reply.send({ email: reader.email, name: reader.name, status: reader.status, createdAt: reader.created_at, confirmedAt: reader.confirmed_at });
       }
-      return show(reply, 200, 'Your subscription', managePage(reader, {
-        unsubscribe: new URL(c.links.unsubscribe(reader.id)).pathname,
-        dataLink: `/manage/${encodeURIComponent(token)}/data-link`,
-      }, c.config.dataLinkTtlMinutes));
+      return show(
+        reply,
+        200,
+        'Your subscription',
+        managePage(
+          reader,
+          {
+            unsubscribe: new URL(c.links.unsubscribe(reader.id)).pathname,
+            dataLink: `/manage/${encodeURIComponent(token)}/data-link`,
+          },
+          c.config.dataLinkTtlMinutes,
+        ),
+      );
     });
 
     // Mails a fresh, short-lived link to the data to the reader's own address. The answer is the

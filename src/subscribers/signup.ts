@@ -15,7 +15,12 @@ export type SignupResult = { ok: true } | { ok: false; reason: string };
  * protection. The caller answers the same way whatever happened (no enumeration): the result
  * only says whether the input was acceptable.
  */
-export async function signUp(c: Pick<Container, 'pool' | 'queues' | 'metrics'>, log: FastifyBaseLogger, input: SignupInput, evidence: Evidence): Promise<SignupResult> {
+export async function signUp(
+  c: Pick<Container, 'pool' | 'queues' | 'metrics'>,
+  log: FastifyBaseLogger,
+  input: SignupInput,
+  evidence: Evidence,
+): Promise<SignupResult> {
   if (input.website) {
     // The honeypot was filled: a bot. Answer as if all went well, do nothing.
     log.info({ honeypot: true }, 'sign-up dropped');

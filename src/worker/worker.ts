@@ -74,7 +74,10 @@ export function startWorkers(c: Container): RunningWorker {
   fanout.on('failed', (job, err) => {
     // Postgres away, or the lock's connection lost: BullMQ runs it again after its backoff (and
     // the supervisor adds it again once its attempts are spent); it continues from its checkpoints.
-    c.log.warn({ queue: queueNames.fanout, jobId: job?.id, sendId: job?.data.sendId, attemptsMade: job?.attemptsMade, err: err.message }, 'fan-out run failed; it runs again');
+    c.log.warn(
+      { queue: queueNames.fanout, jobId: job?.id, sendId: job?.data.sendId, attemptsMade: job?.attemptsMade, err: err.message },
+      'fan-out run failed; it runs again',
+    );
   });
 
   const status = new StatusWriter(c.pool, c.log);
@@ -111,7 +114,10 @@ export function startWorkers(c: Container): RunningWorker {
           // so a backed-off message is touched again before the fan-out would take it for lost.
           const backoffs = Math.max(0, job.attemptsStarted - job.attemptsMade - 1);
           const delayMs = backoffDelayMs(backoffs, backoffCapMs);
-          log.debug({ smtpCode: err.failure.code, response: err.failure.response, kind: err.failure.kind, backoffs, delayMs }, 'SMTP relay refused this transaction: message backed off');
+          log.debug(
+            { smtpCode: err.failure.code, response: err.failure.response, kind: err.failure.kind, backoffs, delayMs },
+            'SMTP relay refused this transaction: message backed off',
+          );
           c.metrics.deliveryRetry('backed_off');
           await job.moveToDelayed(Date.now() + delayMs, token);
           throw new DelayedError();
@@ -145,7 +151,10 @@ export function startWorkers(c: Container): RunningWorker {
   deliver.on('failed', (job, err) => {
     // What the processor above did not already explain: an error nobody expected.
     if (err instanceof TemporaryFailure || err instanceof RelayUnavailable || err instanceof DatabaseUnavailable || err instanceof UnrecoverableError) return;
-    c.log.warn({ queue: queueNames.deliver, jobId: job?.id, messageId: job?.data.messageId, attemptsMade: job?.attemptsMade, err: err.message }, 'delivery failed; BullMQ tries again');
+    c.log.warn(
+      { queue: queueNames.deliver, jobId: job?.id, messageId: job?.data.messageId, attemptsMade: job?.attemptsMade, err: err.message },
+      'delivery failed; BullMQ tries again',
+    );
   });
 
   const supervisor = startSupervisor(c);

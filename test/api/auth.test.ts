@@ -46,7 +46,10 @@ const refusedCredentials: [string, string | undefined][] = [
 const editorRequests: [string, (authorization: string | undefined) => InjectOptions][] = [
   ['GET /api/subscribers', (a) => ({ method: 'GET', url: '/api/subscribers', headers: a === undefined ? {} : { authorization: a } })],
   ['GET /api/subscribers/export', (a) => ({ method: 'GET', url: '/api/subscribers/export', headers: a === undefined ? {} : { authorization: a } })],
-  ['POST /api/subscribers', (a) => ({ method: 'POST', url: '/api/subscribers', headers: a === undefined ? {} : { authorization: a }, payload: { email: 'intruder@example.com' } })],
+  [
+    'POST /api/subscribers',
+    (a) => ({ method: 'POST', url: '/api/subscribers', headers: a === undefined ? {} : { authorization: a }, payload: { email: 'intruder@example.com' } }),
+  ],
   ['DELETE /api/subscribers/1', (a) => ({ method: 'DELETE', url: '/api/subscribers/1', headers: a === undefined ? {} : { authorization: a } })],
 ];
 
@@ -79,7 +82,12 @@ describe('the editor API', () => {
   });
 
   it('lets a caller with the token write, and only then', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/api/subscribers', headers: { authorization: `bearer ${TEST_TOKEN}` }, payload: { email: 'ok@example.com' } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/subscribers',
+      headers: { authorization: `bearer ${TEST_TOKEN}` },
+      payload: { email: 'ok@example.com' },
+    });
     expect(res.statusCode).toBe(201);
     expect(await subscriberCount()).toBe(1);
     await t.c.pool.query('DELETE FROM subscribers');

@@ -56,7 +56,7 @@ describe('GET /readyz', () => {
     }
   });
 
-  it('gives the editor\'s Bearer token the errors themselves', async () => {
+  it("gives the editor's Bearer token the errors themselves", async () => {
     const res = await readyz(broken, t.auth);
     expect(res.statusCode).toBe(503);
     const { checks } = res.json() as { checks: Record<string, string> };

@@ -16,10 +16,24 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 const validBounce = addFormats(new Ajv({ strict: false, allErrors: true })).compile(BounceSchema as object);
 
 type Bounce = {
-  id: number; type: string; source: string; subscriberId: number | null; email: string | null; recipient: string | null;
-  messageId: number | null; sendId: number | null; issueId: number | null; matchedBy: string | null; action: string | null;
-  status: string | null; diagnostic: string | null; remoteMta: string | null; feedbackType: string | null; reportId: number | null;
-  occurredAt: string; receivedAt: string;
+  id: number;
+  type: string;
+  source: string;
+  subscriberId: number | null;
+  email: string | null;
+  recipient: string | null;
+  messageId: number | null;
+  sendId: number | null;
+  issueId: number | null;
+  matchedBy: string | null;
+  action: string | null;
+  status: string | null;
+  diagnostic: string | null;
+  remoteMta: string | null;
+  feedbackType: string | null;
+  reportId: number | null;
+  occurredAt: string;
+  receivedAt: string;
 };
 type Page = { items: Bounce[]; nextCursor: string | null };
 
@@ -38,7 +52,12 @@ let reportId: number;
 const ids: Record<string, number> = {};
 let allIds: number[];
 
-const match = (m: SeededMessage, s: SeededSend, matchedBy: Match['matchedBy']): Match => ({ messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy });
+const match = (m: SeededMessage, s: SeededSend, matchedBy: Match['matchedBy']): Match => ({
+  messageId: m.id,
+  subscriberId: m.subscriberId,
+  sendId: s.sendId,
+  matchedBy,
+});
 
 async function record(name: string, b: BounceInput): Promise<void> {
   const r = await writeBounce(t.c.pool, b, policy);
@@ -52,32 +71,70 @@ beforeAll(async () => {
   [a1, a2] = sendA.messages as [SeededMessage, SeededMessage];
   [b1] = sendB.messages as [SeededMessage];
   const stored = await storeInboundReport(t.c.pool, {
-    mailFrom: null, rcptTo: 'bounces+x@bounce.example.com', kind: 'dsn', raw: RAW, sha256: createHash('sha256').update(RAW).digest(),
+    mailFrom: null,
+    rcptTo: 'bounces+x@bounce.example.com',
+    kind: 'dsn',
+    raw: RAW,
+    sha256: createHash('sha256').update(RAW).digest(),
   });
   reportId = stored!;
 
   await record('hardA1', {
-    type: 'hard', source: 'dsn', match: match(a1, sendA, 'verp'), recipient: 'ann@example.org', action: 'failed', status: '5.1.1',
-    diagnostic: 'smtp; 550 5.1.1 user unknown', remoteMta: 'mx.example.org', eventId: 'r1:ann', reportId, occurredAt: new Date('2024-01-01T00:00:00Z'),
+    type: 'hard',
+    source: 'dsn',
+    match: match(a1, sendA, 'verp'),
+    recipient: 'ann@example.org',
+    action: 'failed',
+    status: '5.1.1',
+    diagnostic: 'smtp; 550 5.1.1 user unknown',
+    remoteMta: 'mx.example.org',
+    eventId: 'r1:ann',
+    reportId,
+    occurredAt: new Date('2024-01-01T00:00:00Z'),
   });
   await record('softA2', {
-    type: 'soft', source: 'smtp', match: match(a2, sendA, 'submission'), recipient: 'bob@example.org', status: '4.2.2',
-    diagnostic: '452 4.2.2 mailbox full', occurredAt: new Date('2024-01-02T00:00:00Z'),
+    type: 'soft',
+    source: 'smtp',
+    match: match(a2, sendA, 'submission'),
+    recipient: 'bob@example.org',
+    status: '4.2.2',
+    diagnostic: '452 4.2.2 mailbox full',
+    occurredAt: new Date('2024-01-02T00:00:00Z'),
   });
   await record('complaintB1', {
-    type: 'complaint', source: 'arf', match: match(b1, sendB, 'header'), recipient: 'cat@example.org', feedbackType: 'abuse',
+    type: 'complaint',
+    source: 'arf',
+    match: match(b1, sendB, 'header'),
+    recipient: 'cat@example.org',
+    feedbackType: 'abuse',
     occurredAt: new Date('2024-01-03T00:00:00Z'),
   });
   await record('otherUnmatched', {
-    type: 'other', source: 'ses', match: null, recipient: 'stranger@example.net', eventId: 'ses-evt-1', occurredAt: new Date('2024-01-04T00:00:00Z'),
+    type: 'other',
+    source: 'ses',
+    match: null,
+    recipient: 'stranger@example.net',
+    eventId: 'ses-evt-1',
+    occurredAt: new Date('2024-01-04T00:00:00Z'),
   });
   await record('hardUnmatched', {
-    type: 'hard', source: 'dsn', match: null, recipient: 'ghost@example.net', action: 'failed', status: '5.1.1', eventId: 'r1:ghost', reportId,
+    type: 'hard',
+    source: 'dsn',
+    match: null,
+    recipient: 'ghost@example.net',
+    action: 'failed',
+    status: '5.1.1',
+    eventId: 'r1:ghost',
+    reportId,
     occurredAt: new Date('2024-01-05T00:00:00Z'),
   });
   await record('softA1', {
-    type: 'soft', source: 'postmark', match: { messageId: null, subscriberId: a1.subscriberId, sendId: null, matchedBy: 'address' },
-    recipient: 'ann@example.org', eventId: 'pm-1', occurredAt: new Date('2024-01-06T00:00:00Z'),
+    type: 'soft',
+    source: 'postmark',
+    match: { messageId: null, subscriberId: a1.subscriberId, sendId: null, matchedBy: 'address' },
+    recipient: 'ann@example.org',
+    eventId: 'pm-1',
+    occurredAt: new Date('2024-01-06T00:00:00Z'),
   });
   // The reader changed address since: `email` is the current one, `recipient` what the report said.
   await t.c.pool.query("UPDATE subscribers SET email = 'cat.new@example.org', email_normalized = 'cat.new@example.org' WHERE id = $1", [b1.subscriberId]);
@@ -109,22 +166,52 @@ describe('GET /api/bounces', () => {
 
     const hard = page.items.find((b) => b.id === ids.hardA1)!;
     expect(hard).toEqual({
-      id: ids.hardA1, type: 'hard', source: 'dsn', subscriberId: a1.subscriberId, email: 'ann@example.org', recipient: 'ann@example.org',
-      messageId: a1.id, sendId: sendA.sendId, issueId: sendA.issueId, matchedBy: 'verp', action: 'failed', status: '5.1.1',
-      diagnostic: 'smtp; 550 5.1.1 user unknown', remoteMta: 'mx.example.org', feedbackType: null, reportId,
-      occurredAt: '2024-01-01T00:00:00.000Z', receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      id: ids.hardA1,
+      type: 'hard',
+      source: 'dsn',
+      subscriberId: a1.subscriberId,
+      email: 'ann@example.org',
+      recipient: 'ann@example.org',
+      messageId: a1.id,
+      sendId: sendA.sendId,
+      issueId: sendA.issueId,
+      matchedBy: 'verp',
+      action: 'failed',
+      status: '5.1.1',
+      diagnostic: 'smtp; 550 5.1.1 user unknown',
+      remoteMta: 'mx.example.org',
+      feedbackType: null,
+      reportId,
+      occurredAt: '2024-01-01T00:00:00.000Z',
+      receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
     });
     expect(Date.now() - Date.parse(hard.receivedAt)).toBeLessThan(5 * 60_000);
 
     const complaint = page.items.find((b) => b.id === ids.complaintB1)!;
-    expect([complaint.email, complaint.recipient, complaint.feedbackType, complaint.issueId]).toEqual(['cat.new@example.org', 'cat@example.org', 'abuse', sendB.issueId]);
+    expect([complaint.email, complaint.recipient, complaint.feedbackType, complaint.issueId]).toEqual([
+      'cat.new@example.org',
+      'cat@example.org',
+      'abuse',
+      sendB.issueId,
+    ]);
 
     const unmatched = page.items.find((b) => b.id === ids.hardUnmatched)!;
-    expect(unmatched).toEqual(expect.objectContaining({
-      subscriberId: null, email: null, recipient: 'ghost@example.net', messageId: null, sendId: null, issueId: null, matchedBy: null, reportId,
-    }));
+    expect(unmatched).toEqual(
+      expect.objectContaining({
+        subscriberId: null,
+        email: null,
+        recipient: 'ghost@example.net',
+        messageId: null,
+        sendId: null,
+        issueId: null,
+        matchedBy: null,
+        reportId,
+      }),
+    );
     // Matched by address: a reader but no send, so no issue either.
-    expect(page.items.find((b) => b.id === ids.softA1)).toEqual(expect.objectContaining({ subscriberId: a1.subscriberId, sendId: null, issueId: null, matchedBy: 'address' }));
+    expect(page.items.find((b) => b.id === ids.softA1)).toEqual(
+      expect.objectContaining({ subscriberId: a1.subscriberId, sendId: null, issueId: null, matchedBy: 'address' }),
+    );
   });
 
   it('filters by type', async () => {
@@ -197,10 +284,23 @@ describe('GET /api/bounces', () => {
 
   it('answers 400 in the error shape for bad filter values', async () => {
     const bad = [
-      'type=bogus', 'source=bogus', 'issue=0', 'issue=abc', 'subscriber=-1', 'matched=maybe',
-      'since=notadate', 'until=2024-13-45T00:00:00Z', 'since=2024-02-30', 'since=2024-1-1',
-      'limit=0', 'limit=501', 'limit=1.5',
-      'cursor=garbage!', 'cursor=GARBAGE', 'cursor=', 'cursor=zzzzzzzzzzzz',
+      'type=bogus',
+      'source=bogus',
+      'issue=0',
+      'issue=abc',
+      'subscriber=-1',
+      'matched=maybe',
+      'since=notadate',
+      'until=2024-13-45T00:00:00Z',
+      'since=2024-02-30',
+      'since=2024-1-1',
+      'limit=0',
+      'limit=501',
+      'limit=1.5',
+      'cursor=garbage!',
+      'cursor=GARBAGE',
+      'cursor=',
+      'cursor=zzzzzzzzzzzz',
     ];
     for (const qs of bad) {
       const res = await api(`/api/bounces?${qs}`);

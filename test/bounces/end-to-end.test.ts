@@ -105,7 +105,12 @@ describe('a DSN to the bounce listener suppresses the reader for the next send',
     const { id: firstSendId } = await e.trigger(first.id);
     expect(await e.waitForStatus(first.id, 'done')).toMatchObject({ total: 3, submitted: 3 });
     const copies = copiesOf(t, firstSendId);
-    expect(copies.map((m) => m.recipients).flat().sort()).toEqual([...READERS].sort());
+    expect(
+      copies
+        .map((m) => m.recipients)
+        .flat()
+        .sort(),
+    ).toEqual([...READERS].sort());
 
     // Every copy went out with its own VERP return path.
     for (const copy of copies) expect(copy.envelopeFrom).toMatch(new RegExp(`^bounces\\+m[0-9a-z]+-[0-9a-f]{16}@${DOMAIN.replace(/\./g, '\\.')}$`));
@@ -119,16 +124,31 @@ describe('a DSN to the bounce listener suppresses the reader for the next send',
     expect((await subscriberStatus(t, goneId)).status).toBe('bounced');
     for (const id of ids.slice(1)) expect((await subscriberStatus(t, id)).status).toBe('active');
     expect(await bouncesOf(t, 'subscriber_id = $1', [goneId])).toEqual([
-      expect.objectContaining({ type: 'hard', source: 'dsn', matched_by: 'verp', send_id: firstSendId, status: '5.1.1', recipient: gone, report_id: expect.any(Number) }),
+      expect.objectContaining({
+        type: 'hard',
+        source: 'dsn',
+        matched_by: 'verp',
+        send_id: firstSendId,
+        status: '5.1.1',
+        recipient: gone,
+        report_id: expect.any(Number),
+      }),
     ]);
-    const { rows: [message] } = await t.c.pool.query('SELECT status::text FROM messages WHERE send_id = $1 AND subscriber_id = $2', [firstSendId, goneId]);
+    const {
+      rows: [message],
+    } = await t.c.pool.query('SELECT status::text FROM messages WHERE send_id = $1 AND subscriber_id = $2', [firstSendId, goneId]);
     expect(message.status).toBe('bounced');
 
     const second = await e.createIssue('The Weekly, issue 2');
     const { id: secondSendId } = await e.trigger(second.id);
     expect(await e.waitForStatus(second.id, 'done')).toMatchObject({ total: 2, submitted: 2 });
     const next = copiesOf(t, secondSendId);
-    expect(next.map((m) => m.recipients).flat().sort()).toEqual([...staying].sort());
+    expect(
+      next
+        .map((m) => m.recipients)
+        .flat()
+        .sort(),
+    ).toEqual([...staying].sort());
     expect(t.smtp.to(gone)).toHaveLength(1);
   });
 });

@@ -41,8 +41,7 @@ async function seedOne(): Promise<SeededMessage & { sendId: number }> {
 }
 
 /** As the listener hands a report over when it came to `bounces@` (the token only in the mail). */
-const handle = (raw: Buffer, rcptTo = 'bounces@bounce.example.com'): Promise<InboundResult> =>
-  handleInboundReport(t.c, { raw, mailFrom: null, rcptTo });
+const handle = (raw: Buffer, rcptTo = 'bounces@bounce.example.com'): Promise<InboundResult> => handleInboundReport(t.c, { raw, mailFrom: null, rcptTo });
 
 async function reportRow(id: number): Promise<{ kind: string; rcpt_to: string; mail_from: string | null; size: number; raw: Buffer }> {
   const { rows } = await t.c.pool.query('SELECT kind, rcpt_to, mail_from, size, raw FROM inbound_reports WHERE id = $1', [id]);
@@ -59,18 +58,60 @@ type Case = {
 };
 
 const cases: Case[] = [
-  { fixture: 'postfix-user-unknown.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.1.1', action: 'failed' }], matchedBy: 'verp', readerStatus: 'bounced' },
+  {
+    fixture: 'postfix-user-unknown.eml',
+    kind: 'dsn',
+    rows: [{ type: 'hard', source: 'dsn', status: '5.1.1', action: 'failed' }],
+    matchedBy: 'verp',
+    readerStatus: 'bounced',
+  },
   { fixture: 'exim-headers-only.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.2.1' }], matchedBy: 'verp', readerStatus: 'bounced' },
   { fixture: 'exchange-ndr.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.1.10' }], matchedBy: 'verp', readerStatus: 'bounced' },
   { fixture: 'gmail-no-such-user.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.1.1' }], matchedBy: 'verp', readerStatus: 'bounced' },
   // Sent to the feedback loop's own address: only the returned original names the message.
-  { fixture: 'yahoo-arf-abuse.eml', kind: 'arf', rows: [{ type: 'complaint', source: 'arf', feedback_type: 'abuse' }], matchedBy: 'header', readerStatus: 'complained' },
+  {
+    fixture: 'yahoo-arf-abuse.eml',
+    kind: 'arf',
+    rows: [{ type: 'complaint', source: 'arf', feedback_type: 'abuse' }],
+    matchedBy: 'header',
+    readerStatus: 'complained',
+  },
   // Headers only, without X-Broadside-Message: the Message-ID names it.
-  { fixture: 'arf-not-spam.eml', kind: 'arf', rows: [{ type: 'other', source: 'arf', feedback_type: 'not-spam' }], matchedBy: 'message_id', readerStatus: 'active' },
-  { fixture: 'delayed.eml', kind: 'dsn', rows: [{ type: 'other', source: 'dsn', action: 'delayed', status: '4.4.7' }], matchedBy: 'verp', readerStatus: 'active' },
-  { fixture: 'two-recipients.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.2.2' }, { type: 'other', source: 'dsn', action: 'delayed', status: '4.7.1' }], matchedBy: 'verp', readerStatus: 'bounced' },
+  {
+    fixture: 'arf-not-spam.eml',
+    kind: 'arf',
+    rows: [{ type: 'other', source: 'arf', feedback_type: 'not-spam' }],
+    matchedBy: 'message_id',
+    readerStatus: 'active',
+  },
+  {
+    fixture: 'delayed.eml',
+    kind: 'dsn',
+    rows: [{ type: 'other', source: 'dsn', action: 'delayed', status: '4.4.7' }],
+    matchedBy: 'verp',
+    readerStatus: 'active',
+  },
+  {
+    fixture: 'two-recipients.eml',
+    kind: 'dsn',
+    rows: [
+      { type: 'hard', source: 'dsn', status: '5.2.2' },
+      { type: 'other', source: 'dsn', action: 'delayed', status: '4.7.1' },
+    ],
+    matchedBy: 'verp',
+    readerStatus: 'bounced',
+  },
   { fixture: 'missing-original.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.1.1' }], matchedBy: 'verp', readerStatus: 'bounced' },
-  { fixture: 'qmail-plain.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.1.1' }, { type: 'hard', source: 'dsn', status: '5.1.2' }], matchedBy: 'verp', readerStatus: 'bounced' },
+  {
+    fixture: 'qmail-plain.eml',
+    kind: 'dsn',
+    rows: [
+      { type: 'hard', source: 'dsn', status: '5.1.1' },
+      { type: 'hard', source: 'dsn', status: '5.1.2' },
+    ],
+    matchedBy: 'verp',
+    readerStatus: 'bounced',
+  },
   { fixture: 'bad-boundary.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.1.1' }], matchedBy: 'verp', readerStatus: 'bounced' },
   { fixture: 'non-ascii-diagnostic.eml', kind: 'dsn', rows: [{ type: 'hard', source: 'dsn', status: '5.0.0' }], matchedBy: 'verp', readerStatus: 'bounced' },
 ];
@@ -91,14 +132,18 @@ describe('handleInboundReport on every fixture, with a real token', () => {
     expect(stored.raw.equals(raw)).toBe(true);
 
     const got = await bouncesOf(t, 'report_id = $1', [r.reportId]);
-    expect(got).toEqual(rows.map((row) => expect.objectContaining({
-      ...row,
-      subscriber_id: m.subscriberId,
-      message_id: m.id,
-      send_id: m.sendId,
-      matched_by: matchedBy,
-      report_id: r.reportId,
-    })));
+    expect(got).toEqual(
+      rows.map((row) =>
+        expect.objectContaining({
+          ...row,
+          subscriber_id: m.subscriberId,
+          message_id: m.id,
+          send_id: m.sendId,
+          matched_by: matchedBy,
+          report_id: r.reportId,
+        }),
+      ),
+    );
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe(readerStatus);
     // Only a hard bounce marks the message itself; a complaint or a warning leaves it submitted.
     expect(await messageStatus(t, m.id)).toBe(rows.some((row) => row.type === 'hard') ? 'bounced' : 'submitted');
@@ -121,7 +166,10 @@ describe('handleInboundReport: matching', () => {
     // The report's own headers (Delivered-To, To) carry the forgery; the returned original the real token.
     const text = fixtureText('postfix-user-unknown.eml');
     const split = text.indexOf('Content-Type: message/rfc822');
-    const raw = Buffer.from(text.slice(0, split).split(FAKE_TOKENS['postfix-user-unknown.eml']!).join(forged) + text.slice(split).split(FAKE_TOKENS['postfix-user-unknown.eml']!).join(m.token));
+    const raw = Buffer.from(
+      text.slice(0, split).split(FAKE_TOKENS['postfix-user-unknown.eml']!).join(forged) +
+        text.slice(split).split(FAKE_TOKENS['postfix-user-unknown.eml']!).join(m.token),
+    );
     const r = await handle(raw, `bounces+${forged}@bounce.example.com`);
     const [row] = await bouncesOf(t, 'report_id = $1', [r.reportId]);
     expect(row).toMatchObject({ subscriber_id: m.subscriberId, matched_by: 'header', type: 'hard' });
@@ -138,22 +186,25 @@ describe('handleInboundReport: matching', () => {
     expect(await messageStatus(t, m.id)).toBe('submitted');
   });
 
-  it('never matches by address: a report naming a reader\'s address without a token stays unmatched', async () => {
+  it("never matches by address: a report naming a reader's address without a token stays unmatched", async () => {
     const m = await seedOne();
-    const raw = Buffer.from(fixtureText('missing-original.eml')
-      .split(`bounces+${FAKE_TOKENS['missing-original.eml']}@`).join('bounces@')
-      .split('ivan@example.org').join(m.email));
+    const raw = Buffer.from(
+      fixtureText('missing-original.eml').split(`bounces+${FAKE_TOKENS['missing-original.eml']}@`).join('bounces@').split('ivan@example.org').join(m.email),
+    );
     const r = await handle(raw);
     const rows = await bouncesOf(t, 'report_id = $1', [r.reportId]);
     expect(rows).toEqual([expect.objectContaining({ type: 'hard', recipient: m.email, subscriber_id: null })]);
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('active');
   });
 
-  it('matches by the DSN\'s Original-Envelope-Id (our ENVID) when nothing else names the message (envelope_id)', async () => {
+  it("matches by the DSN's Original-Envelope-Id (our ENVID) when nothing else names the message (envelope_id)", async () => {
     const m = await seedOne();
-    const raw = Buffer.from(fixtureText('missing-original.eml')
-      .split(`bounces+${FAKE_TOKENS['missing-original.eml']}@`).join('bounces@')
-      .replace(/^Reporting-MTA:.*$/m, (line) => `${line}\nOriginal-Envelope-Id: ${m.token}`));
+    const raw = Buffer.from(
+      fixtureText('missing-original.eml')
+        .split(`bounces+${FAKE_TOKENS['missing-original.eml']}@`)
+        .join('bounces@')
+        .replace(/^Reporting-MTA:.*$/m, (line) => `${line}\nOriginal-Envelope-Id: ${m.token}`),
+    );
     const r = await handle(raw);
     const rows = await bouncesOf(t, 'report_id = $1', [r.reportId]);
     expect(rows).toEqual([expect.objectContaining({ type: 'hard', subscriber_id: m.subscriberId, message_id: m.id, matched_by: 'envelope_id' })]);
@@ -171,10 +222,13 @@ describe('handleInboundReport: matching', () => {
 describe('handleInboundReport: the policy', () => {
   /** The Postfix bounce turned into a temporary failure the remote server gave up on. */
   const softBounce = (token: string, n: number): Buffer =>
-    Buffer.from(withToken('postfix-user-unknown.eml', token).toString('utf8')
-      .replace('Status: 5.1.1', 'Status: 4.2.2')
-      .replace('Diagnostic-Code: smtp; 550 5.1.1', 'Diagnostic-Code: smtp; 452 4.2.2')
-      .replace('X-Postfix-Queue-ID: 4Z1A2B3C4D', `X-Postfix-Queue-ID: 4Z1A2B3C4D${n}`));
+    Buffer.from(
+      withToken('postfix-user-unknown.eml', token)
+        .toString('utf8')
+        .replace('Status: 5.1.1', 'Status: 4.2.2')
+        .replace('Diagnostic-Code: smtp; 550 5.1.1', 'Diagnostic-Code: smtp; 452 4.2.2')
+        .replace('X-Postfix-Queue-ID: 4Z1A2B3C4D', `X-Postfix-Queue-ID: 4Z1A2B3C4D${n}`),
+    );
 
   it('a soft bounce leaves the reader active; the limit (3 by default) within the window suppresses', async () => {
     const s = await seedSubmittedSend(t, ['soft-inbound@readers.test']);
@@ -184,7 +238,9 @@ describe('handleInboundReport: the policy', () => {
 
     const first = await handle(softBounce(tokens[0]!, 1));
     expect(first).toMatchObject({ recorded: 1, suppressed: 0 });
-    expect(await bouncesOf(t, 'report_id = $1', [first.reportId])).toEqual([expect.objectContaining({ type: 'soft', status: '4.2.2', subscriber_id: subscriberId })]);
+    expect(await bouncesOf(t, 'report_id = $1', [first.reportId])).toEqual([
+      expect.objectContaining({ type: 'soft', status: '4.2.2', subscriber_id: subscriberId }),
+    ]);
     const reader = await subscriberStatus(t, subscriberId);
     expect(reader.status).toBe('active');
     expect(reader.soft_bounces).toHaveLength(1);

@@ -56,7 +56,7 @@ describe('the receive budget', () => {
     expect(b.held).toBe(200);
   });
 
-  it('always takes a mail\'s first bytes, so a DSN is never refused for memory; the total stays under limit + mails × first bytes', () => {
+  it("always takes a mail's first bytes, so a DSN is never refused for memory; the total stays under limit + mails × first bytes", () => {
     const b = new ReceiveBudget(1000, 100);
     expect(b.take(0, 1000)).toBe(true);
     for (let mail = 0; mail < 5; mail++) {

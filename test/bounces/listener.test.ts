@@ -55,7 +55,9 @@ describe('bounce listener: accepting reports', () => {
     expect(reply).toMatchObject({ ok: true, response: expect.stringMatching(/^250 2\.0\.0 report \d+ stored$/) });
     const report = await reportOf(reply);
     expect(report).toMatchObject({ kind: 'dsn', mail_from: null, rcpt_to: `bounces+${m.token}@${DOMAIN}` });
-    expect(await bouncesOf(t, 'report_id = $1', [report.id])).toEqual([expect.objectContaining({ type: 'hard', subscriber_id: m.subscriberId, matched_by: 'verp' })]);
+    expect(await bouncesOf(t, 'report_id = $1', [report.id])).toEqual([
+      expect.objectContaining({ type: 'hard', subscriber_id: m.subscriberId, matched_by: 'verp' }),
+    ]);
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('bounced');
   });
 
@@ -69,7 +71,9 @@ describe('bounce listener: accepting reports', () => {
     const report = await reportOf(again);
     expect(report).toEqual(await reportOf(first));
     expect(report.mail_from).toBe('fbl@mail.example.org');
-    expect(await bouncesOf(t, 'report_id = $1', [report.id])).toEqual([expect.objectContaining({ source: 'arf', type: 'other', feedback_type: 'not-spam', matched_by: 'message_id' })]);
+    expect(await bouncesOf(t, 'report_id = $1', [report.id])).toEqual([
+      expect.objectContaining({ source: 'arf', type: 'other', feedback_type: 'not-spam', matched_by: 'message_id' }),
+    ]);
   });
 
   it('with several accepted recipients, stores the mail once, for the first', async () => {
@@ -94,7 +98,7 @@ describe('bounce listener: refusing', () => {
     expect(await reportCount()).toBe(before);
   });
 
-  it('refuses a good recipient\'s neighbour but takes the mail for the good one', async () => {
+  it("refuses a good recipient's neighbour but takes the mail for the good one", async () => {
     const raw = 'Subject: mixed\n\nhello\n';
     const reply = await deliver(raw, [`someone@${DOMAIN}`, `bounces@${DOMAIN}`]);
     expect(reply).toMatchObject({ ok: true, rejected: [`someone@${DOMAIN}`] });
@@ -164,8 +168,18 @@ describe('bounce listener: Postgres unavailable', () => {
 });
 
 describe('bounce listener: limits', () => {
-  type Limits = Partial<Pick<TestContext['config'],
-    'bounceMaxConnections' | 'bounceMaxConnectionsPerIp' | 'bounceMessagesPerIpPerMinute' | 'bounceMaxRecipients' | 'bounceBufferBytes' | 'bounceMaxBytes' | 'bounceTrustedIps'>>;
+  type Limits = Partial<
+    Pick<
+      TestContext['config'],
+      | 'bounceMaxConnections'
+      | 'bounceMaxConnectionsPerIp'
+      | 'bounceMessagesPerIpPerMinute'
+      | 'bounceMaxRecipients'
+      | 'bounceBufferBytes'
+      | 'bounceMaxBytes'
+      | 'bounceTrustedIps'
+    >
+  >;
   const open: OpenConnection[] = [];
   const started: BounceListener[] = [];
 
@@ -226,11 +240,18 @@ describe('bounce listener: limits', () => {
     const l = await limited({ bounceMessagesPerIpPerMinute: 3 });
     const before = await reportCount();
     for (let i = 0; i < 3; i++) {
-      expect(await deliver(`Subject: report ${i} ${Date.now()}\n\nhello\n`, `bounces@${DOMAIN}`, { port: l.port, localAddress: '127.0.0.2' })).toMatchObject({ ok: true });
+      expect(await deliver(`Subject: report ${i} ${Date.now()}\n\nhello\n`, `bounces@${DOMAIN}`, { port: l.port, localAddress: '127.0.0.2' })).toMatchObject({
+        ok: true,
+      });
     }
     const { m, raw, to } = await dsn();
     const fourth = await deliver(raw, to, { port: l.port, localAddress: '127.0.0.2' });
-    expect(fourth).toMatchObject({ ok: false, responseCode: 451, command: 'MAIL FROM', response: expect.stringMatching(/^451 4\.7\.1 too many mails from 127\.0\.0\.2 \(at most 3 a minute\), try again in \d+ s$/) });
+    expect(fourth).toMatchObject({
+      ok: false,
+      responseCode: 451,
+      command: 'MAIL FROM',
+      response: expect.stringMatching(/^451 4\.7\.1 too many mails from 127\.0\.0\.2 \(at most 3 a minute\), try again in \d+ s$/),
+    });
     // Several transactions on one connection count one by one (RSET and MAIL again).
     const conn = await connect(l, '127.0.0.2');
     await conn.command('EHLO mta.example.org');
@@ -242,16 +263,21 @@ describe('bounce listener: limits', () => {
     expect((await subscriberStatus(t, m.subscriberId)).status).toBe('bounced');
   });
 
-  it('exempts BOUNCE_TRUSTED_IPS (the operator\'s own relay) from the per-address limits', async () => {
+  it("exempts BOUNCE_TRUSTED_IPS (the operator's own relay) from the per-address limits", async () => {
     const l = await limited({ bounceMaxConnectionsPerIp: 1, bounceMessagesPerIpPerMinute: 1, bounceTrustedIps: [parseNetwork('127.0.0.8/30')] });
     const conns = [await connect(l, '127.0.0.9'), await connect(l, '127.0.0.9'), await connect(l, '127.0.0.9')];
     expect(conns.map((c) => c.greeting.slice(0, 4))).toEqual(['220 ', '220 ', '220 ']);
     for (let i = 0; i < 3; i++) {
-      expect(await deliver(`Subject: relayed ${i} ${Date.now()}\n\nhello\n`, `bounces@${DOMAIN}`, { port: l.port, localAddress: '127.0.0.10' })).toMatchObject({ ok: true });
+      expect(await deliver(`Subject: relayed ${i} ${Date.now()}\n\nhello\n`, `bounces@${DOMAIN}`, { port: l.port, localAddress: '127.0.0.10' })).toMatchObject({
+        ok: true,
+      });
     }
     // Next door, outside the /30, the limits hold.
     expect(await deliver('Subject: a\n\nhello\n', `bounces@${DOMAIN}`, { port: l.port, localAddress: '127.0.0.12' })).toMatchObject({ ok: true });
-    expect(await deliver('Subject: b\n\nhello\n', `bounces@${DOMAIN}`, { port: l.port, localAddress: '127.0.0.12' })).toMatchObject({ ok: false, responseCode: 451 });
+    expect(await deliver('Subject: b\n\nhello\n', `bounces@${DOMAIN}`, { port: l.port, localAddress: '127.0.0.12' })).toMatchObject({
+      ok: false,
+      responseCode: 451,
+    });
   });
 
   it('accepts BOUNCE_MAX_RECIPIENTS recipients in one mail, answers 452 to the rest, and stores the mail once', async () => {

@@ -102,11 +102,13 @@ describe('matchToken', () => {
     const s = await seedSubmittedSend(t, ['match@example.org']);
     const m = s.messages[0]!;
     const forged = `m${m.id.toString(36)}-0000000000000000`;
-    expect(await matchToken(t.c.pool, t.c.messageTokens, [
-      { token: forged, matchedBy: 'verp' },
-      { token: null, matchedBy: 'header' },
-      { token: m.token, matchedBy: 'message_id' },
-    ])).toEqual({ messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'message_id' });
+    expect(
+      await matchToken(t.c.pool, t.c.messageTokens, [
+        { token: forged, matchedBy: 'verp' },
+        { token: null, matchedBy: 'header' },
+        { token: m.token, matchedBy: 'message_id' },
+      ]),
+    ).toEqual({ messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'message_id' });
     expect(await matchToken(t.c.pool, t.c.messageTokens, [{ token: forged, matchedBy: 'verp' }])).toBeNull();
     // Signed, but no such message.
     expect(await matchToken(t.c.pool, t.c.messageTokens, [{ token: t.c.messageTokens.sign(999_999_999), matchedBy: 'verp' }])).toBeNull();
@@ -119,7 +121,13 @@ describe('erasing a reader', () => {
     const m = s.messages[0]!;
     const { storeInboundReport } = await import('../../src/bounces/inbound/queries.js');
     const raw = Buffer.from('From: MAILER-DAEMON\r\n\r\nerase-me@example.org: 550 5.1.1 unknown\r\n');
-    const reportId = await storeInboundReport(t.c.pool, { mailFrom: null, rcptTo: `bounces+${m.token}@b.test`, kind: 'unknown', raw, sha256: Buffer.alloc(32, 7) });
+    const reportId = await storeInboundReport(t.c.pool, {
+      mailFrom: null,
+      rcptTo: `bounces+${m.token}@b.test`,
+      kind: 'unknown',
+      raw,
+      sha256: Buffer.alloc(32, 7),
+    });
     await writeBounce(t.c.pool, bounceFor(m, s.sendId, 'hard', { recipient: m.email, diagnostic: 'smtp; 550 erase-me@example.org unknown', reportId }), policy);
     const res = await t.app.inject({ method: 'DELETE', url: `/api/subscribers/${m.subscriberId}`, headers: t.auth });
     expect(res.statusCode).toBe(204);

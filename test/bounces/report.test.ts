@@ -49,7 +49,13 @@ describe('parseReport on delivery status notifications', () => {
     const r = await parse('exchange-ndr.eml');
     expect(r.kind).toBe('dsn');
     expect(r.recipients).toMatchObject([
-      { address: 'carol@example.org', action: 'failed', status: '5.1.10', class: 'hard', diagnostic: expect.stringContaining('RESOLVER.ADR.RecipientNotFound') },
+      {
+        address: 'carol@example.org',
+        action: 'failed',
+        status: '5.1.10',
+        class: 'hard',
+        diagnostic: expect.stringContaining('RESOLVER.ADR.RecipientNotFound'),
+      },
     ]);
     expect(r.original).toEqual({
       messageToken: 'm2u-00112233aabbccdd',
@@ -207,15 +213,36 @@ describe('parseReport on bounces that are not RFC 3464', () => {
   });
 
   it('reads Original-Envelope-Id (our ENVID) when it has the shape of a token', async () => {
-    const dsn = (envid: string) => Buffer.from([
-      'From: MAILER-DAEMON@mx.example.net', 'To: bounces@bounces.example.com', 'Subject: Undelivered Mail Returned to Sender',
-      'MIME-Version: 1.0', 'Content-Type: multipart/report; report-type=delivery-status; boundary="b"', '',
-      '--b', 'Content-Type: text/plain', '', 'Your message could not be delivered.', '',
-      '--b', 'Content-Type: message/delivery-status', '',
-      'Reporting-MTA: dns; mx.example.net', `Original-Envelope-Id: ${envid}`, 'Arrival-Date: Tue, 24 Nov 2026 10:00:00 +0000', '',
-      'Final-Recipient: rfc822; kim@example.net', 'Action: failed', 'Status: 5.1.1', 'Diagnostic-Code: smtp; 550 5.1.1 unknown user', '',
-      '--b--', '',
-    ].join('\r\n'));
+    const dsn = (envid: string) =>
+      Buffer.from(
+        [
+          'From: MAILER-DAEMON@mx.example.net',
+          'To: bounces@bounces.example.com',
+          'Subject: Undelivered Mail Returned to Sender',
+          'MIME-Version: 1.0',
+          'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+          '',
+          '--b',
+          'Content-Type: text/plain',
+          '',
+          'Your message could not be delivered.',
+          '',
+          '--b',
+          'Content-Type: message/delivery-status',
+          '',
+          'Reporting-MTA: dns; mx.example.net',
+          `Original-Envelope-Id: ${envid}`,
+          'Arrival-Date: Tue, 24 Nov 2026 10:00:00 +0000',
+          '',
+          'Final-Recipient: rfc822; kim@example.net',
+          'Action: failed',
+          'Status: 5.1.1',
+          'Diagnostic-Code: smtp; 550 5.1.1 unknown user',
+          '',
+          '--b--',
+          '',
+        ].join('\r\n'),
+      );
     const r = await parseReport(dsn('M2S-0123456789ABCDEF'));
     expect(r.envelopeId).toBe('m2s-0123456789abcdef');
     expect(r.recipients).toMatchObject([{ address: 'kim@example.net', class: 'hard' }]);
@@ -283,7 +310,9 @@ describe('parseReport on malformed input', () => {
   it('reads a bounce from the raw text when mailparser refuses it (more MIME parts than it allows)', async () => {
     const parts = Array.from({ length: 1100 }, (_, i) => `--P\nContent-Type: text/plain\n\npart ${i}\n`).join('');
     const dsn = 'Final-Recipient: rfc822; max@example.org\nAction: failed\nStatus: 5.1.1\n';
-    const raw = Buffer.from(`Subject: many\nContent-Type: multipart/mixed; boundary="P"\n\n${parts}--P\nContent-Type: message/delivery-status\n\n${dsn}\n--P--\n`);
+    const raw = Buffer.from(
+      `Subject: many\nContent-Type: multipart/mixed; boundary="P"\n\n${parts}--P\nContent-Type: message/delivery-status\n\n${dsn}\n--P--\n`,
+    );
     const r = await parseReport(raw);
     expect(r.kind).toBe('dsn');
     expect(r.recipients).toMatchObject([{ address: 'max@example.org', status: '5.1.1', class: 'hard' }]);

@@ -61,7 +61,9 @@ describe('retention of raw inbound reports', () => {
     // A pruned report answers a 404 that says why it may be gone.
     const res = await t.app.inject({ method: 'GET', url: `/api/bounces/reports/${matchedOld.id}`, headers: t.auth });
     expect(res.statusCode).toBe(404);
-    expect(res.json()).toEqual({ error: { code: 'not_found', message: expect.stringMatching(/raw reports are kept 30 days when they matched a reader, 90 days when not/) } });
+    expect(res.json()).toEqual({
+      error: { code: 'not_found', message: expect.stringMatching(/raw reports are kept 30 days when they matched a reader, 90 days when not/) },
+    });
     expect((await t.app.inject({ method: 'GET', url: `/api/bounces/reports/${fresh.id}`, headers: t.auth })).statusCode).toBe(200);
 
     // Idempotent: a second pass finds nothing more.

@@ -46,10 +46,25 @@ let app: FastifyInstance;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'broadside-webhooks-'));
   for (const name of ['sns', 'other']) {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=sns.amazonaws.com',
-      '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.crt`),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=sns.amazonaws.com',
+        '-keyout',
+        path.join(dir, `${name}.key`),
+        '-out',
+        path.join(dir, `${name}.crt`),
+      ],
+      { stdio: 'ignore' },
+    );
   }
   certPem = readFileSync(path.join(dir, 'sns.crt'), 'utf8');
   snsKey = readFileSync(path.join(dir, 'sns.key'), 'utf8');
@@ -82,24 +97,33 @@ const addr = (label: string) => `${label}-${++n}-${randomBytes(3).toString('hex'
 // ---- SES (SNS) ----
 
 function snsSign(msg: Record<string, string>, key = snsKey): Record<string, string> {
-  const fields = msg.Type === 'Notification'
-    ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type']
-    : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
-  const text = fields.filter((f) => msg[f] !== undefined).map((f) => `${f}\n${msg[f]}\n`).join('');
+  const fields =
+    msg.Type === 'Notification'
+      ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type']
+      : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
+  const text = fields
+    .filter((f) => msg[f] !== undefined)
+    .map((f) => `${f}\n${msg[f]}\n`)
+    .join('');
   return { ...msg, Signature: createSign('RSA-SHA256').update(text).sign(key, 'base64') };
 }
 
 function snsNotification(inner: unknown, extra: Record<string, string> = {}, key = snsKey): string {
-  return JSON.stringify(snsSign({
-    Type: 'Notification',
-    MessageId: randomUUID(),
-    TopicArn: TOPIC,
-    Message: JSON.stringify(inner),
-    Timestamp: new Date().toISOString(),
-    SignatureVersion: '2',
-    SigningCertURL: CERT_URL,
-    ...extra,
-  }, key));
+  return JSON.stringify(
+    snsSign(
+      {
+        Type: 'Notification',
+        MessageId: randomUUID(),
+        TopicArn: TOPIC,
+        Message: JSON.stringify(inner),
+        Timestamp: new Date().toISOString(),
+        SignatureVersion: '2',
+        SigningCertURL: CERT_URL,
+        ...extra,
+      },
+      key,
+    ),
+  );
 }
 
 const sesBounce = (email: string, token: string | null, bounceType = 'Permanent') => ({
@@ -174,21 +198,35 @@ describe('POST /webhooks/bounces/ses', () => {
     const fetchedBefore = fetched.length;
     // Each names a certificate not fetched before (a cached one would prove nothing), on a real
     // SNS host, and is validly signed: the topic alone decides.
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => snsPost(snsNotification(
-      sesBounce(addr('ses-stranger'), null),
-      { TopicArn: `arn:aws:sns:eu-west-1:999999999999:theirs-${i}`, SigningCertURL: `https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-stranger${i}.pem` },
-    ))));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        snsPost(
+          snsNotification(sesBounce(addr('ses-stranger'), null), {
+            TopicArn: `arn:aws:sns:eu-west-1:999999999999:theirs-${i}`,
+            SigningCertURL: `https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-stranger${i}.pem`,
+          }),
+        ),
+      ),
+    );
     expect(answers.map((r) => [r.statusCode, r.json().error.message])).toEqual(Array(20).fill([401, 'SNS topic is not one we subscribed to']));
     expect(fetched.length).toBe(fetchedBefore);
   });
 
   it('confirms a subscription to our topic by fetching its SubscribeURL; 503 when that fails, so SNS retries', async () => {
     const subscribeUrl = `https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=${TOPIC}&Token=tok-${randomUUID()}`;
-    const body = JSON.stringify(snsSign({
-      Type: 'SubscriptionConfirmation', MessageId: randomUUID(), Token: 'tok', TopicArn: TOPIC,
-      Message: 'You have chosen to subscribe to the topic.', SubscribeURL: subscribeUrl,
-      Timestamp: new Date().toISOString(), SignatureVersion: '2', SigningCertURL: CERT_URL,
-    }));
+    const body = JSON.stringify(
+      snsSign({
+        Type: 'SubscriptionConfirmation',
+        MessageId: randomUUID(),
+        Token: 'tok',
+        TopicArn: TOPIC,
+        Message: 'You have chosen to subscribe to the topic.',
+        SubscribeURL: subscribeUrl,
+        Timestamp: new Date().toISOString(),
+        SignatureVersion: '2',
+        SigningCertURL: CERT_URL,
+      }),
+    );
     subscribeFails = true;
     try {
       const failed = await snsPost(body);
@@ -203,11 +241,19 @@ describe('POST /webhooks/bounces/ses', () => {
 
   it('does not follow the SubscribeURL of an unsubscription', async () => {
     const subscribeUrl = `https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=unsub-${randomUUID()}`;
-    const body = JSON.stringify(snsSign({
-      Type: 'UnsubscribeConfirmation', MessageId: randomUUID(), Token: 'tok', TopicArn: TOPIC,
-      Message: 'You have chosen to deactivate subscription.', SubscribeURL: subscribeUrl,
-      Timestamp: new Date().toISOString(), SignatureVersion: '2', SigningCertURL: CERT_URL,
-    }));
+    const body = JSON.stringify(
+      snsSign({
+        Type: 'UnsubscribeConfirmation',
+        MessageId: randomUUID(),
+        Token: 'tok',
+        TopicArn: TOPIC,
+        Message: 'You have chosen to deactivate subscription.',
+        SubscribeURL: subscribeUrl,
+        Timestamp: new Date().toISOString(),
+        SignatureVersion: '2',
+        SigningCertURL: CERT_URL,
+      }),
+    );
     const res = await snsPost(body);
     expect([res.statusCode, res.json().subscription]).toEqual([200, 'ignored']);
     expect(fetched).not.toContain(subscribeUrl);
@@ -219,12 +265,17 @@ describe('POST /webhooks/bounces/ses', () => {
 const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
 const pmAuth = basic(PM_USER, PM_PASSWORD);
 let pmId = 1000;
-const pmBounce = (email: string, token: string | null, type = 'HardBounce') => JSON.stringify({
-  RecordType: 'Bounce', ID: ++pmId, Type: type, MessageID: randomUUID(), Email: email,
-  Metadata: token ? { broadside_message: token } : {},
-  Details: 'smtp;550 5.1.1 The email account that you tried to reach does not exist.',
-  BouncedAt: new Date().toISOString(),
-});
+const pmBounce = (email: string, token: string | null, type = 'HardBounce') =>
+  JSON.stringify({
+    RecordType: 'Bounce',
+    ID: ++pmId,
+    Type: type,
+    MessageID: randomUUID(),
+    Email: email,
+    Metadata: token ? { broadside_message: token } : {},
+    Details: 'smtp;550 5.1.1 The email account that you tried to reach does not exist.',
+    BouncedAt: new Date().toISOString(),
+  });
 
 describe('POST /webhooks/bounces/postmark', () => {
   it('records a hard bounce (bounced) and a soft one (still active) with the right credentials', async () => {
@@ -259,7 +310,9 @@ describe('POST /webhooks/bounces/postmark', () => {
 
 function sgSigned(body: string, key = sgKeys.privateKey, timestamp = String(Math.floor(Date.now() / 1000))) {
   return {
-    'x-twilio-email-event-webhook-signature': createSign('sha256').update(timestamp + body).sign(key, 'base64'),
+    'x-twilio-email-event-webhook-signature': createSign('sha256')
+      .update(timestamp + body)
+      .sign(key, 'base64'),
     'x-twilio-email-event-webhook-timestamp': timestamp,
   };
 }
@@ -272,7 +325,16 @@ describe('POST /webhooks/bounces/sendgrid', () => {
     const id = randomUUID();
     const body = JSON.stringify([
       { email: hard!.email, event: 'delivered', sg_event_id: `${id}-0`, timestamp: ts, broadside_message: hard!.token },
-      { email: hard!.email, event: 'bounce', type: 'bounce', status: '5.1.1', reason: '550 5.1.1 no such user', sg_event_id: `${id}-1`, timestamp: ts, broadside_message: hard!.token },
+      {
+        email: hard!.email,
+        event: 'bounce',
+        type: 'bounce',
+        status: '5.1.1',
+        reason: '550 5.1.1 no such user',
+        sg_event_id: `${id}-1`,
+        timestamp: ts,
+        broadside_message: hard!.token,
+      },
       { email: spam!.email, event: 'spamreport', sg_event_id: `${id}-2`, timestamp: ts },
       { email: deferred!.email, event: 'deferred', response: '451 4.7.1 try later', sg_event_id: `${id}-3`, timestamp: ts, broadside_message: deferred!.token },
     ]);
@@ -282,7 +344,9 @@ describe('POST /webhooks/bounces/sendgrid', () => {
     expect((await subscriberStatus(t, spam!.subscriberId)).status).toBe('complained');
     expect((await subscriberStatus(t, deferred!.subscriberId)).status).toBe('active');
     expect((await bouncesOf(t, 'send_id = $1 OR subscriber_id = $2', [s.sendId, spam!.subscriberId])).map((b) => [b.type, b.matched_by])).toEqual([
-      ['hard', 'token'], ['complaint', 'address'], ['soft', 'token'],
+      ['hard', 'token'],
+      ['complaint', 'address'],
+      ['soft', 'token'],
     ]);
 
     // SendGrid retries a batch it thinks failed: nothing is recorded twice.
@@ -311,11 +375,17 @@ describe('POST /webhooks/bounces/sendgrid', () => {
 
 function mgBody(eventData: unknown, token = randomBytes(25).toString('hex'), key = MG_KEY): string {
   const timestamp = String(Math.floor(Date.now() / 1000));
-  const signature = createHmac('sha256', key).update(timestamp + token).digest('hex');
+  const signature = createHmac('sha256', key)
+    .update(timestamp + token)
+    .digest('hex');
   return JSON.stringify({ signature: { timestamp, token, signature }, 'event-data': eventData });
 }
 const mgFailed = (email: string, token: string | null, severity = 'permanent') => ({
-  id: randomUUID(), timestamp: Date.now() / 1000, event: 'failed', severity, recipient: email,
+  id: randomUUID(),
+  timestamp: Date.now() / 1000,
+  event: 'failed',
+  severity,
+  recipient: email,
   'delivery-status': { code: 550, 'enhanced-code': '5.1.1', message: '5.1.1 no such user' },
   message: { headers: { 'message-id': 'mg-1@example.net' } },
   'user-variables': token ? { broadside_message: token } : {},
@@ -331,7 +401,8 @@ describe('POST /webhooks/bounces/mailgun', () => {
     expect((await subscriberStatus(t, hard!.subscriberId)).status).toBe('bounced');
     expect((await subscriberStatus(t, soft!.subscriberId)).status).toBe('active');
     expect((await bouncesOf(t, 'send_id = $1 OR subscriber_id = $2', [s.sendId, soft!.subscriberId])).map((b) => [b.source, b.type, b.matched_by])).toEqual([
-      ['mailgun', 'hard', 'token'], ['mailgun', 'soft', 'address'],
+      ['mailgun', 'hard', 'token'],
+      ['mailgun', 'soft', 'address'],
     ]);
   });
 
@@ -377,16 +448,34 @@ describe('POST /webhooks/bounces/<provider>: routing', () => {
   it('answers 401 naming the variable to set when the provider is not configured', async () => {
     const bare = await buildApp({
       ...t.c,
-      config: { ...t.c.config, sesSnsTopicArns: undefined, postmarkWebhookUser: undefined, postmarkWebhookPassword: undefined, sendgridWebhookPublicKey: undefined, mailgunWebhookSigningKey: undefined },
+      config: {
+        ...t.c.config,
+        sesSnsTopicArns: undefined,
+        postmarkWebhookUser: undefined,
+        postmarkWebhookPassword: undefined,
+        sendgridWebhookPublicKey: undefined,
+        mailgunWebhookSigningKey: undefined,
+      },
     });
     try {
       const expected: Record<string, string> = {
-        ses: 'SES_SNS_TOPIC_ARNS', postmark: 'POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD',
-        sendgrid: 'SENDGRID_WEBHOOK_PUBLIC_KEY', mailgun: 'MAILGUN_WEBHOOK_SIGNING_KEY',
+        ses: 'SES_SNS_TOPIC_ARNS',
+        postmark: 'POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD',
+        sendgrid: 'SENDGRID_WEBHOOK_PUBLIC_KEY',
+        mailgun: 'MAILGUN_WEBHOOK_SIGNING_KEY',
       };
       for (const [provider, variable] of Object.entries(expected)) {
-        const res = await bare.inject({ method: 'POST', url: `/webhooks/bounces/${provider}`, payload: '{}', headers: { 'content-type': 'application/json', ...pmAuth } });
-        expect([provider, res.statusCode, res.json().error]).toEqual([provider, 401, { code: 'unauthorized', message: `the ${provider} webhook is not configured: set ${variable}` }]);
+        const res = await bare.inject({
+          method: 'POST',
+          url: `/webhooks/bounces/${provider}`,
+          payload: '{}',
+          headers: { 'content-type': 'application/json', ...pmAuth },
+        });
+        expect([provider, res.statusCode, res.json().error]).toEqual([
+          provider,
+          401,
+          { code: 'unauthorized', message: `the ${provider} webhook is not configured: set ${variable}` },
+        ]);
       }
     } finally {
       await bare.close();
@@ -398,7 +487,15 @@ describe('POST /webhooks/bounces/<provider>: routing', () => {
     expect([form.statusCode, form.json().error.code]).toEqual([415, 'unsupported_media_type']);
     // ~1 MB of events we do not record (opens), signed: the app's 64 KB limit does not apply here.
     const ts = Math.floor(Date.now() / 1000);
-    const big = JSON.stringify(Array.from({ length: 8000 }, (_, i) => ({ email: `r${i}@example.org`, event: 'open', sg_event_id: `open-${i}`, timestamp: ts, useragent: 'x'.repeat(80) })));
+    const big = JSON.stringify(
+      Array.from({ length: 8000 }, (_, i) => ({
+        email: `r${i}@example.org`,
+        event: 'open',
+        sg_event_id: `open-${i}`,
+        timestamp: ts,
+        useragent: 'x'.repeat(80),
+      })),
+    );
     expect(big.length).toBeGreaterThan(1024 * 1024);
     const res = await post('sendgrid', big, sgSigned(big));
     expect([res.statusCode, res.json()]).toEqual([200, { received: 0, recorded: 0, duplicates: 0, unmatched: 0, ignored: 0 }]);
@@ -417,12 +514,23 @@ describe('POST /webhooks/bounces/<provider>: logs', () => {
         logged.inject({ method: 'POST', url: '/webhooks/bounces/mailgun', payload, headers: { 'content-type': 'application/json', ...headers } });
       expect((await send(body)).statusCode).toBe(200);
       const pmBody = pmBounce(m.email, m.token);
-      expect((await logged.inject({ method: 'POST', url: '/webhooks/bounces/postmark', payload: pmBody, headers: { 'content-type': 'application/json', ...basic(PM_USER, 'wrong-password-0123') } })).statusCode).toBe(401);
+      expect(
+        (
+          await logged.inject({
+            method: 'POST',
+            url: '/webhooks/bounces/postmark',
+            payload: pmBody,
+            headers: { 'content-type': 'application/json', ...basic(PM_USER, 'wrong-password-0123') },
+          })
+        ).statusCode,
+      ).toBe(401);
       const entries = captured.lines();
       expect(entries.filter((e) => e.msg === 'provider webhook')).toEqual([
         expect.objectContaining({ provider: 'mailgun', received: 1, recorded: 1, duplicates: 0, unmatched: 0 }),
       ]);
-      expect(entries).toContainEqual(expect.objectContaining({ provider: 'postmark', reason: 'unauthorized', msg: 'provider webhook refused: wrong webhook credentials' }));
+      expect(entries).toContainEqual(
+        expect.objectContaining({ provider: 'postmark', reason: 'unauthorized', msg: 'provider webhook refused: wrong webhook credentials' }),
+      );
       const all = captured.text();
       const sig = (JSON.parse(body) as { signature: { signature: string; token: string } }).signature;
       for (const secret of [MG_KEY, sig.signature, sig.token, PM_PASSWORD, 'wrong-password-0123', m.token]) expect(all).not.toContain(secret);

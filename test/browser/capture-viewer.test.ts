@@ -17,7 +17,15 @@ import { until } from '../support/editor.js';
 import { freePort } from '../support/free-port.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const AXE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../node_modules/axe-core/axe.min.js');
 const READER = 'viewer.reader@example.com';
 const SUBJECT = 'Confirm your subscription to The Test Letter';
@@ -65,7 +73,8 @@ async function withContext<T>(opts: Parameters<Browser['newContext']>[0], fn: (c
 async function axeViolations(page: Page): Promise<{ id: string; nodes: string[] }[]> {
   await page.addScriptTag({ path: AXE });
   const result = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; nodes: { html: string }[] }[] }> } }).axe;
+    const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; nodes: { html: string }[] }[] }> } })
+      .axe;
     return axe.run((globalThis as unknown as { document: unknown }).document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] }, iframes: false });
   });
   return result.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.html) }));
@@ -79,10 +88,14 @@ async function signUp(page: Page, email: string): Promise<void> {
 
 /** Waits until the capture server stored a message for `email` (as the viewer finds it). */
 async function captured(email: string): Promise<void> {
-  await until(`the confirmation for ${email} in the capture inbox`, async () => {
-    const res = await t!.app.inject({ method: 'GET', url: `/admin/mail?q=${encodeURIComponent(email)}`, headers: { authorization: `Bearer ${TEST_TOKEN}` } });
-    return res.statusCode === 200 && res.body.includes(SUBJECT);
-  }, 20_000);
+  await until(
+    `the confirmation for ${email} in the capture inbox`,
+    async () => {
+      const res = await t!.app.inject({ method: 'GET', url: `/admin/mail?q=${encodeURIComponent(email)}`, headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+      return res.statusCode === 200 && res.body.includes(SUBJECT);
+    },
+    20_000,
+  );
 }
 
 describe('the captured-mail viewer in Chromium', () => {
@@ -122,7 +135,7 @@ describe('the captured-mail viewer in Chromium', () => {
     });
   }, 60_000);
 
-  it('shows the text part\'s addresses as links that wrap inside the page, and downloads the message as .eml', async () => {
+  it("shows the text part's addresses as links that wrap inside the page, and downloads the message as .eml", async () => {
     await withContext({ ...operator, acceptDownloads: true, viewport: { width: 800, height: 900 } }, async (ctx) => {
       const page = await ctx.newPage();
       await page.goto(`${base}/admin/mail?q=${encodeURIComponent(READER)}`);

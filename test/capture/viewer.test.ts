@@ -64,7 +64,9 @@ async function listing(url: string): Promise<{ subjects: string[]; older: string
   expect([url, res.statusCode]).toEqual([url, 200]);
   const $ = load(res.body);
   return {
-    subjects: $('tbody tr td:nth-child(3) a').map((_, a) => $(a).text()).get(),
+    subjects: $('tbody tr td:nth-child(3) a')
+      .map((_, a) => $(a).text())
+      .get(),
     older: $('a:contains("Older messages")').attr('href'),
     newest: $('a:contains("Newest messages")').length === 1,
     count: $('main p').eq(1).text().trim(),
@@ -98,7 +100,20 @@ describe('the captured-mail list', () => {
     expect(byName.subjects).toEqual(['Weekly issue 99']);
     // Subjects are searched decoded (an RFC 2047 encoded word).
     const bySubject = await listing(`/admin/mail?q=${encodeURIComponent('café')}`);
-    expect(bySubject.subjects).toEqual(['Café issue 120', 'Café issue 110', 'Café issue 100', 'Café issue 90', 'Café issue 80', 'Café issue 70', 'Café issue 60', 'Café issue 50', 'Café issue 40', 'Café issue 30', 'Café issue 20', 'Café issue 10']);
+    expect(bySubject.subjects).toEqual([
+      'Café issue 120',
+      'Café issue 110',
+      'Café issue 100',
+      'Café issue 90',
+      'Café issue 80',
+      'Café issue 70',
+      'Café issue 60',
+      'Café issue 50',
+      'Café issue 40',
+      'Café issue 30',
+      'Café issue 20',
+      'Café issue 10',
+    ]);
     const issues = await listing('/admin/mail?q=issue');
     expect(issues.subjects).toHaveLength(50);
     const next = await listing(issues.older!);
@@ -151,14 +166,17 @@ describe('a captured message', () => {
 
 describe('the helpers', () => {
   it('withLinksInNewTabs puts the base first in the head, or first of all', () => {
-    expect(withLinksInNewTabs('<HTML><Head lang="x"><title>t</title></Head></HTML>')).toBe('<HTML><Head lang="x"><base target="_blank"><title>t</title></Head></HTML>');
+    expect(withLinksInNewTabs('<HTML><Head lang="x"><title>t</title></Head></HTML>')).toBe(
+      '<HTML><Head lang="x"><base target="_blank"><title>t</title></Head></HTML>',
+    );
     expect(withLinksInNewTabs('<p>no head</p>')).toBe('<base target="_blank"><p>no head</p>');
     // <header> is not <head>.
     expect(withLinksInNewTabs('<header>x</header>')).toBe('<base target="_blank"><header>x</header>');
   });
 
   it('linkifiedText links http and https only, and escapes everything else', () => {
-    expect(linkifiedText('See [https://a.example/x?y=1&z=2]. ftp://b.example mailto:c@d.example <b>').value)
-      .toBe('See [<a href="https://a.example/x?y=1&amp;z=2" target="_blank" rel="noreferrer">https://a.example/x?y=1&amp;z=2</a>]. ftp://b.example mailto:c@d.example &lt;b&gt;');
+    expect(linkifiedText('See [https://a.example/x?y=1&z=2]. ftp://b.example mailto:c@d.example <b>').value).toBe(
+      'See [<a href="https://a.example/x?y=1&amp;z=2" target="_blank" rel="noreferrer">https://a.example/x?y=1&amp;z=2</a>]. ftp://b.example mailto:c@d.example &lt;b&gt;',
+    );
   });
 });

@@ -55,12 +55,16 @@ async function openCancel(t: TestContext, sendId: number): Promise<{ commit(): P
 
 /** Waits until a statement other than ours waits for a lock (the one the open cancel holds). */
 async function waitsForLock(t: TestContext): Promise<void> {
-  await until('a statement waiting for the cancel\'s lock', async () => {
-    const { rows } = await t.c.pool.query(
-      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-    );
-    return rows.length > 0;
-  }, 10_000);
+  await until(
+    "a statement waiting for the cancel's lock",
+    async () => {
+      const { rows } = await t.c.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+      );
+      return rows.length > 0;
+    },
+    10_000,
+  );
 }
 
 describe('cancel racing a message going back from sending', () => {
@@ -70,7 +74,12 @@ describe('cancel racing a message going back from sending', () => {
     await withSendWorld({ env: ENV, relay: { answerDelayMs: 150 }, readers: READERS }, async ({ t, relay, startWorker }) => {
       const first = await startWorker('first');
       const { issueId, sendId } = await startSend(t, 'Cancel racing a kill');
-      await until('the first copies', () => relay.total() >= 40, 30_000, () => `${relay.total()} copies`);
+      await until(
+        'the first copies',
+        () => relay.total() >= 40,
+        30_000,
+        () => `${relay.total()} copies`,
+      );
 
       // The race: the cancel and the kill at once.
       first.kill('SIGKILL');
@@ -85,10 +94,15 @@ describe('cancel racing a message going back from sending', () => {
       // Someone restarts a worker: its supervisor finds the dead worker's claims.
       const survivor = await startWorker('survivor');
       const copiesBefore = relay.total();
-      const settled = await until('no message queued or sending', async () => {
-        const c = await messageCounts(t, sendId);
-        return c.queued + c.sending === 0 ? c : undefined;
-      }, 3_000 + 12_000, async () => JSON.stringify(await messageCounts(t, sendId)));
+      const settled = await until(
+        'no message queued or sending',
+        async () => {
+          const c = await messageCounts(t, sendId);
+          return c.queued + c.sending === 0 ? c : undefined;
+        },
+        3_000 + 12_000,
+        async () => JSON.stringify(await messageCounts(t, sendId)),
+      );
 
       const progress = await editor(t).progress(issueId);
       expect(progress).toMatchObject({ status: 'cancelled', queued: 0, sending: 0, failed: 0, bounced: 0 });
@@ -105,8 +119,10 @@ describe('cancel racing a message going back from sending', () => {
       // Nothing went out after the cancel but what was in flight: the new worker sent nothing.
       expect(relay.total()).toBe(copiesBefore);
       expect(survivor.output()).toContain('in a cancelled send are cancelled, in doubt');
-      process.stdout.write(`cancel racing a kill: ${progress.submitted} submitted, ${progress.cancelled} cancelled of which ${progress.inDoubt} in doubt; ` +
-        `the relay had ${relay.total()} copies (${relay.total() - progress.submitted} of the in-doubt ones)\n`);
+      process.stdout.write(
+        `cancel racing a kill: ${progress.submitted} submitted, ${progress.cancelled} cancelled of which ${progress.inDoubt} in doubt; ` +
+          `the relay had ${relay.total()} copies (${relay.total() - progress.submitted} of the in-doubt ones)\n`,
+      );
     });
   }, 120_000);
 
@@ -123,18 +139,26 @@ describe('cancel racing a message going back from sending', () => {
       const { issueId, sendId } = await startSend(t, 'Cancel racing a temporary failure');
       // As many messages claimed as the pool has connections (a worker takes a slot of its
       // concurrency limit before it claims), all of them waiting at RCPT TO; the rest queued.
-      await until('the pool at RCPT TO, its messages claimed', async () =>
-        relay.rcptWaiting === Number(ENV.SMTP_POOL_SIZE) && (await messageCounts(t, sendId)).sending === Number(ENV.SMTP_POOL_SIZE), 30_000,
-      () => `${relay.rcptWaiting} at RCPT TO`);
+      await until(
+        'the pool at RCPT TO, its messages claimed',
+        async () => relay.rcptWaiting === Number(ENV.SMTP_POOL_SIZE) && (await messageCounts(t, sendId)).sending === Number(ENV.SMTP_POOL_SIZE),
+        30_000,
+        () => `${relay.rcptWaiting} at RCPT TO`,
+      );
 
       const cancelled = await editor(t).control(issueId, 'cancel');
       expect(cancelled.status).toBe(200);
       answer();
 
-      const settled = await until('no message queued or sending', async () => {
-        const c = await messageCounts(t, sendId);
-        return c.queued + c.sending === 0 ? c : undefined;
-      }, 20_000, async () => JSON.stringify(await messageCounts(t, sendId)));
+      const settled = await until(
+        'no message queued or sending',
+        async () => {
+          const c = await messageCounts(t, sendId);
+          return c.queued + c.sending === 0 ? c : undefined;
+        },
+        20_000,
+        async () => JSON.stringify(await messageCounts(t, sendId)),
+      );
       expect(settled).toEqual({ queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: READERS });
       const progress = await editor(t).progress(issueId);
       expect(progress).toMatchObject({ status: 'cancelled', cancelled: READERS, inDoubt: 0 });
@@ -150,11 +174,15 @@ describe('cancel racing a message going back from sending', () => {
     async function claimedMessage(ageSeconds: number): Promise<{ sendId: number; messageId: number }> {
       t ??= await createTestContext();
       const issue = await editor(t).createIssue(`Race ${Date.now()}`);
-      const { rows: [send] } = await t.c.pool.query<{ id: number }>(
+      const {
+        rows: [send],
+      } = await t.c.pool.query<{ id: number }>(
         `INSERT INTO sends (issue_id, status, audience_at, started_at, fanout_done, total) VALUES ($1, 'sending', now(), now(), true, 2) RETURNING id`,
         [issue.id],
       );
-      const { rows: [message] } = await t.c.pool.query<{ id: number }>(
+      const {
+        rows: [message],
+      } = await t.c.pool.query<{ id: number }>(
         `INSERT INTO messages (send_id, subscriber_id, status, attempts, claimed_at)
          VALUES ($1, 1, 'sending', 1, now() - make_interval(secs => $2::int)), ($1, 2, 'queued', 0, NULL) RETURNING id`,
         [send!.id, ageSeconds],
@@ -182,7 +210,7 @@ describe('cancel racing a message going back from sending', () => {
       expect(await messageCounts(t, sendId)).toMatchObject({ queued: 0, sending: 0, cancelled: 2 });
     });
 
-    it('recovering a dead worker\'s claim while a cancel is under way waits for it: the message is cancelled and in doubt', async () => {
+    it("recovering a dead worker's claim while a cancel is under way waits for it: the message is cancelled and in doubt", async () => {
       const { sendId, messageId } = await claimedMessage(3600);
       const cancel = await openCancel(t, sendId);
       let recovering: ReturnType<typeof recoverStuck> | undefined;

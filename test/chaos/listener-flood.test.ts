@@ -42,7 +42,10 @@ beforeAll(async () => {
     env: { PORT: '0', HOST: '127.0.0.1', BOUNCE_SMTP_PORT: '0', BOUNCE_DOMAIN: DOMAIN },
   });
   await api.started;
-  const line = api.output().split('\n').find((l) => l.includes('"msg":"bounce listener started"'))!;
+  const line = api
+    .output()
+    .split('\n')
+    .find((l) => l.includes('"msg":"bounce listener started"'))!;
   port = (JSON.parse(line) as { port: number }).port;
   // Warm up: the first report loads the parser and warms the pool, which is no growth from the flood.
   for (let i = 0; i < 3; i++) {
@@ -68,10 +71,12 @@ function flood(addresses: string[], clientsPerAddress: number, body: Buffer): { 
   const answered: Outcome[] = [];
   for (const from of addresses) {
     for (let i = 0; i < clientsPerAddress; i++) {
-      all.push(deliver(randomMail(body), `bounces@${DOMAIN}`, { port, localAddress: from, timeoutMs: 120_000 }).then((reply) => {
-        answered.push({ from, reply });
-        return { from, reply };
-      }));
+      all.push(
+        deliver(randomMail(body), `bounces@${DOMAIN}`, { port, localAddress: from, timeoutMs: 120_000 }).then((reply) => {
+          answered.push({ from, reply });
+          return { from, reply };
+        }),
+      );
     }
   }
   return { done: Promise.all(all), answered };
@@ -94,7 +99,7 @@ async function storedSince(id: number): Promise<{ reports: number; bytes: number
 const lastReportId = async (): Promise<number> => (await t.c.pool.query<{ id: number | null }>('SELECT max(id) AS id FROM inbound_reports')).rows[0]!.id ?? 0;
 
 describe('bounce listener under a flood (issue 12)', () => {
-  it('the issue\'s flood: 30 clients from one address sending 8.5 MiB of random bytes at once; 10 get in, the others are told 421, every mail is refused 552, nothing is stored', async () => {
+  it("the issue's flood: 30 clients from one address sending 8.5 MiB of random bytes at once; 10 get in, the others are told 421, every mail is refused 552, nothing is stored", async () => {
     const body = randomBytes(Math.round(8.5 * MIB));
     const before = await lastReportId();
     const memory = watchMemory(api.pid);
@@ -122,7 +127,9 @@ describe('bounce listener under a flood (issue 12)', () => {
   it('a wide flood: 84 clients from 6 addresses sending mails just under the size limit at once; memory and storage stay bounded, and an honest DSN sent meanwhile is recorded', async () => {
     const addresses = ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14', '127.0.0.15', '127.0.0.16'];
     const body = randomBytes(MAX_BYTES - 64 * 1024);
-    const { messages: [m] } = await seedSubmittedSend(t, ['honest.reader@readers.test']);
+    const {
+      messages: [m],
+    } = await seedSubmittedSend(t, ['honest.reader@readers.test']);
     const before = await lastReportId();
     const memory = watchMemory(api.pid);
     const started = Date.now();

@@ -41,13 +41,18 @@ async function appendingProxy(appPort: number): Promise<Server> {
 /** A sign-up as a browser behind the proxy would send it, with a forged X-Forwarded-For. */
 const signup = (port: number, from: string, email: string, forged?: string) =>
   send({
-    port, from, path: '/subscribe', method: 'POST',
+    port,
+    from,
+    path: '/subscribe',
+    method: 'POST',
     headers: { 'content-type': 'application/json', ...(forged ? { 'x-forwarded-for': forged } : {}) },
     body: JSON.stringify({ email }),
   });
 
 const consentIps = async (t: TestContext, like: string) =>
-  (await t.c.pool.query<{ ip: string }>(`SELECT DISTINCT host(consent_ip) AS ip FROM subscribers WHERE email_normalized LIKE $1 ORDER BY 1`, [like])).rows.map((r) => r.ip);
+  (await t.c.pool.query<{ ip: string }>(`SELECT DISTINCT host(consent_ip) AS ip FROM subscribers WHERE email_normalized LIKE $1 ORDER BY 1`, [like])).rows.map(
+    (r) => r.ip,
+  );
 
 /** The same story for each way of naming the proxy. */
 function behindTheProxy(trustProxy: string, tag: string) {
@@ -92,7 +97,7 @@ describe('TRUST_PROXY=1 (one proxy in front)', () => {
   behindTheProxy('1', 'hops');
 });
 
-describe('TRUST_PROXY=<the proxy\'s address>', () => {
+describe("TRUST_PROXY=<the proxy's address>", () => {
   const { t, appPort } = behindTheProxy(`${PROXY}, 10.0.0.0/8`, 'list');
 
   it('ignores X-Forwarded-For from a client that reaches the app directly', async () => {

@@ -119,7 +119,7 @@ describe('slow requests', () => {
     expect(after).toBeLessThan(BODY_S * 1000);
   });
 
-  it('cuts a stranger\'s slow upload after the body bound, though it was answered 401 at once', async () => {
+  it("cuts a stranger's slow upload after the body bound, though it was answered 401 at once", async () => {
     const c = await open(port);
     c.socket.write(`POST /api/subscribers/import HTTP/1.1\r\nHost: broadside.test\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\nemail\n`);
     void trickle(c.socket, 'x'.repeat(1000), 250);
@@ -127,13 +127,15 @@ describe('slow requests', () => {
     closedAt(await c.closed, BODY_S);
   });
 
-  it('takes the editor\'s CSV import arriving over longer than HTTP_BODY_TIMEOUT_SECONDS', async () => {
+  it("takes the editor's CSV import arriving over longer than HTTP_BODY_TIMEOUT_SECONDS", async () => {
     // 30 chunks of 500 readers, one every 250 ms: a 7.5 s upload, as over a slow uplink.
     const CHUNKS = 30;
     const PER_CHUNK = 500;
     const began = Date.now();
     const { req, answer } = openRequest({
-      port, path: '/api/subscribers/import', method: 'POST',
+      port,
+      path: '/api/subscribers/import',
+      method: 'POST',
       headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'text/csv', 'transfer-encoding': 'chunked' },
     });
     req.write('email,name\n');
@@ -150,9 +152,11 @@ describe('slow requests', () => {
     expect(JSON.parse(res.body)).toMatchObject({ rows: CHUNKS * PER_CHUNK, accepted: CHUNKS * PER_CHUNK, rejected: 0 });
   });
 
-  it('gives the editor\'s CSV import HTTP_UPLOAD_TIMEOUT_SECONDS instead, and no more', async () => {
+  it("gives the editor's CSV import HTTP_UPLOAD_TIMEOUT_SECONDS instead, and no more", async () => {
     const c = await open(port);
-    c.socket.write(`POST /api/subscribers/import HTTP/1.1\r\nHost: broadside.test\r\nAuthorization: Bearer ${TEST_TOKEN}\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\nemail\n`);
+    c.socket.write(
+      `POST /api/subscribers/import HTTP/1.1\r\nHost: broadside.test\r\nAuthorization: Bearer ${TEST_TOKEN}\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\nemail\n`,
+    );
     void trickle(c.socket, 'slow.importer@example.com\n'.repeat(100), 250);
     // Open well past BODY_S: closed at UPLOAD_S.
     closedAt(await c.closed, UPLOAD_S, CHECK_MS);
@@ -188,7 +192,10 @@ describe('HTTP_MAX_CONNECTIONS_PER_IP', () => {
   /** Another API process over the same container, listening, with these settings. */
   async function listening(settings: Partial<typeof t.config>): Promise<number> {
     // Long timeouts here: the held connections must outlast the test, whatever the machine's load.
-    const app = await buildApp({ ...t.c, config: { ...t.c.config, httpHeadersTimeoutSeconds: 60, httpUploadTimeoutSeconds: 60, httpIdleTimeoutSeconds: 60, ...settings } });
+    const app = await buildApp({
+      ...t.c,
+      config: { ...t.c.config, httpHeadersTimeoutSeconds: 60, httpUploadTimeoutSeconds: 60, httpIdleTimeoutSeconds: 60, ...settings },
+    });
     apps.push(app);
     await app.listen({ port: 0, host: '127.0.0.1' });
     return (app.server.address() as AddressInfo).port;

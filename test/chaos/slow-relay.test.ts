@@ -47,7 +47,7 @@ afterAll(async () => {
 });
 
 describe('a relay slower than the sending timeout', () => {
-  it('claims held longer than SENDING_TIMEOUT_SECONDS by a slow relay stay their worker\'s: nobody gets two copies, nothing is recovered', async () => {
+  it("claims held longer than SENDING_TIMEOUT_SECONDS by a slow relay stay their worker's: nobody gets two copies, nothing is recovered", async () => {
     try {
       const startedAt = Date.now();
       const { sendId } = await startSend(t, 'Slow relay');
@@ -55,18 +55,23 @@ describe('a relay slower than the sending timeout', () => {
       // fault's shape is a live worker's claim older than the timeout.
       const sendingSince = new Map<number, number>();
       let longestClaimMs = 0;
-      await until('the send done', async () => {
-        if (!worker.running) throw new Error('the worker exited');
-        const { rows } = await t.c.pool.query<{ id: number }>(`SELECT id FROM messages WHERE send_id = $1 AND status = 'sending'`, [sendId]);
-        const now = Date.now();
-        const sending = new Set(rows.map((r) => r.id));
-        for (const id of sendingSince.keys()) if (!sending.has(id)) sendingSince.delete(id);
-        for (const id of sending) {
-          if (!sendingSince.has(id)) sendingSince.set(id, now);
-          longestClaimMs = Math.max(longestClaimMs, now - sendingSince.get(id)!);
-        }
-        return (await sendStatus(t, sendId)) === 'done';
-      }, SEND_BOUND_MS, async () => JSON.stringify(await messageCounts(t, sendId)));
+      await until(
+        'the send done',
+        async () => {
+          if (!worker.running) throw new Error('the worker exited');
+          const { rows } = await t.c.pool.query<{ id: number }>(`SELECT id FROM messages WHERE send_id = $1 AND status = 'sending'`, [sendId]);
+          const now = Date.now();
+          const sending = new Set(rows.map((r) => r.id));
+          for (const id of sendingSince.keys()) if (!sending.has(id)) sendingSince.delete(id);
+          for (const id of sending) {
+            if (!sendingSince.has(id)) sendingSince.set(id, now);
+            longestClaimMs = Math.max(longestClaimMs, now - sendingSince.get(id)!);
+          }
+          return (await sendStatus(t, sendId)) === 'done';
+        },
+        SEND_BOUND_MS,
+        async () => JSON.stringify(await messageCounts(t, sendId)),
+      );
       const tookMs = Date.now() - startedAt;
 
       expect(worker.running).toBe(true);

@@ -27,12 +27,16 @@ type World = SendWorld & { log: () => Line[] };
 async function withWorld(env: Record<string, string>, readers: number, fn: (w: World) => Promise<void>): Promise<void> {
   const capture = captureLog<Line>();
   // On stop, connections still open are closed after 200 ms.
-  await withSendWorld({ worker: true, logTo: capture.stream, env: { LOG_LEVEL: 'info', ...env }, relay: { closeTimeoutMs: 200 }, readers }, (w) => fn({ ...w, log: capture.lines }));
+  await withSendWorld({ worker: true, logTo: capture.stream, env: { LOG_LEVEL: 'info', ...env }, relay: { closeTimeoutMs: 200 }, readers }, (w) =>
+    fn({ ...w, log: capture.lines }),
+  );
 }
 
 /** Claims of the send's messages: one per message, plus one per refusal it met. */
 async function claims(t: TestContext, sendId: number): Promise<{ total: number; most: number }> {
-  const { rows: [r] } = await t.c.pool.query<{ total: number; most: number }>(
+  const {
+    rows: [r],
+  } = await t.c.pool.query<{ total: number; most: number }>(
     'SELECT coalesce(sum(attempts), 0)::int AS total, coalesce(max(attempts), 0)::int AS most FROM messages WHERE send_id = $1',
     [sendId],
   );
@@ -64,8 +68,12 @@ function expectCopies(relay: Relay, readers: number, copies: (address: string) =
 }
 
 async function expectNobodyBlamed(t: TestContext): Promise<void> {
-  const { rows: [b] } = await t.c.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM bounces');
-  const { rows: [s] } = await t.c.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM subscribers WHERE status <> 'active' OR soft_bounces IS NOT NULL`);
+  const {
+    rows: [b],
+  } = await t.c.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM bounces');
+  const {
+    rows: [s],
+  } = await t.c.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM subscribers WHERE status <> 'active' OR soft_bounces IS NOT NULL`);
   expect({ bounceRecords: b!.n, readersTouched: s!.n }).toEqual({ bounceRecords: 0, readersTouched: 0 });
 }
 
@@ -127,7 +135,11 @@ describe('a relay that refuses everything for a while, then recovers', () => {
       const { issueId, sendId } = await startSend(w.t, 'Relay refusing everything');
       await until('the first 50 copies', () => w.relay.total() >= 50, 30_000);
       w.relay.refuseAll = true;
-      await until('the queue to wait for the relay', async () => await metric(w.t, 'broadside_delivery_retries_total', { reason: 'relay_unavailable' }) > 0, 10_000);
+      await until(
+        'the queue to wait for the relay',
+        async () => (await metric(w.t, 'broadside_delivery_retries_total', { reason: 'relay_unavailable' })) > 0,
+        10_000,
+      );
       expect(await w.t.c.queues.deliver.getRateLimitTtl()).toBeGreaterThan(0);
       const submittedAtWait = (await messageCounts(w.t, sendId)).submitted;
       const refusedAtWait = w.relay.refused;
@@ -167,7 +179,11 @@ describe('a relay that is down, then comes back', () => {
       const { issueId, sendId } = await startSend(w.t, 'Relay down');
       await until('the first 50 copies', () => w.relay.total() >= 50, 30_000);
       await w.relay.stop();
-      await until('the queue to wait for the relay', async () => await metric(w.t, 'broadside_delivery_retries_total', { reason: 'relay_unavailable' }) > 0, 10_000);
+      await until(
+        'the queue to wait for the relay',
+        async () => (await metric(w.t, 'broadside_delivery_retries_total', { reason: 'relay_unavailable' })) > 0,
+        10_000,
+      );
       const copiesWhenDown = w.relay.total();
       await until('the copies the relay took recorded', async () => (await messageCounts(w.t, sendId)).submitted === copiesWhenDown, 10_000);
       const claimsAtWait = (await claims(w.t, sendId)).total;
@@ -209,7 +225,7 @@ describe('a relay that drops the connection once it has the data', () => {
 });
 
 describe('backed-off messages at the tail of a send', () => {
-  it('one reader refused for longer than the fan-out\'s stall time: not taken for a lost job, and sent when the relay takes it', async () => {
+  it("one reader refused for longer than the fan-out's stall time: not taken for a lost job, and sent when the relay takes it", async () => {
     await withWorld({ RETRY_DELAY_SECONDS: '1', DELIVERY_ATTEMPTS: '1' }, 50, async (w) => {
       let refuse = true;
       w.relay.onRcpt = (a) => (refuse && a === 'reader7@example.com' ? { code: 421, message: 'Try again later, closing connection' } : undefined);
@@ -240,7 +256,11 @@ describe('pause and cancel with backed-off messages', () => {
       // Half the transactions refused: plenty of messages waiting, backed off, at any time.
       w.relay.throttleEvery = 2;
       const first = await startSend(w.t, 'Paused while throttled');
-      await until('copies and backed-off messages', async () => w.relay.total() >= 30 && (await w.t.c.queues.deliver.getJobCounts('delayed')).delayed! > 0, 30_000);
+      await until(
+        'copies and backed-off messages',
+        async () => w.relay.total() >= 30 && (await w.t.c.queues.deliver.getJobCounts('delayed')).delayed! > 0,
+        30_000,
+      );
       expect((await w.ed.control(first.issueId, 'pause')).status).toBe(200);
       await until('nothing in flight', async () => (await messageCounts(w.t, first.sendId)).sending === 0, 10_000);
       const atPause = w.relay.total();
@@ -254,7 +274,11 @@ describe('pause and cancel with backed-off messages', () => {
       expectCopies(w.relay, 200);
 
       const second = await startSend(w.t, 'Cancelled while throttled');
-      await until('copies and backed-off messages', async () => (await messageCounts(w.t, second.sendId)).submitted >= 30 && (await w.t.c.queues.deliver.getJobCounts('delayed')).delayed! > 0, 30_000);
+      await until(
+        'copies and backed-off messages',
+        async () => (await messageCounts(w.t, second.sendId)).submitted >= 30 && (await w.t.c.queues.deliver.getJobCounts('delayed')).delayed! > 0,
+        30_000,
+      );
       expect((await w.ed.control(second.issueId, 'cancel')).status).toBe(200);
       await until('nothing in flight', async () => (await messageCounts(w.t, second.sendId)).sending === 0, 10_000);
       await workersIdle(w.t);
@@ -276,19 +300,28 @@ describe('reader mail through a relay that refuses it once', () => {
   it.each([
     ['421 at RCPT TO (throttled)', { code: 421, message: 'Try again later, closing connection' }],
     ['450 at RCPT TO (greylisted)', { code: 450, message: 'Greylisted, try again later' }],
-  ])('%s: the confirmation is retried and arrives', async (_name, refusal) => {
-    await withWorld({}, 0, async (w) => {
-      let refusedOnce = false;
-      w.relay.onRcpt = (a) => {
-        if (a !== 'newcomer@example.com' || refusedOnce) return undefined;
-        refusedOnce = true;
-        return refusal;
-      };
-      const res = await w.t.app.inject({ method: 'POST', url: '/subscribe', headers: { accept: 'application/json' }, payload: { email: 'newcomer@example.com' } });
-      expect(res.statusCode).toBe(202);
-      // Reader mail retries with a 2 s exponential backoff.
-      await until('the confirmation', () => w.relay.received.get('newcomer@example.com') === 1, 20_000);
-      expect(refusedOnce).toBe(true);
-    });
-  }, 60_000);
+  ])(
+    '%s: the confirmation is retried and arrives',
+    async (_name, refusal) => {
+      await withWorld({}, 0, async (w) => {
+        let refusedOnce = false;
+        w.relay.onRcpt = (a) => {
+          if (a !== 'newcomer@example.com' || refusedOnce) return undefined;
+          refusedOnce = true;
+          return refusal;
+        };
+        const res = await w.t.app.inject({
+          method: 'POST',
+          url: '/subscribe',
+          headers: { accept: 'application/json' },
+          payload: { email: 'newcomer@example.com' },
+        });
+        expect(res.statusCode).toBe(202);
+        // Reader mail retries with a 2 s exponential backoff.
+        await until('the confirmation', () => w.relay.received.get('newcomer@example.com') === 1, 20_000);
+        expect(refusedOnce).toBe(true);
+      });
+    },
+    60_000,
+  );
 });

@@ -41,7 +41,8 @@ beforeAll(async () => {
     allowInsecureAuth: true,
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
-    onAuth: (auth, _session, cb) => (auth.username === 'relay-user' && auth.password === RELAY_PASSWORD ? cb(null, { user: 'relay-user' }) : cb(new Error('Invalid username or password'))),
+    onAuth: (auth, _session, cb) =>
+      auth.username === 'relay-user' && auth.password === RELAY_PASSWORD ? cb(null, { user: 'relay-user' }) : cb(new Error('Invalid username or password')),
   });
   await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
   relayPort = (relay.server.address() as AddressInfo).port;
@@ -92,7 +93,10 @@ describe('with things wrong', () => {
   let runningBroadside: HttpServer;
   beforeAll(async () => {
     [evicting, locked] = await Promise.all([startOwnRedis(['--maxmemory-policy', 'allkeys-lru']), startOwnRedis(['--requirepass', 'Redis-Pass-7'])]);
-    closers.push(() => evicting.stop(), () => locked.stop());
+    closers.push(
+      () => evicting.stop(),
+      () => locked.stop(),
+    );
     // Reads what it is sent (so it sees the client hang up) and answers nothing.
     otherProgram = createServer((s) => s.resume().end());
     await new Promise<void>((resolve) => otherProgram.listen(0, '127.0.0.1', resolve));
@@ -134,7 +138,7 @@ describe('with things wrong', () => {
     ]);
     // What to try, under each ✗, naming the variable (secrets shown as ***).
     expect(r.stdout).toContain(`      DATABASE_URL=postgres://app:***@127.0.0.1:${pgPort}/broadside. Start Postgres`);
-    expect(r.stdout).toContain('      Redis\'s maxmemory-policy is allkeys-lru, not noeviction');
+    expect(r.stdout).toContain("      Redis's maxmemory-policy is allkeys-lru, not noeviction");
     expect(r.stdout).toContain(`      SMTP_URL=smtp://relay-user:***@127.0.0.1:${relayPort}. Check the user name and password in SMTP_URL`);
     expect(r.stdout).toContain('      Stop it, or set PORT to a free port.');
     expect(r.stdout).toContain('  Editor API token: the value of API_TOKEN\n');
@@ -163,7 +167,11 @@ describe('with things wrong', () => {
       { mark: '✗', what: 'Redis', found: `Redis at 127.0.0.1:${locked.port} wants a password and REDIS_URL has none` },
       { mark: '✓', what: 'SMTP', found: expect.stringContaining(`SMTP_URL unset: mail goes to the built-in capture server on 127.0.0.1:${capture}`) },
       { mark: '✓', what: `PORT=${running}`, found: 'in use by a running Broadside (its /healthz answers)' },
-      { mark: '✗', what: `CAPTURE_SMTP_PORT=${capture}`, found: 'the port is already in use by another program (another Broadside?) (the capture SMTP server on 127.0.0.1)' },
+      {
+        mark: '✗',
+        what: `CAPTURE_SMTP_PORT=${capture}`,
+        found: 'the port is already in use by another program (another Broadside?) (the capture SMTP server on 127.0.0.1)',
+      },
     ]);
     // Doctor creates nothing: no database, no token.
     const { admin } = await import('../support/db.js');

@@ -48,21 +48,24 @@ const issueCount = async () => Number((await t.c.pool.query('SELECT count(*) FRO
 
 describe('broadside publish', () => {
   it('creates the issue from a Markdown file with front matter and publishes it to the archive', async () => {
-    const md = await file('weekly.md', [
-      '---',
-      'subject: "Week 12: pipes | quotes & more"',
-      'preheader: What happened this week',
-      '---',
-      'Intro paragraph.',
-      '',
-      '## First section',
-      '',
-      'Some text.',
-      '',
-      '## Second section',
-      '',
-      '- a list',
-    ].join('\n'));
+    const md = await file(
+      'weekly.md',
+      [
+        '---',
+        'subject: "Week 12: pipes | quotes & more"',
+        'preheader: What happened this week',
+        '---',
+        'Intro paragraph.',
+        '',
+        '## First section',
+        '',
+        'Some text.',
+        '',
+        '## Second section',
+        '',
+        '- a list',
+      ].join('\n'),
+    );
     const r = await runCli(['publish', md], env);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
 
@@ -161,8 +164,12 @@ describe('broadside send, watch, status', () => {
     // Progress lines: time, status, finished/total, counts; the last one is done.
     const progress = lines.filter((l) => /^\d\d:\d\d:\d\d (sending|paused|done) /.test(l));
     expect(progress.length).toBeGreaterThanOrEqual(1);
-    expect(progress[progress.length - 1]).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d done ${READERS.length}/${READERS.length} \\(submitted ${READERS.length}, failed 0, bounced 0, cancelled 0\\)$`));
-    expect(lines[lines.length - 1]).toMatch(new RegExp(`^Done: submitted ${READERS.length}, failed 0, bounced 0, cancelled 0 of ${READERS.length} readers in \\d+ s\\.$`));
+    expect(progress[progress.length - 1]).toMatch(
+      new RegExp(`^\\d\\d:\\d\\d:\\d\\d done ${READERS.length}/${READERS.length} \\(submitted ${READERS.length}, failed 0, bounced 0, cancelled 0\\)$`),
+    );
+    expect(lines[lines.length - 1]).toMatch(
+      new RegExp(`^Done: submitted ${READERS.length}, failed 0, bounced 0, cancelled 0 of ${READERS.length} readers in \\d+ s\\.$`),
+    );
     // No bar, no cursor movement: a pipe gets plain lines.
     expect(r.stdout).not.toMatch(/\x1b|\r/);
   });
@@ -176,13 +183,24 @@ describe('broadside send, watch, status', () => {
     expect(t.smtp.messages.length).toBe(before);
   });
 
-  it('status --json prints the issue and its send\'s counts for machines', async () => {
+  it("status --json prints the issue and its send's counts for machines", async () => {
     const r = await runCli(['status', issue.slug, '--json'], env);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     const out = JSON.parse(r.stdout) as { issue: Issue; send: Record<string, unknown> };
     expect(out.issue).toMatchObject({ id: issue.id, slug: issue.slug, subject: 'Sent from the terminal', status: 'published' });
     expect(out.issue).not.toHaveProperty('markdown');
-    expect(out.send).toMatchObject({ issueId: issue.id, status: 'done', total: 25, queued: 0, sending: 0, submitted: 25, sent: 25, failed: 0, bounced: 0, cancelled: 0 });
+    expect(out.send).toMatchObject({
+      issueId: issue.id,
+      status: 'done',
+      total: 25,
+      queued: 0,
+      sending: 0,
+      submitted: 25,
+      sent: 25,
+      failed: 0,
+      bounced: 0,
+      cancelled: 0,
+    });
   });
 
   it('status prints the same for people, by id as by slug', async () => {
@@ -201,14 +219,14 @@ describe('broadside send, watch, status', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ issue: { id: draft.id, status: 'draft' }, send: null });
   });
 
-  it('an unknown issue exits 1 with the API\'s code and message', async () => {
-    const results = await Promise.all([
-      runCli(['status', 'no-such-issue'], env),
-      runCli(['send', '999999'], env),
-      runCli(['watch', 'no-such-issue'], env),
-    ]);
+  it("an unknown issue exits 1 with the API's code and message", async () => {
+    const results = await Promise.all([runCli(['status', 'no-such-issue'], env), runCli(['send', '999999'], env), runCli(['watch', 'no-such-issue'], env)]);
     for (const [r, ref] of results.map((r, i) => [r, ['no-such-issue', '999999', 'no-such-issue'][i]] as const)) {
-      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 1, stdout: '', stderr: `error: not_found: no issue has the id or slug "${ref}"\n` });
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `error: not_found: no issue has the id or slug "${ref}"\n`,
+      });
     }
   });
 
@@ -227,7 +245,9 @@ describe('broadside send, watch, status', () => {
     watching.child.kill('SIGINT');
     const stopped = await watching.done;
     expect(stopped.code).toBe(130);
-    expect(stopped.stderr).toBe(`Stopped watching. The send goes on: see it with "broadside status ${later.slug}", or stop it with "broadside cancel ${later.slug}".\n`);
+    expect(stopped.stderr).toBe(
+      `Stopped watching. The send goes on: see it with "broadside status ${later.slug}", or stop it with "broadside cancel ${later.slug}".\n`,
+    );
     expect(await e.progress(later.id)).toMatchObject({ status: 'scheduled' });
 
     const cancelled = await runCli(['cancel', later.slug], env);
@@ -262,7 +282,10 @@ describe('broadside send, watch, status', () => {
     // The bar's last frame, then the summary below it.
     expect(r.output).toMatch(/\x1b\[1Gdone \[=+\] 100% 25\/25(\x1b|$)/m);
     // Every frame (drawn from column 1, escape sequences aside) stays inside 80 columns.
-    const frames = r.output.split('\x1b[1G').slice(1).map((f) => f.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split(/[\r\n]/)[0]!);
+    const frames = r.output
+      .split('\x1b[1G')
+      .slice(1)
+      .map((f) => f.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split(/[\r\n]/)[0]!);
     expect(frames.length).toBeGreaterThan(0);
     expect(frames.filter((f) => f.length > 79)).toEqual([]);
     expect(r.output).toMatch(/Done: submitted 25, failed 0, bounced 0, cancelled 0 of 25 readers/);
@@ -271,15 +294,18 @@ describe('broadside send, watch, status', () => {
 
 describe('broadside import', () => {
   it('streams a CSV to the import and prints its summary', async () => {
-    const csv = await file('readers.csv', [
-      'email,name,status',
-      'ann@example.org,Ann,active',
-      'not-an-address,Bad,',
-      'bob@example.org,"Bob, Jr.",',
-      'ann@example.org,Ann again,',
-      'pat@example.org,Pat,pending',
-      'cy@example.org,Cy,',
-    ].join('\n') + '\n');
+    const csv = await file(
+      'readers.csv',
+      [
+        'email,name,status',
+        'ann@example.org,Ann,active',
+        'not-an-address,Bad,',
+        'bob@example.org,"Bob, Jr.",',
+        'ann@example.org,Ann again,',
+        'pat@example.org,Pat,pending',
+        'cy@example.org,Cy,',
+      ].join('\n') + '\n',
+    );
     const r = await runCli(['import', csv], env);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.stdout).toMatch(/^\d\d:\d\d:\d\d uploading .*readers\.csv \(\d+ B\)$/m);
@@ -305,7 +331,10 @@ describe('broadside import', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout.slice(r.stdout.indexOf('{')));
     expect(report).toEqual({
-      rows: 3, accepted: 2, rejected: 1, rejectedByReason: { already_active: 1 },
+      rows: 3,
+      accepted: 2,
+      rejected: 1,
+      rejectedByReason: { already_active: 1 },
       rejections: [{ line: 4, email: 'ann@example.org', reason: 'already_active', message: 'already subscribed' }],
       rejectionsTruncated: false,
     });
@@ -313,7 +342,7 @@ describe('broadside import', () => {
   });
 
   const onTerminal = process.platform === 'linux' ? it : it.skip;
-  onTerminal('draws the upload\'s progress as a bar on a terminal', async () => {
+  onTerminal("draws the upload's progress as a bar on a terminal", async () => {
     const rows = Array.from({ length: 2000 }, (_, i) => `tty${i}@example.com,Reader ${i}`);
     const csv = await file('big.csv', `email,name\n${rows.join('\n')}\n`);
     const r = await runCliOnTerminal(['import', csv], env);
@@ -330,12 +359,14 @@ describe('broadside import', () => {
 });
 
 describe('the token', () => {
-  it('a wrong token exits 1 with the API\'s answer and a hint, and is not printed', async () => {
+  it("a wrong token exits 1 with the API's answer and a hint, and is not printed", async () => {
     const wrong = 'wrong-token-abcdefghijklmnop';
     const r = await runCli(['status', '1', '--token', wrong], env);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('error: unauthorized: missing or invalid bearer token\n'
-      + 'The service refused the API token: check --token or API_TOKEN (or DATA_DIR, for the development token).\n');
+    expect(r.stderr).toBe(
+      'error: unauthorized: missing or invalid bearer token\n' +
+        'The service refused the API token: check --token or API_TOKEN (or DATA_DIR, for the development token).\n',
+    );
     expect(r.stdout + r.stderr).not.toContain(wrong);
   });
 
@@ -344,7 +375,9 @@ describe('the token', () => {
     try {
       const none = await runCli(['status', '1'], { ...env, API_TOKEN: undefined, DATA_DIR: dataDir });
       expect(none.code).toBe(1);
-      expect(none.stderr).toBe(`error: no API token: pass --token or set API_TOKEN (no development token either: ${path.join(dataDir, 'secrets.json')} does not exist; the service creates it at its first start)\n`);
+      expect(none.stderr).toBe(
+        `error: no API token: pass --token or set API_TOKEN (no development token either: ${path.join(dataDir, 'secrets.json')} does not exist; the service creates it at its first start)\n`,
+      );
 
       await writeFile(path.join(dataDir, 'secrets.json'), JSON.stringify({ apiToken: TEST_TOKEN, secret: 'x'.repeat(40) }));
       const issue = await e.createIssue('Found with the file token');

@@ -66,7 +66,11 @@ export const runCli = (args: string[], env: Record<string, string | undefined>):
  * editor's terminal (`cols` wide, 200 unless told). Output is stdout and stderr together, as the
  * terminal shows them.
  */
-export function runCliOnTerminal(args: string[], env: Record<string, string | undefined>, opts: { cols?: number } = {}): Promise<{ code: number | null; output: string }> {
+export function runCliOnTerminal(
+  args: string[],
+  env: Record<string, string | undefined>,
+  opts: { cols?: number } = {},
+): Promise<{ code: number | null; output: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const command = `stty cols ${opts.cols ?? 200} rows 40; exec ${[process.execPath, ...ENTRY, ...args].map(quote).join(' ')}`;
   const child = spawn('script', ['-qefc', command, '/dev/null'], { cwd: root, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -23,7 +23,17 @@ const sending = {
 } as Send;
 
 /** A million readers, thousands failed, a day left, a fan-out still counting: the longest line. */
-const huge = { ...sending, fanoutDone: false, total: 1_000_000, submitted: 421_100, failed: 1_234, bounced: 56_789, cancelled: 12_345, ratePerSecond: 1234.5, etaSeconds: 86_000 } as Send;
+const huge = {
+  ...sending,
+  fanoutDone: false,
+  total: 1_000_000,
+  submitted: 421_100,
+  failed: 1_234,
+  bounced: 56_789,
+  cancelled: 12_345,
+  ratePerSecond: 1234.5,
+  etaSeconds: 86_000,
+} as Send;
 
 describe('the progress bar line', () => {
   it('fits 80 columns and keeps the time left, for a small send and for a million readers', () => {
@@ -50,9 +60,11 @@ describe('the progress bar line', () => {
   });
 
   it('says when a scheduled send starts, and ends full when done', () => {
-    expect(barLine({ ...sending, status: 'scheduled', submitted: 0, failed: 0, bounced: 0, fanoutDone: false, total: 0 } as Send, 80))
-      .toBe('scheduled, starts 2026-11-12 09:00:00 UTC [---------------------------] 0% 0/0+');
-    expect(barLine({ ...sending, status: 'done', queued: 0, sending: 0, submitted: 9_961, failed: 3, bounced: 36 } as Send, 80))
-      .toBe('done [==============================] 100% 10,000/10,000 · 3 failed, 36 bounced');
+    expect(barLine({ ...sending, status: 'scheduled', submitted: 0, failed: 0, bounced: 0, fanoutDone: false, total: 0 } as Send, 80)).toBe(
+      'scheduled, starts 2026-11-12 09:00:00 UTC [---------------------------] 0% 0/0+',
+    );
+    expect(barLine({ ...sending, status: 'done', queued: 0, sending: 0, submitted: 9_961, failed: 3, bounced: 36 } as Send, 80)).toBe(
+      'done [==============================] 100% 10,000/10,000 · 3 failed, 36 bounced',
+    );
   });
 });

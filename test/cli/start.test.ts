@@ -74,8 +74,12 @@ it('broadside start serves the editor commands, which find its generated token i
   const sent = await runCli(['send', slug], env);
   expect({ code: sent.code, stderr: sent.stderr }).toEqual({ code: 0, stderr: '' });
   expect(sent.stdout).toContain('Done: submitted 2, failed 0, bounced 0, cancelled 0 of 2 readers');
-  expect(smtp.messages.filter((m) => m.parsed.subject === 'From start to finish').flatMap((m) => m.recipients).sort())
-    .toEqual(['ada@example.com', 'grace@example.com']);
+  expect(
+    smtp.messages
+      .filter((m) => m.parsed.subject === 'From start to finish')
+      .flatMap((m) => m.recipients)
+      .sort(),
+  ).toEqual(['ada@example.com', 'grace@example.com']);
 
   // The service prints its generated token at start (for the operator); the CLI never does.
   const { apiToken } = JSON.parse(await readFile(path.join(dataDir, 'secrets.json'), 'utf8')) as { apiToken: string };

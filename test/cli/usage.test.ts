@@ -24,7 +24,7 @@ describe('help', () => {
     }
   });
 
-  it('broadside <command> --help shows that command\'s usage and options', async () => {
+  it("broadside <command> --help shows that command's usage and options", async () => {
     const [send, help, imp, start] = await Promise.all([
       runCli(['send', '--help'], NOWHERE),
       runCli(['help', 'send'], NOWHERE),
@@ -43,7 +43,7 @@ describe('help', () => {
     expect(start.stdout).not.toContain('--url');
   });
 
-  it('--version prints the package\'s version', async () => {
+  it("--version prints the package's version", async () => {
     const r = await runCli(['--version'], NOWHERE);
     expect(r).toMatchObject({ code: 0, stdout: `${JSON.parse(readFileSync('package.json', 'utf8')).version}\n` });
   });
@@ -60,7 +60,11 @@ describe('usage errors exit 2 with a message on stderr and nothing on stdout', (
     [['status', 'x', '--bogus'], 'unknown option --bogus', 'status'],
     [['status', 'x', '--interval', '2'], 'unknown option --interval', 'status'],
     [['send', 'x', '--at'], '--at needs a value', 'send'],
-    [['send', 'x', '--at', 'next tuesday'], '--at must be an ISO date and time such as 2026-11-12T09:00:00Z or 2026-11-12T10:00+01:00, got "next tuesday"', 'send'],
+    [
+      ['send', 'x', '--at', 'next tuesday'],
+      '--at must be an ISO date and time such as 2026-11-12T09:00:00Z or 2026-11-12T10:00+01:00, got "next tuesday"',
+      'send',
+    ],
     [['send', 'x', '--at', '2026-13-45T99:00:00Z'], '--at is not a valid date and time: "2026-13-45T99:00:00Z"', 'send'],
     [['send', 'x', '--interval', '0'], '--interval must be a number of seconds above 0 and at most 3600, got "0"', 'send'],
     [['--url', 'ftp://example.com', 'status', 'x'], '--url must start with http:// or https://', undefined],
@@ -102,18 +106,15 @@ describe('no service', () => {
   it('exits 1 and says how to start it, for every editor command', async () => {
     const port = await closedPort();
     const env = { API_TOKEN: NOWHERE.API_TOKEN, PORT: String(port) };
-    const results = await Promise.all([
-      runCli(['status', 'x'], env),
-      runCli(['send', '12', '--detach'], env),
-      runCli(['import', 'package.json'], env),
-    ]);
+    const results = await Promise.all([runCli(['status', 'x'], env), runCli(['send', '12', '--detach'], env), runCli(['import', 'package.json'], env)]);
     for (const r of results) {
       expect(r).toEqual({
         code: 1,
         signal: null,
         stdout: expect.not.stringMatching(/\S/),
-        stderr: `error: no Broadside service answers at http://127.0.0.1:${port} (ECONNREFUSED).\n`
-          + 'Start it with "broadside start" (or "npm start"), or point --url or BROADSIDE_URL at where it runs.\n',
+        stderr:
+          `error: no Broadside service answers at http://127.0.0.1:${port} (ECONNREFUSED).\n` +
+          'Start it with "broadside start" (or "npm start"), or point --url or BROADSIDE_URL at where it runs.\n',
       });
       expect(r.stdout + r.stderr).not.toContain(NOWHERE.API_TOKEN);
     }

@@ -36,7 +36,10 @@ describe('database preparation', () => {
     try {
       const { rows } = await client.query('SELECT name FROM pgmigrations ORDER BY id');
       // Every migration file ran, once, in order.
-      const files = readdirSync('migrations').filter((f) => f.endsWith('.sql')).sort().map((f) => f.replace(/\.sql$/, ''));
+      const files = readdirSync('migrations')
+        .filter((f) => f.endsWith('.sql'))
+        .sort()
+        .map((f) => f.replace(/\.sql$/, ''));
       expect(files.length).toBeGreaterThanOrEqual(2);
       expect(rows.map((r) => r.name)).toEqual(files);
       const tables = await client.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`);

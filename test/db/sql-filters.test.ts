@@ -12,17 +12,18 @@ describe('SqlFilters', () => {
 
   it('numbers the values of the filters given in order, and the parameters after them', () => {
     const since = new Date('2024-01-02T00:00:00Z');
-    const f = new SqlFilters()
-      .optional('id > $1::bigint', 10)
-      .optional('status = $1::text', undefined)
-      .optional('created_at >= $1::timestamptz', since);
+    const f = new SqlFilters().optional('id > $1::bigint', 10).optional('status = $1::text', undefined).optional('created_at >= $1::timestamptz', since);
     expect(f.where).toBe('WHERE id > $1::bigint AND created_at >= $2::timestamptz');
     expect(`LIMIT ${f.param(20)}::int`).toBe('LIMIT $3::int');
     expect(f.params).toEqual([10, since, 20]);
   });
 
   it('keeps a given value that is falsy: only undefined means not given', () => {
-    const f = new SqlFilters().optional('a = $1::int', 0).optional('b = $1::text', '').optional('c = $1::boolean', false).optional('d IS NOT DISTINCT FROM $1', null);
+    const f = new SqlFilters()
+      .optional('a = $1::int', 0)
+      .optional('b = $1::text', '')
+      .optional('c = $1::boolean', false)
+      .optional('d IS NOT DISTINCT FROM $1', null);
     expect(f.where).toBe('WHERE a = $1::int AND b = $2::text AND c = $3::boolean AND d IS NOT DISTINCT FROM $4');
     expect(f.params).toEqual([0, '', false, null]);
   });
@@ -34,8 +35,8 @@ describe('SqlFilters', () => {
       .optional('(email LIKE $1::text OR lower(email) LIKE $1::text)', '%a%')
       .add('(published_at, id) < (to_timestamp($1::bigint), $2::bigint) AND $2::bigint > 0', 1700000000, 7);
     expect(f.where).toBe(
-      'WHERE published_at IS NOT NULL AND kind = $1::text AND (email LIKE $2::text OR lower(email) LIKE $2::text)'
-      + ' AND (published_at, id) < (to_timestamp($3::bigint), $4::bigint) AND $4::bigint > 0',
+      'WHERE published_at IS NOT NULL AND kind = $1::text AND (email LIKE $2::text OR lower(email) LIKE $2::text)' +
+        ' AND (published_at, id) < (to_timestamp($3::bigint), $4::bigint) AND $4::bigint > 0',
     );
     expect(f.params).toEqual(['x', '%a%', 1700000000, 7]);
   });

@@ -88,7 +88,11 @@ describe('DKIM signing of issue copies', () => {
   });
 
   it('fails against a key other than the one published', async () => {
-    const other = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const other = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'der' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
     const result = await dkimVerify(Buffer.from(mail.raw, 'latin1'), { resolver: resolverFor(other.publicKey) });
     expect(result.results[0]!.status.result).toBe('fail');
   });

@@ -33,7 +33,8 @@ async function fixture(smtpUtf8: boolean, env: Record<string, string> = {}) {
 
 type MessageRow = { status: string; smtp_response: string | null };
 const messageOf = async (t: TestContext, sendId: number, reader: Reader): Promise<MessageRow> =>
-  (await t.c.pool.query<MessageRow>('SELECT status::text, smtp_response FROM messages WHERE send_id = $1 AND subscriber_id = $2', [sendId, reader.id])).rows[0]!;
+  (await t.c.pool.query<MessageRow>('SELECT status::text, smtp_response FROM messages WHERE send_id = $1 AND subscriber_id = $2', [sendId, reader.id]))
+    .rows[0]!;
 
 describe('a send to readers at internationalised domains, through a relay without SMTPUTF8', () => {
   let f: Awaited<ReturnType<typeof fixture>>;

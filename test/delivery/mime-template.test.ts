@@ -23,13 +23,20 @@ function readerVars(o: Partial<IssueReaderVars> = {}): IssueReaderVars {
     greeting: 'Hi Zoë "Zed" O\'Brien <zed>,',
     unsubscribe_url: LONG_URL,
     manage_url: 'https://news.example.org/manage/m.3f.0.x=y&z=%C3%A9',
-    postal_address: '1 Rue de l\'Église, 75001 Paris — France',
+    postal_address: "1 Rue de l'Église, 75001 Paris — France",
     ...o,
   };
 }
 
 function copy(vars: Record<string, string>, to: ReaderCopy['to'] = { address: 'zed@example.com', name: 'Zoë "Zed" O\'Brien' }): ReaderCopy {
-  return { to, messageIdHeader: 'm2s-0123456789abcdef@example.org', messageToken: 'm2s-0123456789abcdef', unsubscribeUrl: vars.unsubscribe_url ?? LONG_URL, vars, date: new Date('2026-03-03T10:00:00Z') };
+  return {
+    to,
+    messageIdHeader: 'm2s-0123456789abcdef@example.org',
+    messageToken: 'm2s-0123456789abcdef',
+    unsubscribeUrl: vars.unsubscribe_url ?? LONG_URL,
+    vars,
+    date: new Date('2026-03-03T10:00:00Z'),
+  };
 }
 
 /** Splits a built message into header lines and body lines (CRLF). */
@@ -54,7 +61,10 @@ function fieldLines(raw: Buffer, name: string): string[] {
 /** A header's unfolded value as sent. */
 function headerOf(parsed: ParsedMail, name: string): string | undefined {
   const line = parsed.headerLines.find((h) => h.key === name.toLowerCase())?.line;
-  return line?.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+  return line
+    ?.slice(line.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .trim();
 }
 
 function toOf(parsed: ParsedMail): AddressObject['value'] | undefined {
@@ -139,7 +149,10 @@ describe('IssueMime with a compiled issue', () => {
     const s = raw.toString('latin1');
     expect(s).toMatch(/\r\nContent-Type: multipart\/alternative; boundary="[^"]+"\r\n/);
     expect(s.match(/Content-Transfer-Encoding: quoted-printable/g)).toHaveLength(2);
-    expect(s.match(/Content-Type: text\/(plain|html); charset=utf-8/g)).toEqual(['Content-Type: text/plain; charset=utf-8', 'Content-Type: text/html; charset=utf-8']);
+    expect(s.match(/Content-Type: text\/(plain|html); charset=utf-8/g)).toEqual([
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Type: text/html; charset=utf-8',
+    ]);
   });
 
   it('keeps readers apart: two builds differ only by the reader, and the issue parts are shared', async () => {
@@ -169,17 +182,19 @@ describe('IssueMime with awkward templates and values', () => {
     };
   }
   const ALPHABET = ['a', 'b', 'Z', ' ', ' ', '=', '.', '-', '\t', '\n', 'é', 'ü', '—', '“', '📬', '日', '&', '<', '"', "'", '=?', '?=', '=_', '%', '\u00a0'];
-  const text = (next: () => number, max: number) => Array.from({ length: Math.floor(next() * max) }, () => ALPHABET[Math.floor(next() * ALPHABET.length)]!).join('');
+  const text = (next: () => number, max: number) =>
+    Array.from({ length: Math.floor(next() * max) }, () => ALPHABET[Math.floor(next() * ALPHABET.length)]!).join('');
   const word = (next: () => number, len: number) => Array.from({ length: len }, () => 'abcdefghij'[Math.floor(next() * 10)]).join('');
 
   it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])('round-trips random parts and values exactly (seed %i)', async (seed) => {
     const next = rng(seed);
     const slots = ['greeting', 'unsubscribe_url', 'manage_url', 'v1', 'v2'];
     // Parts of every length (including empty, so slots touch), long unbroken runs and line ends.
-    const source = Array.from({ length: 12 }, (_, i) => {
-      const literal = next() < 0.2 ? '' : next() < 0.3 ? word(next, 60 + Math.floor(next() * 40)) : text(next, 200);
-      return `${literal}{{${slots[i % slots.length]}}}`;
-    }).join('') + text(next, 100);
+    const source =
+      Array.from({ length: 12 }, (_, i) => {
+        const literal = next() < 0.2 ? '' : next() < 0.3 ? word(next, 60 + Math.floor(next() * 40)) : text(next, 200);
+        return `${literal}{{${slots[i % slots.length]}}}`;
+      }).join('') + text(next, 100);
     const html = parseTemplate(source, true);
     const plain = parseTemplate(source, false);
     const vars: Record<string, string> = {
@@ -233,7 +248,11 @@ describe('IssueMime with awkward templates and values', () => {
     const a = 'Zürich & <Co> ' + LONG_URL;
     const perCopy = new IssueMime(headers, { html, text }).build(copy({ a, b: 'reader' }));
     const fixed = new IssueMime(headers, { html, text }, { a }).build(copy({ b: 'reader' }));
-    const body = (raw: Buffer) => raw.toString('latin1').replaceAll(boundaryOf(raw)!, 'BOUNDARY').replace(/^Date: .*$/m, '');
+    const body = (raw: Buffer) =>
+      raw
+        .toString('latin1')
+        .replaceAll(boundaryOf(raw)!, 'BOUNDARY')
+        .replace(/^Date: .*$/m, '');
     expect(body(fixed)).toBe(body(perCopy));
     expect((await simpleParser(fixed)).html).toBe(fill(html, { a, b: 'reader' }));
   });
@@ -274,18 +293,16 @@ describe('IssueMime headers', () => {
     expect(toOf(parsed)).toEqual([{ address: 'reader@example.com', name: '' }]);
   });
 
-  it.each([
-    SUBJECT,
-    'Plain ASCII subject',
-    `A long subject — ${'with many words and café '.repeat(8).trim()}`,
-    '100% = "all" & <nothing> less',
-  ])('encodes the subject so that it decodes exactly: %s', async (subject) => {
-    const raw = new IssueMime({ ...headers, subject }, body).build(copy({ v: 'x' }));
-    expectWellFormed(raw);
-    expect(fieldLines(raw, 'subject').length).toBeGreaterThan(0);
-    expect(fieldLines(raw, 'subject').filter((l) => l.length > 78)).toEqual([]);
-    expect((await simpleParser(raw)).subject).toBe(subject);
-  });
+  it.each([SUBJECT, 'Plain ASCII subject', `A long subject — ${'with many words and café '.repeat(8).trim()}`, '100% = "all" & <nothing> less'])(
+    'encodes the subject so that it decodes exactly: %s',
+    async (subject) => {
+      const raw = new IssueMime({ ...headers, subject }, body).build(copy({ v: 'x' }));
+      expectWellFormed(raw);
+      expect(fieldLines(raw, 'subject').length).toBeGreaterThan(0);
+      expect(fieldLines(raw, 'subject').filter((l) => l.length > 78)).toEqual([]);
+      expect((await simpleParser(raw)).subject).toBe(subject);
+    },
+  );
 
   it('encodes a subject holding an encoded-word look-alike so that it decodes exactly', async () => {
     const subject = `Tom & Jerry's "best" | <50 ms 📬 — café Zürich =?utf-8?q?x?= [final]`;

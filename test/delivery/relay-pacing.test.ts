@@ -190,6 +190,13 @@ describe('RelayPacer', () => {
     expect(pacer.limit).toBe(1);
     while (pacer.limit < 20) pacer.settle('answered');
     // Down by halves; up again, an answer at 1 adds 10 at once (INCREASE / limit), then to the top.
-    expect(moves).toEqual([[10, 20], [5, 10], [2, 5], [1, 2], [11, 1], [20, 11]]);
+    expect(moves).toEqual([
+      [10, 20],
+      [5, 10],
+      [2, 5],
+      [1, 2],
+      [11, 1],
+      [20, 11],
+    ]);
   });
 });

@@ -114,9 +114,13 @@ describe('StatusWriter', () => {
     const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 10, maxDelayMs: 5 });
     spy.hold();
     const resolvedAt = new Map<number, number>();
-    const all = Promise.all(ids.map((id) => writer.submitted(id, '250 ok').then(() => {
-      resolvedAt.set(id, spy.tick());
-    })));
+    const all = Promise.all(
+      ids.map((id) =>
+        writer.submitted(id, '250 ok').then(() => {
+          resolvedAt.set(id, spy.tick());
+        }),
+      ),
+    );
 
     // The three batches are written but held: nobody may resolve yet, and no row is submitted.
     const deadline = Date.now() + 5000;
@@ -258,10 +262,9 @@ describe('StatusWriter', () => {
     await t.c.pool.query(`UPDATE messages SET smtp_response = 'earlier' WHERE id = ANY($1::bigint[])`, [[bounced, failed, submitted]]);
     const writer = new StatusWriter(t.c.pool, t.c.log, { maxBatch: 500, maxDelayMs: 1 });
     await Promise.all([queued, cancelled, bounced, failed, submitted].map((id) => writer.submitted(id!, '250 late')));
-    const { rows } = await t.c.pool.query(
-      'SELECT id, status::text, in_doubt, smtp_response FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id',
-      [[queued, cancelled, bounced, failed, submitted]],
-    );
+    const { rows } = await t.c.pool.query('SELECT id, status::text, in_doubt, smtp_response FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id', [
+      [queued, cancelled, bounced, failed, submitted],
+    ]);
     expect(rows).toEqual([
       { id: queued, status: 'submitted', in_doubt: false, smtp_response: '250 late' },
       { id: cancelled, status: 'submitted', in_doubt: false, smtp_response: '250 late' },

@@ -72,6 +72,9 @@ describe('idPage', () => {
     await idPage({ limit: 5 }, spy);
     await idPage({ cursor: idCursor(1000), limit: 5 }, spy);
     await expect(idPage({ cursor: 'zzzzzzzzzzzz', limit: 5 }, spy)).rejects.toMatchObject({ code: 'invalid_input' });
-    expect(calls).toEqual([{ from: undefined, rows: 6 }, { from: 1000, rows: 6 }]);
+    expect(calls).toEqual([
+      { from: undefined, rows: 6 },
+      { from: 1000, rows: 6 },
+    ]);
   });
 });

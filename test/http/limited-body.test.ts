@@ -35,7 +35,7 @@ describe('limitedBody', () => {
     expect(err).toMatchObject({ status: 400, code: 'upload_aborted', message: 'the upload ended before the whole CSV arrived' });
   });
 
-  it('passes the body\'s own error on', async () => {
+  it("passes the body's own error on", async () => {
     const body = new PassThrough();
     const limited = limitedBody(body, 1024, 'CSV');
     const read = drain(limited).catch((e: unknown) => e);

@@ -35,7 +35,11 @@ function expectError(res: LightMyRequestResponse, status: number, code?: string)
   expect(res.headers['content-type']).toMatch(/^application\/json/);
   const body = res.json() as { error: { code: string; message: string; details?: unknown } };
   expect(Object.keys(body)).toEqual(['error']);
-  expect(body.error).toEqual({ code: code ?? expect.any(String), message: expect.any(String), ...('details' in body.error ? { details: body.error.details } : {}) });
+  expect(body.error).toEqual({
+    code: code ?? expect.any(String),
+    message: expect.any(String),
+    ...('details' in body.error ? { details: body.error.details } : {}),
+  });
   expect(body.error.message.length).toBeGreaterThan(0);
   return body.error;
 }
@@ -154,7 +158,9 @@ describe('POST /api/issues', () => {
   });
 
   it('gives five issues created at once with one subject five distinct slugs', async () => {
-    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => api('POST', '/api/issues', { subject: 'Race day', markdown: `Issue ${i}\n\n## Part ${i}` })));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => api('POST', '/api/issues', { subject: 'Race day', markdown: `Issue ${i}\n\n## Part ${i}` })),
+    );
     expect(results.map((r) => r.statusCode)).toEqual([201, 201, 201, 201, 201]);
     const slugs = results.map((r) => (r.json() as Issue).slug);
     expect(new Set(slugs).size).toBe(5);
@@ -235,9 +241,20 @@ describe('POST /api/issues', () => {
     const anonymous = await t.app.inject({ method: 'POST', url: '/api/issues', payload: { subject: 'x', markdown: 'y' } });
     expectError(anonymous, 401, 'unauthorized');
     expect(anonymous.headers['www-authenticate']).toMatch(/^Bearer/);
-    const wrong = await t.app.inject({ method: 'POST', url: '/api/issues', headers: { authorization: 'Bearer not-the-token-at-all' }, payload: { subject: 'x', markdown: 'y' } });
+    const wrong = await t.app.inject({
+      method: 'POST',
+      url: '/api/issues',
+      headers: { authorization: 'Bearer not-the-token-at-all' },
+      payload: { subject: 'x', markdown: 'y' },
+    });
     expectError(wrong, 401, 'unauthorized');
-    for (const [method, url] of [['GET', '/api/issues'], ['GET', '/api/issues/1'], ['PATCH', '/api/issues/1'], ['DELETE', '/api/issues/1'], ['POST', '/api/issues/1/publish']] as const) {
+    for (const [method, url] of [
+      ['GET', '/api/issues'],
+      ['GET', '/api/issues/1'],
+      ['PATCH', '/api/issues/1'],
+      ['DELETE', '/api/issues/1'],
+      ['POST', '/api/issues/1/publish'],
+    ] as const) {
       expectError(await t.app.inject({ method, url }), 401, 'unauthorized');
     }
     const { rows } = await t.c.pool.query<{ n: string }>('SELECT count(*) AS n FROM issues');
@@ -263,8 +280,15 @@ describe('GET /api/issues/:id', () => {
       expect([bad, error.message]).toEqual([bad, 'params.id must be an integer in decimal digits']);
     }
     // Every route with an id in its path, including those with more in it.
-    for (const [method, url] of [['PATCH', '/api/issues/0x1'], ['DELETE', '/api/issues/1e0'], ['GET', '/api/issues/0x1/preview'],
-      ['GET', '/api/issues/0x1/send'], ['POST', '/api/issues/1e0/send/pause'], ['GET', '/api/subscribers/0x1'], ['GET', '/api/bounces/reports/1e3']] as const) {
+    for (const [method, url] of [
+      ['PATCH', '/api/issues/0x1'],
+      ['DELETE', '/api/issues/1e0'],
+      ['GET', '/api/issues/0x1/preview'],
+      ['GET', '/api/issues/0x1/send'],
+      ['POST', '/api/issues/1e0/send/pause'],
+      ['GET', '/api/subscribers/0x1'],
+      ['GET', '/api/bounces/reports/1e3'],
+    ] as const) {
       const res = await t.app.inject({ method, url, headers: t.auth, ...(method === 'PATCH' ? { payload: { subject: 'x' } } : {}) });
       expect([method, url, res.statusCode, res.json().error.code]).toEqual([method, url, 400, 'invalid_input']);
     }
@@ -335,7 +359,14 @@ describe('PATCH /api/issues/:id, publish and DELETE', () => {
     const renamed = await api('PATCH', `/api/issues/${draft.id}`, { subject: 'Second thoughts & more' });
     expect(renamed.statusCode).toBe(200);
     const r = renamed.json() as Issue;
-    expect(r).toMatchObject({ id: draft.id, subject: 'Second thoughts & more', slug: 'second-thoughts-and-more', status: 'draft', markdown: draft.markdown, sections: draft.sections });
+    expect(r).toMatchObject({
+      id: draft.id,
+      subject: 'Second thoughts & more',
+      slug: 'second-thoughts-and-more',
+      status: 'draft',
+      markdown: draft.markdown,
+      sections: draft.sections,
+    });
     expect(r.webUrl).toBe('http://broadside.test/issues/second-thoughts-and-more');
     expect(r.createdAt).toBe(draft.createdAt);
     expect(Date.parse(r.updatedAt)).toBeGreaterThanOrEqual(Date.parse(draft.updatedAt));
@@ -371,7 +402,16 @@ describe('PATCH /api/issues/:id, publish and DELETE', () => {
     const draft = await create({ subject: 'Stable', markdown: 'Body.\n\n## One' });
     const before = (await api('GET', `/api/issues/${draft.id}`)).json();
     expectError(await api('PATCH', `/api/issues/${draft.id}`, {}), 400, 'invalid_input');
-    for (const body of [{ subject: '' }, { subject: '   ' }, { subject: 'Hi\r\nBcc: x@y.z' }, { subject: 7 }, { markdown: '' }, { markdown: 'a\u0000b' }, { preheader: 'a\nb' }, { subject: 'z'.repeat(301) }]) {
+    for (const body of [
+      { subject: '' },
+      { subject: '   ' },
+      { subject: 'Hi\r\nBcc: x@y.z' },
+      { subject: 7 },
+      { markdown: '' },
+      { markdown: 'a\u0000b' },
+      { preheader: 'a\nb' },
+      { subject: 'z'.repeat(301) },
+    ]) {
       const res = await api('PATCH', `/api/issues/${draft.id}`, body);
       expect([JSON.stringify(body), res.statusCode]).toEqual([JSON.stringify(body), 400]);
       expectError(res, 400);
@@ -397,7 +437,13 @@ describe('PATCH /api/issues/:id, publish and DELETE', () => {
     expectError(await api('POST', `/api/issues/${draft.id}/publish`), 409, 'not_draft');
 
     const after = (await api('GET', `/api/issues/${draft.id}`)).json() as Issue;
-    expect(after).toMatchObject({ subject: 'Going out', slug: 'going-out', markdown: 'Body.\n\n## One', status: 'published', publishedAt: published.publishedAt });
+    expect(after).toMatchObject({
+      subject: 'Going out',
+      slug: 'going-out',
+      markdown: 'Body.\n\n## One',
+      status: 'published',
+      publishedAt: published.publishedAt,
+    });
     expectError(await api('POST', '/api/issues/999999/publish'), 404, 'not_found');
   });
 
@@ -554,7 +600,12 @@ describe('an issue template MJML rejects', () => {
   // MJML 5 in strict mode throws (a ValidationError listing the problems) rather than returning
   // them in `errors`: compileMjml must turn that into the editor's 400, not a 500.
   it('answers POST /api/issues with 400 invalid_mjml naming the tag and the line', async () => {
-    const res = await broken.app.inject({ method: 'POST', url: '/api/issues', headers: broken.auth, payload: { subject: 'Broken template', markdown: 'Hi.\n\n## One' } });
+    const res = await broken.app.inject({
+      method: 'POST',
+      url: '/api/issues',
+      headers: broken.auth,
+      payload: { subject: 'Broken template', markdown: 'Hi.\n\n## One' },
+    });
     expect(res.statusCode).toBe(400);
     const error = (res.json() as { error: { code: string; message: string } }).error;
     expect(error.code).toBe('invalid_mjml');

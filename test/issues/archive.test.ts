@@ -53,7 +53,7 @@ beforeEach(async () => {
 });
 
 describe('drafts are not public', () => {
-  it('lists only published issues, and a draft\'s address is a 404 page (or 404 JSON)', async () => {
+  it("lists only published issues, and a draft's address is a 404 page (or 404 JSON)", async () => {
     const draft = await create({ subject: 'Secret draft — not yet', markdown: 'Unfinished.\n\n## Work in progress' });
     const published = await createPublished(sample);
 
@@ -67,7 +67,15 @@ describe('drafts are not public', () => {
     const json = await asJson('/issues');
     expect(json.statusCode).toBe(200);
     expect(json.json()).toEqual({
-      items: [{ slug: published.slug, subject: sample.subject, preheader: sample.preheader, publishedAt: published.publishedAt, url: `http://broadside.test/issues/${published.slug}` }],
+      items: [
+        {
+          slug: published.slug,
+          subject: sample.subject,
+          preheader: sample.preheader,
+          publishedAt: published.publishedAt,
+          url: `http://broadside.test/issues/${published.slug}`,
+        },
+      ],
       older: null,
     });
 
@@ -143,7 +151,10 @@ describe('GET /issues/:slug, the web version', () => {
 
   it('escapes what the editor typed in the subject and headings', async () => {
     const subject = `<script>alert(1)</script> Tom & Jerry's "best" | <50 ms 📬 — café`;
-    const issue = await createPublished({ subject, markdown: `Intro <img src=x onerror=alert(2)>\n\n## A <b onclick="alert(3)">bold</b> & "quoted" heading\n\n<script>alert(4)</script>\n\nText.` });
+    const issue = await createPublished({
+      subject,
+      markdown: `Intro <img src=x onerror=alert(2)>\n\n## A <b onclick="alert(3)">bold</b> & "quoted" heading\n\n<script>alert(4)</script>\n\nText.`,
+    });
     const body = expectHtml(await asBrowser(`/issues/${issue.slug}`), 200);
     expect(body).toContain(escapeHtml(subject));
     expect(body).not.toMatch(/<script|<img|\sonerror=|\sonclick=|alert\([234]\)/i);
@@ -183,7 +194,13 @@ describe('GET /issues, the archive', () => {
     const drafts: Issue[] = [];
     for (let batch = 0; batch < total; batch += 10) {
       const size = Math.min(10, total - batch);
-      drafts.push(...(await Promise.all(Array.from({ length: size }, (_, i) => create({ subject: `Archive issue ${batch + i + 1}`, markdown: `Body ${batch + i + 1}\n\n## Section ${batch + i + 1}` })))));
+      drafts.push(
+        ...(await Promise.all(
+          Array.from({ length: size }, (_, i) =>
+            create({ subject: `Archive issue ${batch + i + 1}`, markdown: `Body ${batch + i + 1}\n\n## Section ${batch + i + 1}` }),
+          ),
+        )),
+      );
     }
     // Published one after another: publication order is the archive's order.
     drafts.sort((a, b) => a.id - b.id);
@@ -253,7 +270,9 @@ function parseFeed(xml: string): { rss: Record<string, unknown>; channel: Record
   // most C0 controls, U+FFFE and U+FFFF are not allowed anywhere, and "]]>" not outside CDATA.
   expect(xml).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/);
   expect(xml.replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, '')).not.toContain(']]>');
-  const doc = new XMLParser({ ignoreAttributes: false, parseTagValue: false, trimValues: false, isArray: (name) => name === 'item' }).parse(xml) as { rss: Record<string, unknown> };
+  const doc = new XMLParser({ ignoreAttributes: false, parseTagValue: false, trimValues: false, isArray: (name) => name === 'item' }).parse(xml) as {
+    rss: Record<string, unknown>;
+  };
   const rss = doc.rss;
   const channel = rss.channel as Record<string, unknown>;
   const items = ((channel.item ?? []) as Record<string, unknown>[]).map((i) => ({
@@ -276,7 +295,13 @@ describe('GET /feed.xml', () => {
     ];
     const published: Issue[] = [];
     for (const [i, subject] of subjects.entries()) {
-      published.push(await createPublished({ subject, preheader: i === 0 ? 'Teaser & “more” <here>' : '', markdown: `Intro ${i}.\n\n## Section ${i} & more\n\nText ${i} with <b>bold</b> and ]]> too.\n\n## Another ${i}\n\n- item` }));
+      published.push(
+        await createPublished({
+          subject,
+          preheader: i === 0 ? 'Teaser & “more” <here>' : '',
+          markdown: `Intro ${i}.\n\n## Section ${i} & more\n\nText ${i} with <b>bold</b> and ]]> too.\n\n## Another ${i}\n\n- item`,
+        }),
+      );
     }
     await create({ subject: 'Draft in waiting', markdown: 'x\n\n## Hidden' });
 

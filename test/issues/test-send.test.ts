@@ -139,7 +139,7 @@ describe('POST /api/issues/:id/test', () => {
     }
   });
 
-  it('sends the 30 KB benchmark issue under Gmail\'s 102 KB clipping limit, with every section in both parts', async () => {
+  it("sends the 30 KB benchmark issue under Gmail's 102 KB clipping limit, with every section in both parts", async () => {
     const big = await create(bench);
     const res = await testSend(big.id, ['bench@example.com']);
     expect(res.statusCode).toBe(200);
@@ -175,7 +175,16 @@ describe('POST /api/issues/:id/test', () => {
       expect([JSON.stringify(to), res.statusCode]).toEqual([JSON.stringify(to), 400]);
     }
     expectError(await api('POST', `/api/issues/${issue.id}/test`, {}), 400);
-    expectError(await t.app.inject({ method: 'POST', url: `/api/issues/${issue.id}/test`, headers: { ...t.auth, 'content-type': 'application/json' }, payload: '{"to": [' }), 400, 'invalid_json');
+    expectError(
+      await t.app.inject({
+        method: 'POST',
+        url: `/api/issues/${issue.id}/test`,
+        headers: { ...t.auth, 'content-type': 'application/json' },
+        payload: '{"to": [',
+      }),
+      400,
+      'invalid_json',
+    );
     expect(t.smtp.messages.length).toBe(before);
   });
 
@@ -260,7 +269,12 @@ describe('POST /api/issues/:id/test with the relay unreachable', () => {
   it('answers 502 smtp_unavailable rather than reporting the address as rejected', async () => {
     const created = await down.app.inject({ method: 'POST', url: '/api/issues', headers: down.auth, payload: { subject: 'Nobody home', markdown: 'x' } });
     expect(created.statusCode).toBe(201);
-    const res = await down.app.inject({ method: 'POST', url: `/api/issues/${(created.json() as Issue).id}/test`, headers: down.auth, payload: { to: ['a@example.com'] } });
+    const res = await down.app.inject({
+      method: 'POST',
+      url: `/api/issues/${(created.json() as Issue).id}/test`,
+      headers: down.auth,
+      payload: { to: ['a@example.com'] },
+    });
     expectError(res, 502, 'smtp_unavailable');
   });
 });

@@ -37,10 +37,12 @@ function words(cmd: string | string[] | undefined): string[] {
 function environmentOf(s: Service): Record<string, string> {
   const env = s.environment ?? {};
   if (Array.isArray(env)) {
-    return Object.fromEntries(env.map((entry) => {
-      const eq = entry.indexOf('=');
-      return eq < 0 ? [entry, ''] : [entry.slice(0, eq), entry.slice(eq + 1)];
-    }));
+    return Object.fromEntries(
+      env.map((entry) => {
+        const eq = entry.indexOf('=');
+        return eq < 0 ? [entry, ''] : [entry.slice(0, eq), entry.slice(eq + 1)];
+      }),
+    );
   }
   return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
@@ -83,7 +85,7 @@ describe('docker-compose.yml', () => {
     for (const name of app) {
       const build = services[name]?.build;
       const context = typeof build === 'string' ? build : build?.context;
-      const dockerfile = typeof build === 'object' ? build.dockerfile ?? 'Dockerfile' : 'Dockerfile';
+      const dockerfile = typeof build === 'object' ? (build.dockerfile ?? 'Dockerfile') : 'Dockerfile';
       expect([name, context]).toEqual([name, '.']);
       expect(dockerfile).toBe('Dockerfile');
     }
@@ -204,7 +206,11 @@ function stagesOf(text: string): Stage[] {
 describe('Dockerfile', () => {
   const stages = stagesOf(read('Dockerfile'));
   const final = stages.at(-1)!;
-  const runs = (s: Stage) => s.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+  const runs = (s: Stage) =>
+    s.instructions
+      .filter((i) => i.keyword === 'RUN')
+      .map((i) => i.args)
+      .join('\n');
 
   it('is multi-stage, with a build stage that installs everything, type-checks and compiles', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
@@ -220,9 +226,7 @@ describe('Dockerfile', () => {
   it('runs on node:20-bookworm-slim with production dependencies only', () => {
     expect(final.from).toMatch(/^node:20-bookworm-slim(@sha256:[0-9a-f]+)?$/);
     // node_modules come from a stage (or a step) that installed with --omit=dev, never from the build stage.
-    const sources = final.instructions
-      .filter((i) => i.keyword === 'COPY' && /node_modules/.test(i.args))
-      .map((i) => /--from=(\S+)/.exec(i.args)?.[1]);
+    const sources = final.instructions.filter((i) => i.keyword === 'COPY' && /node_modules/.test(i.args)).map((i) => /--from=(\S+)/.exec(i.args)?.[1]);
     const prodInstall = (s: Stage) => /\bnpm ci\b[^\n]*--omit=dev/.test(runs(s));
     if (sources.length === 0) {
       expect(prodInstall(final)).toBe(true);
@@ -250,7 +254,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps local dependencies and state out of the build context', () => {
-    const ignored = read('.dockerignore').split('\n').map((l) => l.trim().replace(/^\/|\/$/g, ''));
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim().replace(/^\/|\/$/g, ''));
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', '.git', '.data', '.env']));
   });
 });

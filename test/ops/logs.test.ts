@@ -151,7 +151,9 @@ describe('logs of a real send', () => {
 
   it('name the job and the queue on every fan-out line, and the send', () => {
     const fanout = lines().filter((l) => ['fan-out complete: every reader of the audience has a message', 'send done', 'fan-out job ended'].includes(l.msg!));
-    expect(fanout.map((l) => l.msg)).toEqual(expect.arrayContaining(['fan-out complete: every reader of the audience has a message', 'send done', 'fan-out job ended']));
+    expect(fanout.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(['fan-out complete: every reader of the audience has a message', 'send done', 'fan-out job ended']),
+    );
     for (const line of fanout) expect(line).toMatchObject({ queue: 'send-fanout', jobId: expect.any(String), sendId });
     expect(withMsg('send done')[0]).toMatchObject({ issueId });
   });
@@ -159,19 +161,24 @@ describe('logs of a real send', () => {
   it('name the job and the queue on every reader-mail line', () => {
     const mail = withMsg('reader mail');
     expect(mail.length).toBeGreaterThanOrEqual(1);
-    for (const line of mail) expect(line).toMatchObject({ queue: 'reader-mail', jobId: expect.any(String), kind: 'confirmation', subscriberId: expect.any(Number) });
+    for (const line of mail)
+      expect(line).toMatchObject({ queue: 'reader-mail', jobId: expect.any(String), kind: 'confirmation', subscriberId: expect.any(Number) });
   });
 
   it('carry the request id on every line about a request, and the same id from start to end of one', () => {
-    const aboutRequests = lines().filter((l) => 'req' in l || 'res' in l || ['sign-up: confirmation queued', 'CSV import', 'issue created', 'client error'].includes(l.msg!));
+    const aboutRequests = lines().filter(
+      (l) => 'req' in l || 'res' in l || ['sign-up: confirmation queued', 'CSV import', 'issue created', 'client error'].includes(l.msg!),
+    );
     expect(aboutRequests.length).toBeGreaterThan(10);
     for (const line of aboutRequests) expect(line.reqId).toEqual(expect.any(String));
     const signup = withMsg('sign-up: confirmation queued')[0]!;
-    const sameRequest = lines().filter((l) => l.reqId === signup.reqId).map((l) => l.msg);
+    const sameRequest = lines()
+      .filter((l) => l.reqId === signup.reqId)
+      .map((l) => l.msg);
     expect(sameRequest).toEqual(['incoming request', 'sign-up: confirmation queued', 'request completed']);
   });
 
-  it('write the send trigger\'s and the test copy\'s lines', () => {
+  it("write the send trigger's and the test copy's lines", () => {
     expect([withMsg('send triggered').length, withMsg('test copies sent').length]).toEqual([1, 1]);
   });
   it('carry the request id on the lines the send trigger and the test copy write', () => {
@@ -179,7 +186,7 @@ describe('logs of a real send', () => {
     expect(withMsg('test copies sent')[0]!.reqId).toEqual(expect.any(String));
   });
 
-  it('never show a reader\'s whole address or name at info level, even inside an SMTP reply', () => {
+  it("never show a reader's whole address or name at info level, even inside an SMTP reply", () => {
     const log = text();
     for (const address of ADDRESSES) expect(log).not.toContain(address);
     // %-escaped in a query string, as the editor's search sends it.
@@ -202,7 +209,9 @@ describe('logs of a real send', () => {
 
 describe('masking', () => {
   it('masks addresses in free text and leaves other @s alone', () => {
-    expect(maskEmailsIn('550 5.1.1 <jane.doe@example.com>: unknown, cc bob@ex-ample.co.uk')).toBe('550 5.1.1 <j***@example.com>: unknown, cc b***@ex-ample.co.uk');
+    expect(maskEmailsIn('550 5.1.1 <jane.doe@example.com>: unknown, cc bob@ex-ample.co.uk')).toBe(
+      '550 5.1.1 <j***@example.com>: unknown, cc b***@ex-ample.co.uk',
+    );
     expect(maskEmailsIn('to josé@bücher.de, jose@xn--bcher-kva.de')).toBe('to j***@bücher.de, j***@xn--bcher-kva.de');
     expect(maskEmailsIn('@fastify/rate-limit and user@localhost')).toBe('@fastify/rate-limit and user@localhost');
     expect(maskEmailsIn('already j***@example.com')).toBe('already j***@example.com');
@@ -236,7 +245,7 @@ describe('masking', () => {
     expect(JSON.stringify(info)).not.toContain('jane@');
   });
 
-  it('writes JSON lines itself: no transport (pino-pretty is createLogger\'s, for a terminal only)', () => {
+  it("writes JSON lines itself: no transport (pino-pretty is createLogger's, for a terminal only)", () => {
     expect(loggerOptions('info').transport).toBeUndefined();
   });
 });

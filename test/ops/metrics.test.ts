@@ -71,9 +71,7 @@ function parseExposition(text: string): Scrape {
 
 /** The sum of the samples named `name` whose labels include `labels` (0 when there are none). */
 function sum(s: Scrape, name: string, labels: Record<string, string> = {}): number {
-  return s.samples
-    .filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v))
-    .reduce((acc, x) => acc + x.value, 0);
+  return s.samples.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((acc, x) => acc + x.value, 0);
 }
 
 function matching(s: Scrape, name: string, labels: Record<string, string> = {}): Sample[] {
@@ -216,11 +214,15 @@ describe('GET /metrics on the API', () => {
     const delayedBefore = sum(empty, 'broadside_queue_jobs', { queue: 'reader-mail', state: 'delayed' });
 
     // Delayed by an hour: the running worker leaves them where they are.
-    const jobs = await Promise.all([1, 2, 3].map((i) => t.c.queues.readerMail.add('welcome', { kind: 'welcome', subscriberId: 900000 + i }, { delay: 3600_000 })));
+    const jobs = await Promise.all(
+      [1, 2, 3].map((i) => t.c.queues.readerMail.add('welcome', { kind: 'welcome', subscriberId: 900000 + i }, { delay: 3600_000 })),
+    );
     try {
       const s = await scrapeApp(t);
       expect(sum(s, 'broadside_queue_jobs', { queue: 'reader-mail', state: 'delayed' })).toBe(delayedBefore + 3);
-      expect(sum(s, 'broadside_queue_jobs', { queue: 'deliver', state: 'delayed' })).toBe(sum(empty, 'broadside_queue_jobs', { queue: 'deliver', state: 'delayed' }));
+      expect(sum(s, 'broadside_queue_jobs', { queue: 'deliver', state: 'delayed' })).toBe(
+        sum(empty, 'broadside_queue_jobs', { queue: 'deliver', state: 'delayed' }),
+      );
     } finally {
       await Promise.all(jobs.map((j) => j.remove()));
     }
@@ -260,7 +262,7 @@ describe('GET /metrics on the API', () => {
     await workersIdle(t);
   });
 
-  it('serves a worker\'s metrics on a port of its own, without the queue depths, and closes', async () => {
+  it("serves a worker's metrics on a port of its own, without the queue depths, and closes", async () => {
     const log = pino({ level: 'silent' });
     const server = await startMetricsServer(t.c.metrics, { port: 0, host: '127.0.0.1', log });
     let closed = false;

@@ -13,7 +13,12 @@ type Operation = {
   security?: Record<string, string[]>[];
   parameters?: { in: string; name: string }[];
 };
-type Spec = { openapi: string; info: { title: string; version: string }; paths: Record<string, Record<string, Operation>>; components?: { securitySchemes?: Record<string, unknown> } };
+type Spec = {
+  openapi: string;
+  info: { title: string; version: string };
+  paths: Record<string, Record<string, Operation>>;
+  components?: { securitySchemes?: Record<string, unknown> };
+};
 
 /**
  * Every route each Fastify instance registers, as Fastify itself reports them: Fastify announces
@@ -116,13 +121,20 @@ describe('OpenAPI document at /docs/json', () => {
     expect(routes).toBeDefined();
     const api = routes!.filter(isApi);
     // The collection works (these exist today); the list itself is whatever the app registered.
-    expect(api).toEqual(expect.arrayContaining([{ method: 'POST', url: '/api/issues' }, { method: 'GET', url: '/api/subscribers/export' }]));
+    expect(api).toEqual(
+      expect.arrayContaining([
+        { method: 'POST', url: '/api/issues' },
+        { method: 'GET', url: '/api/subscribers/export' },
+      ]),
+    );
     const spec = await specOf(t.app);
     expect(problemsOf(spec, api)).toEqual([]);
 
     // And the other way round: nothing under /api in the spec that the app does not serve.
     const served = new Set(api.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.url)}`));
-    const documented = Object.entries(spec.paths).filter(([p]) => p.startsWith('/api')).flatMap(([p, item]) => Object.keys(item).map((m) => `${m} ${p}`));
+    const documented = Object.entries(spec.paths)
+      .filter(([p]) => p.startsWith('/api'))
+      .flatMap(([p, item]) => Object.keys(item).map((m) => `${m} ${p}`));
     expect(documented.filter((d) => !served.has(d))).toEqual([]);
     expect(documented).toHaveLength(served.size);
   });
@@ -148,8 +160,22 @@ describe('OpenAPI document at /docs/json', () => {
     const hidden = Object.keys(spec.paths).filter((p) => /^\/(admin|docs)\b/.test(p) || p === '/' || p === '/subscribe/check-inbox' || p === '/feed.xml');
     expect(hidden).toEqual([]);
     // Besides the editor API and the probes: the provider webhooks, and the public routes that answer JSON.
-    expect(Object.keys(spec.paths).filter((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p)).sort())
-      .toEqual(['/confirm/{token}', '/data/{token}', '/data/{token}/erase', '/issues', '/issues/{slug}', '/manage/{token}', '/manage/{token}/data-link', '/subscribe', '/unsubscribe/{token}', '/webhooks/bounces/{provider}']);
+    expect(
+      Object.keys(spec.paths)
+        .filter((p) => !p.startsWith('/api/') && !['/healthz', '/readyz', '/metrics'].includes(p))
+        .sort(),
+    ).toEqual([
+      '/confirm/{token}',
+      '/data/{token}',
+      '/data/{token}/erase',
+      '/issues',
+      '/issues/{slug}',
+      '/manage/{token}',
+      '/manage/{token}/data-link',
+      '/subscribe',
+      '/unsubscribe/{token}',
+      '/webhooks/bounces/{provider}',
+    ]);
     const webhook = spec.paths['/webhooks/bounces/{provider}']!.post!;
     // Providers sign their requests; no bearer token is asked of them.
     expect(webhook.security).toEqual([]);
@@ -179,11 +205,14 @@ describe('OpenAPI document at /docs/json', () => {
 
 describe('the public routes in the OpenAPI document', () => {
   /** The documented schema of one answer. */
-  const schemaOf = (spec: Spec, path: string, method: string, code: string) => spec.paths[path]?.[method]?.responses?.[code]?.content?.['application/json']?.schema;
+  const schemaOf = (spec: Spec, path: string, method: string, code: string) =>
+    spec.paths[path]?.[method]?.responses?.[code]?.content?.['application/json']?.schema;
 
-  it('describes the JSON a site\'s own script gets from POST /subscribe, with no token asked', async () => {
+  it("describes the JSON a site's own script gets from POST /subscribe, with no token asked", async () => {
     const spec = await specOf(t.app);
-    const op = spec.paths['/subscribe']!.post! as Operation & { requestBody?: { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> } };
+    const op = spec.paths['/subscribe']!.post! as Operation & {
+      requestBody?: { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> };
+    };
     expect(op.security).toEqual([]);
     expect(Object.keys(op.requestBody!.content!).sort()).toEqual(['application/json', 'application/x-www-form-urlencoded']);
     expect(Object.keys(op.requestBody!.content!['application/json']!.schema!.properties!)).toEqual(expect.arrayContaining(['email', 'name']));
@@ -197,11 +226,19 @@ describe('the public routes in the OpenAPI document', () => {
     expect([bad.statusCode, ajv.validate(schemaOf(spec, '/subscribe', 'post', '400')!, bad.json())]).toEqual([400, true]);
   });
 
-  it('documents the reader\'s links and the archive by what they answer JSON with, and leaves their HTML-only pages out', async () => {
+  it("documents the reader's links and the archive by what they answer JSON with, and leaves their HTML-only pages out", async () => {
     const spec = await specOf(t.app);
     expect(Object.keys(spec.paths['/confirm/{token}']!)).toEqual(['post']);
     expect(Object.keys(spec.paths['/unsubscribe/{token}']!)).toEqual(['post']);
-    for (const [path, method] of [['/confirm/{token}', 'post'], ['/unsubscribe/{token}', 'post'], ['/manage/{token}', 'get'], ['/data/{token}', 'get'], ['/data/{token}/erase', 'post'], ['/issues', 'get'], ['/issues/{slug}', 'get']] as const) {
+    for (const [path, method] of [
+      ['/confirm/{token}', 'post'],
+      ['/unsubscribe/{token}', 'post'],
+      ['/manage/{token}', 'get'],
+      ['/data/{token}', 'get'],
+      ['/data/{token}/erase', 'post'],
+      ['/issues', 'get'],
+      ['/issues/{slug}', 'get'],
+    ] as const) {
       const op = spec.paths[path]![method]!;
       expect([path, op.security]).toEqual([path, []]);
       expect([path, schemaOf(spec, path, method, '200')]).toEqual([path, expect.any(Object)]);

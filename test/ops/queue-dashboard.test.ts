@@ -17,7 +17,14 @@ function assetsOf(page: string): string[] {
   return refs.filter((r) => !/^https?:/.test(r)).map((r) => new URL(r, `http://x${base}`).pathname);
 }
 
-type BoardQueue = { name: string; description?: string; counts: Record<string, number>; jobs: { id: string; name: string; data: unknown }[]; readOnlyMode: boolean; isPaused: boolean };
+type BoardQueue = {
+  name: string;
+  description?: string;
+  counts: Record<string, number>;
+  jobs: { id: string; name: string; data: unknown }[];
+  readOnlyMode: boolean;
+  isPaused: boolean;
+};
 
 function expectRefused(res: LightMyRequestResponse) {
   expect(res.statusCode).toBe(401);
@@ -71,7 +78,7 @@ describe('queue dashboard at /admin/queues', () => {
     }
   });
 
-  it('lists our queues, under this deployment\'s prefix, with counts and the job a signup added', async () => {
+  it("lists our queues, under this deployment's prefix, with counts and the job a signup added", async () => {
     const signup = await t.app.inject({ method: 'POST', url: '/subscribe', payload: { email: 'ada@example.org', name: 'Ada' } });
     expect(signup.statusCode).toBe(202);
     // No worker runs in this file: the confirmation waits in reader-mail.
@@ -100,13 +107,23 @@ describe('queue dashboard at /admin/queues', () => {
     await t.c.queues.readerMail.add('confirmation', { kind: 'confirmation', subscriberId: 424242 }, { jobId: 'dashboard-read-only' });
     const waiting = await t.c.queues.readerMail.getWaitingCount();
     for (const action of ['pause', 'empty']) {
-      const res = await t.app.inject({ method: 'PUT', url: `${DASHBOARD}/api/queues/${queueNames.readerMail}/${action}`, headers: { ...basic(TEST_TOKEN), 'content-type': 'application/json' }, payload: {} });
+      const res = await t.app.inject({
+        method: 'PUT',
+        url: `${DASHBOARD}/api/queues/${queueNames.readerMail}/${action}`,
+        headers: { ...basic(TEST_TOKEN), 'content-type': 'application/json' },
+        payload: {},
+      });
       expect([action, res.statusCode]).toEqual([action, 405]);
     }
     expect(await t.c.queues.readerMail.isPaused()).toBe(false);
     expect(await t.c.queues.readerMail.getWaitingCount()).toBe(waiting);
     // Without the token the same request does not even reach the board.
-    const stranger = await t.app.inject({ method: 'PUT', url: `${DASHBOARD}/api/queues/${queueNames.readerMail}/pause`, headers: { 'content-type': 'application/json' }, payload: {} });
+    const stranger = await t.app.inject({
+      method: 'PUT',
+      url: `${DASHBOARD}/api/queues/${queueNames.readerMail}/pause`,
+      headers: { 'content-type': 'application/json' },
+      payload: {},
+    });
     expectRefused(stranger);
   });
 

@@ -50,13 +50,17 @@ class Service {
 
   /** Every whole line it printed so far (not one still being written), parsed: throws if one is not JSON. */
   lines(): Line[] {
-    return this.out.slice(0, this.out.lastIndexOf('\n') + 1).split('\n').filter(Boolean).map((l) => {
-      try {
-        return JSON.parse(l) as Line;
-      } catch {
-        throw new Error(`not a JSON log line: ${l}`);
-      }
-    });
+    return this.out
+      .slice(0, this.out.lastIndexOf('\n') + 1)
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Line;
+        } catch {
+          throw new Error(`not a JSON log line: ${l}`);
+        }
+      });
   }
 
   withMsg(msg: string | RegExp): Line[] {
@@ -65,10 +69,14 @@ class Service {
 
   /** Polls `probe` while the process runs; fails at once, with its output, if it exits. */
   waitFor<T>(what: string, probe: () => Promise<T | false | null | undefined> | T | false | null | undefined, timeoutMs?: number): Promise<T> {
-    return until(what, () => {
-      if (!this.running) throw new Error(`the service exited (${JSON.stringify(this.exit)}) while waiting for ${what}:\n${this.out}`);
-      return probe();
-    }, timeoutMs);
+    return until(
+      what,
+      () => {
+        if (!this.running) throw new Error(`the service exited (${JSON.stringify(this.exit)}) while waiting for ${what}:\n${this.out}`);
+        return probe();
+      },
+      timeoutMs,
+    );
   }
 
   async started(): Promise<void> {
@@ -137,11 +145,12 @@ function tryConnect(port: number): Promise<'accepted' | 'refused' | 'reset'> {
   });
 }
 
-const rows = (prefix: string, from: number, to: number) =>
-  Array.from({ length: to - from }, (_, i) => `${prefix}-${from + i}@example.com,Reader ${from + i}`);
+const rows = (prefix: string, from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${prefix}-${from + i}@example.com,Reader ${from + i}`);
 
 async function countImported(t: TestContext, prefix: string): Promise<number> {
-  const { rows: r } = await t.c.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM subscribers WHERE email LIKE $1::text AND status = 'active'", [`${prefix}-%`]);
+  const { rows: r } = await t.c.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM subscribers WHERE email LIKE $1::text AND status = 'active'", [
+    `${prefix}-%`,
+  ]);
   return r[0]!.n;
 }
 
@@ -229,10 +238,12 @@ describe('graceful shutdown of `npm start` (API and worker)', () => {
 });
 
 describe('the shutdown bound', () => {
-  it('defaults to 30 s, which the compose file\'s stop_grace_period leaves room for', () => {
+  it("defaults to 30 s, which the compose file's stop_grace_period leaves room for", () => {
     const bound = parseConfig({}).shutdownTimeoutSeconds;
     expect(bound).toBe(30);
-    const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { stop_grace_period?: string; environment?: Record<string, unknown> }> };
+    const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8')) as {
+      services: Record<string, { stop_grace_period?: string; environment?: Record<string, unknown> }>;
+    };
     for (const name of ['api', 'worker']) {
       const grace = /^(\d+)s$/.exec(compose.services[name]?.stop_grace_period ?? '');
       expect([name, grace?.[1]]).toEqual([name, expect.any(String)]);

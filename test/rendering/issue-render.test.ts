@@ -164,12 +164,16 @@ describe('IssueRenderer with awkward headings, subject and reader values', () =>
     expect(p.text).toContain(`\n${greeting}\n`);
   });
 
-  it('puts the reader\'s links, the web version and the postal address in the HTML, escaped', () => {
+  it("puts the reader's links, the web version and the postal address in the HTML, escaped", () => {
     const r = reader();
     const $ = load(html);
     expect($('a').filter((_, a) => a.attribs.href === r.unsubscribe_url).length).toBe(1);
     expect($('a').filter((_, a) => a.attribs.href === r.manage_url).length).toBe(1);
-    expect($('a').filter((_, a) => a.attribs.href === `${PUBLIC_URL}/issues/${SLUG}`).text()).toBe('View in your browser');
+    expect(
+      $('a')
+        .filter((_, a) => a.attribs.href === `${PUBLIC_URL}/issues/${SLUG}`)
+        .text(),
+    ).toBe('View in your browser');
     expect($('td.footer').text()).toContain(r.postal_address);
     // Attribute values are escaped: the raw `&` never appears, its entity does.
     expect(html).toContain(`href="${escapeHtml(r.unsubscribe_url)}"`);
@@ -177,7 +181,7 @@ describe('IssueRenderer with awkward headings, subject and reader values', () =>
     expect(html).not.toContain(r.manage_url);
   });
 
-  it('puts the reader\'s links, the web version, the address, headings, list items and link URLs in the text part', () => {
+  it("puts the reader's links, the web version, the address, headings, list items and link URLs in the text part", () => {
     const r = reader();
     expect(text).toContain(`Unsubscribe: ${r.unsubscribe_url}\n`);
     expect(text).toContain(`Manage your subscription: ${r.manage_url}\n`);
@@ -241,11 +245,23 @@ describe('IssueRenderer: text the editor writes never becomes a reader slot', ()
     expect($('title').text()).toBe('Merge tags: {{greeting}} & {{@subject}}');
     expect($('h1').text()).toBe('Merge tags: {{greeting}} & {{@subject}}');
     expect(previewText(html)).toBe('Preview {{manage_url}}');
-    expect($('p').filter((_, p) => $(p).text().startsWith('Editors write')).text()).toBe('Editors write {{unsubscribe_url}}, {{ name }} and {{@intro}} in prose.');
+    expect(
+      $('p')
+        .filter((_, p) => $(p).text().startsWith('Editors write'))
+        .text(),
+    ).toBe('Editors write {{unsubscribe_url}}, {{ name }} and {{@intro}} in prose.');
     const section = issue.content.sections[0]!;
     expect($(`#${section.id}`).text()).toBe('The {{greeting}} tag');
-    expect($('a').filter((_, a) => $(a).text() === 'raw link').attr('title')).toBe('{{manage_url}}');
-    expect($('a').filter((_, a) => $(a).text() === 'raw link').attr('href')).toBe('https://example.com/{{unsubscribe_url}}');
+    expect(
+      $('a')
+        .filter((_, a) => $(a).text() === 'raw link')
+        .attr('title'),
+    ).toBe('{{manage_url}}');
+    expect(
+      $('a')
+        .filter((_, a) => $(a).text() === 'raw link')
+        .attr('href'),
+    ).toBe('https://example.com/{{unsubscribe_url}}');
     expect($('pre code').text()).toBe('{{postal_address}}\n');
     expect($('img[src="https://example.org/i.png"]').attr('alt')).toBe('{{issue_date}}');
     // The reader's own values appear where the template puts them, and nowhere else.
@@ -291,16 +307,25 @@ describe('IssueRenderer with hostile Markdown', () => {
     expect(html).not.toMatch(/javascript:/i);
     const $ = load(html);
     expect($('script, iframe, form, button, svg, math, details').length).toBe(0);
-    const handlers = $.root().find('*').toArray().flatMap((el) => Object.keys(el.attribs).filter((a) => a.startsWith('on')));
+    const handlers = $.root()
+      .find('*')
+      .toArray()
+      .flatMap((el) => Object.keys(el.attribs).filter((a) => a.startsWith('on')));
     expect(handlers).toEqual([]);
   });
 
   it('leaves a Markdown javascript: link as visible text, never as a link', async () => {
     const issue = await renderer.compile(source({ markdown: 'Intro [click](javascript:alert(1)) and [x](JAVASCRIPT:alert(1)).\n\n## S\n\nt' }));
     const $ = load(personalise(issue, reader()).html);
-    const scripted = $('[href], [src]').toArray().filter((el) => /javascript:/i.test(el.attribs.href ?? el.attribs.src ?? ''));
+    const scripted = $('[href], [src]')
+      .toArray()
+      .filter((el) => /javascript:/i.test(el.attribs.href ?? el.attribs.src ?? ''));
     expect(scripted).toEqual([]);
-    expect($('p').filter((_, p) => $(p).text().startsWith('Intro')).find('a').length).toBe(0);
+    expect(
+      $('p')
+        .filter((_, p) => $(p).text().startsWith('Intro'))
+        .find('a').length,
+    ).toBe(0);
   });
 });
 
@@ -319,7 +344,8 @@ describe('IssueRenderer: preheader', () => {
   });
 
   it('cuts a long intro to an excerpt of at most 140 characters at a word boundary', async () => {
-    const intro = 'Good morning, and welcome to The Relay, the weekly briefing on the plumbing behind the inbox. This is issue #42, and we read the mailing lists so you do not have to — «café» included.';
+    const intro =
+      'Good morning, and welcome to The Relay, the weekly briefing on the plumbing behind the inbox. This is issue #42, and we read the mailing lists so you do not have to — «café» included.';
     const issue = await renderer.compile(source({ markdown: `${intro}\n\n## S\n\nt` }));
     const preview = previewText(personalise(issue, reader()).html);
     expect(preview.endsWith('…')).toBe(true);
@@ -332,7 +358,7 @@ describe('IssueRenderer: preheader', () => {
 });
 
 describe('IssueRenderer: size and warnings', () => {
-  it.each(['sample/issue.md', 'bench/issue-30kb.md'])('renders %s below Gmail\'s clipping size with no warnings', async (file) => {
+  it.each(['sample/issue.md', 'bench/issue-30kb.md'])("renders %s below Gmail's clipping size with no warnings", async (file) => {
     const parsed = parseIssueFile(await readFile(repoFile(file), 'utf8'));
     const issue = await renderer.compile({ subject: parsed.subject, preheader: parsed.preheader ?? '', markdown: parsed.markdown, slug: 'size-check' });
     expect(issue.content.sections.length).toBeGreaterThanOrEqual(5);
@@ -485,7 +511,7 @@ describe('the sample issue, personalised (snapshot)', () => {
 describe('parseIssueFile', () => {
   const FILE = [
     '---',
-    'subject: \'The Relay #42: “Deliverability” & the "<50 ms" | p99 question — don\'\'t panic 📬\'',
+    "subject: 'The Relay #42: “Deliverability” & the \"<50 ms\" | p99 question — don''t panic 📬'",
     'preheader: "Colons: fine; hashes # too"',
     '---',
     '',

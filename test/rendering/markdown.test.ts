@@ -11,7 +11,24 @@ const allHtml = (c: IssueContent) => [c.intro, ...c.sections.map((s) => s.html)]
 const SLUG = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 /** Elements that must never come out of the sanitiser, whatever the editor writes. */
-const FORBIDDEN_TAGS = ['script', 'style', 'iframe', 'frame', 'form', 'input', 'button', 'textarea', 'select', 'object', 'embed', 'svg', 'math', 'link', 'meta', 'base'];
+const FORBIDDEN_TAGS = [
+  'script',
+  'style',
+  'iframe',
+  'frame',
+  'form',
+  'input',
+  'button',
+  'textarea',
+  'select',
+  'object',
+  'embed',
+  'svg',
+  'math',
+  'link',
+  'meta',
+  'base',
+];
 
 /**
  * Everything in a fragment that the allow-list is meant to keep out, described one problem per
@@ -39,7 +56,8 @@ function unsafeBits(html: string): string[] {
 }
 
 it('unsafeBits (the checker the sanitising table relies on) flags what it should', () => {
-  const raw = '<script></script><p onclick="x" style="color:red"><a href="java\tscript:x">a</a><img src="/x.png"><img><iframe></iframe></p><td style="text-align:right">ok</td>';
+  const raw =
+    '<script></script><p onclick="x" style="color:red"><a href="java\tscript:x">a</a><img src="/x.png"><img><iframe></iframe></p><td style="text-align:right">ok</td>';
   expect(unsafeBits(raw)).toEqual([
     '<script> element',
     'onclick handler on <p>',
@@ -125,7 +143,7 @@ describe('renderMarkdown: sections', () => {
   it.each<[string, string[], string[]]>([
     ['plain words', ['Kestrel 4.0 ships'], ['kestrel-4-0-ships']],
     ['duplicates', ['Dup', 'Dup', 'Dup'], ['dup', 'dup-2', 'dup-3']],
-    ['the table of contents\' own id', ['Covered this week'], ['covered-this-week-2']],
+    ["the table of contents' own id", ['Covered this week'], ['covered-this-week-2']],
     ['non-ASCII letters and punctuation', ['Postmasters’ rules — and Bjørnvik’s exception'], ['postmasters-rules-and-bjornviks-exception']],
     ['ampersands', ['Q&A: 10 > 9'], ['q-and-a-10-9']],
   ])('gives slug ids to headings (%s)', (_, headings, ids) => {
@@ -134,7 +152,20 @@ describe('renderMarkdown: sections', () => {
   });
 
   it('gives unique, non-empty slug ids to awkward headings, never "covered-this-week"', () => {
-    const headings = ['📬', '🚀', '日本語', 'Covered this week', 'Covered  This   Week!', 'Section', 'section', '', 'Dup', 'Dup 2', 'Dup', '"quotes" & <b>tags</b>'];
+    const headings = [
+      '📬',
+      '🚀',
+      '日本語',
+      'Covered this week',
+      'Covered  This   Week!',
+      'Section',
+      'section',
+      '',
+      'Dup',
+      'Dup 2',
+      'Dup',
+      '"quotes" & <b>tags</b>',
+    ];
     const c = renderMarkdown(headings.map((h) => `## ${h}\n\ntext`).join('\n\n'));
     const ids = c.sections.map((s) => s.id);
     expect(ids).toHaveLength(headings.length);
@@ -155,7 +186,9 @@ describe('renderMarkdown: sections', () => {
   it('keeps ids unique across the whole issue even when the editor pastes <h2 id> HTML', () => {
     const c = renderMarkdown('<h2 id="covered-this-week">Pasted</h2>\n\n<h2 id="real">Also pasted</h2>\n\n## Real\n\ntext');
     const $ = parse(allHtml(c));
-    const ids = $('[id]').toArray().map((el) => el.attribs.id);
+    const ids = $('[id]')
+      .toArray()
+      .map((el) => el.attribs.id);
     expect(ids).not.toContain('covered-this-week');
     expect(new Set(ids).size).toBe(ids.length);
   });
@@ -211,12 +244,24 @@ describe('renderMarkdown: sanitising', () => {
     { name: 'raw data: link', markdown: '<a href="data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;">data</a>', keeps: 'data' },
     { name: '<iframe>', markdown: 'before <iframe src="https://evil.example/"></iframe> after', keeps: 'after' },
     { name: '<form>, <input>, <button>', markdown: '<form action="https://evil.example/"><input name="q"><button>Go</button></form>\n\nafter', keeps: 'after' },
-    { name: '<object>, <embed>', markdown: '<object data="https://evil.example/x.swf"></object><embed src="https://evil.example/x.swf">\n\nafter', keeps: 'after' },
+    {
+      name: '<object>, <embed>',
+      markdown: '<object data="https://evil.example/x.swf"></object><embed src="https://evil.example/x.swf">\n\nafter',
+      keeps: 'after',
+    },
     { name: '<svg onload>', markdown: 'before <svg onload="alert(1)"><circle r="1"/></svg> after', keeps: 'after' },
     { name: 'style= on <p>', markdown: '<p style="position:fixed;top:0">styled p</p>', keeps: 'styled p' },
     { name: 'style= on <div>', markdown: '<div style="display:none">hidden div</div>', keeps: 'hidden div' },
-    { name: 'style= beyond alignment on <td>', markdown: '<table><tr><td style="text-align:right;background:url(https://evil.example/)">cell</td></tr></table>', keeps: 'cell' },
-    { name: 'a text-align value that is not an alignment', markdown: '<table><tr><th style="text-align:expression(alert(1))">head</th></tr></table>', keeps: 'head' },
+    {
+      name: 'style= beyond alignment on <td>',
+      markdown: '<table><tr><td style="text-align:right;background:url(https://evil.example/)">cell</td></tr></table>',
+      keeps: 'cell',
+    },
+    {
+      name: 'a text-align value that is not an alignment',
+      markdown: '<table><tr><th style="text-align:expression(alert(1))">head</th></tr></table>',
+      keeps: 'head',
+    },
     { name: 'relative image', markdown: 'pic ![rel](/images/x.png) end', keeps: 'end' },
     { name: 'protocol-relative image', markdown: 'pic <img src="//evil.example/x.png"> end', keeps: 'end' },
     { name: 'data: image (Markdown)', markdown: 'pic ![d](data:image/png;base64,iVBORw0KGgo=) end', keeps: 'end' },
@@ -230,14 +275,20 @@ describe('renderMarkdown: sanitising', () => {
     if (absent) expect(text).not.toContain(absent);
   });
 
-  it('reduces a table cell\'s style to its alignment', () => {
+  it("reduces a table cell's style to its alignment", () => {
     const $ = parse(renderMarkdown('<table><tr><td style="text-align:right;color:red">cell</td></tr></table>').intro);
     expect($('td').attr('style')).toBe('text-align:right');
   });
 
   it('keeps http(s) and mailto links (and marks them rel=noopener)', () => {
-    const $ = parse(renderMarkdown('[secure](https://example.com/a?b=1&c=2) [plain](http://example.com/) [mail](mailto:ed@example.org) <a href="https://example.net/raw" title="T">raw</a>').intro);
-    const links = $('a').toArray().map((a) => [a.attribs.href, $(a).text(), a.attribs.rel]);
+    const $ = parse(
+      renderMarkdown(
+        '[secure](https://example.com/a?b=1&c=2) [plain](http://example.com/) [mail](mailto:ed@example.org) <a href="https://example.net/raw" title="T">raw</a>',
+      ).intro,
+    );
+    const links = $('a')
+      .toArray()
+      .map((a) => [a.attribs.href, $(a).text(), a.attribs.rel]);
     expect(links).toEqual([
       ['https://example.com/a?b=1&c=2', 'secure', 'noopener'],
       ['http://example.com/', 'plain', 'noopener'],
@@ -265,17 +316,29 @@ describe('renderMarkdown: sanitising', () => {
   it('keeps pipe tables with their column alignment on th and td only', () => {
     const md = '| Provider | Rate | Note |\n|:---|---:|:---:|\n| Northgate & Co | 0.41 % | ok |';
     const $ = parse(renderMarkdown(md).intro);
-    expect($('table thead th').toArray().map((th) => [$(th).text(), th.attribs.style])).toEqual([
+    expect(
+      $('table thead th')
+        .toArray()
+        .map((th) => [$(th).text(), th.attribs.style]),
+    ).toEqual([
       ['Provider', 'text-align:left'],
       ['Rate', 'text-align:right'],
       ['Note', 'text-align:center'],
     ]);
-    expect($('table tbody td').toArray().map((td) => [$(td).text(), td.attribs.style])).toEqual([
+    expect(
+      $('table tbody td')
+        .toArray()
+        .map((td) => [$(td).text(), td.attribs.style]),
+    ).toEqual([
       ['Northgate & Co', 'text-align:left'],
       ['0.41 %', 'text-align:right'],
       ['ok', 'text-align:center'],
     ]);
-    expect($('[style]').toArray().every((el) => ['td', 'th'].includes(el.tagName))).toBe(true);
+    expect(
+      $('[style]')
+        .toArray()
+        .every((el) => ['td', 'th'].includes(el.tagName)),
+    ).toBe(true);
   });
 
   it('keeps strikethrough', () => {

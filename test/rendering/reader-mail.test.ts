@@ -12,7 +12,11 @@ describe('reader mail templates', () => {
     const templates = await loadReaderMailTemplates();
     expect(Object.keys(templates).sort()).toEqual([...readerMailKinds].sort());
     const mail = renderReaderMail(templates, 'data-link', {
-      newsletter: 'The Relay', greeting: 'Hi Dora,', data_url: 'https://news.example.org/data/d.1.x.y', expires_minutes: '60', postal_address: '1 Test Street',
+      newsletter: 'The Relay',
+      greeting: 'Hi Dora,',
+      data_url: 'https://news.example.org/data/d.1.x.y',
+      expires_minutes: '60',
+      postal_address: '1 Test Street',
     });
     expect(mail.subject).toBe('Your data at The Relay: download or erase it');
     expect(mail.html).toContain('href="https://news.example.org/data/d.1.x.y"');
@@ -30,7 +34,16 @@ describe('reader mail templates', () => {
     writeFileSync(welcome, readFileSync(welcome, 'utf8').replace('Subject: Welcome to {{newsletter}}', 'Subject: Branded welcome to {{newsletter}}'));
 
     const templates = await loadReaderMailTemplates(dir);
-    const vars = { newsletter: 'The Relay', greeting: 'Hi,', archive_url: 'a', manage_url: 'm', unsubscribe_url: 'u', postal_address: 'p', data_url: 'd', expires_minutes: '60' };
+    const vars = {
+      newsletter: 'The Relay',
+      greeting: 'Hi,',
+      archive_url: 'a',
+      manage_url: 'm',
+      unsubscribe_url: 'u',
+      postal_address: 'p',
+      data_url: 'd',
+      expires_minutes: '60',
+    };
     expect(renderReaderMail(templates, 'welcome', vars).subject).toBe('Branded welcome to The Relay');
     expect(renderReaderMail(templates, 'data-link', vars).subject).toBe('Your data at The Relay: download or erase it');
   });

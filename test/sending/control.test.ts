@@ -11,7 +11,10 @@ function helpers(t: TestContext) {
     ...editor(t),
     /** `n` active readers, `<tag>-<i>@example.com` named "Reader <i>", i from 1, in that order. */
     addNumberedReaders: (n: number, tag: string): Promise<Reader[]> =>
-      addReaders(t, Array.from({ length: n }, (_, k) => ({ email: `${tag}-${k + 1}@example.com`, name: `Reader ${k + 1}` }))),
+      addReaders(
+        t,
+        Array.from({ length: n }, (_, k) => ({ email: `${tag}-${k + 1}@example.com`, name: `Reader ${k + 1}` })),
+      ),
     copiesOf: (sendId: number) => copiesOf(t, sendId),
     async statusCounts(sendId: number): Promise<Record<string, number>> {
       const { rows } = await t.c.pool.query('SELECT status::text, count(*)::int AS n FROM messages WHERE send_id = $1 GROUP BY 1', [sendId]);
@@ -148,8 +151,7 @@ describe('scheduled sends', () => {
     };
   });
 
-  const archived = async (slug: string) =>
-    (await t.app.inject({ method: 'GET', url: `/issues/${slug}`, headers: { accept: 'application/json' } })).statusCode;
+  const archived = async (slug: string) => (await t.app.inject({ method: 'GET', url: `/issues/${slug}`, headers: { accept: 'application/json' } })).statusCode;
 
   it('waits for scheduledAt: scheduled, not public, nothing mailed before; then sent and done', async () => {
     const issue = await h.createIssue('Scheduled');

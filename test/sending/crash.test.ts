@@ -42,8 +42,12 @@ afterAll(() => killAllWorkerProcesses());
 /** Runs `fn` with READERS active readers and the INACTIVE ones, against a relay with these options. */
 async function withWorld(opts: { relay: RelayOptions }, fn: (w: SendWorld) => Promise<void>): Promise<void> {
   await withSendWorld({ env: ENV, relay: opts.relay, readers: READERS }, async (w) => {
-    await addReaders(w.t, (['pending', 'unsubscribed', 'bounced'] as const).flatMap((status) =>
-      Array.from({ length: INACTIVE[status] }, (_, i) => ({ email: `inactive-${status}${i + 1}@example.com`, status }))));
+    await addReaders(
+      w.t,
+      (['pending', 'unsubscribed', 'bounced'] as const).flatMap((status) =>
+        Array.from({ length: INACTIVE[status] }, (_, i) => ({ email: `inactive-${status}${i + 1}@example.com`, status })),
+      ),
+    );
     await fn(w);
   });
 }
@@ -78,7 +82,12 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
     await withWorld({ relay: { answerDelayMs: 50 } }, async (w) => {
       const worker = await w.startWorker('worker');
       const { issueId, sendId } = await triggerSend(w, 'Crash test: Redis flushed');
-      await until('a quarter of the copies', () => w.totalCopies() >= READERS / 4, 30_000, () => `${w.totalCopies()} copies`);
+      await until(
+        'a quarter of the copies',
+        () => w.totalCopies() >= READERS / 4,
+        30_000,
+        () => `${w.totalCopies()} copies`,
+      );
 
       const before = await inFlight(w.t, sendId);
       expect(await loseRedisKeys(w.t.config.queuePrefix)).toBeGreaterThan(0);
@@ -102,14 +111,23 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
       expect(w.t.config.smtpUrl).toBe(relay.url);
       await w.startWorker('worker');
       const { issueId, sendId } = await triggerSend(w, 'Crash test: relay down');
-      await until('a quarter of the copies', () => relay.total() >= READERS / 4, 30_000, () => `${relay.total()} copies`);
+      await until(
+        'a quarter of the copies',
+        () => relay.total() >= READERS / 4,
+        30_000,
+        () => `${relay.total()} copies`,
+      );
 
       await relay.stop();
       const copiesWhenDown = relay.total();
       expect(copiesWhenDown).toBeLessThan(READERS);
       // Every copy the relay took was answered 250 and gets recorded (in batches).
-      await until('the accepted copies recorded', async () => (await messageCounts(w.t, sendId)).submitted === copiesWhenDown, 10_000,
-        async () => JSON.stringify({ copiesWhenDown, ...(await messageCounts(w.t, sendId)) }));
+      await until(
+        'the accepted copies recorded',
+        async () => (await messageCounts(w.t, sendId)).submitted === copiesWhenDown,
+        10_000,
+        async () => JSON.stringify({ copiesWhenDown, ...(await messageCounts(w.t, sendId)) }),
+      );
 
       // Deliberately a fixed wait: the claim is that nothing happens. For ~2 s (two retry
       // delays) the relay refuses connections, the worker keeps trying, and no message moves
@@ -126,7 +144,9 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
       // The relay never lost a message it took, so nothing may arrive twice.
       const duplicated = await expectEachReaderOnce(w.t, sendId, READERS, w.relays, new Set());
       expect(duplicated).toEqual([]);
-      const { rows } = await w.t.c.pool.query<{ status: string; n: number }>('SELECT status::text, count(*)::int AS n FROM subscribers GROUP BY status ORDER BY 1');
+      const { rows } = await w.t.c.pool.query<{ status: string; n: number }>(
+        'SELECT status::text, count(*)::int AS n FROM subscribers GROUP BY status ORDER BY 1',
+      );
       expect(rows).toEqual([
         { status: 'active', n: READERS },
         { status: 'bounced', n: INACTIVE.bounced },
@@ -140,7 +160,12 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
     await withWorld({ relay: { answerDelayMs: 50 } }, async (w) => {
       const first = await w.startWorker('first');
       const { issueId, sendId } = await triggerSend(w, 'Crash test: SIGTERM');
-      await until('a quarter of the copies', () => w.totalCopies() >= READERS / 4, 30_000, () => `${w.totalCopies()} copies`);
+      await until(
+        'a quarter of the copies',
+        () => w.totalCopies() >= READERS / 4,
+        30_000,
+        () => `${w.totalCopies()} copies`,
+      );
       expect((await messageCounts(w.t, sendId)).sending).toBeGreaterThan(0);
 
       const stoppedAt = Date.now();
@@ -168,7 +193,12 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
       const worker = await w.startWorker('worker');
       const { issueId, sendId } = await triggerSend(w, 'Crash test: partial loss');
       const triggeredAt = Date.now();
-      await until('a quarter of the copies', () => w.totalCopies() >= READERS / 4, 30_000, () => `${w.totalCopies()} copies`);
+      await until(
+        'a quarter of the copies',
+        () => w.totalCopies() >= READERS / 4,
+        30_000,
+        () => `${w.totalCopies()} copies`,
+      );
       // The pace so far (about 100 copies a second on a quiet machine, a tenth of that on a
       // loaded one) sets how long the rest may take.
       const perCopyMs = (Date.now() - triggeredAt) / w.totalCopies();
@@ -191,7 +221,12 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
       const first = await w.startWorker('first');
       const { issueId, sendId } = await triggerSend(w, 'Crash test: SIGKILL');
 
-      await until('a quarter of the copies', () => w.totalCopies() >= READERS / 4, 30_000, () => `${w.totalCopies()} copies`);
+      await until(
+        'a quarter of the copies',
+        () => w.totalCopies() >= READERS / 4,
+        30_000,
+        () => `${w.totalCopies()} copies`,
+      );
       first.kill('SIGKILL');
       expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
 
@@ -217,11 +252,21 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
       // Alone when the send starts, the first worker takes the fan-out job.
       const runsFanout = await w.startWorker('fan-out');
       const { issueId, sendId } = await triggerSend(w, 'Crash test: two workers');
-      await until('the first copies', () => w.totalCopies() >= 20, 30_000, () => `${w.totalCopies()} copies`);
+      await until(
+        'the first copies',
+        () => w.totalCopies() >= 20,
+        30_000,
+        () => `${w.totalCopies()} copies`,
+      );
       // The other worker has a relay of its own, so what each one sent can be told apart.
       const othersRelay = await w.addRelay({ answerDelayMs: 50 });
       const other = await w.startWorker('other', { SMTP_URL: othersRelay.url });
-      await until('the other worker sending too', () => othersRelay.total() >= 20, 30_000, () => `${othersRelay.total()} copies`);
+      await until(
+        'the other worker sending too',
+        () => othersRelay.total() >= 20,
+        30_000,
+        () => `${othersRelay.total()} copies`,
+      );
 
       runsFanout.kill('SIGKILL');
       await runsFanout.exited;
@@ -244,10 +289,20 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
     await withWorld({ relay: { answerDelayMs: 250 } }, async (w) => {
       const runsFanout = await w.startWorker('fan-out');
       const { issueId, sendId } = await triggerSend(w, 'Crash test: recovery timeout');
-      await until('the first copies', () => w.totalCopies() >= 20, 30_000, () => `${w.totalCopies()} copies`);
+      await until(
+        'the first copies',
+        () => w.totalCopies() >= 20,
+        30_000,
+        () => `${w.totalCopies()} copies`,
+      );
       const othersRelay = await w.addRelay({ answerDelayMs: 50 });
       const other = await w.startWorker('other', { SMTP_URL: othersRelay.url });
-      await until('the other worker sending too', () => othersRelay.total() >= 20, 30_000, () => `${othersRelay.total()} copies`);
+      await until(
+        'the other worker sending too',
+        () => othersRelay.total() >= 20,
+        30_000,
+        () => `${othersRelay.total()} copies`,
+      );
 
       // The worker that does not run the fan-out dies with messages in flight; the survivor's
       // relay speeds up, so its own share takes a second or two.

@@ -9,8 +9,19 @@ import { captureLog } from '../support/log-capture.js';
 import { addActiveReaders } from '../support/readers.js';
 
 const thresholds = { bounceRateThreshold: 5, complaintRateThreshold: 0.1, rateGuardMinMessages: 100 };
-const progress = (p: Partial<Progress>): Progress =>
-  ({ queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: 0, lastMinute: 0, inDoubt: 0, complaints: 0, softBounces: 0, ...p });
+const progress = (p: Partial<Progress>): Progress => ({
+  queued: 0,
+  sending: 0,
+  submitted: 0,
+  failed: 0,
+  bounced: 0,
+  cancelled: 0,
+  lastMinute: 0,
+  inDoubt: 0,
+  complaints: 0,
+  softBounces: 0,
+  ...p,
+});
 
 describe('ratesOf', () => {
   it('computes the rates over the messages that reached the relay', () => {
@@ -20,7 +31,9 @@ describe('ratesOf', () => {
 
   it('alerts when a rate passes its threshold (not when it equals it)', () => {
     expect(ratesOf(progress({ submitted: 949, bounced: 51 }), thresholds).alert).toBe('bounce rate 5.1 % passed 5 % (51 of 1000 messages)');
-    expect(ratesOf(progress({ submitted: 998, bounced: 0, complaints: 2, failed: 2 }), thresholds).alert).toBe('complaint rate 0.2 % passed 0.1 % (2 of 1000 messages)');
+    expect(ratesOf(progress({ submitted: 998, bounced: 0, complaints: 2, failed: 2 }), thresholds).alert).toBe(
+      'complaint rate 0.2 % passed 0.1 % (2 of 1000 messages)',
+    );
   });
 
   it('says nothing below the minimum sample', () => {
@@ -36,10 +49,16 @@ describe('guardSend: complaints reported while a send runs', () => {
     const emails = Array.from({ length: 20 }, (_, i) => `guarded-${Date.now()}-${i}@example.org`);
     const s = await seedSubmittedSend(t, emails, 'sending');
     for (const m of s.messages.slice(0, complaints)) {
-      await writeBounce(t.c.pool, {
-        type: 'complaint', source: 'arf', feedbackType: 'abuse',
-        match: { messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'verp' },
-      }, t.c.config);
+      await writeBounce(
+        t.c.pool,
+        {
+          type: 'complaint',
+          source: 'arf',
+          feedbackType: 'abuse',
+          match: { messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'verp' },
+        },
+        t.c.config,
+      );
     }
     return s;
   }
@@ -49,15 +68,22 @@ describe('guardSend: complaints reported while a send runs', () => {
     await guardSend(t.c, s.sendId);
     const p = await editor(t).progress(s.issueId);
     expect(p).toMatchObject({
-      status: 'paused', complaints: 1, complaintRate: 0.05,
+      status: 'paused',
+      complaints: 1,
+      complaintRate: 0.05,
       rateAlert: { message: 'complaint rate 5 % passed 0.1 % (1 of 20 messages)', at: expect.any(String), waived: false },
     });
     // The editor decides to go on: resuming waives the alert, and the guard leaves the send alone.
     expect((await editor(t).control(s.issueId, 'resume')).status).toBe(200);
-    await writeBounce(t.c.pool, {
-      type: 'complaint', source: 'arf',
-      match: { messageId: s.messages[5]!.id, subscriberId: s.messages[5]!.subscriberId, sendId: s.sendId, matchedBy: 'verp' },
-    }, t.c.config);
+    await writeBounce(
+      t.c.pool,
+      {
+        type: 'complaint',
+        source: 'arf',
+        match: { messageId: s.messages[5]!.id, subscriberId: s.messages[5]!.subscriberId, sendId: s.sendId, matchedBy: 'verp' },
+      },
+      t.c.config,
+    );
     await guardSend(t.c, s.sendId);
     expect(await editor(t).progress(s.issueId)).toMatchObject({ status: 'sending', complaints: 2, rateAlert: { waived: true } });
   });
@@ -75,10 +101,17 @@ describe('guardSend with PAUSE_ON_HIGH_RATES=false', () => {
   it('raises the alert but keeps sending', async () => {
     const s = await seedSubmittedSend(t, ['only-warned@example.org'], 'sending');
     const m = s.messages[0]!;
-    await writeBounce(t.c.pool, { type: 'hard', source: 'dsn', match: { messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'verp' } }, t.c.config);
+    await writeBounce(
+      t.c.pool,
+      { type: 'hard', source: 'dsn', match: { messageId: m.id, subscriberId: m.subscriberId, sendId: s.sendId, matchedBy: 'verp' } },
+      t.c.config,
+    );
     await guardSend(t.c, s.sendId);
     expect(await editor(t).progress(s.issueId)).toMatchObject({
-      status: 'sending', bounced: 1, bounceRate: 1, rateAlert: { message: expect.stringMatching(/^bounce rate 100 % passed 5 %/) },
+      status: 'sending',
+      bounced: 1,
+      bounceRate: 1,
+      rateAlert: { message: expect.stringMatching(/^bounce rate 100 % passed 5 %/) },
     });
   });
 });
@@ -113,7 +146,7 @@ describe('a send whose readers bounce at submission', () => {
 });
 
 describe('a complaint that arrives by the bounce listener while the send runs', () => {
-  it('pauses the send at the supervisor\'s next pass', async () => {
+  it("pauses the send at the supervisor's next pass", async () => {
     // Supervisor passes every second (a quarter of the sending timeout); 4 messages a second.
     const t = await createTestContext({ worker: true, env: { SEND_RATE: '4', SENDING_TIMEOUT_SECONDS: '4', RATE_GUARD_MIN_MESSAGES: '3' } });
     try {
@@ -127,14 +160,36 @@ describe('a complaint that arrives by the bounce listener while the send runs', 
         return rows[0] as { id: number } | undefined;
       });
       const token = t.c.messageTokens.sign(first.id);
-      const arf = Buffer.from([
-        'From: feedback@fbl.example.net', 'To: bounces@bounces.example.com', 'Subject: FW: complaint', 'MIME-Version: 1.0',
-        'Content-Type: multipart/report; report-type=feedback-report; boundary="f"', '',
-        '--f', 'Content-Type: text/plain', '', 'A complaint about a message from your network.', '',
-        '--f', 'Content-Type: message/feedback-report', '', 'Feedback-Type: abuse', 'User-Agent: FBL/1.0', 'Version: 1', '',
-        '--f', 'Content-Type: text/rfc822-headers', '', `X-Broadside-Message: ${token}`, 'Subject: Complained about', '',
-        '--f--', '',
-      ].join('\r\n'));
+      const arf = Buffer.from(
+        [
+          'From: feedback@fbl.example.net',
+          'To: bounces@bounces.example.com',
+          'Subject: FW: complaint',
+          'MIME-Version: 1.0',
+          'Content-Type: multipart/report; report-type=feedback-report; boundary="f"',
+          '',
+          '--f',
+          'Content-Type: text/plain',
+          '',
+          'A complaint about a message from your network.',
+          '',
+          '--f',
+          'Content-Type: message/feedback-report',
+          '',
+          'Feedback-Type: abuse',
+          'User-Agent: FBL/1.0',
+          'Version: 1',
+          '',
+          '--f',
+          'Content-Type: text/rfc822-headers',
+          '',
+          `X-Broadside-Message: ${token}`,
+          'Subject: Complained about',
+          '',
+          '--f--',
+          '',
+        ].join('\r\n'),
+      );
       const { handleInboundReport } = await import('../../src/bounces/inbound/handle-report.js');
       await handleInboundReport(t.c, { raw: arf, mailFrom: null, rcptTo: 'bounces@bounces.example.com' });
       const paused = await e.waitForStatus(issue.id, 'paused');

@@ -31,10 +31,9 @@ function helpers(t: TestContext) {
     createIssue: (subject = SUBJECT, markdown = MARKDOWN) => e.createIssue({ subject, markdown }),
     copiesOf: (sendId: number) => copiesOf(t, sendId),
     async messagesOf(sendId: number): Promise<{ id: number; subscriber_id: number; status: string; attempts: number; smtp_response: string | null }[]> {
-      const { rows } = await t.c.pool.query(
-        'SELECT id, subscriber_id, status::text, attempts, smtp_response FROM messages WHERE send_id = $1 ORDER BY id',
-        [sendId],
-      );
+      const { rows } = await t.c.pool.query('SELECT id, subscriber_id, status::text, attempts, smtp_response FROM messages WHERE send_id = $1 ORDER BY id', [
+        sendId,
+      ]);
       return rows;
     },
     async subscriber(id: number): Promise<{ status: string; bounced_at: Date | null; unsubscribed_at: Date | null }> {
@@ -48,12 +47,13 @@ const unsubscribeUrlOf = (m: ReceivedMail) => /^<([^<>]+)>$/.exec(headerOf(m, 'l
 
 const replaceAll = (s: string, pairs: [string, string][]) => pairs.reduce((acc, [from, to]) => acc.split(from).join(to), s);
 
-const oneClick = (t: TestContext, url: string) => t.app.inject({
-  method: 'POST',
-  url: pathOf(url),
-  headers: { 'content-type': 'application/x-www-form-urlencoded' },
-  payload: 'List-Unsubscribe=One-Click',
-});
+const oneClick = (t: TestContext, url: string) =>
+  t.app.inject({
+    method: 'POST',
+    url: pathOf(url),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'List-Unsubscribe=One-Click',
+  });
 
 describe('a send to 200 active readers', () => {
   const t = useTestContext({ worker: true });
@@ -98,8 +98,17 @@ describe('a send to 200 active readers', () => {
 
     const done = await h.waitForStatus(issue.id, 'done');
     expect(done).toMatchObject({
-      id: sendId, total: 200, submitted: 200, sent: 200, queued: 0, sending: 0, failed: 0, bounced: 0, cancelled: 0,
-      fanoutDone: true, etaSeconds: null,
+      id: sendId,
+      total: 200,
+      submitted: 200,
+      sent: 200,
+      queued: 0,
+      sending: 0,
+      failed: 0,
+      bounced: 0,
+      cancelled: 0,
+      fanoutDone: true,
+      etaSeconds: null,
     });
     expect(done.finishedAt).not.toBeNull();
 
@@ -176,7 +185,12 @@ describe('a send to 200 active readers', () => {
       ];
       expect(m.parsed.html).toBeTruthy();
       expect(m.parsed.text).toBeTruthy();
-      expect(m.parsed.html).toBe(replaceAll(previewHtml, mine.map(([a, b]) => [escapeHtml(a), escapeHtml(b)])));
+      expect(m.parsed.html).toBe(
+        replaceAll(
+          previewHtml,
+          mine.map(([a, b]) => [escapeHtml(a), escapeHtml(b)]),
+        ),
+      );
       expect(m.parsed.text).toBe(replaceAll(previewText, mine));
       expect(m.parsed.html).toContain(`href="${escapeHtml(unsubscribeUrl!)}"`);
     }
@@ -201,7 +215,7 @@ describe('a send to 200 active readers', () => {
     const del = await h.api('DELETE', `/api/issues/${issue.id}`);
     expect(del.statusCode).toBe(409);
     expect(del.json().error.code).toBe('not_draft');
-    expect(((await h.api('GET', `/api/issues/${issue.id}`)).json() as Issue)).toMatchObject({ subject: SUBJECT, status: 'published' });
+    expect((await h.api('GET', `/api/issues/${issue.id}`)).json() as Issue).toMatchObject({ subject: SUBJECT, status: 'published' });
 
     const web = await t.app.inject({ method: 'GET', url: `/issues/${issue.slug}`, headers: { accept: 'application/json' } });
     expect(web.statusCode).toBe(200);
@@ -230,10 +244,9 @@ describe('a send to 200 active readers', () => {
     try {
       // The first trigger, held open in a transaction: far in the future, so nothing is sent.
       await blocker.query('BEGIN');
-      firstId = (await blocker.query(
-        `INSERT INTO sends (issue_id, status, scheduled_at) VALUES ($1, 'scheduled', now() + interval '1 day') RETURNING id`,
-        [raced.id],
-      )).rows[0].id;
+      firstId = (
+        await blocker.query(`INSERT INTO sends (issue_id, status, scheduled_at) VALUES ($1, 'scheduled', now() + interval '1 day') RETURNING id`, [raced.id])
+      ).rows[0].id;
       const second = h.api('POST', `/api/issues/${raced.id}/send`, {});
       await until('the second trigger to wait for the first', async () => {
         const { rows } = await t.c.pool.query(
@@ -300,10 +313,18 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     expect(sub.bounced_at).toBeInstanceOf(Date);
     // Recorded as a bounce, with the relay's own words.
     const { rows: bounces } = await t.c.pool.query('SELECT * FROM bounces WHERE message_id = $1', [message.id]);
-    expect(bounces).toEqual([expect.objectContaining({
-      type: 'hard', source: 'smtp', matched_by: 'submission', subscriber_id: gone!.id, send_id: sendId,
-      status: '5.1.1', diagnostic: expect.stringMatching(/^550\b.*no such user/), recipient: gone!.email,
-    })]);
+    expect(bounces).toEqual([
+      expect.objectContaining({
+        type: 'hard',
+        source: 'smtp',
+        matched_by: 'submission',
+        subscriber_id: gone!.id,
+        send_id: sendId,
+        status: '5.1.1',
+        diagnostic: expect.stringMatching(/^550\b.*no such user/),
+        recipient: gone!.email,
+      }),
+    ]);
     await workersIdle(t);
 
     // The next issue's audience no longer has them: no message, no attempt.
@@ -334,7 +355,9 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     // One soft bounce for the message (not one per attempt), counted against the reader.
     const { rows: bounces } = await t.c.pool.query('SELECT type::text, source::text, status, diagnostic FROM bounces WHERE message_id = $1', [message.id]);
     expect(bounces).toEqual([{ type: 'soft', source: 'smtp', status: '4.3.0', diagnostic: expect.stringMatching(/^451\b/) }]);
-    const { rows: [reader] } = await t.c.pool.query('SELECT soft_bounces FROM subscribers WHERE id = $1', [grey!.id]);
+    const {
+      rows: [reader],
+    } = await t.c.pool.query('SELECT soft_bounces FROM subscribers WHERE id = $1', [grey!.id]);
     expect(reader.soft_bounces).toHaveLength(1);
     await workersIdle(t);
 
@@ -410,9 +433,7 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     // Hold the fan-out back (as a second fan-out of the same send would) so that it reads the
     // audience only after the latecomers are in: it takes this per-send advisory lock, finds it
     // held, and the supervisor adds its job again a second later.
-    const { rows: seq } = await t.c.pool.query(
-      `SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END AS next FROM sends_id_seq`,
-    );
+    const { rows: seq } = await t.c.pool.query(`SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END AS next FROM sends_id_seq`);
     const nextId = Number(seq[0].next);
     const holder = await t.c.pool.connect();
     let held = true;
@@ -468,7 +489,11 @@ describe('one reader at a time: bounces, retries, leavers and latecomers', () =>
     for (const action of ['pause', 'resume', 'cancel'] as const) {
       expect((await h.control(issue.id, action)).status).toBe(404);
     }
-    for (const [method, url] of [['POST', `/api/issues/${issue.id}/send`], ['GET', `/api/issues/${issue.id}/send`], ['POST', `/api/issues/${issue.id}/send/pause`]] as const) {
+    for (const [method, url] of [
+      ['POST', `/api/issues/${issue.id}/send`],
+      ['GET', `/api/issues/${issue.id}/send`],
+      ['POST', `/api/issues/${issue.id}/send/pause`],
+    ] as const) {
       const res = await t.app.inject({ method, url, payload: method === 'POST' ? {} : undefined });
       expect([url, res.statusCode, res.json().error.code]).toEqual([url, 401, 'unauthorized']);
     }

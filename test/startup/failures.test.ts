@@ -234,7 +234,10 @@ describe('Redis', () => {
       const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
       try {
         await until('the worker to start', () => out.includes('"msg":"worker started"'), 45_000);
-        const warning = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; maxmemoryPolicy?: string })
+        const warning = out
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { level: number; msg: string; maxmemoryPolicy?: string })
           .find((l) => l.maxmemoryPolicy !== undefined);
         expect(warning).toMatchObject({ level: 40, maxmemoryPolicy: 'allkeys-lru' });
         expect(warning!.msg).toContain('not noeviction');
@@ -264,7 +267,9 @@ describe('ports', () => {
     // Postgres and Redis not there either: the port is reported first, alone.
     const r = await runService('start', { PORT: String(port), DATABASE_URL: `postgres://127.0.0.1:${await freePort()}/x` });
     const [what] = expectPlainFailure(r, { lines: 1 });
-    expect(what).toBe(`Cannot start: PORT=${port} (the HTTP API) on 127.0.0.1: the port is already in use by another program (another Broadside?). Stop it, or set PORT to a free port.`);
+    expect(what).toBe(
+      `Cannot start: PORT=${port} (the HTTP API) on 127.0.0.1: the port is already in use by another program (another Broadside?). Stop it, or set PORT to a free port.`,
+    );
   }, 60_000);
 
   it('CAPTURE_SMTP_PORT taken: names CAPTURE_SMTP_PORT', async () => {
@@ -272,7 +277,9 @@ describe('ports', () => {
     await bind(port, '127.0.0.1');
     const r = await runService('start', { CAPTURE_SMTP_PORT: String(port), DATABASE_URL: databaseUrl(dbName), REDIS_URL });
     const [what] = expectPlainFailure(r, { lines: 1 });
-    expect(what).toBe(`Cannot start: CAPTURE_SMTP_PORT=${port} (the capture SMTP server) on 127.0.0.1: the port is already in use by another program (another Broadside?). Stop it, or set CAPTURE_SMTP_PORT to a free port.`);
+    expect(what).toBe(
+      `Cannot start: CAPTURE_SMTP_PORT=${port} (the capture SMTP server) on 127.0.0.1: the port is already in use by another program (another Broadside?). Stop it, or set CAPTURE_SMTP_PORT to a free port.`,
+    );
   }, 60_000);
 
   it('both taken: both named at once', async () => {

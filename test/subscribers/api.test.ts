@@ -24,8 +24,16 @@ const validSubscriber = ajv.compile(SubscriberSchema as object);
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 type Sub = {
-  id: number; email: string; name: string | null; status: string; createdAt: string; updatedAt: string;
-  confirmedAt: string | null; unsubscribedAt: string | null; bouncedAt: string | null; complainedAt: string | null;
+  id: number;
+  email: string;
+  name: string | null;
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+  confirmedAt: string | null;
+  unsubscribedAt: string | null;
+  bouncedAt: string | null;
+  complainedAt: string | null;
   consent: { at: string; source: string; ip: string | null; userAgent: string | null };
 };
 type Page = { items: Sub[]; nextCursor: string | null };
@@ -379,10 +387,7 @@ describe('POST /api/subscribers', () => {
 
 describe('DELETE /api/subscribers/:id', () => {
   it('erases: 204, the row is gone, only the hash stays, and a second erase is 404', async () => {
-    const [keep, gone] = await seed([
-      { email: 'keep@example.com' },
-      { email: 'Gone.Reader@Example.com', name: 'Gone Reader', status: 'unsubscribed' },
-    ]);
+    const [keep, gone] = await seed([{ email: 'keep@example.com' }, { email: 'Gone.Reader@Example.com', name: 'Gone Reader', status: 'unsubscribed' }]);
     await t.c.pool.query(`UPDATE subscribers SET email_normalized = 'gone.reader@example.com' WHERE id = $1`, [gone]);
 
     const res = await api('DELETE', `/api/subscribers/${gone}`);

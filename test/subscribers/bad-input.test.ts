@@ -164,7 +164,12 @@ const formCases: Omit<Case, 'code'>[] = [
   { name: 'trailing %0D', request: () => formSignup('email=ada%40example.com%0D'), status: 400, message: NOT_ALLOWED },
   { name: '%2C second address', request: () => formSignup('email=ada%40example.com%2Ceve%40example.net'), status: 400, message: NOT_ALLOWED },
   { name: 'invalid UTF-8 escape (%FF)', request: () => formSignup('email=ada%FF%40example.com'), status: 400 },
-  { name: 'raw invalid UTF-8 bytes', request: () => formSignup(Buffer.concat([Buffer.from('email=ada'), Buffer.from([0xff, 0xfe]), Buffer.from('%40example.com')])), status: 400, message: /plain ASCII/ },
+  {
+    name: 'raw invalid UTF-8 bytes',
+    request: () => formSignup(Buffer.concat([Buffer.from('email=ada'), Buffer.from([0xff, 0xfe]), Buffer.from('%40example.com')])),
+    status: 400,
+    message: /plain ASCII/,
+  },
   { name: 'UTF-8-encoded lone surrogate (%ED%A0%80)', request: () => formSignup('email=ada%40exa%ED%A0%80mple.com'), status: 400 },
   { name: 'fullwidth @ percent-encoded', request: () => formSignup('email=ada%EF%BC%A0example.com'), status: 400, message: LOOK_LIKE },
   { name: 'missing email field', request: () => formSignup('name=Ada'), status: 400, message: /email is required/ },
@@ -191,29 +196,90 @@ const jsonCases: Case[] = [
   { name: 'email is a boolean', request: () => jsonSignup({ email: true }), status: 400, code: 'invalid_input', message: /email must be string/ },
   { name: 'email is null', request: () => jsonSignup({ email: null }), status: 400, code: 'invalid_input', message: /email must be string/ },
   { name: 'email is an array', request: () => jsonSignup({ email: ['ada@example.com'] }), status: 400, code: 'invalid_input', message: /email must be string/ },
-  { name: 'email is an object', request: () => jsonSignup({ email: { address: 'ada@example.com' } }), status: 400, code: 'invalid_input', message: /email must be string/ },
+  {
+    name: 'email is an object',
+    request: () => jsonSignup({ email: { address: 'ada@example.com' } }),
+    status: 400,
+    code: 'invalid_input',
+    message: /email must be string/,
+  },
   { name: 'email is deeply nested arrays', request: () => rawJsonSignup(`{"email":${deep}}`), status: 400, code: 'invalid_input' },
-  { name: 'name is a number', request: () => jsonSignup({ email: 'ada@example.com', name: 42 }), status: 400, code: 'invalid_input', message: /name must be string/ },
-  { name: 'name is an array', request: () => jsonSignup({ email: 'ada@example.com', name: ['Ada'] }), status: 400, code: 'invalid_input', message: /name must be string/ },
+  {
+    name: 'name is a number',
+    request: () => jsonSignup({ email: 'ada@example.com', name: 42 }),
+    status: 400,
+    code: 'invalid_input',
+    message: /name must be string/,
+  },
+  {
+    name: 'name is an array',
+    request: () => jsonSignup({ email: 'ada@example.com', name: ['Ada'] }),
+    status: 400,
+    code: 'invalid_input',
+    message: /name must be string/,
+  },
   { name: 'honeypot is a number', request: () => jsonSignup({ email: 'ada@example.com', website: 1 }), status: 400, code: 'invalid_input' },
   { name: 'email missing', request: () => jsonSignup({ name: 'Ada' }), status: 400, code: 'invalid_input', message: /email is required/ },
   { name: 'empty object', request: () => jsonSignup({}), status: 400, code: 'invalid_input', message: /email is required/ },
   { name: 'top-level array', request: () => jsonSignup([{ email: 'ada@example.com' }]), status: 400, code: 'invalid_input', message: /must be object/ },
   { name: 'top-level string', request: () => jsonSignup('ada@example.com'), status: 400, code: 'invalid_input', message: /must be object/ },
   { name: 'top-level null', request: () => rawJsonSignup('null'), status: 400, code: 'invalid_input', message: /must be object/ },
-  { name: 'broken JSON (unterminated)', request: () => rawJsonSignup('{"email": "ada@example.com"'), status: 400, code: 'invalid_json', message: /not valid JSON/ },
+  {
+    name: 'broken JSON (unterminated)',
+    request: () => rawJsonSignup('{"email": "ada@example.com"'),
+    status: 400,
+    code: 'invalid_json',
+    message: /not valid JSON/,
+  },
   { name: 'broken JSON (single quotes)', request: () => rawJsonSignup("{'email': 'ada@example.com'}"), status: 400, code: 'invalid_json' },
   { name: 'trailing garbage after the JSON', request: () => rawJsonSignup('{"email":"ada@example.com"} x'), status: 400, code: 'invalid_json' },
-  { name: 'prototype pollution attempt', request: () => rawJsonSignup('{"email":"ada@example.com","__proto__":{"admin":true}}'), status: 400, code: 'invalid_json' },
+  {
+    name: 'prototype pollution attempt',
+    request: () => rawJsonSignup('{"email":"ada@example.com","__proto__":{"admin":true}}'),
+    status: 400,
+    code: 'invalid_json',
+  },
   { name: 'empty JSON body', request: () => rawJsonSignup(''), status: 400, code: 'invalid_json', message: /empty/ },
-  { name: 'invalid UTF-8 bytes in a JSON string', request: () => ({ ...rawJsonSignup(''), payload: Buffer.concat([Buffer.from('{"email":"ada'), Buffer.from([0xff]), Buffer.from('@example.com"}')]) }), status: 400, code: 'invalid_input', message: /plain ASCII/ },
+  {
+    name: 'invalid UTF-8 bytes in a JSON string',
+    request: () => ({ ...rawJsonSignup(''), payload: Buffer.concat([Buffer.from('{"email":"ada'), Buffer.from([0xff]), Buffer.from('@example.com"}')]) }),
+    status: 400,
+    code: 'invalid_input',
+    message: /plain ASCII/,
+  },
   { name: 'JSON body over 64 KB', request: () => jsonSignup({ email: 'ada@example.com', name: longName }), status: 413, code: 'payload_too_large' },
   { name: 'email over 64 KB', request: () => jsonSignup({ email: `${'a'.repeat(70 * 1024)}@example.com` }), status: 413, code: 'payload_too_large' },
-  { name: 'email of 2,000 characters', request: () => jsonSignup({ email: `${'a'.repeat(2000)}@example.com` }), status: 400, code: 'invalid_input', message: /at most 254 characters/ },
+  {
+    name: 'email of 2,000 characters',
+    request: () => jsonSignup({ email: `${'a'.repeat(2000)}@example.com` }),
+    status: 400,
+    code: 'invalid_input',
+    message: /at most 254 characters/,
+  },
   // Content types: only JSON and forms are parsed; the answer follows Accept when the body is not JSON.
-  { name: 'text/plain', request: () => ({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'text/plain', accept: 'application/json' }, payload: 'ada@example.com' }), status: 415, code: 'unsupported_media_type' },
-  { name: 'application/xml', request: () => ({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'application/xml', accept: 'application/json' }, payload: '<email>ada@example.com</email>' }), status: 415, code: 'unsupported_media_type' },
-  { name: 'application/merge-patch+json', request: () => ({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'application/merge-patch+json' }, payload: '{"email":"ada@example.com"}' }), status: 415, code: 'unsupported_media_type' },
+  {
+    name: 'text/plain',
+    request: () => ({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'text/plain', accept: 'application/json' }, payload: 'ada@example.com' }),
+    status: 415,
+    code: 'unsupported_media_type',
+  },
+  {
+    name: 'application/xml',
+    request: () => ({
+      method: 'POST',
+      url: '/subscribe',
+      headers: { 'content-type': 'application/xml', accept: 'application/json' },
+      payload: '<email>ada@example.com</email>',
+    }),
+    status: 415,
+    code: 'unsupported_media_type',
+  },
+  {
+    name: 'application/merge-patch+json',
+    request: () => ({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'application/merge-patch+json' }, payload: '{"email":"ada@example.com"}' }),
+    status: 415,
+    code: 'unsupported_media_type',
+  },
   {
     name: 'multipart/form-data',
     request: () => ({
@@ -225,7 +291,12 @@ const jsonCases: Case[] = [
     status: 415,
     code: 'unsupported_media_type',
   },
-  { name: 'no content type', request: () => ({ method: 'POST', url: '/subscribe', headers: { accept: 'application/json' }, payload: 'email=ada%40example.com' }), status: 415, code: 'unsupported_media_type' },
+  {
+    name: 'no content type',
+    request: () => ({ method: 'POST', url: '/subscribe', headers: { accept: 'application/json' }, payload: 'email=ada%40example.com' }),
+    status: 415,
+    code: 'unsupported_media_type',
+  },
 ];
 
 describe('POST /subscribe refuses a bad JSON request with a JSON error', () => {
@@ -239,38 +310,142 @@ describe('POST /subscribe refuses a bad JSON request with a JSON error', () => {
     ['application/xml', 'application/xml'],
     ['multipart/form-data', 'multipart/form-data; boundary=XyZ'],
   ])('answers a browser posting %s with a 415 page', async (_what, type) => {
-    const res = await refused({ method: 'POST', url: '/subscribe', headers: { 'content-type': type, accept: 'text/html' }, payload: 'email=ada%40example.com' });
+    const res = await refused({
+      method: 'POST',
+      url: '/subscribe',
+      headers: { 'content-type': type, accept: 'text/html' },
+      payload: 'email=ada%40example.com',
+    });
     expectHtmlError(res, 415, /unsupported content type/);
   });
 });
 
 const editorCases: Case[] = [
-  { name: 'POST: malformed email', request: () => api('POST', '/api/subscribers', { email: 'not-an-address' }), status: 400, code: 'invalid_input', message: LOOK_LIKE },
-  { name: 'POST: email with CRLF and Bcc', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com\r\nBcc: eve@example.net' }), status: 400, code: 'invalid_input', message: NOT_ALLOWED },
-  { name: 'POST: email with a zero-width space', request: () => api('POST', '/api/subscribers', { email: 'ada@exam\u200Bple.com' }), status: 400, code: 'invalid_input', message: INVISIBLE },
+  {
+    name: 'POST: malformed email',
+    request: () => api('POST', '/api/subscribers', { email: 'not-an-address' }),
+    status: 400,
+    code: 'invalid_input',
+    message: LOOK_LIKE,
+  },
+  {
+    name: 'POST: email with CRLF and Bcc',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com\r\nBcc: eve@example.net' }),
+    status: 400,
+    code: 'invalid_input',
+    message: NOT_ALLOWED,
+  },
+  {
+    name: 'POST: email with a zero-width space',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@exam\u200Bple.com' }),
+    status: 400,
+    code: 'invalid_input',
+    message: INVISIBLE,
+  },
   { name: 'POST: email is a number', request: () => api('POST', '/api/subscribers', { email: 42 }), status: 400, code: 'invalid_input' },
   { name: 'POST: email missing', request: () => api('POST', '/api/subscribers', { name: 'Ada' }), status: 400, code: 'invalid_input', message: /email/ },
-  { name: 'POST: name is a number', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', name: 42 }), status: 400, code: 'invalid_input' },
-  { name: 'POST: consentAt is prose', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: 'yesterday' }), status: 400, code: 'invalid_input', message: /consentAt/ },
-  { name: 'POST: consentAt month 13', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: '2024-13-01T00:00:00Z' }), status: 400, code: 'invalid_input', message: /consentAt/ },
-  { name: 'POST: consentAt 30 February', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: '2024-02-30T10:00:00Z' }), status: 400, code: 'invalid_input', message: /consentAt/ },
-  { name: 'POST: consentAt without a time', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: '2024-02-01' }), status: 400, code: 'invalid_input', message: /consentAt/ },
-  { name: 'POST: consentAt is a number', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: 1700000000 }), status: 400, code: 'invalid_input', message: /consentAt/ },
-  { name: 'POST: consentIp is not an IP', request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentIp: 'not-an-ip' }), status: 400, code: 'invalid_input', message: /consentIp/ },
-  { name: 'POST: broken JSON', request: () => ({ ...api('POST', '/api/subscribers'), headers: { ...t.auth, 'content-type': 'application/json' }, payload: '{"email":' }), status: 400, code: 'invalid_json' },
-  { name: 'POST: text/plain', request: () => ({ ...api('POST', '/api/subscribers'), headers: { ...t.auth, 'content-type': 'text/plain' }, payload: 'ada@example.com' }), status: 415, code: 'unsupported_media_type' },
+  {
+    name: 'POST: name is a number',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', name: 42 }),
+    status: 400,
+    code: 'invalid_input',
+  },
+  {
+    name: 'POST: consentAt is prose',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: 'yesterday' }),
+    status: 400,
+    code: 'invalid_input',
+    message: /consentAt/,
+  },
+  {
+    name: 'POST: consentAt month 13',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: '2024-13-01T00:00:00Z' }),
+    status: 400,
+    code: 'invalid_input',
+    message: /consentAt/,
+  },
+  {
+    name: 'POST: consentAt 30 February',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: '2024-02-30T10:00:00Z' }),
+    status: 400,
+    code: 'invalid_input',
+    message: /consentAt/,
+  },
+  {
+    name: 'POST: consentAt without a time',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: '2024-02-01' }),
+    status: 400,
+    code: 'invalid_input',
+    message: /consentAt/,
+  },
+  {
+    name: 'POST: consentAt is a number',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentAt: 1700000000 }),
+    status: 400,
+    code: 'invalid_input',
+    message: /consentAt/,
+  },
+  {
+    name: 'POST: consentIp is not an IP',
+    request: () => api('POST', '/api/subscribers', { email: 'ada@example.com', consentIp: 'not-an-ip' }),
+    status: 400,
+    code: 'invalid_input',
+    message: /consentIp/,
+  },
+  {
+    name: 'POST: broken JSON',
+    request: () => ({ ...api('POST', '/api/subscribers'), headers: { ...t.auth, 'content-type': 'application/json' }, payload: '{"email":' }),
+    status: 400,
+    code: 'invalid_json',
+  },
+  {
+    name: 'POST: text/plain',
+    request: () => ({ ...api('POST', '/api/subscribers'), headers: { ...t.auth, 'content-type': 'text/plain' }, payload: 'ada@example.com' }),
+    status: 415,
+    code: 'unsupported_media_type',
+  },
   { name: 'GET list: unknown status', request: () => api('GET', '/api/subscribers?status=nope'), status: 400, code: 'invalid_input', message: /status/ },
-  { name: 'GET list: status given twice', request: () => api('GET', '/api/subscribers?status=active&status=pending'), status: 400, code: 'invalid_input', message: /status/ },
-  { name: 'GET list: unknown source', request: () => api('GET', '/api/subscribers?source=carrier-pigeon'), status: 400, code: 'invalid_input', message: /source/ },
+  {
+    name: 'GET list: status given twice',
+    request: () => api('GET', '/api/subscribers?status=active&status=pending'),
+    status: 400,
+    code: 'invalid_input',
+    message: /status/,
+  },
+  {
+    name: 'GET list: unknown source',
+    request: () => api('GET', '/api/subscribers?source=carrier-pigeon'),
+    status: 400,
+    code: 'invalid_input',
+    message: /source/,
+  },
   { name: 'GET list: limit=0', request: () => api('GET', '/api/subscribers?limit=0'), status: 400, code: 'invalid_input', message: /limit/ },
   { name: 'GET list: limit=10000', request: () => api('GET', '/api/subscribers?limit=10000'), status: 400, code: 'invalid_input', message: /limit/ },
   { name: 'GET list: limit=-1', request: () => api('GET', '/api/subscribers?limit=-1'), status: 400, code: 'invalid_input', message: /limit/ },
   { name: 'GET list: limit=1.5', request: () => api('GET', '/api/subscribers?limit=1.5'), status: 400, code: 'invalid_input', message: /limit/ },
   { name: 'GET list: limit=ten', request: () => api('GET', '/api/subscribers?limit=ten'), status: 400, code: 'invalid_input', message: /limit/ },
   { name: 'GET list: malformed cursor', request: () => api('GET', '/api/subscribers?cursor=..%2F..'), status: 400, code: 'invalid_input', message: /cursor/ },
-  { name: 'GET list: createdAfter is prose', request: () => api('GET', '/api/subscribers?createdAfter=last%20week'), status: 400, code: 'invalid_input', message: /createdAfter/ },
-  { name: 'GET list: NUL in the email filter', request: () => api('GET', '/api/subscribers?email=ada%00'), status: 400, code: 'invalid_input', message: /email must not contain NUL/ },
-  { name: 'GET export: unknown status', request: () => api('GET', '/api/subscribers/export?status=nope'), status: 400, code: 'invalid_input', message: /status/ },
+  {
+    name: 'GET list: createdAfter is prose',
+    request: () => api('GET', '/api/subscribers?createdAfter=last%20week'),
+    status: 400,
+    code: 'invalid_input',
+    message: /createdAfter/,
+  },
+  {
+    name: 'GET list: NUL in the email filter',
+    request: () => api('GET', '/api/subscribers?email=ada%00'),
+    status: 400,
+    code: 'invalid_input',
+    message: /email must not contain NUL/,
+  },
+  {
+    name: 'GET export: unknown status',
+    request: () => api('GET', '/api/subscribers/export?status=nope'),
+    status: 400,
+    code: 'invalid_input',
+    message: /status/,
+  },
   { name: 'GET export: NUL in the email filter', request: () => api('GET', '/api/subscribers/export?email=%00'), status: 400, code: 'invalid_input' },
   { name: 'GET one: non-numeric id', request: () => api('GET', '/api/subscribers/abc'), status: 400, code: 'invalid_input', message: /id/ },
   { name: 'GET one: id 0', request: () => api('GET', '/api/subscribers/0'), status: 400, code: 'invalid_input', message: /id/ },
@@ -291,7 +466,9 @@ describe('accepted, but cleaned', () => {
   const signup = async (body: Record<string, string>) => {
     const res = await t.app.inject(jsonSignup(body));
     expect(res.statusCode).toBe(202);
-    const { rows } = await t.c.pool.query('SELECT email, name, char_length(name) AS len FROM subscribers WHERE email_normalized = $1', [body.email!.toLowerCase()]);
+    const { rows } = await t.c.pool.query('SELECT email, name, char_length(name) AS len FROM subscribers WHERE email_normalized = $1', [
+      body.email!.toLowerCase(),
+    ]);
     expect(rows).toHaveLength(1);
     return rows[0] as { email: string; name: string | null; len: number | null };
   };
@@ -349,7 +526,10 @@ describe('behind a trusted proxy', () => {
   });
 
   it('keeps the forwarded client IP when it is one', async () => {
-    const res = await proxied.app.inject({ ...jsonSignup({ email: 'proxied-ok@example.com' }), headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.7' } });
+    const res = await proxied.app.inject({
+      ...jsonSignup({ email: 'proxied-ok@example.com' }),
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.7' },
+    });
     expect(res.statusCode).toBe(202);
     const { rows } = await proxied.c.pool.query(`SELECT host(consent_ip) AS ip FROM subscribers WHERE email_normalized = 'proxied-ok@example.com'`);
     expect(rows).toEqual([{ ip: '203.0.113.7' }]);

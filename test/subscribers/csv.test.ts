@@ -77,14 +77,16 @@ function generatedCsv(rows: number, lineBytes: number, first = 0): { stream: Rea
   };
   let bytes = 'email,name,notes\n'.length;
   for (let i = 0; i < rows; i++) bytes += line(i).length;
-  const stream = Readable.from((function* () {
-    yield Buffer.from('email,name,notes\n');
-    for (let i = 0; i < rows; i += 100) {
-      let chunk = '';
-      for (let j = i; j < Math.min(rows, i + 100); j++) chunk += line(j);
-      yield Buffer.from(chunk);
-    }
-  })());
+  const stream = Readable.from(
+    (function* () {
+      yield Buffer.from('email,name,notes\n');
+      for (let i = 0; i < rows; i += 100) {
+        let chunk = '';
+        for (let j = i; j < Math.min(rows, i + 100); j++) chunk += line(j);
+        yield Buffer.from(chunk);
+      }
+    })(),
+  );
   return { stream, bytes };
 }
 
@@ -96,8 +98,24 @@ describe('POST /api/subscribers/import: the file', () => {
     const report = await importOk(csv, { 'user-agent': 'ImportTest/1.0' });
     expect(report).toEqual({ rows: 2, accepted: 2, rejected: 0, rejectedByReason: {}, rejections: [], rejectionsTruncated: false });
     expect(await subscribers()).toEqual([
-      { email: 'ada@example.com', email_normalized: 'ada@example.com', name: 'Ada Lovelace', status: 'active', consent_source: 'import', consent_ip: '127.0.0.1', consent_user_agent: 'ImportTest/1.0' },
-      { email: 'Grace@Example.ORG', email_normalized: 'grace@example.org', name: 'Grace', status: 'active', consent_source: 'import', consent_ip: '127.0.0.1', consent_user_agent: 'ImportTest/1.0' },
+      {
+        email: 'ada@example.com',
+        email_normalized: 'ada@example.com',
+        name: 'Ada Lovelace',
+        status: 'active',
+        consent_source: 'import',
+        consent_ip: '127.0.0.1',
+        consent_user_agent: 'ImportTest/1.0',
+      },
+      {
+        email: 'Grace@Example.ORG',
+        email_normalized: 'grace@example.org',
+        name: 'Grace',
+        status: 'active',
+        consent_source: 'import',
+        consent_ip: '127.0.0.1',
+        consent_user_agent: 'ImportTest/1.0',
+      },
     ]);
 
     // A BOM as bytes, and only an email column.
@@ -127,13 +145,25 @@ describe('POST /api/subscribers/import: the file', () => {
     const noType = await t.app.inject({ method: 'POST', url: '/api/subscribers/import', headers: t.auth, payload: Buffer.from('email\nnotype@example.com\n') });
     expect(noType.statusCode).toBe(415);
 
-    const anonymous = await t.app.inject({ method: 'POST', url: '/api/subscribers/import', headers: { 'content-type': 'text/csv' }, payload: 'email\nanon@example.com\n' });
+    const anonymous = await t.app.inject({
+      method: 'POST',
+      url: '/api/subscribers/import',
+      headers: { 'content-type': 'text/csv' },
+      payload: 'email\nanon@example.com\n',
+    });
     expect(anonymous.statusCode).toBe(401);
     expect(await subscribers()).toEqual([]);
   });
 
   it('answers 400 invalid_csv when there is no email column or no header at all; a header alone is an empty import', async () => {
-    for (const body of ['name,address\nAda,ada@example.com\n', 'ada@example.com,Ada\ngrace@example.org,Grace\n', 'e-mail\nx@example.com\n', 'name\n', '', '\n\n']) {
+    for (const body of [
+      'name,address\nAda,ada@example.com\n',
+      'ada@example.com,Ada\ngrace@example.org,Grace\n',
+      'e-mail\nx@example.com\n',
+      'name\n',
+      '',
+      '\n\n',
+    ]) {
       const res = await upload(body);
       expect([body, res.statusCode, res.json().error.code]).toEqual([body, 400, 'invalid_csv']);
     }
@@ -159,7 +189,14 @@ describe('POST /api/subscribers/import: the file', () => {
       await reset();
       const report = await importOk(csv.join(eol) + eol);
       expect([eol, report.rows, report.accepted]).toEqual([eol, 7, 4]);
-      expect([eol, report.rejections.map((r) => [r.line, r.reason])]).toEqual([eol, [[7, 'invalid_email'], [8, 'invalid_email'], [11, 'invalid_email']]]);
+      expect([eol, report.rejections.map((r) => [r.line, r.reason])]).toEqual([
+        eol,
+        [
+          [7, 'invalid_email'],
+          [8, 'invalid_email'],
+          [11, 'invalid_email'],
+        ],
+      ]);
       expect((await subscribers()).map((s) => [s.email, s.name])).toEqual([
         ['quoted@example.com', 'Lovelace, Ada'],
         ['escaped@example.com', 'She said "hi"'],
@@ -185,11 +222,7 @@ describe('POST /api/subscribers/import: the file', () => {
     expect(error.details.partial).toMatchObject({ rows: 1, accepted: 1, rejected: 0 });
     expect((await subscribers()).map((s) => s.email)).toEqual(['good@example.com']);
 
-    const faults = [
-      'email,name\n"after@example.com"x,y\n',
-      `email,name\nhuge@example.com,"${'h'.repeat(70 * 1024)}"\n`,
-      'email,name\n"opened@example.com,x\n',
-    ];
+    const faults = ['email,name\n"after@example.com"x,y\n', `email,name\nhuge@example.com,"${'h'.repeat(70 * 1024)}"\n`, 'email,name\n"opened@example.com,x\n'];
     for (const body of faults) {
       const res = await upload(body);
       expect([body.slice(0, 40), res.statusCode, res.json().error.code]).toEqual([body.slice(0, 40), 400, 'invalid_csv']);
@@ -267,10 +300,16 @@ describe('POST /api/subscribers/import: the report', () => {
   });
 
   it('honours a status column: rows marked pending, unsubscribed, bounced or complained are not added', async () => {
-    const csv = 'email,status\nok@example.com,active\np@example.com,pending\nu@example.com,Unsubscribed\nb@example.com,bounced\nc@example.com,complained\nblank@example.com,\n';
+    const csv =
+      'email,status\nok@example.com,active\np@example.com,pending\nu@example.com,Unsubscribed\nb@example.com,bounced\nc@example.com,complained\nblank@example.com,\n';
     const report = await importOk(csv);
     expect(report).toMatchObject({ rows: 6, accepted: 2, rejectedByReason: { pending: 1, unsubscribed: 1, bounced: 1, complained: 1 } });
-    expect(report.rejections.map((r) => [r.line, r.reason])).toEqual([[3, 'pending'], [4, 'unsubscribed'], [5, 'bounced'], [6, 'complained']]);
+    expect(report.rejections.map((r) => [r.line, r.reason])).toEqual([
+      [3, 'pending'],
+      [4, 'unsubscribed'],
+      [5, 'bounced'],
+      [6, 'complained'],
+    ]);
     expect((await subscribers()).map((s) => s.email)).toEqual(['ok@example.com', 'blank@example.com']);
   });
 
@@ -290,7 +329,8 @@ describe('POST /api/subscribers/import: the report', () => {
       [2402, 'BULK0@example.com', 'duplicate_in_file'],
       [2503, 'bulk1700@example.com', 'duplicate_in_file'],
     ]);
-    const repeated = (await t.c.pool.query(`SELECT name FROM subscribers WHERE email_normalized IN ('bulk0@example.com', 'bulk1700@example.com') ORDER BY id`)).rows;
+    const repeated = (await t.c.pool.query(`SELECT name FROM subscribers WHERE email_normalized IN ('bulk0@example.com', 'bulk1700@example.com') ORDER BY id`))
+      .rows;
     expect(repeated).toEqual([{ name: 'Bulk 0' }, { name: 'Bulk 1700' }]);
 
     // A second run reports the file's own repeats as such, the rest as already subscribed.
@@ -301,9 +341,17 @@ describe('POST /api/subscribers/import: the report', () => {
   it('lists the first 1,000 rejections in line order and counts all of them', async () => {
     const lines = ['email'];
     for (let i = 0; i < 1500; i++) lines.push(i % 3 === 0 ? `fine${i}@example.com` : `bad${i}`);
-    await t.c.pool.query(`INSERT INTO subscribers (email, email_normalized, status, consent_source) VALUES ('fine0@example.com', 'fine0@example.com', 'unsubscribed', 'form')`);
+    await t.c.pool.query(
+      `INSERT INTO subscribers (email, email_normalized, status, consent_source) VALUES ('fine0@example.com', 'fine0@example.com', 'unsubscribed', 'form')`,
+    );
     const report = await importOk(lines.join('\n'));
-    expect(report).toMatchObject({ rows: 1500, accepted: 499, rejected: 1001, rejectedByReason: { invalid_email: 1000, unsubscribed: 1 }, rejectionsTruncated: true });
+    expect(report).toMatchObject({
+      rows: 1500,
+      accepted: 499,
+      rejected: 1001,
+      rejectedByReason: { invalid_email: 1000, unsubscribed: 1 },
+      rejectionsTruncated: true,
+    });
     expect(report.rejections).toHaveLength(1000);
     expect(report.rejections[0]).toMatchObject({ line: 2, reason: 'unsubscribed' });
     expect(report.rejections[1]).toMatchObject({ line: 3, email: 'bad1', reason: 'invalid_email' });
@@ -330,7 +378,12 @@ describe('GET /api/subscribers/export', () => {
     const expected = (await t.c.pool.query('SELECT id, email, status FROM subscribers ORDER BY id')).rows;
     expect(all.rows.map((r) => [Number(r.id), r.email, r.status])).toEqual(expected.map((r) => [r.id, r.email, r.status]));
     expect(all.rows.filter((r) => r.email?.startsWith('named')).map((r) => r.name)).toEqual([
-      '\'=HYPERLINK("http://x","y")', "'+1 555", "'-minus", "'@handle", 'Plain, "quoted"', 'Zoë 🎉',
+      '\'=HYPERLINK("http://x","y")',
+      "'+1 555",
+      "'-minus",
+      "'@handle",
+      'Plain, "quoted"',
+      'Zoë 🎉',
     ]);
     const named0 = all.rows.find((r) => r.email === 'named0@example.com')!;
     expect(named0).toMatchObject({ status: 'active', consent_source: 'import', consent_ip: '127.0.0.1', unsubscribed_at: '' });
@@ -381,15 +434,23 @@ describe('formula guard on addresses', () => {
   // Valid addresses a spreadsheet would run as formulas, and ones that already start with the
   // guard's own quote (which must not lose it on the way back), as sign-ups store them.
   const addresses = ['=1+1@example.com', '+cmd@example.com', '-minus@example.com', "'=quoted@example.com", "''+twice@example.com", "o'brien@example.com"];
-  const seed = () => t.c.pool.query(
-    `INSERT INTO subscribers (email, email_normalized, name, status, consent_source) SELECT e, lower(e), '=HYPERLINK("x")', 'active', 'form' FROM unnest($1::text[]) AS e`,
-    [addresses],
-  );
+  const seed = () =>
+    t.c.pool.query(
+      `INSERT INTO subscribers (email, email_normalized, name, status, consent_source) SELECT e, lower(e), '=HYPERLINK("x")', 'active', 'form' FROM unnest($1::text[]) AS e`,
+      [addresses],
+    );
 
   it('exports an address starting with = + - behind a quote, and one already starting with a quote and one of them behind another', async () => {
     await seed();
     const { rows } = await exportRows();
-    expect(rows.map((r) => r.email)).toEqual(["'=1+1@example.com", "'+cmd@example.com", "'-minus@example.com", "''=quoted@example.com", "'''+twice@example.com", "o'brien@example.com"]);
+    expect(rows.map((r) => r.email)).toEqual([
+      "'=1+1@example.com",
+      "'+cmd@example.com",
+      "'-minus@example.com",
+      "''=quoted@example.com",
+      "'''+twice@example.com",
+      "o'brien@example.com",
+    ]);
     expect(new Set(rows.map((r) => r.name))).toEqual(new Set(['\'=HYPERLINK("x")']));
   });
 
@@ -461,7 +522,9 @@ describe('100,000 readers', () => {
   it('exports all of them', async () => {
     const began = performance.now();
     const { text, rows } = await exportRows('?status=active');
-    console.log(`export of ${rows.length} rows (${Math.round(text.length / 1024 / 1024)} MB) through app.inject: ${((performance.now() - began) / 1000).toFixed(1)} s`);
+    console.log(
+      `export of ${rows.length} rows (${Math.round(text.length / 1024 / 1024)} MB) through app.inject: ${((performance.now() - began) / 1000).toFixed(1)} s`,
+    );
     expect(rows).toHaveLength(ROWS);
     const ids = rows.map((r) => Number(r.id));
     expect(ids.every((id, i) => i === 0 || id > ids[i - 1]!)).toBe(true);

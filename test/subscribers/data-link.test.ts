@@ -21,8 +21,10 @@ async function readerWithEvidence(email: string, status: 'active' | 'unsubscribe
 
 const row = async (id: number) => (await t.c.pool.query('SELECT * FROM subscribers WHERE id = $1', [id])).rows[0];
 const dataLinkMails = (email: string) => t.smtp.messages.filter((m) => m.recipients.includes(email) && (m.parsed.subject ?? '').startsWith('Your data at'));
-const dataLinkJobs = async (id: number) => (await t.c.queues.readerMail.getJobs(['waiting', 'active', 'delayed', 'completed', 'failed']))
-  .filter((j) => j.data.kind === 'data-link' && j.data.subscriberId === id);
+const dataLinkJobs = async (id: number) =>
+  (await t.c.queues.readerMail.getJobs(['waiting', 'active', 'delayed', 'completed', 'failed'])).filter(
+    (j) => j.data.kind === 'data-link' && j.data.subscriberId === id,
+  );
 
 /** Asks for the link from the footer's page and returns the emailed link's path. */
 async function mailedDataLink(reader: Reader & { manage: string }): Promise<{ path: string; mail: ReceivedMail }> {
@@ -33,7 +35,7 @@ async function mailedDataLink(reader: Reader & { manage: string }): Promise<{ pa
   return { path: pathOf(linkIn(mail.parsed.text ?? '', '/data/')), mail };
 }
 
-describe('the footer\'s manage link, which every forwarded issue carries', () => {
+describe("the footer's manage link, which every forwarded issue carries", () => {
   it('shows the subscription and unsubscribes at once, and changes nothing on GET', async () => {
     const reader = await readerWithEvidence('forwarded@example.com');
     const before = await row(reader.id);
@@ -44,7 +46,13 @@ describe('the footer\'s manage link, which every forwarded issue carries', () =>
     // No data in reach: no download, no erase form, none of the consent evidence.
     expect(page.body).not.toMatch(/data\.json|\/erase|203\.0\.113\.7|SecretBrowser/);
     const json = await t.app.inject({ method: 'GET', url: reader.manage, headers: JSON_ACCEPT });
-    expect(json.json()).toEqual({ email: 'forwarded@example.com', name: 'Dora Data', status: 'active', createdAt: expect.any(String), confirmedAt: expect.any(String) });
+    expect(json.json()).toEqual({
+      email: 'forwarded@example.com',
+      name: 'Dora Data',
+      status: 'active',
+      createdAt: expect.any(String),
+      confirmedAt: expect.any(String),
+    });
     expect(await row(reader.id)).toEqual(before);
 
     // The page's unsubscribe button posts to the one-click address: it takes effect at once.
@@ -75,7 +83,7 @@ describe('the footer\'s manage link, which every forwarded issue carries', () =>
 });
 
 describe('the emailed data link', () => {
-  it('goes to the reader\'s own address only and opens their data: page, JSON and download', async () => {
+  it("goes to the reader's own address only and opens their data: page, JSON and download", async () => {
     const reader = await readerWithEvidence('Dora.Data@example.org');
     const { path, mail } = await mailedDataLink(reader);
     expect(mail.recipients).toEqual(['Dora.Data@example.org']);
@@ -91,7 +99,10 @@ describe('the emailed data link', () => {
     expect(page.body).toMatch(new RegExp(`<form method="post" action="${path}/erase"`));
 
     const json = await t.app.inject({ method: 'GET', url: path, headers: JSON_ACCEPT });
-    expect(json.json()).toMatchObject({ subscriber: { email: 'Dora.Data@example.org', status: 'active' }, consent: { ip: '203.0.113.7', userAgent: 'SecretBrowser/9.9' } });
+    expect(json.json()).toMatchObject({
+      subscriber: { email: 'Dora.Data@example.org', status: 'active' },
+      consent: { ip: '203.0.113.7', userAgent: 'SecretBrowser/9.9' },
+    });
     const download = await t.app.inject({ method: 'GET', url: `${path}/data.json` });
     expect(download.statusCode).toBe(200);
     expect(download.headers['content-disposition']).toBe('attachment; filename="my-subscription.json"');
@@ -140,9 +151,11 @@ describe('the emailed data link', () => {
 
   it('erases as before: the row goes, bounce rows lose the address and diagnostic, raw reports go, a hash stays', async () => {
     const reader = await readerWithEvidence('scrub.me@example.org', 'unsubscribed');
-    const report = (await t.c.pool.query(
-      `INSERT INTO inbound_reports (rcpt_to, kind, size, sha256, raw) VALUES ('bounces@broadside.test', 'dsn', 3, sha256('abc'), 'abc') RETURNING id`,
-    )).rows[0].id;
+    const report = (
+      await t.c.pool.query(
+        `INSERT INTO inbound_reports (rcpt_to, kind, size, sha256, raw) VALUES ('bounces@broadside.test', 'dsn', 3, sha256('abc'), 'abc') RETURNING id`,
+      )
+    ).rows[0].id;
     await t.c.pool.query(
       `INSERT INTO bounces (type, source, subscriber_id, matched_by, recipient, diagnostic, report_id)
        VALUES ('soft', 'dsn', $1, 'verp', 'scrub.me@example.org', '452 4.2.2 scrub.me@example.org mailbox full', $2)`,
@@ -153,11 +166,13 @@ describe('the emailed data link', () => {
     expect(res.statusCode).toBe(200);
     expect(res.body).toContain('Your data is erased');
     expect(await row(reader.id)).toBeUndefined();
-    expect((await t.c.pool.query('SELECT recipient, diagnostic, report_id FROM bounces WHERE subscriber_id = $1', [reader.id])).rows)
-      .toEqual([{ recipient: null, diagnostic: null, report_id: null }]);
+    expect((await t.c.pool.query('SELECT recipient, diagnostic, report_id FROM bounces WHERE subscriber_id = $1', [reader.id])).rows).toEqual([
+      { recipient: null, diagnostic: null, report_id: null },
+    ]);
     expect((await t.c.pool.query('SELECT count(*)::int AS n FROM inbound_reports WHERE id = $1', [report])).rows[0].n).toBe(0);
-    expect((await t.c.pool.query(`SELECT reason FROM suppressions WHERE email_hash = sha256(convert_to('scrub.me@example.org', 'UTF8'))`)).rows)
-      .toEqual([{ reason: 'erased (was unsubscribed)' }]);
+    expect((await t.c.pool.query(`SELECT reason FROM suppressions WHERE email_hash = sha256(convert_to('scrub.me@example.org', 'UTF8'))`)).rows).toEqual([
+      { reason: 'erased (was unsubscribed)' },
+    ]);
     // The link has nothing left to show.
     expect((await t.app.inject({ method: 'GET', url: path })).statusCode).toBe(404);
   });
@@ -194,7 +209,7 @@ describe('asking for a data link', () => {
       t.app.inject({ method: 'POST', url: `${other.manage}/data-link` }),
     ]);
     expect([bounced.statusCode, bounced.body]).toEqual([active.statusCode, active.body]);
-    await until('the other reader\'s mail', () => dataLinkMails(other.email).length === 1);
+    await until("the other reader's mail", () => dataLinkMails(other.email).length === 1);
     expect(await dataLinkJobs(reader.id)).toEqual([]);
     expect(dataLinkMails(reader.email)).toEqual([]);
   });

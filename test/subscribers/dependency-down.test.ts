@@ -18,7 +18,12 @@ describe('when Redis is unreachable', () => {
     expect(json.headers['retry-after']).toBeDefined();
     expect(json.json().error.code).toBe('unavailable');
 
-    const form = await t.app.inject({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'email=later%40example.com' });
+    const form = await t.app.inject({
+      method: 'POST',
+      url: '/subscribe',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'email=later%40example.com',
+    });
     expect(form.statusCode).toBe(503);
     expect(form.headers['content-type']).toContain('text/html');
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ImportTally, MAX_LISTED, REASON_MESSAGES } from '../../src/subscribers/import-report.js';
 
 describe('ImportTally', () => {
-  it('counts rows, acceptances and rejections by reason; a reason\'s own message unless one is given', () => {
+  it("counts rows, acceptances and rejections by reason; a reason's own message unless one is given", () => {
     const tally = new ImportTally();
     for (let i = 0; i < 4; i++) tally.read();
     tally.accept();
@@ -24,7 +24,7 @@ describe('ImportTally', () => {
     });
   });
 
-  it('lists refusals in line order when a batch\'s come after rows read later', () => {
+  it("lists refusals in line order when a batch's come after rows read later", () => {
     const tally = new ImportTally();
     // Read: rows 2-4 go to the batch, 5 is refused at once; the batch then refuses 3.
     tally.reject(5, 'bad', 'invalid_email', 'bad');

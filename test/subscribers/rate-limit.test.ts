@@ -159,7 +159,10 @@ describe('sign-up rate limit (SIGNUP_RATE_LIMIT per IP and window)', () => {
     const ip = '198.51.100.11';
     await inSequence(t.app, [json(ip), json(ip), json(ip)]);
     expectLimitedJson(await t.app.inject(json(ip)));
-    const pages = await inSequence(t.app, ['/', '/subscribe/check-inbox', '/'].map((url) => ({ method: 'GET' as const, url, remoteAddress: ip })));
+    const pages = await inSequence(
+      t.app,
+      ['/', '/subscribe/check-inbox', '/'].map((url) => ({ method: 'GET' as const, url, remoteAddress: ip })),
+    );
     expect(pages.map((r) => r.statusCode)).toEqual([200, 200, 200]);
   });
 });

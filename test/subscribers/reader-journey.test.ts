@@ -23,7 +23,13 @@ describe('a reader, from sign-up to erasure', () => {
 
     const { rows } = await t.c.pool.query('SELECT * FROM subscribers');
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ email: 'Ada.Lovelace@Example.COM', email_normalized: 'ada.lovelace@example.com', status: 'pending', consent_source: 'form', consent_user_agent: 'JourneyTest/1.0' });
+    expect(rows[0]).toMatchObject({
+      email: 'Ada.Lovelace@Example.COM',
+      email_normalized: 'ada.lovelace@example.com',
+      status: 'pending',
+      consent_source: 'form',
+      consent_user_agent: 'JourneyTest/1.0',
+    });
     expect(rows[0].consent_ip).toBeTruthy();
 
     // The confirmation email: HTML and text, with a signed link to PUBLIC_URL/confirm/<token>.
@@ -98,10 +104,15 @@ describe('a reader, from sign-up to erasure', () => {
     });
 
     // Erasure deletes the row and leaves only a hash, which blocks a later import.
-    const erase = await t.app.inject({ method: 'POST', url: `${pathOf(dataUrl)}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' });
+    const erase = await t.app.inject({
+      method: 'POST',
+      url: `${pathOf(dataUrl)}/erase`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'confirm=yes',
+    });
     expect(erase.statusCode).toBe(200);
     expect(await count('SELECT count(*) FROM subscribers')).toBe(0);
-    const supp = (await t.c.pool.query('SELECT encode(email_hash, \'hex\') AS h, reason FROM suppressions')).rows;
+    const supp = (await t.c.pool.query("SELECT encode(email_hash, 'hex') AS h, reason FROM suppressions")).rows;
     expect(supp).toEqual([{ h: expect.stringMatching(/^[0-9a-f]{64}$/), reason: 'erased (was unsubscribed)' }]);
     expect(JSON.stringify(supp)).not.toContain('ada');
 
@@ -148,7 +159,12 @@ describe('a reader, from sign-up to erasure', () => {
   });
 
   it('silently drops a sign-up whose honeypot is filled, by form and by JSON alike', async () => {
-    const form = await t.app.inject({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'email=bot1%40example.net&website=http%3A%2F%2Fspam' });
+    const form = await t.app.inject({
+      method: 'POST',
+      url: '/subscribe',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'email=bot1%40example.net&website=http%3A%2F%2Fspam',
+    });
     expect(form.statusCode).toBe(303);
     const json = await t.app.inject({ method: 'POST', url: '/subscribe', payload: { email: 'bot2@example.net', website: 'x' } });
     expect(json.statusCode).toBe(202);

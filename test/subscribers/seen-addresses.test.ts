@@ -12,7 +12,7 @@ describe('SeenAddresses', () => {
     expect(seen.size).toBe(2);
   });
 
-  it('compares the strings it is given exactly: normalising is the caller\'s', () => {
+  it("compares the strings it is given exactly: normalising is the caller's", () => {
     const seen = new SeenAddresses();
     expect(seen.add('ada@example.com')).toBe(true);
     expect(seen.add('Ada@example.com')).toBe(true);

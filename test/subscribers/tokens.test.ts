@@ -48,13 +48,16 @@ describe('ReaderTokens (unit)', () => {
     expect(tokens.sign(purpose, 12345)).toBe(token);
   });
 
-  it.each(purposes.flatMap((a) => purposes.filter((b) => b !== a).map((b) => [a, b])) as [TokenPurpose, TokenPurpose][])('never accepts a %s token as a %s token', (signedFor, usedFor) => {
-    const token = tokens.sign(signedFor, 7);
-    expect(reasonOf(() => tokens.verify(usedFor, token))).toBe('malformed');
-    // Swapping only the prefix does not help: the purpose is under the signature.
-    const relabelled = PREFIX[usedFor] + token.slice(1);
-    expect(reasonOf(() => tokens.verify(usedFor, relabelled))).toBe('bad_signature');
-  });
+  it.each(purposes.flatMap((a) => purposes.filter((b) => b !== a).map((b) => [a, b])) as [TokenPurpose, TokenPurpose][])(
+    'never accepts a %s token as a %s token',
+    (signedFor, usedFor) => {
+      const token = tokens.sign(signedFor, 7);
+      expect(reasonOf(() => tokens.verify(usedFor, token))).toBe('malformed');
+      // Swapping only the prefix does not help: the purpose is under the signature.
+      const relabelled = PREFIX[usedFor] + token.slice(1);
+      expect(reasonOf(() => tokens.verify(usedFor, relabelled))).toBe('bad_signature');
+    },
+  );
 
   it('refuses a token whose signature, id or expiry was changed', () => {
     const token = tokens.sign('confirm', 42, new Date(Date.now() + 3600_000));
@@ -83,7 +86,7 @@ describe('ReaderTokens (unit)', () => {
     expect(reasonOf(() => tokens.verify('confirm', flipSignature(token)))).toBe('bad_signature');
   });
 
-  it('expires a data token after its expiry: the link to a reader\'s data is short-lived', () => {
+  it("expires a data token after its expiry: the link to a reader's data is short-lived", () => {
     const expires = new Date('2030-01-01T01:00:00Z');
     const token = tokens.sign('data', 9, expires);
     expect(tokens.verify('data', token, new Date(expires.getTime() - 1000))).toBe(9);
@@ -158,15 +161,28 @@ describe('reader links with bad tokens', () => {
     {
       name: 'POST /unsubscribe (one-click)',
       purpose: 'unsubscribe',
-      request: (k) => ({ method: 'POST', url: `/unsubscribe/${k}`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' }),
+      request: (k) => ({
+        method: 'POST',
+        url: `/unsubscribe/${k}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'List-Unsubscribe=One-Click',
+      }),
     },
     { name: 'GET /manage', purpose: 'manage', request: (k) => ({ method: 'GET', url: `/manage/${k}` }) },
     { name: 'POST /manage/data-link', purpose: 'manage', request: (k) => ({ method: 'POST', url: `/manage/${k}/data-link` }) },
     { name: 'GET /manage/data.json', purpose: 'manage', request: (k) => ({ method: 'GET', url: `/manage/${k}/data.json` }) },
-    { name: 'POST /manage/erase', purpose: 'manage', request: (k) => ({ method: 'POST', url: `/manage/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' }) },
+    {
+      name: 'POST /manage/erase',
+      purpose: 'manage',
+      request: (k) => ({ method: 'POST', url: `/manage/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' }),
+    },
     { name: 'GET /data', purpose: 'data', request: (k) => ({ method: 'GET', url: `/data/${k}` }) },
     { name: 'GET /data/data.json', purpose: 'data', request: (k) => ({ method: 'GET', url: `/data/${k}/data.json` }) },
-    { name: 'POST /data/erase', purpose: 'data', request: (k) => ({ method: 'POST', url: `/data/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' }) },
+    {
+      name: 'POST /data/erase',
+      purpose: 'data',
+      request: (k) => ({ method: 'POST', url: `/data/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' }),
+    },
   ];
 
   // For the data routes that is the permanent manage token, the one a forwarded email gives away.
@@ -232,7 +248,10 @@ describe('reader links with bad tokens', () => {
   it.each<[string, (token: string) => InjectOptions]>([
     ['GET /data', (k) => ({ method: 'GET', url: `/data/${k}` })],
     ['GET /data/data.json', (k) => ({ method: 'GET', url: `/data/${k}/data.json` })],
-    ['POST /data/erase', (k) => ({ method: 'POST', url: `/data/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' })],
+    [
+      'POST /data/erase',
+      (k) => ({ method: 'POST', url: `/data/${k}/erase`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'confirm=yes' }),
+    ],
   ])('%s with an expired data link: 410, telling where a fresh one comes from, nothing read or erased', async (_what, request) => {
     const before = await state();
     const expired = t.c.links.data(pendingId, new Date(Date.now() - (t.config.dataLinkTtlMinutes + 1) * 60_000));

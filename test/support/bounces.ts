@@ -19,7 +19,9 @@ export async function seedSubmittedSend(t: TestContext, emails: string[], sendSt
      ON CONFLICT (email_normalized) DO NOTHING`,
     [emails],
   );
-  const { rows: [send] } = await t.c.pool.query<{ id: number }>(
+  const {
+    rows: [send],
+  } = await t.c.pool.query<{ id: number }>(
     `INSERT INTO sends (issue_id, status, audience_at, started_at, fanout_done, total)
      VALUES ($1::bigint, $2::send_status, now(), now(), true, $3::int) RETURNING id`,
     [issue.id, sendStatus, emails.length],
@@ -39,7 +41,10 @@ export async function seedSubmittedSend(t: TestContext, emails: string[], sendSt
   };
 }
 
-export async function subscriberStatus(t: TestContext, id: number): Promise<{ status: string; bounced_at: Date | null; complained_at: Date | null; soft_bounces: Date[] | null }> {
+export async function subscriberStatus(
+  t: TestContext,
+  id: number,
+): Promise<{ status: string; bounced_at: Date | null; complained_at: Date | null; soft_bounces: Date[] | null }> {
   const { rows } = await t.c.pool.query('SELECT status::text, bounced_at, complained_at, soft_bounces FROM subscribers WHERE id = $1', [id]);
   return rows[0];
 }

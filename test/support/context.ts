@@ -35,7 +35,9 @@ export type TestContext = {
  * database (copied from the migrated template), its own queue prefix in Redis, its own SMTP
  * server on a free port, and its own data directory.
  */
-export async function createTestContext(opts: { worker?: boolean; env?: Record<string, string>; logTo?: Writable; smtp?: SmtpSinkOptions; databaseUrl?: string } = {}): Promise<TestContext> {
+export async function createTestContext(
+  opts: { worker?: boolean; env?: Record<string, string>; logTo?: Writable; smtp?: SmtpSinkOptions; databaseUrl?: string } = {},
+): Promise<TestContext> {
   // A database of the test's own (on a Postgres it runs itself, see own-postgres.ts) is the
   // test's to create and drop; else one is copied from the template on the shared server.
   const dbName = opts.databaseUrl ? undefined : await createTestDatabase();

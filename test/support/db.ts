@@ -28,8 +28,10 @@ const stamped = (prefix: string) => `${prefix}_${Math.floor(Date.now() / 1000)}_
 export async function createTestDatabase(): Promise<string> {
   const template = process.env.BROADSIDE_TEST_TEMPLATE;
   if (!template) {
-    throw new Error('BROADSIDE_TEST_TEMPLATE is unset: the migrated template is built by the global setup of the jest project `integration`; '
-      + 'a test file that needs Postgres does not belong in the `unit` list of jest.config.js');
+    throw new Error(
+      'BROADSIDE_TEST_TEMPLATE is unset: the migrated template is built by the global setup of the jest project `integration`; ' +
+        'a test file that needs Postgres does not belong in the `unit` list of jest.config.js',
+    );
   }
   const name = stamped('broadside_test');
   await admin((c) => c.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}`));

@@ -27,20 +27,48 @@ export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /** An issue as the editor API returns it (`markdown` only where the route includes the source). */
 export type Issue = {
-  id: number; slug: string; subject: string; preheader: string; status: 'draft' | 'published';
-  createdAt: string; updatedAt: string; publishedAt: string | null; webUrl: string;
-  sections: { id: string; title: string }[]; htmlBytes: number; warnings: string[]; markdown?: string;
+  id: number;
+  slug: string;
+  subject: string;
+  preheader: string;
+  status: 'draft' | 'published';
+  createdAt: string;
+  updatedAt: string;
+  publishedAt: string | null;
+  webUrl: string;
+  sections: { id: string; title: string }[];
+  htmlBytes: number;
+  warnings: string[];
+  markdown?: string;
 };
 
 export type IssueInput = { subject: string; markdown: string; preheader?: string };
 
 /** A send's progress, as GET /api/issues/:id/send (and the trigger and controls) return it. */
 export type Progress = {
-  id: number; issueId: number; status: string; scheduledAt: string; startedAt: string | null; finishedAt: string | null; fanoutDone: boolean;
-  total: number; queued: number; sending: number; submitted: number; sent: number; failed: number; bounced: number; cancelled: number; inDoubt: number;
-  softBounces: number; complaints: number; bounceRate: number; complaintRate: number;
+  id: number;
+  issueId: number;
+  status: string;
+  scheduledAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  fanoutDone: boolean;
+  total: number;
+  queued: number;
+  sending: number;
+  submitted: number;
+  sent: number;
+  failed: number;
+  bounced: number;
+  cancelled: number;
+  inDoubt: number;
+  softBounces: number;
+  complaints: number;
+  bounceRate: number;
+  complaintRate: number;
   rateAlert: { message: string; at: string; waived: boolean } | null;
-  ratePerSecond: number; etaSeconds: number | null;
+  ratePerSecond: number;
+  etaSeconds: number | null;
 };
 
 /** Copies of one send in the sink, recognised by the Feedback-ID the send puts on them. */
@@ -86,14 +114,22 @@ export function editor(t: TestContext) {
   /** Fails after `timeoutMs` with the last progress seen. */
   const waitForStatus = (issueId: number, status: string, timeoutMs = 20_000): Promise<Progress> => {
     let last: Progress | undefined;
-    return until(`send of issue ${issueId} to be ${status}`, async () => {
-      last = await progress(issueId);
-      return last.status === status && last;
-    }, timeoutMs, () => JSON.stringify(last));
+    return until(
+      `send of issue ${issueId} to be ${status}`,
+      async () => {
+        last = await progress(issueId);
+        return last.status === status && last;
+      },
+      timeoutMs,
+      () => JSON.stringify(last),
+    );
   };
 
   /** Pause, resume or cancel; the answer whatever its status, for the caller to check. */
-  const control = async (issueId: number, action: 'pause' | 'resume' | 'cancel'): Promise<{ status: number; body: Progress & { error?: { code: string } } }> => {
+  const control = async (
+    issueId: number,
+    action: 'pause' | 'resume' | 'cancel',
+  ): Promise<{ status: number; body: Progress & { error?: { code: string } } }> => {
     const res = await api('POST', `/api/issues/${issueId}/send/${action}`);
     return { status: res.statusCode, body: res.json() };
   };

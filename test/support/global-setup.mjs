@@ -25,7 +25,9 @@ export async function withAdmin(fn) {
   try {
     await client.connect();
   } catch (err) {
-    throw new Error(`the integration tests need Postgres at ${server} (TEST_DATABASE_SERVER_URL): ${err.message}; npm run test:unit runs the tests that need no service`);
+    throw new Error(
+      `the integration tests need Postgres at ${server} (TEST_DATABASE_SERVER_URL): ${err.message}; npm run test:unit runs the tests that need no service`,
+    );
   }
   try {
     return await fn(client);

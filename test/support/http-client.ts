@@ -11,8 +11,19 @@ export type HttpAnswer = { status: number; body: string };
  * client to a loopback address of its own (Linux routes all of 127.0.0.0/8 to loopback). A test
  * that never ends the request gets no unhandled rejection from `answer`.
  */
-export function openRequest(opts: { port: number; path: string; method?: string; headers?: OutgoingHttpHeaders; from?: string }): { req: ClientRequest; answer: Promise<HttpAnswer> } {
-  const req = request({ host: '127.0.0.1', port: opts.port, path: opts.path, method: opts.method ?? 'GET', headers: opts.headers, localAddress: opts.from, agent: false });
+export function openRequest(opts: { port: number; path: string; method?: string; headers?: OutgoingHttpHeaders; from?: string }): {
+  req: ClientRequest;
+  answer: Promise<HttpAnswer>;
+} {
+  const req = request({
+    host: '127.0.0.1',
+    port: opts.port,
+    path: opts.path,
+    method: opts.method ?? 'GET',
+    headers: opts.headers,
+    localAddress: opts.from,
+    agent: false,
+  });
   const answer = new Promise<HttpAnswer>((resolve, reject) => {
     req.on('response', (res) => {
       let body = '';

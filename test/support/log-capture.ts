@@ -22,6 +22,10 @@ export function captureLog<L = Record<string, unknown>>(): LogCapture<L> {
     },
   });
   const text = () => chunks.join('');
-  const lines = () => text().split('\n').filter(Boolean).map((l) => JSON.parse(l) as L);
+  const lines = () =>
+    text()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as L);
   return { stream, text, lines };
 }

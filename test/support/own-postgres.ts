@@ -30,17 +30,20 @@ export class OwnPostgres {
     const pgc = new OwnPostgres(dir, await freePort());
     try {
       await pgc.asPostgres('initdb', ['-D', dir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale', 'C']);
-      await appendFile(path.join(dir, 'postgresql.conf'), [
-        `port = ${pgc.port}`,
-        "listen_addresses = '127.0.0.1'",
-        `unix_socket_directories = '${dir}'`,
-        // The machine does not crash in these tests, only Postgres: the page cache keeps what
-        // was written, so fsync adds nothing but time.
-        'fsync = off',
-        'full_page_writes = off',
-        'max_connections = 200',
-        '',
-      ].join('\n'));
+      await appendFile(
+        path.join(dir, 'postgresql.conf'),
+        [
+          `port = ${pgc.port}`,
+          "listen_addresses = '127.0.0.1'",
+          `unix_socket_directories = '${dir}'`,
+          // The machine does not crash in these tests, only Postgres: the page cache keeps what
+          // was written, so fsync adds nothing but time.
+          'fsync = off',
+          'full_page_writes = off',
+          'max_connections = 200',
+          '',
+        ].join('\n'),
+      );
       await pgc.startServer();
     } catch (err) {
       await rm(parent, { recursive: true, force: true });

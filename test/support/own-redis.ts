@@ -14,15 +14,21 @@ export type OwnRedis = { port: number; url: string; stop(): Promise<void> };
 export async function startOwnRedis(args: string[] = []): Promise<OwnRedis> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(tmpdir(), 'broadside-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString('utf8')));
   child.stderr.on('data', (d: Buffer) => (output += d.toString('utf8')));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await until('redis-server to accept connections', () => {
-    if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}):\n${output}`);
-    return output.includes('Ready to accept connections');
-  }, 15_000);
+  await until(
+    'redis-server to accept connections',
+    () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}):\n${output}`);
+      return output.includes('Ready to accept connections');
+    },
+    15_000,
+  );
   return {
     port,
     url: `redis://127.0.0.1:${port}`,

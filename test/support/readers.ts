@@ -29,7 +29,10 @@ export async function addReaders(t: TestContext, readers: NewReader[]): Promise<
 
 /** Active readers with these addresses and no name, in the order given. */
 export function addActiveReaders(t: TestContext, emails: string[]): Promise<Reader[]> {
-  return addReaders(t, emails.map((email) => ({ email })));
+  return addReaders(
+    t,
+    emails.map((email) => ({ email })),
+  );
 }
 
 /**

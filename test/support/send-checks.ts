@@ -56,7 +56,13 @@ export function copiesAt(relays: Relay[]): Map<string, number> {
  * `mayDuplicate` (what was in flight when a worker died; never a third). Returns the addresses
  * that got two.
  */
-export async function expectEachReaderOnce(t: TestContext, sendId: number, readers: number, relays: Relay | Relay[], mayDuplicate: Set<string> = new Set()): Promise<string[]> {
+export async function expectEachReaderOnce(
+  t: TestContext,
+  sendId: number,
+  readers: number,
+  relays: Relay | Relay[],
+  mayDuplicate: Set<string> = new Set(),
+): Promise<string[]> {
   const { rows } = await t.c.pool.query<{ email: string; status: string; messages: number; submitted: number }>(
     `SELECT s.email, s.status::text,
             count(m.id)::int AS messages,

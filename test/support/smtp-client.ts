@@ -27,8 +27,10 @@ export async function deliver(
   });
   try {
     const info = await transport.sendMail({ envelope: { from: opts.from ?? '', to }, raw });
-    const rejectedErrors = ((info as { rejectedErrors?: { responseCode?: number; response?: string }[] }).rejectedErrors ?? [])
-      .map((e) => ({ responseCode: e.responseCode, response: e.response }));
+    const rejectedErrors = ((info as { rejectedErrors?: { responseCode?: number; response?: string }[] }).rejectedErrors ?? []).map((e) => ({
+      responseCode: e.responseCode,
+      response: e.response,
+    }));
     return { ok: true, response: info.response, rejected: (info.rejected as string[]) ?? [], rejectedErrors };
   } catch (err) {
     const e = err as { responseCode?: number; response?: string; command?: string; message: string };

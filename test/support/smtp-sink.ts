@@ -22,7 +22,10 @@ export type ReceivedMail = {
 /** A header's unfolded value as sent (mailparser turns some headers into structures). */
 export function headerOf(mail: ReceivedMail, name: string): string | undefined {
   const line = mail.parsed.headerLines.find((h) => h.key === name.toLowerCase())?.line;
-  return line?.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+  return line
+    ?.slice(line.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .trim();
 }
 
 export type SmtpSinkOptions = {
@@ -59,7 +62,9 @@ export class SmtpSink {
     // The session's last command as received, or a refusal when it needs SMTPUTF8 and did not get it.
     const lastCommand = (session: { id: string; envelope: { smtpUtf8?: boolean } }) => this.sessionCommands.get(session.id)?.at(-1) ?? '';
     const utf8Refusal = (session: { id: string; envelope: { smtpUtf8?: boolean } }) =>
-      NON_ASCII.test(lastCommand(session)) && !session.envelope.smtpUtf8 ? refusal(553, '5.6.7 Non-ASCII addresses are not permitted without SMTPUTF8') : undefined;
+      NON_ASCII.test(lastCommand(session)) && !session.envelope.smtpUtf8
+        ? refusal(553, '5.6.7 Non-ASCII addresses are not permitted without SMTPUTF8')
+        : undefined;
     this.server = new SMTPServer({
       authOptional: true,
       // Offer the DSN extension (off by default in smtp-server), as Postfix does, to see what we ask for.
@@ -149,7 +154,11 @@ export class SmtpSink {
 function commandRecorder(onCommand: (sessionId: string, line: string) => void) {
   const ignore = () => undefined;
   return {
-    trace: ignore, info: ignore, warn: ignore, error: ignore, fatal: ignore,
+    trace: ignore,
+    info: ignore,
+    warn: ignore,
+    error: ignore,
+    fatal: ignore,
     debug(entry: { tnx?: string; cid?: string }, _message: string, line?: unknown) {
       if (entry?.tnx === 'command' && entry.cid && typeof line === 'string') onCommand(entry.cid, line);
     },

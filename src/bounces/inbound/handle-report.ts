@@ -48,7 +48,10 @@ const UNREADABLE = 'the report could not be read (no delivery status or feedback
  * Throws when Postgres fails (the listener answers 451 and the sender retries); never on what
  * the mail contains.
  */
-export async function handleInboundReport(c: Pick<Container, 'pool' | 'config' | 'metrics' | 'messageTokens' | 'log'>, mail: InboundMail): Promise<InboundResult> {
+export async function handleInboundReport(
+  c: Pick<Container, 'pool' | 'config' | 'metrics' | 'messageTokens' | 'log'>,
+  mail: InboundMail,
+): Promise<InboundResult> {
   const sha256 = createHash('sha256').update(mail.raw).digest();
   // Never rejects: a mail nothing can be read from is still stored, as unknown.
   const report = await parseReport(mail.raw);
@@ -125,21 +128,25 @@ function bounceRows(report: InboundReport, match: Match | null, reportId: number
     }));
   }
   if (report.kind === 'arf') {
-    return [{
-      ...base,
-      type: report.feedbackType === 'abuse' ? 'complaint' : 'other',
-      source: 'arf',
-      recipient: report.original.to,
-      feedbackType: report.feedbackType,
-      eventId: `${key}:arf`,
-    }];
+    return [
+      {
+        ...base,
+        type: report.feedbackType === 'abuse' ? 'complaint' : 'other',
+        source: 'arf',
+        recipient: report.original.to,
+        feedbackType: report.feedbackType,
+        eventId: `${key}:arf`,
+      },
+    ];
   }
-  return [{
-    ...base,
-    type: 'other',
-    source: 'dsn',
-    recipient: report.original.to,
-    diagnostic: UNREADABLE,
-    eventId: `${key}:unread`,
-  }];
+  return [
+    {
+      ...base,
+      type: 'other',
+      source: 'dsn',
+      recipient: report.original.to,
+      diagnostic: UNREADABLE,
+      eventId: `${key}:unread`,
+    },
+  ];
 }

@@ -37,7 +37,10 @@ export function inNetworks(remoteAddress: string | undefined, networks: readonly
 export class ReceiveBudget {
   private heldBytes = 0;
 
-  constructor(readonly limit: number, readonly alwaysBytes: number) {}
+  constructor(
+    readonly limit: number,
+    readonly alwaysBytes: number,
+  ) {}
 
   get held(): number {
     return this.heldBytes;

@@ -74,7 +74,11 @@ const smtpError = (responseCode: number, message: string): Error => Object.assig
  *   anyway (one bytea parameter). Reading takes several times a mail's size, so at most
  *   STORE_CONCURRENCY mails over 64 KiB are read and stored at once.
  */
-export async function startBounceListener(opts: { c: Pick<Container, 'pool' | 'config' | 'metrics' | 'messageTokens' | 'log'>; port: number; host?: string }): Promise<BounceListener> {
+export async function startBounceListener(opts: {
+  c: Pick<Container, 'pool' | 'config' | 'metrics' | 'messageTokens' | 'log'>;
+  port: number;
+  host?: string;
+}): Promise<BounceListener> {
   const { c } = opts;
   const cfg = c.config;
   const maxBytes = cfg.bounceMaxBytes;

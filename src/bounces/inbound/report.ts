@@ -77,7 +77,6 @@ export type InboundReport = {
   subject: string | null;
 };
 
-
 const DELIVERY_TYPES = new Set(['message/delivery-status', 'message/global-delivery-status']);
 const FEEDBACK_TYPES = new Set(['message/feedback-report']);
 const ORIGINAL_TYPES = new Set(['message/rfc822', 'message/global', 'text/rfc822-headers', 'message/global-headers']);
@@ -194,7 +193,10 @@ function readDeliveryStatus(report: InboundReport, groups: Field[][]): void {
     const address = untyped(field(group, 'final-recipient')) ?? untyped(field(group, 'original-recipient'));
     if (!address) continue;
     if (report.recipients.length >= MAX_RECIPIENTS) break;
-    const action = field(group, 'action')?.toLowerCase().split(/[\s;(]/)[0] || null;
+    const action =
+      field(group, 'action')
+        ?.toLowerCase()
+        .split(/[\s;(]/)[0] || null;
     const diagnostic = untyped(field(group, 'diagnostic-code'))?.slice(0, MAX_DIAGNOSTIC) ?? null;
     const status = statusCode(field(group, 'status')) ?? statusCode(diagnostic) ?? replyCodeStatus(diagnostic);
     report.recipients.push({

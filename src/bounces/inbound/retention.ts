@@ -31,7 +31,11 @@ const PRUNE_EVERY_MS = 60 * 60 * 1000;
  * the shorter retention once (the keyset moves on past the ones kept), so the unmatched reports
  * still within their longer retention cost one index read per run, not one per batch.
  */
-export async function pruneInboundReports(pool: Pool, policy: RetentionPolicy, opts: { scanBatch?: number; shouldStop?: () => boolean } = {}): Promise<PruneResult> {
+export async function pruneInboundReports(
+  pool: Pool,
+  policy: RetentionPolicy,
+  opts: { scanBatch?: number; shouldStop?: () => boolean } = {},
+): Promise<PruneResult> {
   const days = [policy.matchedDays, policy.unmatchedDays].filter((d) => d > 0);
   if (days.length === 0) return { deleted: 0, scanned: 0 };
   const scanBatch = opts.scanBatch ?? SCAN_BATCH;

@@ -96,7 +96,6 @@ export function tokenIn(record: unknown): string | null {
   return null;
 }
 
-
 export function dateFrom(value: unknown): Date | null {
   if (typeof value === 'number' && Number.isFinite(value)) return new Date(value * 1000);
   if (typeof value === 'string' && value.trim() !== '') {

@@ -46,7 +46,9 @@ export function createMailgunWebhook(options: MailgunWebhookOptions): MailgunWeb
       if (!timestamp || !token || !signature) return unauthorized('Mailgun signature is incomplete');
       if (!/^\d{1,12}$/.test(timestamp)) return unauthorized('Mailgun timestamp is not a number');
       if (!/^[0-9a-f]{64}$/i.test(signature)) return unauthorized('Mailgun signature is not a SHA-256 hex digest');
-      const expected = createHmac('sha256', options.signingKey).update(timestamp + token).digest();
+      const expected = createHmac('sha256', options.signingKey)
+        .update(timestamp + token)
+        .digest();
       if (!timingSafeEqual(expected, Buffer.from(signature, 'hex'))) return unauthorized('Mailgun signature does not match');
       if (!isFresh(Number(timestamp), now(), tolerance)) return unauthorized('Mailgun timestamp is stale');
       const mapped = mailgunEvents(body['event-data']);

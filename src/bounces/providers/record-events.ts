@@ -31,7 +31,10 @@ async function matchProviderEvent(c: Pick<Container, 'pool' | 'messageTokens'>, 
  * together). Once only per (provider, eventId): a redelivered event counts as a duplicate.
  * Sequential on purpose: two events for one reader in a batch apply in the provider's order.
  */
-export async function recordProviderEvents(c: Pick<Container, 'pool' | 'messageTokens' | 'config' | 'metrics'>, events: readonly ProviderEvent[]): Promise<ProviderEventTally> {
+export async function recordProviderEvents(
+  c: Pick<Container, 'pool' | 'messageTokens' | 'config' | 'metrics'>,
+  events: readonly ProviderEvent[],
+): Promise<ProviderEventTally> {
   const tally: ProviderEventTally = { received: events.length, recorded: 0, duplicates: 0, unmatched: 0 };
   for (const e of events) {
     const match = await matchProviderEvent(c, e);

@@ -73,9 +73,10 @@ export function webhookRoutes(c: Container, opts: WebhookRoutesOptions = {}): Fa
 
   const topicArns = config.sesSnsTopicArns ?? [];
   const ses = topicArns.length > 0 ? createSesWebhook({ fetchCertificate: httpsGet, topicArns }) : undefined;
-  const postmark = config.postmarkWebhookUser && config.postmarkWebhookPassword
-    ? createPostmarkWebhook({ user: config.postmarkWebhookUser, password: config.postmarkWebhookPassword })
-    : undefined;
+  const postmark =
+    config.postmarkWebhookUser && config.postmarkWebhookPassword
+      ? createPostmarkWebhook({ user: config.postmarkWebhookUser, password: config.postmarkWebhookPassword })
+      : undefined;
   const sendgrid = config.sendgridWebhookPublicKey
     ? createSendgridWebhook({ publicKey: config.sendgridWebhookPublicKey, toleranceSeconds: tolerance })
     : undefined;
@@ -136,42 +137,48 @@ export function webhookRoutes(c: Container, opts: WebhookRoutesOptions = {}): Fa
     },
   };
 
-  const providerOf = (name: string): Provider | undefined =>
-    Object.hasOwn(providers, name) ? providers[name as ProviderName] : undefined;
+  const providerOf = (name: string): Provider | undefined => (Object.hasOwn(providers, name) ? providers[name as ProviderName] : undefined);
 
   return async (app) => {
     // The verifiers need the exact bytes that were signed: every body is kept as a Buffer.
     // JSON (Postmark, SendGrid, Mailgun) and text/plain (SNS); anything else is refused unread.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_request, body, done) => done(null, body));
+    app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_request, body, done) =>
+      done(null, body),
+    );
     app.addContentTypeParser('*', (_request, _payload, done) => {
       done(new AppError(415, 'unsupported_media_type', 'provider webhooks are JSON (application/json, or text/plain from SNS)'));
     });
 
-    app.post('/webhooks/bounces/:provider', {
-      bodyLimit: WEBHOOK_BODY_LIMIT,
-      // Before the body is read: an unknown or unconfigured provider costs us no parsing.
-      onRequest: async (request) => {
+    app.post(
+      '/webhooks/bounces/:provider',
+      {
+        bodyLimit: WEBHOOK_BODY_LIMIT,
+        // Before the body is read: an unknown or unconfigured provider costs us no parsing.
+        onRequest: async (request) => {
+          const { provider } = request.params;
+          const p = providerOf(provider);
+          if (!p) throw notFound(`webhook provider "${provider.slice(0, 40)}"`);
+          if (p.missing) throw new AppError(401, 'unauthorized', `the ${provider} webhook is not configured: set ${p.missing}`);
+        },
+        schema: {
+          tags: ['webhooks'],
+          description:
+            "Bounce and complaint events from Amazon SES (SNS), Postmark, SendGrid or Mailgun, authenticated the provider's way. " +
+            'Each event is recorded once, matched to a reader by our token or, failing that, by address.',
+          params: ProviderParams,
+          response: { 200: WebhookReceipt, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema },
+        },
+      },
+      async (request): Promise<Receipt> => {
         const { provider } = request.params;
-        const p = providerOf(provider);
-        if (!p) throw notFound(`webhook provider "${provider.slice(0, 40)}"`);
-        if (p.missing) throw new AppError(401, 'unauthorized', `the ${provider} webhook is not configured: set ${p.missing}`);
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const verified = await providerOf(provider)!.verify(raw, request);
+        const tally = await recordProviderEvents(c, verified.events);
+        const receipt: Receipt = { ...tally, ignored: verified.ignored, ...(verified.subscription ? { subscription: verified.subscription } : {}) };
+        request.log.info({ provider, ...receipt }, 'provider webhook');
+        return receipt;
       },
-      schema: {
-        tags: ['webhooks'],
-        description: 'Bounce and complaint events from Amazon SES (SNS), Postmark, SendGrid or Mailgun, authenticated the provider\'s way. '
-          + 'Each event is recorded once, matched to a reader by our token or, failing that, by address.',
-        params: ProviderParams,
-        response: { 200: WebhookReceipt, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema },
-      },
-    }, async (request): Promise<Receipt> => {
-      const { provider } = request.params;
-      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      const verified = await providerOf(provider)!.verify(raw, request);
-      const tally = await recordProviderEvents(c, verified.events);
-      const receipt: Receipt = { ...tally, ignored: verified.ignored, ...(verified.subscription ? { subscription: verified.subscription } : {}) };
-      request.log.info({ provider, ...receipt }, 'provider webhook');
-      return receipt;
-    });
+    );
   };
 }

@@ -8,7 +8,13 @@ const TS = String(NOW.getTime() / 1000);
 const mg = createMailgunWebhook({ signingKey: KEY, now: () => NOW });
 
 function signature(timestamp = TS, token = 'a'.repeat(50), key = KEY) {
-  return { timestamp, token, signature: createHmac('sha256', key).update(timestamp + token).digest('hex') };
+  return {
+    timestamp,
+    token,
+    signature: createHmac('sha256', key)
+      .update(timestamp + token)
+      .digest('hex'),
+  };
 }
 
 // Shaped like Mailgun's documented "failed" webhook example.
@@ -33,7 +39,10 @@ const failed = {
   'user-variables': { broadside_message: TOKEN },
 };
 const complained = {
-  id: '-Agny091SquKnsrW2NEKUA', timestamp: 1795003000, event: 'complained', recipient: 'rick@example.org',
+  id: '-Agny091SquKnsrW2NEKUA',
+  timestamp: 1795003000,
+  event: 'complained',
+  recipient: 'rick@example.org',
   message: { headers: { 'message-id': '20261124.2@mg.example.net', 'x-broadside-message': TOKEN } },
 };
 const body = (eventData: unknown, sig: unknown = signature()) => JSON.stringify({ signature: sig, 'event-data': eventData });
@@ -44,11 +53,19 @@ describe('Mailgun', () => {
     expect(r).toEqual({
       ok: true,
       signatureToken: 'a'.repeat(50),
-      events: [{
-        provider: 'mailgun', eventId: 'G9Bn5sl1TC6nu79C8C0bwg', type: 'hard', recipient: 'jane@example.com', messageToken: TOKEN,
-        providerMessageId: '20261124.1@mg.example.net', status: '5.1.1',
-        diagnostic: '5.1.1 The email account that you tried to reach does not exist', occurredAt: new Date(1795003000123),
-      }],
+      events: [
+        {
+          provider: 'mailgun',
+          eventId: 'G9Bn5sl1TC6nu79C8C0bwg',
+          type: 'hard',
+          recipient: 'jane@example.com',
+          messageToken: TOKEN,
+          providerMessageId: '20261124.1@mg.example.net',
+          status: '5.1.1',
+          diagnostic: '5.1.1 The email account that you tried to reach does not exist',
+          occurredAt: new Date(1795003000123),
+        },
+      ],
     });
   });
 
@@ -56,7 +73,9 @@ describe('Mailgun', () => {
     const soft = mg.verify(body({ ...failed, severity: 'temporary' }));
     expect(soft.ok && soft.events[0]!.type).toBe('soft');
     const c = mg.verify(body(complained));
-    expect(c.ok && c.events).toEqual([expect.objectContaining({ eventId: '-Agny091SquKnsrW2NEKUA', type: 'complaint', recipient: 'rick@example.org', messageToken: TOKEN })]);
+    expect(c.ok && c.events).toEqual([
+      expect.objectContaining({ eventId: '-Agny091SquKnsrW2NEKUA', type: 'complaint', recipient: 'rick@example.org', messageToken: TOKEN }),
+    ]);
   });
 
   it('returns no events for other event types', () => {

@@ -35,16 +35,28 @@ describe('Postmark', () => {
     const r = pm.verify(raw, auth);
     expect(r).toEqual({
       ok: true,
-      events: [{
-        provider: 'postmark', eventId: '4323372036854775807', type: 'hard', recipient: 'jane@example.com',
-        messageToken: TOKEN, providerMessageId: '883953f4-6105-42a2-a16a-77a8eac79483', status: '5.1.1',
-        diagnostic: bounce.Details, occurredAt: new Date('2026-11-24T17:28:10.273Z'),
-      }],
+      events: [
+        {
+          provider: 'postmark',
+          eventId: '4323372036854775807',
+          type: 'hard',
+          recipient: 'jane@example.com',
+          messageToken: TOKEN,
+          providerMessageId: '883953f4-6105-42a2-a16a-77a8eac79483',
+          status: '5.1.1',
+          diagnostic: bounce.Details,
+          occurredAt: new Date('2026-11-24T17:28:10.273Z'),
+        },
+      ],
     });
   });
 
   it.each([
-    ['SoftBounce', 'soft'], ['Transient', 'soft'], ['SpamComplaint', 'complaint'], ['AutoResponder', 'other'], ['DnsError', 'other'],
+    ['SoftBounce', 'soft'],
+    ['Transient', 'soft'],
+    ['SpamComplaint', 'complaint'],
+    ['AutoResponder', 'other'],
+    ['DnsError', 'other'],
   ])('maps bounce Type %s to %s', (Type, type) => {
     const r = pm.verify(Buffer.from(JSON.stringify({ ...bounce, Type })), auth);
     expect(r.ok && r.events[0]!.type).toBe(type);
@@ -61,12 +73,20 @@ describe('Postmark', () => {
 
   it('maps a SpamComplaint record, finding the token in Headers', () => {
     const complaint = {
-      RecordType: 'SpamComplaint', ID: 42, Type: 'SpamComplaint', TypeCode: 512, MessageID: 'pm-1',
-      Email: 'rick@example.org', BouncedAt: '2026-11-24T10:00:00Z', Details: 'Test spam complaint details',
+      RecordType: 'SpamComplaint',
+      ID: 42,
+      Type: 'SpamComplaint',
+      TypeCode: 512,
+      MessageID: 'pm-1',
+      Email: 'rick@example.org',
+      BouncedAt: '2026-11-24T10:00:00Z',
+      Details: 'Test spam complaint details',
       Headers: [{ Name: 'X-Broadside-Message', Value: TOKEN }],
     };
     const r = pm.verify(JSON.stringify(complaint), auth);
-    expect(r.ok && r.events).toEqual([expect.objectContaining({ eventId: '42', type: 'complaint', recipient: 'rick@example.org', messageToken: TOKEN, status: null })]);
+    expect(r.ok && r.events).toEqual([
+      expect.objectContaining({ eventId: '42', type: 'complaint', recipient: 'rick@example.org', messageToken: TOKEN, status: null }),
+    ]);
   });
 
   it('ignores tokens of the wrong shape and records other record types as no events', () => {

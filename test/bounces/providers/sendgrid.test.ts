@@ -11,7 +11,9 @@ const publicKey = keys.publicKey.export({ format: 'der', type: 'spki' }).toStrin
 const sg = createSendgridWebhook({ publicKey, now: () => NOW });
 
 function signed(body: string, timestamp = TS, privateKey = keys.privateKey) {
-  const signature = createSign('sha256').update(timestamp + body).sign(privateKey, 'base64');
+  const signature = createSign('sha256')
+    .update(timestamp + body)
+    .sign(privateKey, 'base64');
   return {
     'x-twilio-email-event-webhook-signature': signature,
     'x-twilio-email-event-webhook-timestamp': timestamp,
@@ -22,11 +24,27 @@ function signed(body: string, timestamp = TS, privateKey = keys.privateKey) {
 const base = { timestamp: 1795003000, 'smtp-id': '<14c5d75ce93.dfd.64b469@ismtpd-555>', sg_message_id: 'sg-msg-1', broadside_message: TOKEN };
 const events = [
   { ...base, email: 'example@test.com', event: 'processed', sg_event_id: 'ev-0' },
-  { ...base, email: 'Jane@Example.com', event: 'bounce', type: 'bounce', status: '5.1.1', reason: '550 5.1.1 The email account does not exist', sg_event_id: 'ev-1', bounce_classification: 'Invalid Address' },
+  {
+    ...base,
+    email: 'Jane@Example.com',
+    event: 'bounce',
+    type: 'bounce',
+    status: '5.1.1',
+    reason: '550 5.1.1 The email account does not exist',
+    sg_event_id: 'ev-1',
+    bounce_classification: 'Invalid Address',
+  },
   { ...base, email: 'b@example.com', event: 'bounce', type: 'blocked', status: '4.0.0', reason: '421 try later', sg_event_id: 'ev-2' },
   { ...base, email: 'c@example.com', event: 'deferred', response: '400 try again later', attempt: '5', sg_event_id: 'ev-3' },
   { ...base, email: 'd@example.com', event: 'dropped', reason: 'Bounced Address', status: '5.0.0', sg_event_id: 'ev-4' },
-  { timestamp: 1795003000, email: 'e@example.com', event: 'spamreport', sg_event_id: 'ev-5', sg_message_id: 'sg-msg-2', unique_args: { broadside_message: TOKEN } },
+  {
+    timestamp: 1795003000,
+    email: 'e@example.com',
+    event: 'spamreport',
+    sg_event_id: 'ev-5',
+    sg_message_id: 'sg-msg-2',
+    unique_args: { broadside_message: TOKEN },
+  },
   { ...base, email: 'f@example.com', event: 'open', sg_event_id: 'ev-6' },
 ];
 
@@ -44,8 +62,14 @@ describe('SendGrid', () => {
       ['ev-5', 'complaint', 'e@example.com', TOKEN],
     ]);
     expect(r.events[0]).toEqual({
-      provider: 'sendgrid', eventId: 'ev-1', type: 'hard', recipient: 'jane@example.com', messageToken: TOKEN,
-      providerMessageId: 'sg-msg-1', status: '5.1.1', diagnostic: '550 5.1.1 The email account does not exist',
+      provider: 'sendgrid',
+      eventId: 'ev-1',
+      type: 'hard',
+      recipient: 'jane@example.com',
+      messageToken: TOKEN,
+      providerMessageId: 'sg-msg-1',
+      status: '5.1.1',
+      diagnostic: '550 5.1.1 The email account does not exist',
       occurredAt: new Date(1795003000 * 1000),
     });
   });
@@ -79,7 +103,10 @@ describe('SendGrid', () => {
     const body = JSON.stringify(events);
     const h = signed(body);
     expect(sg.verify(body, {})).toMatchObject({ ok: false, reason: 'unauthorized' });
-    expect(sg.verify(body, { 'x-twilio-email-event-webhook-signature': h['x-twilio-email-event-webhook-signature'] })).toMatchObject({ ok: false, reason: 'unauthorized' });
+    expect(sg.verify(body, { 'x-twilio-email-event-webhook-signature': h['x-twilio-email-event-webhook-signature'] })).toMatchObject({
+      ok: false,
+      reason: 'unauthorized',
+    });
     expect(sg.verify(body, { ...h, 'x-twilio-email-event-webhook-signature': 'AAAA' })).toMatchObject({ ok: false, reason: 'unauthorized' });
     expect(sg.verify(body, { ...h, 'x-twilio-email-event-webhook-timestamp': 'yesterday' })).toMatchObject({ ok: false, reason: 'unauthorized' });
   });

@@ -15,10 +15,25 @@ let otherKeyPem: string;
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'broadside-sns-'));
   const req = (name: string) =>
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=sns.amazonaws.com',
-      '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.crt`),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=sns.amazonaws.com',
+        '-keyout',
+        path.join(dir, `${name}.key`),
+        '-out',
+        path.join(dir, `${name}.crt`),
+      ],
+      { stdio: 'ignore' },
+    );
   req('sns');
   req('other');
   certPem = readFileSync(path.join(dir, 'sns.crt'), 'utf8');
@@ -42,10 +57,14 @@ function fetcher() {
 
 // Written from SNS's documentation of the string to sign, independently of src/.
 function sign(msg: Record<string, string>, key = keyPem): Record<string, string> {
-  const fields = msg.Type === 'Notification'
-    ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type']
-    : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
-  const text = fields.filter((f) => msg[f] !== undefined).map((f) => `${f}\n${msg[f]}\n`).join('');
+  const fields =
+    msg.Type === 'Notification'
+      ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type']
+      : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
+  const text = fields
+    .filter((f) => msg[f] !== undefined)
+    .map((f) => `${f}\n${msg[f]}\n`)
+    .join('');
   const algorithm = msg.SignatureVersion === '1' ? 'RSA-SHA1' : 'RSA-SHA256';
   return { ...msg, Signature: createSign(algorithm).update(text).sign(key, 'base64') };
 }
@@ -110,9 +129,15 @@ describe('SES via SNS', () => {
     if (!result.ok || result.kind !== 'notification') throw new Error('expected a notification');
     expect(result.events).toEqual([
       {
-        provider: 'ses', eventId: '22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324:jane@example.com', type: 'hard',
-        recipient: 'jane@example.com', messageToken: TOKEN, providerMessageId: '0100017f-ses-message-id',
-        status: '5.1.1', diagnostic: 'smtp; 550 5.1.1 user unknown', occurredAt: new Date('2026-11-24T09:59:58.000Z'),
+        provider: 'ses',
+        eventId: '22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324:jane@example.com',
+        type: 'hard',
+        recipient: 'jane@example.com',
+        messageToken: TOKEN,
+        providerMessageId: '0100017f-ses-message-id',
+        status: '5.1.1',
+        diagnostic: 'smtp; 550 5.1.1 user unknown',
+        occurredAt: new Date('2026-11-24T09:59:58.000Z'),
       },
       expect.objectContaining({ eventId: '22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324:rick@example.org', recipient: 'rick@example.org', type: 'hard' }),
     ]);
@@ -121,7 +146,10 @@ describe('SES via SNS', () => {
 
   it('maps Transient to soft and Undetermined to other, and verifies SignatureVersion 1 (SHA1)', async () => {
     const ses = createSesWebhook({ fetchCertificate: fetcher().fetchCertificate });
-    for (const [bounceType, type] of [['Transient', 'soft'], ['Undetermined', 'other']] as const) {
+    for (const [bounceType, type] of [
+      ['Transient', 'soft'],
+      ['Undetermined', 'other'],
+    ] as const) {
       const r = await ses.verify(body(notification({ ...bounce, bounce: { ...bounce.bounce, bounceType } }, { SignatureVersion: '1' })));
       expect(r.ok && r.kind === 'notification' && r.events.map((e) => e.type)).toEqual([type, type]);
     }
@@ -144,20 +172,38 @@ describe('SES via SNS', () => {
     const ses = createSesWebhook({ fetchCertificate: fetcher().fetchCertificate });
     const subscribeUrl = 'https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=abc';
     const msg = sign({
-      Type: 'SubscriptionConfirmation', MessageId: 'a1', Token: 'abc', TopicArn: TOPIC,
+      Type: 'SubscriptionConfirmation',
+      MessageId: 'a1',
+      Token: 'abc',
+      TopicArn: TOPIC,
       Message: 'You have chosen to subscribe to the topic.\nTo confirm the subscription, visit the SubscribeURL.',
-      SubscribeURL: subscribeUrl, Timestamp: '2026-11-24T10:00:00.000Z', SignatureVersion: '2', SigningCertURL: CERT_URL,
+      SubscribeURL: subscribeUrl,
+      Timestamp: '2026-11-24T10:00:00.000Z',
+      SignatureVersion: '2',
+      SigningCertURL: CERT_URL,
     });
     expect(await ses.verify(body(msg))).toEqual({
-      ok: true, kind: 'subscription', type: 'SubscriptionConfirmation', topicArn: TOPIC, subscribeUrl, token: 'abc',
+      ok: true,
+      kind: 'subscription',
+      type: 'SubscriptionConfirmation',
+      topicArn: TOPIC,
+      subscribeUrl,
+      token: 'abc',
     });
   });
 
   it('refuses a signed confirmation whose SubscribeURL points elsewhere', async () => {
     const ses = createSesWebhook({ fetchCertificate: fetcher().fetchCertificate });
     const msg = sign({
-      Type: 'SubscriptionConfirmation', MessageId: 'a1', Token: 'abc', TopicArn: TOPIC, Message: 'confirm',
-      SubscribeURL: 'https://evil.example/confirm', Timestamp: '2026-11-24T10:00:00.000Z', SignatureVersion: '2', SigningCertURL: CERT_URL,
+      Type: 'SubscriptionConfirmation',
+      MessageId: 'a1',
+      Token: 'abc',
+      TopicArn: TOPIC,
+      Message: 'confirm',
+      SubscribeURL: 'https://evil.example/confirm',
+      Timestamp: '2026-11-24T10:00:00.000Z',
+      SignatureVersion: '2',
+      SigningCertURL: CERT_URL,
     });
     expect(await ses.verify(body(msg))).toMatchObject({ ok: false, reason: 'unauthorized' });
   });
@@ -217,7 +263,11 @@ describe('SES via SNS', () => {
     }
     expect(f.calls).toEqual([]);
     // Our topic with a signature made for another message: refused by the signature check, after one fetch.
-    expect(await ses.verify(body({ ...notification(bounce), Signature: notification(bounce, foreign).Signature! }))).toMatchObject({ ok: false, reason: 'unauthorized', message: 'SNS signature does not match' });
+    expect(await ses.verify(body({ ...notification(bounce), Signature: notification(bounce, foreign).Signature! }))).toMatchObject({
+      ok: false,
+      reason: 'unauthorized',
+      message: 'SNS signature does not match',
+    });
     expect(f.calls).toEqual([CERT_URL]);
   });
 
@@ -258,7 +308,10 @@ describe('SES via SNS', () => {
     expect(await ses.verify('{"Type": "Notification",')).toMatchObject({ ok: false, reason: 'malformed' });
     expect(await ses.verify('[]')).toMatchObject({ ok: false, reason: 'malformed' });
     expect(await ses.verify(JSON.stringify({ Type: 'Other', MessageId: 'x', TopicArn: TOPIC }))).toMatchObject({ ok: false, reason: 'malformed' });
-    expect(await ses.verify(body(notification(bounce)), { 'x-amz-sns-message-type': 'SubscriptionConfirmation' })).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(await ses.verify(body(notification(bounce)), { 'x-amz-sns-message-type': 'SubscriptionConfirmation' })).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+    });
     expect(f.calls).toEqual([]);
   });
 
