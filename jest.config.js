@@ -42,8 +42,8 @@ const missing = UNIT.filter((p) => !existsSync(path.join(root, 'test', p)));
 if (missing.length) throw new Error(`jest.config.js lists unit test paths that do not exist: ${missing.join(', ')}`);
 
 const unitMatch = UNIT.map((p) => `<rootDir>/test/${p}${p.endsWith('.test.ts') ? '' : '/**/*.test.ts'}`);
-const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const unitPaths = UNIT.map((p) => `<rootDir>/test/${escape(p)}${p.endsWith('.test.ts') ? '$' : '/'}`);
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const unitPaths = UNIT.map((p) => `<rootDir>/test/${escapeRegExp(p)}${p.endsWith('.test.ts') ? '$' : '/'}`);
 
 /** What both projects share. */
 const base = {

@@ -77,7 +77,7 @@ export function maskAddressesInLine(line: string): string {
   const level = LEVEL_FIELD.exec(line);
   if (level && Number(level[1]) < INFO) return line;
   try {
-    return JSON.stringify(maskStrings(JSON.parse(line), 0)) + '\n';
+    return `${JSON.stringify(maskStrings(JSON.parse(line), 0))}\n`;
   } catch {
     // Not one JSON object (never, from pino): mask the text as it is.
     return maskEmailsIn(line);

@@ -86,7 +86,10 @@ export function capConnectionsPerAddress(server: Server, opts: { max: number; tr
     // No address: the peer has already gone.
     if (address === undefined || exempt(address)) return;
     let entry = open.get(address);
-    if (!entry) open.set(address, (entry = { count: 0, warned: false }));
+    if (!entry) {
+      entry = { count: 0, warned: false };
+      open.set(address, entry);
+    }
     if (entry.count >= max) {
       if (!entry.warned) {
         entry.warned = true;

@@ -34,7 +34,7 @@ async function readOrCreate(file: string): Promise<Persisted> {
   };
   await mkdir(path.dirname(file), { recursive: true });
   try {
-    await writeFile(file, JSON.stringify(fresh, null, 2) + '\n', { flag: 'wx', mode: 0o600 });
+    await writeFile(file, `${JSON.stringify(fresh, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
     return fresh;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

@@ -51,7 +51,7 @@ const EMPTY = Buffer.alloc(0);
 /** A piece of quoted-printable that may be joined to any other: it ends with a soft break. */
 const joinable = (s: string) => (s === '' ? EMPTY : Buffer.from(`${qp(s)}=${CRLF}`, 'latin1'));
 
-const encodeValue = (value: string, escape: boolean) => joinable(escape ? escapeHtml(value) : value);
+const encodeValue = (value: string, html: boolean) => joinable(html ? escapeHtml(value) : value);
 
 function encodeTemplate(t: Template, fixed: Record<string, string>): EncodedTemplate {
   const filled = t.slots.map((slot) => (Object.hasOwn(fixed, slot) ? encodeValue(fixed[slot]!, t.escape) : undefined));

@@ -148,7 +148,8 @@ export class RelayPacer {
         this.loggedSlots = after;
       }
     }
-    const unavailable = (this.unavailableNow = isUnavailable(this.state, this.now(), this.opts));
+    const unavailable = isUnavailable(this.state, this.now(), this.opts);
+    this.unavailableNow = unavailable;
     if (unavailable) {
       for (const waiter of this.waiters.splice(0)) waiter(false);
     } else {

@@ -53,8 +53,12 @@ export class StatusWriter {
     if (batch.length === 0) return;
     this.pending = [];
     const write = this.write(batch).then(
-      () => batch.forEach((p) => p.done()),
-      (err) => batch.forEach((p) => p.done(err)),
+      () => {
+        for (const p of batch) p.done();
+      },
+      (err) => {
+        for (const p of batch) p.done(err);
+      },
     );
     this.writing.add(write);
     void write.finally(() => this.writing.delete(write));

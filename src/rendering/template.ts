@@ -11,7 +11,7 @@ export type Template = { parts: string[]; slots: string[]; escape: boolean };
 // scanned for placeholders, so text an editor writes cannot become a slot.
 const PLACEHOLDER = /\{\{\s*(@?)([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g;
 
-export function parseTemplate(source: string, escape: boolean, bound: Record<string, string> = {}): Template {
+export function parseTemplate(source: string, html: boolean, bound: Record<string, string> = {}): Template {
   const parts: string[] = [];
   const slots: string[] = [];
   let part = '';
@@ -28,7 +28,7 @@ export function parseTemplate(source: string, escape: boolean, bound: Record<str
     }
   }
   parts.push(part + source.slice(last));
-  return { parts, slots, escape };
+  return { parts, slots, escape: html };
 }
 
 /** Substitutes only the `{{@name}}` placeholders, leaving reader slots in place. */

@@ -84,7 +84,10 @@ class InOrderParser extends Parser {
   }
 
   private handOver(err: Error | null | undefined, callback: (err?: Error | null) => void): void {
-    if (!err) return callback(err);
+    if (!err) {
+      callback(err);
+      return;
+    }
     this.push({ error: err });
     this.push(null);
     callback();

@@ -62,7 +62,7 @@ export function unsubscribedPage(newsletter: string): SafeHtml {
 <p>You will not receive ${newsletter} any more. Changed your mind? You can <a href="/">subscribe again</a>.</p>`;
 }
 
-const when = (d: Date | null) => (d ? d.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—');
+const when = (d: Date | null) => (d ? `${d.toISOString().replace('T', ' ').slice(0, 16)} UTC` : '—');
 
 function subscriptionList(r: SubscriberRow): SafeHtml {
   return html`

@@ -105,12 +105,7 @@ describe('a DSN to the bounce listener suppresses the reader for the next send',
     const { id: firstSendId } = await e.trigger(first.id);
     expect(await e.waitForStatus(first.id, 'done')).toMatchObject({ total: 3, submitted: 3 });
     const copies = copiesOf(t, firstSendId);
-    expect(
-      copies
-        .map((m) => m.recipients)
-        .flat()
-        .sort(),
-    ).toEqual([...READERS].sort());
+    expect(copies.flatMap((m) => m.recipients).sort()).toEqual([...READERS].sort());
 
     // Every copy went out with its own VERP return path.
     for (const copy of copies) expect(copy.envelopeFrom).toMatch(new RegExp(`^bounces\\+m[0-9a-z]+-[0-9a-f]{16}@${DOMAIN.replace(/\./g, '\\.')}$`));
@@ -143,12 +138,7 @@ describe('a DSN to the bounce listener suppresses the reader for the next send',
     const { id: secondSendId } = await e.trigger(second.id);
     expect(await e.waitForStatus(second.id, 'done')).toMatchObject({ total: 2, submitted: 2 });
     const next = copiesOf(t, secondSendId);
-    expect(
-      next
-        .map((m) => m.recipients)
-        .flat()
-        .sort(),
-    ).toEqual([...staying].sort());
+    expect(next.flatMap((m) => m.recipients).sort()).toEqual([...staying].sort());
     expect(t.smtp.to(gone)).toHaveLength(1);
   });
 });

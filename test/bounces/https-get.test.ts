@@ -66,7 +66,7 @@ describe('createHttpsGet', () => {
 
   it('refuses http, redirects, other statuses, bodies over the limit and slow answers', async () => {
     const get = createHttpsGet({ agent, timeoutMs: 300, maxBytes: 64 * 1024 });
-    await expect(get(base.replace('https:', 'http:') + '/cert.pem')).rejects.toThrow('only https');
+    await expect(get(`${base.replace('https:', 'http:')}/cert.pem`)).rejects.toThrow('only https');
     await expect(get(`${base}/redirect`)).rejects.toThrow('answered 302');
     await expect(get(`${base}/missing`)).rejects.toThrow('answered 404');
     await expect(get(`${base}/big`)).rejects.toThrow('over 65536 bytes');

@@ -67,8 +67,11 @@ afterAll(async () => {
   await pg?.destroy();
 }, 60_000);
 
+/** The parts of the API's JSON answers these tests read. */
+type Answer = { id: number; error?: { code: string }; checks: Record<string, string> };
+
 /** A request to the `npm start` process's API. */
-async function api(path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; headers: Headers; body: any }> {
+async function api(path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; headers: Headers; body: Answer }> {
   const res = await fetch(`http://127.0.0.1:${service.port}${path}`, {
     method: init.method ?? 'GET',
     headers: { authorization: `Bearer ${TEST_TOKEN}`, accept: 'application/json', ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },

@@ -296,7 +296,7 @@ describe('broadside import', () => {
   it('streams a CSV to the import and prints its summary', async () => {
     const csv = await file(
       'readers.csv',
-      [
+      `${[
         'email,name,status',
         'ann@example.org,Ann,active',
         'not-an-address,Bad,',
@@ -304,7 +304,7 @@ describe('broadside import', () => {
         'ann@example.org,Ann again,',
         'pat@example.org,Pat,pending',
         'cy@example.org,Cy,',
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
     const r = await runCli(['import', csv], env);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });

@@ -245,7 +245,7 @@ describe('IssueMime with awkward templates and values', () => {
   it('fills values fixed for the whole issue exactly as if each copy had given them', async () => {
     const html = parseTemplate('<p>{{a}} & {{b}}</p><p>{{a}}</p>', true);
     const text = parseTemplate(`${'x'.repeat(70)}{{a}} {{b}}\n`, false);
-    const a = 'Zürich & <Co> ' + LONG_URL;
+    const a = `Zürich & <Co> ${LONG_URL}`;
     const perCopy = new IssueMime(headers, { html, text }).build(copy({ a, b: 'reader' }));
     const fixed = new IssueMime(headers, { html, text }, { a }).build(copy({ b: 'reader' }));
     const body = (raw: Buffer) =>

@@ -165,7 +165,9 @@ describe('StatusWriter', () => {
     const all = Promise.all(ids.map((id) => writer.submitted(id, '250 ok')));
     expect(spy.writes).toHaveLength(1);
     let closed = false;
-    const closing = writer.close().then(() => void (closed = true));
+    const closing = writer.close().then(() => {
+      closed = true;
+    });
     await new Promise((r) => setImmediate(r));
     expect(closed).toBe(false);
     spy.release();

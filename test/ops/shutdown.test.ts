@@ -36,7 +36,12 @@ class Service {
     });
     this.child.stdout!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.child.stderr!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve((this.exit = { code, signal }))));
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      }),
+    );
     running.add(this);
   }
 

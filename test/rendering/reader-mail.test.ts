@@ -6,7 +6,9 @@ import { emailsDir, loadReaderMailTemplates, readerMailKinds, renderReaderMail }
 
 describe('reader mail templates', () => {
   const dirs: string[] = [];
-  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
 
   it('compiles every kind from the bundled emails/, filling every slot', async () => {
     const templates = await loadReaderMailTemplates();

@@ -75,7 +75,7 @@ onLinux(
         expect.arrayContaining([expect.stringContaining(`Server listening at ${base}`), expect.stringContaining('worker started')]),
       );
       expect(logged.filter(([, i]) => i > banner)).toEqual([]);
-      expect(lines()[banner + 1]).toMatch(new RegExp(`^ {2}Editor API token \\(generated, kept in .*secrets\\.json\\): \\S{16,}$`));
+      expect(lines()[banner + 1]).toMatch(/^ {2}Editor API token \(generated, kept in .*secrets\.json\): \S{16,}$/);
       expect(lines()[banner + 2]).toBe(`  Mail is captured, not delivered: http://localhost:${port}/admin/mail (any user name, the token as password)`);
 
       // Three requests: three lines, each saying what was asked and how it went.

@@ -320,7 +320,7 @@ describe('POST /api/subscribers/import: the report', () => {
     lines[1800] = 'broken-at-1801,x';
     lines[2400] = 'BULK0@example.com,Repeat of line 2';
     lines.push('bulk1700@example.com,Repeat of line 1702');
-    const csv = lines.join('\n') + '\n';
+    const csv = `${lines.join('\n')}\n`;
     const report = await importOk(csv);
     expect(report).toMatchObject({ rows: 2501, accepted: 2498, rejected: 3, rejectedByReason: { invalid_email: 1, duplicate_in_file: 2 } });
     // Line 1501 spans two lines, so every later row sits one line further down.

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { InjectOptions } from 'fastify';
 import { ReaderTokens, TokenError, type TokenPurpose } from '../../src/subscribers/reader-tokens.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 

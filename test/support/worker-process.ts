@@ -110,7 +110,7 @@ export function startWorkerProcess(
 
   const append = (chunk: Buffer) => {
     output += chunk.toString('utf8');
-    if (output.length > OUTPUT_LIMIT) output = '…' + output.slice(output.length - OUTPUT_LIMIT);
+    if (output.length > OUTPUT_LIMIT) output = `…${output.slice(output.length - OUTPUT_LIMIT)}`;
     const listening = entry !== 'worker' && !port ? /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(output) : null;
     if (listening) port = Number(listening[1]);
     const isStarted = opts.startedWhen ? output.includes(opts.startedWhen) : entry === 'worker' ? output.includes('"msg":"worker started"') : port !== 0;

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import pLimit from 'p-limit';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import type { Container } from '../../container.js';
 import type { ListenerRefusal } from '../../metrics/metrics.js';
 import { handleInboundReport } from './handle-report.js';

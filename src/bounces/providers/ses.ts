@@ -168,7 +168,7 @@ export function createSesWebhook(options: SesWebhookOptions): SesWebhook {
     }
 
     const inner = typeof msg.Message === 'string' ? parseJson(msg.Message) : null;
-    if (!inner || !inner.ok || !isObject(inner.value)) return malformed('SNS Message is not an SES notification');
+    if (!inner?.ok || !isObject(inner.value)) return malformed('SNS Message is not an SES notification');
     const events = sesEvents(inner.value, messageId);
     if (!Array.isArray(events)) return events;
     return { ok: true, kind: 'notification', topicArn, events };
