@@ -60,7 +60,9 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
   const dir = config.emailsDir ?? emailsDir;
   const issueFiles = await loadIssueTemplateFiles(dir);
   let readerMail: Promise<ReaderMailTemplates> | undefined;
-  const renderer = new IssueRenderer(issueFiles, config.publicUrl);
+  const media = new FsMediaStore(path.join(config.dataDir, 'media'));
+  // The size warning counts the uploaded images an issue shows.
+  const renderer = new IssueRenderer(issueFiles, config.publicUrl, (name) => media.size(name));
   const pool = createPool(config.databaseUrl);
   // A connection Postgres ends (restart, failover, pg_terminate_backend, a proxy restarting)
   // emits 'error' on its client. pg-pool listens only while the client is idle in the pool; a
@@ -117,7 +119,7 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     messageTokens: new MessageTokens(config.secret),
     metrics: new Metrics({ queues }),
     httpsGet: overrides.httpsGet ?? createHttpsGet(),
-    media: new FsMediaStore(path.join(config.dataDir, 'media')),
+    media,
     async close() {
       await queues.close();
       await mailer.close();

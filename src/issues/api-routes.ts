@@ -72,7 +72,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
     webUrl: c.renderer.webUrl(r.slug),
     sections: r.content.sections.map((s) => ({ id: s.id, title: s.title })),
     htmlBytes: r.html_bytes,
-    warnings: issueWarnings(r.html_bytes, r.content.sections.length),
+    warnings: issueWarnings(r.html_bytes, r.content.sections.length, r.content.media),
   });
 
   async function issueOr404(id: number) {

@@ -5,11 +5,9 @@ import Type from 'typebox';
 import type { Container } from '../container.js';
 import { AppError, notFound, PayloadTooLarge } from '../errors.js';
 import { limitedBody } from '../http/limited-body.js';
+import { MEDIA_NAME } from '../shared/media-name.js';
 import { ErrorSchema } from '../http/schemas.js';
 import { IMAGE_TYPES, type ImageExt, sniffImage } from './image-type.js';
-
-/** A stored image's public name: the SHA-256 of its bytes, in hex, and the extension of its sniffed type. */
-export const MEDIA_NAME = /^([0-9a-f]{64})\.(png|jpg|gif|webp)$/;
 
 /** The public address of a stored image. */
 export const mediaUrl = (publicUrl: string, name: string): string => `${publicUrl}/media/${name}`;
