@@ -71,7 +71,7 @@ export async function publishFile(api: ApiClient, file: string, opts: PublishOpt
   print(`  web version: ${issue.webUrl}${issue.status === 'draft' ? ' (public once published)' : ''}`);
   print(`  HTML:        ${bytes(issue.htmlBytes)} (${issue.sections.length} section${issue.sections.length === 1 ? '' : 's'})`);
   for (const w of issue.warnings) print(`  warning:     ${w}`);
-  if (issue.status === 'draft') print(`  preview:     ${api.base}/api/issues/${issue.id}/preview (with the API token)`);
+  if (issue.status === 'draft') print(`  preview:     broadside preview ${issue.id} (prints a link for a browser)`);
   print(`Send it with: broadside send ${issue.slug}`);
   return 0;
 }
