@@ -5,6 +5,7 @@ import Type from 'typebox';
 import type { Container } from '../container.js';
 import { AppError, notFound, PayloadTooLarge } from '../errors.js';
 import { limitedBody } from '../http/limited-body.js';
+import { bytes as formatBytes } from '../shared/format.js';
 import { MEDIA_NAME } from '../shared/media-name.js';
 import { ErrorSchema } from '../http/schemas.js';
 import { IMAGE_TYPES, type ImageExt, sniffImage } from './image-type.js';
@@ -34,13 +35,19 @@ const SERVED_HEADERS = {
   'cross-origin-resource-policy': 'cross-origin',
 };
 
-async function readAll(body: Readable): Promise<Buffer> {
+const tooLarge = (max: number) => new PayloadTooLarge(`the image is larger than ${formatBytes(max)} (${max} bytes)`);
+
+/** The whole body, read through a counter that fails once it passes `max` bytes (nothing past it is kept). */
+async function readAll(body: Readable, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of limitedBody(body, max, 'image')) chunks.push(chunk as Buffer);
+  } catch (err) {
+    if (err instanceof PayloadTooLarge) throw tooLarge(max);
+    throw err;
+  }
   return Buffer.concat(chunks);
 }
-
-const megabytes = (n: number) => `${Number((n / 1024 / 1024).toFixed(2))} MB`;
 
 /** POST /api/media: the editor's image uploads (register inside the editor's bearer scope). */
 export function mediaApiRoutes(c: Container): FastifyPluginAsyncTypebox {
@@ -68,11 +75,22 @@ export function mediaApiRoutes(c: Container): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        // A declared length over the limit is refused before a byte of the body is read.
+        // A declared length over the limit is refused before a byte of the body is read. A body
+        // refused unread ends the connection: the client may still be sending it, and the next
+        // request on that connection would be read from its middle.
         const declared = Number(request.headers['content-length']);
-        if (Number.isFinite(declared) && declared > max) throw new PayloadTooLarge(`the image is larger than ${megabytes(max)} (${max} bytes)`);
+        if (Number.isFinite(declared) && declared > max) {
+          reply.header('connection', 'close');
+          throw tooLarge(max);
+        }
         const body = request.body as Readable | undefined;
-        const bytes = body && typeof body.pipe === 'function' ? await readAll(limitedBody(body, max, 'image')) : Buffer.alloc(0);
+        let bytes: Buffer;
+        try {
+          bytes = body && typeof body.pipe === 'function' ? await readAll(body, max) : Buffer.alloc(0);
+        } catch (err) {
+          if (err instanceof PayloadTooLarge) reply.header('connection', 'close');
+          throw err;
+        }
         if (bytes.length === 0) throw new AppError(400, 'empty_body', "the request body is empty: send the image's bytes");
         const image = sniffImage(bytes);
         if (!image) throw new AppError(415, 'unsupported_media_type', NOT_AN_IMAGE);

@@ -3,6 +3,7 @@
 import { load } from 'cheerio';
 import { describe, expect, it } from '@jest/globals';
 import { PreviewLinks } from '../../src/issues/preview-links.js';
+import { maskUrl } from '../../src/log.js';
 import { pathOf, TEST_TOKEN, useTestContext } from '../support/context.js';
 import { editor } from '../support/editor.js';
 
@@ -140,6 +141,10 @@ describe('GET /preview/<token>', () => {
     // The genuine link shows its own issue, not the other.
     const good = load((await open(url)).body);
     expect(good('h1').text()).toBe('Preview: Mine');
+  });
+
+  it('keeps the link out of the logs', () => {
+    expect(maskUrl('/preview/a1.m2x3.abcdefghijklmnopqrstuv?view=phone&format=text')).toBe('/preview/…?view=phone&format=text');
   });
 
   it('answers 404 once the issue is deleted', async () => {
