@@ -31,16 +31,17 @@ export class PreviewLinks {
     return { url: `${this.publicUrl}/preview/${token}`, token, expiresAt };
   }
 
-  /** The issue id the token opens, or PreviewLinkError (a forged one is never called expired). */
-  verify(token: string, now = new Date()): number {
+  /** The issue the token opens and until when, or PreviewLinkError (a forged one is never called expired). */
+  verify(token: string, now = new Date()): { issueId: number; expiresAt: Date } {
     const m = TOKEN.exec(token);
     if (!m) throw new PreviewLinkError('invalid');
     const [, id, exp, sig] = m as unknown as [string, string, string, string];
     if (!timingSafeEqual(Buffer.from(this.signature(id, exp)), Buffer.from(sig))) throw new PreviewLinkError('invalid');
     const issueId = parseInt(id, 36);
     if (!Number.isSafeInteger(issueId) || issueId < 1) throw new PreviewLinkError('invalid');
-    if (parseInt(exp, 36) * 1000 <= now.getTime()) throw new PreviewLinkError('expired');
-    return issueId;
+    const expiresAt = new Date(parseInt(exp, 36) * 1000);
+    if (expiresAt.getTime() <= now.getTime()) throw new PreviewLinkError('expired');
+    return { issueId, expiresAt };
   }
 
   private signature(id: string, exp: string): string {

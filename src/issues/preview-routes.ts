@@ -99,9 +99,9 @@ export function previewPageRoutes(c: Container): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        let id: number;
+        let opened: { issueId: number; expiresAt: Date };
         try {
-          id = links.verify(request.params.token);
+          opened = links.verify(request.params.token);
         } catch (err) {
           if (!(err instanceof PreviewLinkError)) throw err;
           if (err.reason === 'expired') {
@@ -109,8 +109,9 @@ export function previewPageRoutes(c: Container): FastifyPluginAsyncTypebox {
           }
           throw new AppError(403, 'preview_link_invalid', 'This preview link is not valid: it may have been cut short or changed. Ask for a new one.');
         }
-        const row = await findIssue(c.pool, id);
+        const row = await findIssue(c.pool, opened.issueId);
         if (!row) throw notFound('issue');
+        const until = `${opened.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
         const view: View = request.query.view ?? 'desktop';
         const format: Format = request.query.format ?? 'html';
         const body = personalise({ html: row.html_template, text: row.text_template }, previewVars(c, row));
@@ -127,7 +128,7 @@ export function previewPageRoutes(c: Container): FastifyPluginAsyncTypebox {
             : html`<pre aria-label="The text part of the email">${body.text}</pre>`;
         const content = html`<style>${STYLE}</style>
 <h1>Preview: ${row.subject}</h1>
-<p class="muted">${row.published_at ? 'Published' : 'Draft'} · as a sample reader receives it · this link expires soon</p>
+<p class="muted">${row.published_at ? 'Published' : 'Draft'} · as a sample reader receives it · this link works until ${until}</p>
 <dl><dt>Subject</dt><dd>${row.subject}</dd><dt>Preheader</dt><dd>${row.preheader || '(none: the first words of the intro)'}</dd></dl>
 <nav class="switches" aria-label="Preview options">
 <div class="switches">${switchList('Width', VIEWS, view, (v) => link(v, format))}</div>

@@ -58,6 +58,7 @@ describe('GET /preview/<token>', () => {
     expect(csp).not.toMatch(/script-src/);
     const $ = load(res.body);
     expect($('h1').text()).toBe('Preview: Week of <tags> & pipes');
+    expect($('p.muted').text()).toMatch(/^Draft · .* works until \d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
     expect($('script')).toHaveLength(0);
     expect($('link[rel=stylesheet]')).toHaveLength(0);
     const frame = $('iframe');
