@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { Container } from '../container.js';
 import { AppError, notFound, PayloadTooLarge } from '../errors.js';
+import { allowLongUpload } from '../http/body-deadline.js';
 import { limitedBody } from '../http/limited-body.js';
 import { bytes as formatBytes } from '../shared/format.js';
 import { MEDIA_NAME } from '../shared/media-name.js';
@@ -84,6 +85,9 @@ export function mediaApiRoutes(c: Container): FastifyPluginAsyncTypebox {
           throw tooLarge(max);
         }
         const body = request.body as Readable | undefined;
+        // The editor's token has been checked (onRequest): a photo of a few MB over a slow
+        // connection may take longer than HTTP_BODY_TIMEOUT_SECONDS, as a CSV import may.
+        allowLongUpload(request.raw);
         let bytes: Buffer;
         try {
           bytes = body && typeof body.pipe === 'function' ? await readAll(body, max) : Buffer.alloc(0);
