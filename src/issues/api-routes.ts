@@ -8,13 +8,21 @@ import { issueWarnings, personalise } from '../rendering/issue.js';
 import { createIssue, editIssue, MARKDOWN_MAX, PREHEADER_MAX, refuseChange, SUBJECT_MAX } from './authoring.js';
 import { deleteDraft, findIssue, listIssues, publishIssue, type IssueSummaryRow } from './queries.js';
 import { previewVars, sendTestCopies, TEST_RECIPIENTS_MAX } from './test-send.js';
+import { issueStates } from '../shared/statuses.js';
 
 const IssueSchema = Type.Object({
   id: Type.Integer(),
   slug: Type.String(),
   subject: Type.String(),
   preheader: Type.String(),
-  status: Type.Enum(['draft', 'published']),
+  status: Type.Enum(['draft', 'published'], {
+    description: 'whether the issue is in the archive (published_at is set); kept for older clients: `state` says what the editor can do with it',
+  }),
+  state: Type.Enum(issueStates, {
+    description:
+      "the issue's one state: draft, published (in the archive without a send), or its send's: scheduled, sending, paused, sent (done), cancelled. See the README for what each state allows.",
+  }),
+  scheduledAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when the scheduled send starts; null in every other state' }),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
   publishedAt: NullableTimestamp,
@@ -35,7 +43,8 @@ const CreateBody = Type.Object({
 const PatchBody = Type.Partial(CreateBody, { minProperties: 1 });
 
 const ListQuery = Type.Object({
-  status: Type.Optional(Type.Enum(['draft', 'published'])),
+  status: Type.Optional(Type.Enum(['draft', 'published'], { description: 'in the archive or not' })),
+  state: Type.Optional(Type.Enum(issueStates, { description: 'only issues in this state' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
   cursor: Type.Optional(CursorQuery),
 });
@@ -66,6 +75,8 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
     subject: r.subject,
     preheader: r.preheader,
     status: r.published_at ? 'published' : 'draft',
+    state: r.state,
+    scheduledAt: iso(r.send_scheduled_at),
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
     publishedAt: iso(r.published_at),
@@ -110,6 +121,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
           listIssues(c.pool, {
             beforeId: keyset.from,
             published: q.status === undefined ? undefined : q.status === 'published',
+            state: q.state,
             limit: keyset.rows,
           }),
         );

@@ -4,6 +4,8 @@ import type { Pool } from '../db/pool.js';
 import { SqlFilters } from '../db/sql-filters.js';
 import type { IssueContent } from '../rendering/markdown.js';
 import type { Template } from '../rendering/template.js';
+import { issueStateColumns, issueStateSql, type IssueStateColumns } from './issue-state.js';
+import type { IssueState } from '../shared/statuses.js';
 
 export type IssueRow = {
   id: number;
@@ -18,7 +20,7 @@ export type IssueRow = {
   created_at: Date;
   updated_at: Date;
   published_at: Date | null;
-};
+} & IssueStateColumns;
 
 /** An issue's listing columns: everything but the source and the compiled templates. */
 export type IssueSummaryRow = Omit<IssueRow, 'markdown' | 'html_template' | 'text_template'> & {
@@ -38,13 +40,16 @@ export type IssueWrite = {
 };
 
 const SUMMARY = `id, slug, subject, preheader, content, html_bytes, created_at, updated_at, published_at,
-  (extract(epoch FROM published_at) * 1000000)::bigint::text AS published_us`;
+  (extract(epoch FROM published_at) * 1000000)::bigint::text AS published_us, ${issueStateColumns('issues')}`;
+
+/** Every column of an issue, with its state (see issue-state.ts): for SELECT and RETURNING. */
+const FULL = `*, ${issueStateColumns('issues')}`;
 
 export async function insertIssue(pool: Pool, w: IssueWrite): Promise<IssueRow> {
   const { rows } = await pool.query<IssueRow>(
     `INSERT INTO issues (slug, subject, preheader, markdown, content, html_template, text_template, html_bytes)
      VALUES ($1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb, $7::jsonb, $8::int)
-     RETURNING *`,
+     RETURNING ${FULL}`,
     [w.slug, w.subject, w.preheader, w.markdown, JSON.stringify(w.content), JSON.stringify(w.html), JSON.stringify(w.text), w.htmlBytes],
   );
   return rows[0]!;
@@ -58,14 +63,14 @@ export async function updateDraft(pool: Pool, id: number, w: IssueWrite): Promis
             html_template = $7::jsonb, text_template = $8::jsonb, html_bytes = $9::int, updated_at = now()
       WHERE id = $1::bigint AND published_at IS NULL
         AND NOT EXISTS (SELECT 1 FROM sends WHERE sends.issue_id = issues.id)
-      RETURNING *`,
+      RETURNING ${FULL}`,
     [id, w.slug, w.subject, w.preheader, w.markdown, JSON.stringify(w.content), JSON.stringify(w.html), JSON.stringify(w.text), w.htmlBytes],
   );
   return rows[0];
 }
 
 export async function findIssue(pool: Pool, id: number): Promise<IssueRow | undefined> {
-  const { rows } = await pool.query<IssueRow>('SELECT * FROM issues WHERE id = $1::bigint', [id]);
+  const { rows } = await pool.query<IssueRow>(`SELECT ${FULL} FROM issues WHERE id = $1::bigint`, [id]);
   return rows[0];
 }
 
@@ -79,8 +84,11 @@ export async function slugsLike(pool: Pool, base: string, exceptId?: number): Pr
 }
 
 /** Every issue, newest first, by keyset on id. */
-export async function listIssues(pool: Pool, o: { beforeId?: number; limit: number; published?: boolean }): Promise<IssueSummaryRow[]> {
-  const filters = new SqlFilters().optional('id < $1::bigint', o.beforeId);
+export async function listIssues(
+  pool: Pool,
+  o: { beforeId?: number; limit: number; published?: boolean; state?: IssueState },
+): Promise<IssueSummaryRow[]> {
+  const filters = new SqlFilters().optional('id < $1::bigint', o.beforeId).optional(`${issueStateSql('issues')} = $1::text`, o.state);
   if (o.published !== undefined) filters.add(o.published ? 'published_at IS NOT NULL' : 'published_at IS NULL');
   const { rows } = await pool.query<IssueSummaryRow>(
     `SELECT ${SUMMARY} FROM issues ${filters.where} ORDER BY id DESC LIMIT ${filters.param(o.limit)}::int`,
@@ -89,10 +97,15 @@ export async function listIssues(pool: Pool, o: { beforeId?: number; limit: numb
   return rows;
 }
 
-/** Takes a draft out of draft: it appears in the archive and can no longer be edited. */
+/**
+ * Takes a draft out of draft: it appears in the archive and can no longer be edited. Not while a
+ * send is scheduled: its start publishes the issue, and taking it back must leave a draft.
+ */
 export async function publishIssue(pool: Pool, id: number): Promise<IssueRow | undefined> {
   const { rows } = await pool.query<IssueRow>(
-    'UPDATE issues SET published_at = now(), updated_at = now() WHERE id = $1::bigint AND published_at IS NULL RETURNING *',
+    `UPDATE issues SET published_at = now(), updated_at = now()
+      WHERE id = $1::bigint AND published_at IS NULL AND NOT EXISTS (SELECT 1 FROM sends WHERE sends.issue_id = issues.id)
+      RETURNING ${FULL}`,
     [id],
   );
   return rows[0];
