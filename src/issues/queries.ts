@@ -84,10 +84,7 @@ export async function slugsLike(pool: Pool, base: string, exceptId?: number): Pr
 }
 
 /** Every issue, newest first, by keyset on id. */
-export async function listIssues(
-  pool: Pool,
-  o: { beforeId?: number; limit: number; published?: boolean; state?: IssueState },
-): Promise<IssueSummaryRow[]> {
+export async function listIssues(pool: Pool, o: { beforeId?: number; limit: number; published?: boolean; state?: IssueState }): Promise<IssueSummaryRow[]> {
   const filters = new SqlFilters().optional('id < $1::bigint', o.beforeId).optional(`${issueStateSql('issues')} = $1::text`, o.state);
   if (o.published !== undefined) filters.add(o.published ? 'published_at IS NOT NULL' : 'published_at IS NULL');
   const { rows } = await pool.query<IssueSummaryRow>(

@@ -260,7 +260,8 @@ export function sendApiRoutes(c: Container): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['sends'],
-          description: "The send's messages in id order, optionally of one status (failed, bounced…), with each reader's address and the relay's answer; keyset-paged.",
+          description:
+            "The send's messages in id order, optionally of one status (failed, bounced…), with each reader's address and the relay's answer; keyset-paged.",
           params: IdParams,
           querystring: MessagesQuery,
           response: {

@@ -75,10 +75,7 @@ export async function triggerSend(
   const existing = await findSendOfIssue(c.pool, issueId);
   if (existing?.status === 'cancelled') {
     if (scheduledAt) {
-      throw conflict(
-        'follow_up_now_only',
-        'the send was cancelled after it reached some readers: a new send to the others starts now; leave out scheduledAt',
-      );
+      throw conflict('follow_up_now_only', 'the send was cancelled after it reached some readers: a new send to the others starts now; leave out scheduledAt');
     }
     await checkAudience(c, issueId, opts.expectAudience);
     const reopened = await reopenSend(c.pool, existing.id);

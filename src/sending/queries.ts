@@ -516,10 +516,7 @@ export type MessageListRow = {
 };
 
 /** One page of a send's messages in id order, optionally of one status, with each reader's address (null once erased). */
-export async function listMessages(
-  pool: Pool,
-  o: { sendId: number; status?: MessageStatus; afterId?: number; limit: number },
-): Promise<MessageListRow[]> {
+export async function listMessages(pool: Pool, o: { sendId: number; status?: MessageStatus; afterId?: number; limit: number }): Promise<MessageListRow[]> {
   const { rows } = await pool.query<MessageListRow>(
     `SELECT m.id, m.subscriber_id, r.email, m.status, m.in_doubt, m.attempts, m.smtp_response, m.submitted_at, m.updated_at
        FROM messages m LEFT JOIN subscribers r ON r.id = m.subscriber_id
