@@ -202,6 +202,9 @@ export async function hasFedQueued(pool: Pool, sendId: number, fedCursor: number
  * messages, queued again, never sit in a send marked done.
  */
 export async function finishIfDone(pool: Pool, sendId: number): Promise<boolean> {
+  // While messages are still to go (every idle pass of a send's tail), one cheap read says no.
+  const { rows: busy } = await pool.query(`SELECT 1 FROM messages WHERE send_id = $1::bigint AND status IN ('queued', 'sending') LIMIT 1`, [sendId]);
+  if (busy.length > 0) return false;
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query(`SELECT 1 FROM sends WHERE id = $1::bigint AND status = 'sending' AND fanout_done FOR UPDATE`, [sendId]);
     if (rows.length === 0) return false;
@@ -455,11 +458,12 @@ export async function reopenSend(pool: Pool, id: number): Promise<SendRow | unde
 
 /**
  * The send's failed messages whose readers are still active go back to `queued`, one statement
- * under the send's row lock. A done send is sending again; the feeding checkpoint restarts under
- * a new generation of job ids, so each message gets a job of its own (its last one is gone); a
- * paused send keeps them queued until it is resumed. `attempts` keeps counting: it is the
- * message's history, and each new job has its own retries. Undefined when the send is not in a
- * state that can retry (scheduled, cancelled) or is gone.
+ * under the send's row lock. A done send is sending again; the feeding checkpoint drops below the
+ * first of them, so the feeder adds their jobs (a paused send keeps them queued until it is
+ * resumed, which feeds from the start). `attempts` keeps counting: it is the message's history,
+ * each new job has its own retries, and the job id (which holds the attempts at feeding) is one
+ * no job of the message had before. Undefined when the send is not in a state that can retry
+ * (scheduled, cancelled) or is gone.
  */
 export async function retryFailed(pool: Pool, sendId: number): Promise<{ send: SendRow; queued: number } | undefined> {
   const { rows } = await pool.query<SendRow & { queued_again: number }>(
@@ -469,11 +473,10 @@ export async function retryFailed(pool: Pool, sendId: number): Promise<{ send: S
          FROM s, subscribers r
         WHERE m.send_id = s.id AND m.status = 'failed' AND r.id = m.subscriber_id AND r.status = 'active'
         RETURNING m.id),
-     n AS (SELECT count(*)::int AS queued_again FROM again)
+     n AS (SELECT count(*)::int AS queued_again, min(id) AS first FROM again)
      UPDATE sends SET status = CASE WHEN n.queued_again > 0 AND status = 'done' THEN 'sending'::send_status ELSE status END,
                       finished_at = CASE WHEN n.queued_again > 0 AND status = 'done' THEN NULL ELSE finished_at END,
-                      fed_cursor = CASE WHEN n.queued_again > 0 THEN 0 ELSE fed_cursor END,
-                      feed_generation = feed_generation + CASE WHEN n.queued_again > 0 THEN 1 ELSE 0 END,
+                      fed_cursor = LEAST(fed_cursor, COALESCE(n.first - 1, fed_cursor)),
                       updated_at = now()
        FROM n
       WHERE sends.id IN (SELECT id FROM s)
