@@ -72,18 +72,21 @@ export async function triggerSend(
 ): Promise<{ send: SendRow; created: boolean }> {
   const { scheduledAt } = opts;
   if (scheduledAt) assertFuture(scheduledAt);
-  const existing = await findSendOfIssue(c.pool, issueId);
+  let existing = await findSendOfIssue(c.pool, issueId);
   if (existing?.status === 'cancelled') {
     if (scheduledAt) {
       throw conflict('follow_up_now_only', 'the send was cancelled after it reached some readers: a new send to the others starts now; leave out scheduledAt');
     }
     await checkAudience(c, issueId, opts.expectAudience);
     const reopened = await reopenSend(c.pool, existing.id);
-    // Lost a race with another trigger: that one reopened it.
-    if (!reopened) return { send: (await findSendOfIssue(c.pool, issueId)) ?? existing, created: false };
-    log.info({ issueId, sendId: reopened.id }, 'cancelled send sent again, to the readers it did not reach');
-    await addFanoutJob(c, reopened, log);
-    return { send: reopened, created: true };
+    if (reopened) {
+      log.info({ issueId, sendId: reopened.id }, 'cancelled send sent again, to the readers it did not reach');
+      await addFanoutJob(c, reopened, log);
+      return { send: reopened, created: true };
+    }
+    // Lost a race: another trigger reopened it (that send is the answer), or the supervisor forgot
+    // it because it mailed nobody (then this is a first send, created below).
+    existing = await findSendOfIssue(c.pool, issueId);
   }
   if (existing) return { send: existing, created: false };
   await checkAudience(c, issueId, opts.expectAudience);

@@ -258,7 +258,10 @@ describe('broadside send, watch, status', () => {
 
     // Nothing left to watch or cancel: the API's 404, reported as such.
     const watchCancelled = await runCli(['watch', later.slug], env);
-    expect([watchCancelled.code, watchCancelled.stderr]).toEqual([1, 'error: not_found: send not found\n']);
+    expect([watchCancelled.code, watchCancelled.stderr]).toEqual([
+      1,
+      `error: not_found: issue ${later.id} has no send: start one with "broadside send ${later.slug}"\n`,
+    ]);
     const again = await runCli(['cancel', later.slug], env);
     expect([again.code, again.stderr]).toEqual([1, 'error: not_found: send not found\n']);
   });
