@@ -465,7 +465,7 @@ export async function reopenSend(pool: Pool, id: number): Promise<SendRow | unde
  * no job of the message had before. Undefined when the send is not in a state that can retry
  * (scheduled, cancelled) or is gone.
  */
-export async function retryFailed(pool: Pool, sendId: number): Promise<{ send: SendRow; queued: number } | undefined> {
+export async function retryFailed(pool: Queryable, sendId: number): Promise<{ send: SendRow; queued: number } | undefined> {
   const { rows } = await pool.query<SendRow & { queued_again: number }>(
     `WITH s AS (SELECT id FROM sends WHERE id = $1::bigint AND status IN ('sending', 'paused', 'done') FOR UPDATE),
      again AS (

@@ -4,7 +4,7 @@
 // sent again, and the listing of a send's messages.
 import { describe, expect, it } from '@jest/globals';
 import { audienceMoved } from '../../src/sending/control.js';
-import { startScheduled, unscheduleSend } from '../../src/sending/queries.js';
+import { finishIfDone, forgetUnmailed, retryFailed, startScheduled, unscheduleSend } from '../../src/sending/queries.js';
 import { useTestContext, type TestContext } from '../support/context.js';
 import { copiesOf, editor, until, workersIdle, type Issue } from '../support/editor.js';
 import { addReaders } from '../support/readers.js';
@@ -274,6 +274,75 @@ describe('unschedule (and reschedule) racing the start: the row lock decides', (
       client.release();
     }
     expect(await h.issue(issue.id)).toMatchObject({ state: 'scheduled', scheduledAt: later });
+  });
+});
+
+describe('a cancelled send that mailed nobody, and retry-failed racing the done check (statements, no worker)', () => {
+  const t = useTestContext();
+  const h = helpers(t);
+
+  /** An issue whose send has started (publishing it) and has a message per active reader, each given its status. */
+  async function sendWith(subject: string, statuses: { status: string; inDoubt?: boolean }[], sendStatus = 'cancelled') {
+    const issue = await h.createIssue(subject);
+    const p = await h.trigger(issue.id);
+    const readers = await addReaders(
+      t,
+      statuses.map((_, i) => ({ email: `${issue.slug}-${i}@example.com` })),
+    );
+    for (const [i, m] of statuses.entries()) {
+      await t.c.pool.query('INSERT INTO messages (send_id, subscriber_id, status, in_doubt) VALUES ($1, $2, $3, $4)', [
+        p.id,
+        readers[i]!.id,
+        m.status,
+        m.inDoubt ?? false,
+      ]);
+    }
+    await t.c.pool.query(`UPDATE sends SET status = $2, fanout_done = true, total = $3 WHERE id = $1`, [p.id, sendStatus, statuses.length]);
+    return { issue, sendId: p.id };
+  }
+
+  it('the supervisor forgets it once nothing is in flight: only when every message is cancelled and none in doubt', async () => {
+    const inFlight = await sendWith('Cancelled, one still in flight', [{ status: 'cancelled' }, { status: 'sending' }]);
+    const inDoubt = await sendWith('Cancelled, one in doubt', [{ status: 'cancelled' }, { status: 'cancelled', inDoubt: true }]);
+    const reached = await sendWith('Cancelled, one submitted', [{ status: 'cancelled' }, { status: 'submitted' }]);
+    const failed = await sendWith('Cancelled, one failed', [{ status: 'cancelled' }, { status: 'failed' }]);
+    expect(await forgetUnmailed(t.c.pool, null)).toEqual([]);
+    for (const s of [inFlight, inDoubt, reached, failed]) expect(await h.issue(s.issue.id)).toMatchObject({ state: 'cancelled', status: 'published' });
+
+    // The message in flight is refused after the cancel (released as cancelled): nobody was mailed.
+    await t.c.pool.query(`UPDATE messages SET status = 'cancelled' WHERE send_id = $1`, [inFlight.sendId]);
+    expect(await forgetUnmailed(t.c.pool, null)).toEqual([{ issue_id: inFlight.issue.id, send_id: inFlight.sendId }]);
+    expect(await h.issue(inFlight.issue.id)).toMatchObject({ state: 'draft', status: 'draft', publishedAt: null });
+    expect(await h.sendRows(inFlight.issue.id)).toEqual([]);
+    expect((await t.c.pool.query('SELECT count(*)::int AS n FROM messages WHERE send_id = $1', [inFlight.sendId])).rows[0].n).toBe(0);
+    for (const s of [inDoubt, reached, failed]) expect(await h.issue(s.issue.id)).toMatchObject({ state: 'cancelled' });
+  });
+
+  it('retry-failed committed while the done check waits for the row: the send is not marked done with messages queued', async () => {
+    const { issue, sendId } = await sendWith('Retry racing done', [{ status: 'submitted' }, { status: 'failed' }, { status: 'failed' }], 'sending');
+    const client = await t.c.pool.connect();
+    try {
+      await client.query('BEGIN');
+      expect(await retryFailed(client, sendId)).toMatchObject({ queued: 2, send: { status: 'sending' } });
+      const done = finishIfDone(t.c.pool, sendId);
+      await someoneWaitsForLock(t);
+      await client.query('COMMIT');
+      expect(await done).toBe(false);
+    } finally {
+      client.release();
+    }
+    expect(await messageCounts(t, sendId)).toMatchObject({ submitted: 1, queued: 2, failed: 0 });
+    expect(await h.issue(issue.id)).toMatchObject({ state: 'sending' });
+  });
+
+  it('retry-failed on a paused send queues them for the resume; on a cancelled one it is 409 send_cancelled', async () => {
+    const paused = await sendWith('Retry while paused', [{ status: 'failed' }], 'paused');
+    const res = await h.api('POST', `/api/issues/${paused.issue.id}/send/retry-failed`);
+    expect(res.json()).toMatchObject({ queued: 1, send: { status: 'paused', queued: 1, failed: 0 } });
+    const cancelled = await sendWith('Retry when cancelled', [{ status: 'failed' }, { status: 'submitted' }]);
+    const refused = await h.api('POST', `/api/issues/${cancelled.issue.id}/send/retry-failed`);
+    expect([refused.statusCode, refused.json().error.code]).toEqual([409, 'send_cancelled']);
+    expect(await messageCounts(t, cancelled.sendId)).toMatchObject({ failed: 1 });
   });
 });
 
