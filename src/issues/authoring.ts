@@ -1,7 +1,7 @@
-import slugify from '@sindresorhus/slugify';
 import type { Pool } from '../db/pool.js';
 import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import type { IssueRenderer } from '../rendering/issue.js';
+import { slugBase } from './slug.js';
 import { findIssue, findIssueState, insertIssue, saveIssue, slugsLike, type IssueRow, type IssueWrite, type SaveKind } from './queries.js';
 
 export const SUBJECT_MAX = 300;
@@ -32,17 +32,6 @@ function checkIssueInput(input: IssueInput): Required<IssueInput> {
   if (markdown.trim() === '') throw invalidInput('markdown must not be empty', { field: 'markdown' });
   if (Buffer.byteLength(markdown) > MARKDOWN_MAX) throw invalidInput(`markdown must be at most ${MARKDOWN_MAX / 1024} KB`, { field: 'markdown' });
   return { subject, preheader, markdown };
-}
-
-/** The slug a subject suggests: lower-case ASCII words joined by dashes, at most 80 characters. */
-function slugBase(subject: string): string {
-  let s = slugify(subject);
-  if (s.length > 80) {
-    // Cut at the last whole word that fits; a single word longer than that is cut short.
-    const cut = s.slice(0, 80);
-    s = s[80] === '-' || !cut.includes('-') ? cut : cut.replace(/-[^-]*$/, '');
-  }
-  return s.replace(/-+$/, '') || 'issue';
 }
 
 async function freeSlug(pool: Pool, subject: string, exceptId?: number): Promise<string> {
