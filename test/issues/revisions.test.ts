@@ -117,6 +117,18 @@ describe('a save based on an older revision is an edit_conflict', () => {
     expect((await revisions(draft.id)).items).toHaveLength(4);
   });
 
+  it('two saves based on one revision at the same moment: exactly one wins, the other is an edit_conflict, one revision is added', async () => {
+    const draft = await createIssue('Racing tabs');
+    for (let round = 0; round < 5; round++) {
+      const { revision } = await get(draft.id);
+      const results = await Promise.all(['left', 'right'].map((tab) => patch(draft.id, { markdown: `${tab} ${round}` }, { 'if-match': `"${revision}"` })));
+      expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+      const winner = results.find((r) => r.statusCode === 200)!.json() as Saved;
+      expect(await get(draft.id)).toMatchObject({ revision: revision + 1, markdown: winner.markdown });
+    }
+    expect((await revisions(draft.id)).items.map((r) => r.number)).toEqual([6, 5, 4, 3, 2, 1]);
+  });
+
   it('without If-Match or revision the change applies to the current revision; "*" names none', async () => {
     const draft = await createIssue('No tag');
     ok(await patch(draft.id, { markdown: 'one' }));
