@@ -4,7 +4,7 @@ import { resolveConnection } from './connection.js';
 import { runDoctor } from './doctor.js';
 import { UsageError } from './errors.js';
 import { importFile } from './import-csv.js';
-import { publishFile } from './publish.js';
+import { publishFile, unpublishIssue } from './publish.js';
 import { controlSend, rescheduleSend, retryFailedSend, sendIssue, unscheduleSend, watchIssue } from './send.js';
 import { migrateDatabase, serve } from './serve.js';
 import { showStatus } from './status.js';
@@ -79,7 +79,7 @@ export const COMMANDS: Command[] = [
   {
     name: 'publish',
     synopsis: '<file.md> [options]',
-    summary: 'create an issue from a Markdown file and publish it to the archive',
+    summary: 'create or update an issue from a Markdown file and publish it to the archive',
     help: [
       'Creates the issue from a Markdown file, then publishes it to the archive and the feed',
       '(without mailing it). The file starts with YAML front matter:',
@@ -90,25 +90,62 @@ export const COMMANDS: Command[] = [
       '  ---',
       '  Markdown of the issue…',
       '',
-      "Prints the issue's id, slug, web version and HTML size.",
+      'The issue\'s id is written into the front matter ("id: 12"). Publishing the file again',
+      'updates that issue instead of creating another (a file without an id: the newest issue',
+      'with the slug its subject gives). A draft is updated; an issue already published or sent',
+      'is corrected only with --correct (its web version, the archive and the feed change; mail',
+      'already sent does not).',
+      '',
+      "Prints the issue's id, slug, revision, web version and HTML size.",
       '',
       'Options:',
-      '      --draft            create the issue as a draft only (editable, not public)',
+      '      --draft            create or update the issue as a draft only (not published)',
+      '      --correct          correct the issue if it is already published or sent',
+      '      --new              create a new issue even if the file was published before',
       '      --subject <text>   the subject (overrides the front matter; needed for a file without it)',
       '      --preheader <text> the preheader (overrides the front matter)',
       '      --json             print the issue as JSON',
       ...HTTP_HELP,
     ],
-    options: { draft: { type: 'boolean' }, subject: { type: 'string' }, preheader: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      draft: { type: 'boolean' },
+      correct: { type: 'boolean' },
+      new: { type: 'boolean' },
+      subject: { type: 'string' },
+      preheader: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     args: ['file.md'],
     http: true,
-    run: async ([file], values) =>
-      publishFile(await client(values), file!, {
+    run: async ([file], values) => {
+      if (values.correct === true && values.new === true) throw new UsageError('--correct and --new exclude each other', 'publish');
+      return publishFile(await client(values), file!, {
         draft: values.draft === true,
+        correct: values.correct === true,
+        new: values.new === true,
         subject: str(values, 'subject'),
         preheader: str(values, 'preheader'),
         json: values.json === true,
-      }),
+      });
+    },
+  },
+  {
+    name: 'unpublish',
+    synopsis: '<issue> [options]',
+    summary: 'take an issue out of the archive and the feed',
+    help: [
+      'Takes the issue out of the archive and the feed; its web version answers 410 Gone.',
+      'An issue never sent becomes a draft again (it can be edited, published again or deleted);',
+      'a sent one stays sent. "broadside publish <file.md>" puts it back.',
+      "<issue> is the issue's id or slug.",
+      '',
+      'Options:',
+      ...HTTP_HELP,
+    ],
+    options: {},
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => unpublishIssue(await client(values), ref!),
   },
   {
     name: 'send',

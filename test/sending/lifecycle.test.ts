@@ -68,7 +68,10 @@ describe('states and transitions without a worker (nothing is mailed)', () => {
     // What a scheduled issue refuses: edits, deletion, publishing, the controls of a running send.
     expect((await h.api('PATCH', `/api/issues/${issue.id}`, { subject: 'Changed' })).statusCode).toBe(409);
     expect((await h.api('DELETE', `/api/issues/${issue.id}`)).statusCode).toBe(409);
-    expect((await h.api('POST', `/api/issues/${issue.id}/publish`)).statusCode).toBe(409);
+    for (const action of ['publish', 'unpublish']) {
+      const res = await h.api('POST', `/api/issues/${issue.id}/${action}`);
+      expect([action, res.statusCode, res.json().error.code]).toEqual([action, 409, 'send_in_progress']);
+    }
     for (const [action, code] of [
       ['pause', 'not_sending'],
       ['resume', 'not_paused'],

@@ -39,6 +39,9 @@ export type Issue = {
   sections: { id: string; title: string }[];
   htmlBytes: number;
   warnings: string[];
+  revision: number;
+  inArchive: boolean;
+  unpublishedAt: string | null;
   markdown?: string;
 };
 
