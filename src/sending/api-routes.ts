@@ -62,7 +62,7 @@ const TriggerBody = Type.Object({
     Type.Integer({
       minimum: 0,
       description:
-        'the audience the editor was shown (GET /api/issues/:id/audience): when the audience now differs by more than max(10 readers, 1 %), 409 audience_changed with the new count in error.details.audience, and nothing is sent',
+        'the audience the editor was shown (GET /api/issues/:id/audience): when the audience now differs by more than max(10 readers, 1 %), 409 audience_changed with the new count in error.details.audience, and nothing is sent. Not checked when the issue already has its send (the answer is that send)',
     }),
   ),
 });
