@@ -209,6 +209,19 @@ describe('states and transitions without a worker (nothing is mailed)', () => {
       expect([q, (await h.api('GET', `/api/issues/${issue.id}/send/messages?${q}`)).statusCode]).toEqual([q, 400]);
     }
     expect((await h.api('GET', `/api/issues/${issue.id}/send/messages?status=failed`)).json()).toEqual({ items: [], nextCursor: null });
+
+    // Every new route is the editor's: 401 without the token, and nothing changes.
+    for (const [method, url] of [
+      ['GET', `/api/issues/${issue.id}/audience`],
+      ['GET', `/api/issues/${issue.id}/send/messages`],
+      ['PATCH', `/api/issues/${issue.id}/send`],
+      ['DELETE', `/api/issues/${issue.id}/send`],
+      ['POST', `/api/issues/${issue.id}/send/retry-failed`],
+    ] as const) {
+      const res = await t.app.inject({ method, url, ...(method === 'PATCH' ? { payload: { scheduledAt: h.future() } } : {}) });
+      expect([method, url, res.statusCode]).toEqual([method, url, 401]);
+    }
+    expect(await h.issue(issue.id)).toMatchObject({ state: 'scheduled' });
   });
 });
 
