@@ -99,7 +99,7 @@ const RevisionsQuery = Type.Object({
 });
 
 const ListQuery = Type.Object({
-  status: Type.Optional(Type.Enum(['draft', 'published'], { description: 'in the archive or not' })),
+  status: Type.Optional(Type.Enum(['draft', 'published'], { description: 'publishedAt set or not (see state and inArchive)' })),
   state: Type.Optional(Type.Enum(issueStates, { description: 'only issues in this state' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
   cursor: Type.Optional(CursorQuery),
