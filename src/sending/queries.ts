@@ -438,6 +438,9 @@ export async function unscheduleSend(pool: Queryable, issueId: number): Promise<
  * still active; everyone with a message left (submitted, bounced, failed, in doubt, or still in
  * flight) keeps it, and the fan-out's ON CONFLICT (send_id, subscriber_id) DO NOTHING never gives
  * them a second one. `total` drops by the rows deleted and grows by the rows written again.
+ * Statements in one transaction, the send's row locked first: a message given back as cancelled
+ * after the cancel (releaseMessage, which holds the row FOR SHARE) commits before the delete
+ * runs, and the delete's fresh snapshot sees it, so that reader is not left out.
  */
 export async function reopenSend(pool: Pool, id: number): Promise<SendRow | undefined> {
   return inTransaction(pool, async (client) => {
