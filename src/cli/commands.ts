@@ -5,7 +5,7 @@ import { runDoctor } from './doctor.js';
 import { UsageError } from './errors.js';
 import { importFile } from './import-csv.js';
 import { publishFile, unpublishIssue } from './publish.js';
-import { controlSend, sendIssue, watchIssue } from './send.js';
+import { controlSend, rescheduleSend, retryFailedSend, sendIssue, unscheduleSend, watchIssue } from './send.js';
 import { migrateDatabase, serve } from './serve.js';
 import { showStatus } from './status.js';
 
@@ -153,7 +153,11 @@ export const COMMANDS: Command[] = [
     summary: 'send an issue to every active reader and watch its progress',
     help: [
       "Starts the issue's one send (it publishes the issue) and shows its progress until it is done.",
-      'Sending an issue that already has its send sends nothing twice: it watches that send.',
+      'It first shows how many readers the send will reach and asks "Send to N readers? [y/N]";',
+      'without a terminal to ask on it refuses (exit 1) unless --yes is given. If the count moves by',
+      'more than max(10, 1 %) before the send starts, the service refuses it with the new count.',
+      'Sending an issue that already has its send sends nothing twice: it watches that send. After a',
+      'cancelled send that reached some readers, it sends to the readers that send did not reach.',
       "<issue> is the issue's id or slug.",
       '',
       'Ctrl-C stops watching; the send goes on (see "broadside status", "broadside cancel").',
@@ -163,16 +167,70 @@ export const COMMANDS: Command[] = [
       '      --at <time>        schedule the send instead, at an ISO 8601 time',
       '                         (2026-11-12T09:00:00Z, 2026-11-12T10:00+01:00), and return',
       '      --detach           return once the send is started, without watching it',
+      '  -y, --yes              send without asking for confirmation (needed when stdin is not a terminal)',
       INTERVAL_HELP,
       ...HTTP_HELP,
     ],
-    options: { at: { type: 'string' }, detach: { type: 'boolean' }, ...INTERVAL },
+    options: { at: { type: 'string' }, detach: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...INTERVAL },
     args: ['issue'],
     http: true,
     run: async ([ref], values) => {
       const intervalSeconds = intervalOf(values, 'send');
-      return sendIssue(await client(values), ref!, { at: str(values, 'at'), detach: values.detach === true, intervalSeconds });
+      return sendIssue(await client(values), ref!, { at: str(values, 'at'), detach: values.detach === true, yes: values.yes === true, intervalSeconds });
     },
+  },
+  {
+    name: 'reschedule',
+    synopsis: '<issue> --at <time> [options]',
+    summary: "move an issue's scheduled send to another time",
+    help: [
+      "Moves the issue's scheduled send to another time, which must be in the future. Refused once",
+      'the send has started.',
+      '',
+      'Options:',
+      '      --at <time>        the new time, ISO 8601 (2026-11-12T09:00:00Z, 2026-11-12T10:00+01:00)',
+      ...HTTP_HELP,
+    ],
+    options: { at: { type: 'string' } },
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => {
+      const at = str(values, 'at');
+      if (at === undefined) throw new UsageError('--at <time> is required', 'reschedule');
+      return rescheduleSend(await client(values), ref!, at);
+    },
+  },
+  {
+    name: 'unschedule',
+    synopsis: '<issue> [options]',
+    summary: "take an issue's scheduled send back (the issue is a draft again)",
+    help: [
+      "Takes the issue's scheduled send back before it starts: nothing is mailed, and the issue is a",
+      'draft again (editable, deletable). Refused once the send has started (see "broadside cancel").',
+      '',
+      'Options:',
+      ...HTTP_HELP,
+    ],
+    options: {},
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => unscheduleSend(await client(values), ref!),
+  },
+  {
+    name: 'retry-failed',
+    synopsis: '<issue> [options]',
+    summary: "send an issue's failed messages again",
+    help: [
+      "Queues the send's failed messages again (retries spent on temporary errors), for readers who",
+      'are still active (never bounced, complained or unsubscribed ones), and prints how many.',
+      '',
+      'Options:',
+      ...HTTP_HELP,
+    ],
+    options: {},
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => retryFailedSend(await client(values), ref!),
   },
   {
     name: 'watch',

@@ -18,13 +18,22 @@ import {
   type RevisionRow,
 } from './queries.js';
 import { previewVars, sendTestCopies, TEST_RECIPIENTS_MAX } from './test-send.js';
+import { issueStates } from '../shared/statuses.js';
 
 const IssueSchema = Type.Object({
   id: Type.Integer(),
   slug: Type.String(),
   subject: Type.String(),
   preheader: Type.String(),
-  status: Type.Enum(['draft', 'published']),
+  status: Type.Enum(['draft', 'published'], {
+    description:
+      'published (or sent) and not taken back to a draft: published_at is set. Kept for older clients: `inArchive` says whether it is public now, `state` what the editor can do with it',
+  }),
+  state: Type.Enum(issueStates, {
+    description:
+      "the issue's one state: draft, published (in the archive without a send), or its send's: scheduled, sending, paused, sent (done), cancelled. See the README for what each state allows.",
+  }),
+  scheduledAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when the scheduled send starts; null in every other state' }),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
   publishedAt: NullableTimestamp,
@@ -90,7 +99,8 @@ const RevisionsQuery = Type.Object({
 });
 
 const ListQuery = Type.Object({
-  status: Type.Optional(Type.Enum(['draft', 'published'])),
+  status: Type.Optional(Type.Enum(['draft', 'published'], { description: 'publishedAt set or not (see state and inArchive)' })),
+  state: Type.Optional(Type.Enum(issueStates, { description: 'only issues in this state' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
   cursor: Type.Optional(CursorQuery),
 });
@@ -143,6 +153,8 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
     subject: r.subject,
     preheader: r.preheader,
     status: r.published_at ? 'published' : 'draft',
+    state: r.state,
+    scheduledAt: iso(r.send_scheduled_at),
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
     publishedAt: iso(r.published_at),
@@ -201,6 +213,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
           listIssues(c.pool, {
             beforeId: keyset.from,
             published: q.status === undefined ? undefined : q.status === 'published',
+            state: q.state,
             limit: keyset.rows,
           }),
         );

@@ -125,9 +125,12 @@ export async function refuseDelete(pool: Pool, id: number): Promise<never> {
   );
 }
 
-/** Why a publish matched nothing: the issue is gone (404) or already in the archive (409). */
+/** Why a publish matched nothing: the issue is gone (404), its send scheduled or already in the archive (409). */
 export async function refusePublish(pool: Pool, id: number): Promise<never> {
-  if (!(await findIssue(pool, id))) throw notFound('issue');
+  const issue = await findIssue(pool, id);
+  if (!issue) throw notFound('issue');
+  // Its start publishes it; taking the send back (unschedule) must leave the draft it was.
+  if (issue.state === 'scheduled') throw sendInProgress('published');
   throw conflict('already_published', 'the issue is already in the archive');
 }
 

@@ -5,6 +5,8 @@ import type { Pool } from '../db/pool.js';
 import { SqlFilters } from '../db/sql-filters.js';
 import type { IssueContent } from '../rendering/markdown.js';
 import type { Template } from '../rendering/template.js';
+import type { IssueState as IssueStateWord } from '../shared/statuses.js';
+import { issueStateColumns, issueStateSql, type IssueStateColumns } from './issue-state.js';
 
 export type IssueRow = {
   id: number;
@@ -24,7 +26,7 @@ export type IssueRow = {
   unpublished_at: Date | null;
   /** In the public archive and the feed (IN_ARCHIVE). */
   in_archive: boolean;
-};
+} & IssueStateColumns;
 
 /** An issue's listing columns: everything but the source and the compiled templates. */
 export type IssueSummaryRow = Omit<IssueRow, 'markdown' | 'html_template' | 'text_template'> & {
@@ -57,10 +59,11 @@ const ACTIVE_SEND = "EXISTS (SELECT 1 FROM sends WHERE sends.issue_id = issues.i
 /** Mail of the issue may have gone out: its send started. */
 const MAIL_SENT = 'EXISTS (SELECT 1 FROM sends WHERE sends.issue_id = issues.id AND sends.started_at IS NOT NULL)';
 
-const ROW = `*, ${IN_ARCHIVE} AS in_archive`;
+/** Every column of an issue, with whether it is in the archive and its state (see issue-state.ts): for SELECT and RETURNING. */
+const ROW = `*, ${IN_ARCHIVE} AS in_archive, ${issueStateColumns('issues')}`;
 
 const SUMMARY = `id, slug, subject, preheader, content, html_bytes, created_at, updated_at, published_at, revision, unpublished_at,
-  ${IN_ARCHIVE} AS in_archive, (extract(epoch FROM published_at) * 1000000)::bigint::text AS published_us`;
+  ${IN_ARCHIVE} AS in_archive, (extract(epoch FROM published_at) * 1000000)::bigint::text AS published_us, ${issueStateColumns('issues')}`;
 
 /** Creates an issue (a draft) and its revision 1, in one statement. */
 export async function insertIssue(pool: Pool, w: IssueWrite): Promise<IssueRow> {
@@ -170,8 +173,8 @@ export async function slugsLike(pool: Pool, base: string, exceptId?: number): Pr
 }
 
 /** Every issue, newest first, by keyset on id. */
-export async function listIssues(pool: Pool, o: { beforeId?: number; limit: number; published?: boolean }): Promise<IssueSummaryRow[]> {
-  const filters = new SqlFilters().optional('id < $1::bigint', o.beforeId);
+export async function listIssues(pool: Pool, o: { beforeId?: number; limit: number; published?: boolean; state?: IssueStateWord }): Promise<IssueSummaryRow[]> {
+  const filters = new SqlFilters().optional('id < $1::bigint', o.beforeId).optional(`${issueStateSql('issues')} = $1::text`, o.state);
   if (o.published !== undefined) filters.add(o.published ? 'published_at IS NOT NULL' : 'published_at IS NULL');
   const { rows } = await pool.query<IssueSummaryRow>(
     `SELECT ${SUMMARY} FROM issues ${filters.where} ORDER BY id DESC LIMIT ${filters.param(o.limit)}::int`,
@@ -182,12 +185,15 @@ export async function listIssues(pool: Pool, o: { beforeId?: number; limit: numb
 
 /**
  * Puts an issue not in the archive into it: a draft is published (from now on, changes to it are
- * corrections); a sent issue taken out by unpublish goes back, with the date it was sent.
+ * corrections); a sent issue taken out by unpublish goes back, with the date it was sent. Not
+ * while a send is scheduled: its start publishes the issue, and taking it back (unschedule) must
+ * leave the draft it was.
  */
 export async function publishIssue(pool: Pool, id: number): Promise<IssueRow | undefined> {
   const { rows } = await pool.query<IssueRow>(
     `UPDATE issues SET published_at = COALESCE(published_at, now()), unpublished_at = NULL, updated_at = now()
       WHERE id = $1::bigint AND NOT ${IN_ARCHIVE}
+        AND NOT EXISTS (SELECT 1 FROM sends WHERE sends.issue_id = issues.id AND sends.status = 'scheduled')
       RETURNING ${ROW}`,
     [id],
   );

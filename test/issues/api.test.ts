@@ -80,6 +80,8 @@ describe('POST /api/issues', () => {
       subject: sample.subject,
       preheader: sample.preheader,
       status: 'draft',
+      state: 'draft',
+      scheduledAt: null,
       createdAt: expect.stringMatching(ISO),
       updatedAt: expect.stringMatching(ISO),
       publishedAt: null,

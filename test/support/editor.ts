@@ -52,6 +52,8 @@ export type Progress = {
   id: number;
   issueId: number;
   status: string;
+  /** The issue's state after the request (`draft` once a cancel forgot a send that mailed nobody). */
+  issueState: string;
   scheduledAt: string;
   startedAt: string | null;
   finishedAt: string | null;
