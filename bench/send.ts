@@ -332,7 +332,7 @@ async function runEndToEnd(w: World, sink: Sink) {
 
   // Trigger, as POST /api/issues/:id/send does.
   const triggeredAt = Date.now();
-  const { send } = await triggerSend(c, w.issueId, null);
+  const { send } = await triggerSend(c, w.issueId);
   let fanoutDoneAt: number | undefined;
   let status = send.status as string;
   const deadline = triggeredAt + TIMEOUT_S * 1000;

@@ -100,7 +100,7 @@ async function runPhase(w: BenchWorld, name: string, throttleEvery: number): Pro
     log(
       `${name}: sending to ${fmt(READERS)} readers through a relay that ${throttleEvery ? `answers 421 to every ${throttleEvery}th MAIL FROM` : 'accepts everything'}…`,
     );
-    const { send } = await triggerSend(w.c, issue.id, null);
+    const { send } = await triggerSend(w.c, issue.id);
     const deadline = Date.now() + TIMEOUT_MS;
     let limitMin = Infinity;
     let lastReport = Date.now();

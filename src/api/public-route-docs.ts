@@ -154,6 +154,7 @@ export const publicRouteDocs: Record<string, RouteDocs> = {
     response: {
       200: Type.Object({ ...ArchiveItem.properties, html: Type.String({ description: "the issue's article, sanitised HTML" }) }),
       404: error('`not_found`: no published issue has this slug'),
+      410: error('`gone`: the editor took this issue out of the archive (unpublished)'),
     },
   },
 };

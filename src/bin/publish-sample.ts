@@ -33,7 +33,8 @@ async function call(method: string, route: string, body?: unknown): Promise<Reco
   return json;
 }
 
-const issue = await call('POST', '/api/issues', parseIssueFile(await readFile(file, 'utf8')));
+const { id: _id, ...input } = parseIssueFile(await readFile(file, 'utf8'));
+const issue = await call('POST', '/api/issues', input);
 await call('POST', `/api/issues/${issue.id}/publish`);
 const editor = process.env.SAMPLE_TO ?? (config.smtpUrl ? parseMailbox(config.mailFrom).address : 'editor@example.com');
 const test = await call('POST', `/api/issues/${issue.id}/test`, { to: [editor] });

@@ -5,8 +5,8 @@ import { runDoctor } from './doctor.js';
 import { UsageError } from './errors.js';
 import { importFile } from './import-csv.js';
 import { printPreviewLink, uploadFile } from './media.js';
-import { publishFile } from './publish.js';
-import { controlSend, sendIssue, watchIssue } from './send.js';
+import { publishFile, unpublishIssue } from './publish.js';
+import { controlSend, rescheduleSend, retryFailedSend, sendIssue, unscheduleSend, watchIssue } from './send.js';
 import { migrateDatabase, serve } from './serve.js';
 import { showStatus } from './status.js';
 
@@ -80,7 +80,7 @@ export const COMMANDS: Command[] = [
   {
     name: 'publish',
     synopsis: '<file.md> [options]',
-    summary: 'create an issue from a Markdown file and publish it to the archive',
+    summary: 'create or update an issue from a Markdown file and publish it to the archive',
     help: [
       'Creates the issue from a Markdown file, then publishes it to the archive and the feed',
       '(without mailing it). The file starts with YAML front matter:',
@@ -91,25 +91,62 @@ export const COMMANDS: Command[] = [
       '  ---',
       '  Markdown of the issue…',
       '',
-      "Prints the issue's id, slug, web version and HTML size.",
+      'The issue\'s id is written into the front matter ("id: 12"). Publishing the file again',
+      'updates that issue instead of creating another (a file without an id: the newest issue',
+      'with the slug its subject gives). A draft is updated; an issue already published or sent',
+      'is corrected only with --correct (its web version, the archive and the feed change; mail',
+      'already sent does not).',
+      '',
+      "Prints the issue's id, slug, revision, web version and HTML size.",
       '',
       'Options:',
-      '      --draft            create the issue as a draft only (editable, not public)',
+      '      --draft            create or update the issue as a draft only (not published)',
+      '      --correct          correct the issue if it is already published or sent',
+      '      --new              create a new issue even if the file was published before',
       '      --subject <text>   the subject (overrides the front matter; needed for a file without it)',
       '      --preheader <text> the preheader (overrides the front matter)',
       '      --json             print the issue as JSON',
       ...HTTP_HELP,
     ],
-    options: { draft: { type: 'boolean' }, subject: { type: 'string' }, preheader: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      draft: { type: 'boolean' },
+      correct: { type: 'boolean' },
+      new: { type: 'boolean' },
+      subject: { type: 'string' },
+      preheader: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     args: ['file.md'],
     http: true,
-    run: async ([file], values) =>
-      publishFile(await client(values), file!, {
+    run: async ([file], values) => {
+      if (values.correct === true && values.new === true) throw new UsageError('--correct and --new exclude each other', 'publish');
+      return publishFile(await client(values), file!, {
         draft: values.draft === true,
+        correct: values.correct === true,
+        new: values.new === true,
         subject: str(values, 'subject'),
         preheader: str(values, 'preheader'),
         json: values.json === true,
-      }),
+      });
+    },
+  },
+  {
+    name: 'unpublish',
+    synopsis: '<issue> [options]',
+    summary: 'take an issue out of the archive and the feed',
+    help: [
+      'Takes the issue out of the archive and the feed; its web version answers 410 Gone.',
+      'An issue never sent becomes a draft again (it can be edited, published again or deleted);',
+      'a sent one stays sent. "broadside publish <file.md>" puts it back.',
+      "<issue> is the issue's id or slug.",
+      '',
+      'Options:',
+      ...HTTP_HELP,
+    ],
+    options: {},
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => unpublishIssue(await client(values), ref!),
   },
   {
     name: 'send',
@@ -117,7 +154,11 @@ export const COMMANDS: Command[] = [
     summary: 'send an issue to every active reader and watch its progress',
     help: [
       "Starts the issue's one send (it publishes the issue) and shows its progress until it is done.",
-      'Sending an issue that already has its send sends nothing twice: it watches that send.',
+      'It first shows how many readers the send will reach and asks "Send to N readers? [y/N]";',
+      'without a terminal to ask on it refuses (exit 1) unless --yes is given. If the count moves by',
+      'more than max(10, 1 %) before the send starts, the service refuses it with the new count.',
+      'Sending an issue that already has its send sends nothing twice: it watches that send. After a',
+      'cancelled send that reached some readers, it sends to the readers that send did not reach.',
       "<issue> is the issue's id or slug.",
       '',
       'Ctrl-C stops watching; the send goes on (see "broadside status", "broadside cancel").',
@@ -127,16 +168,70 @@ export const COMMANDS: Command[] = [
       '      --at <time>        schedule the send instead, at an ISO 8601 time',
       '                         (2026-11-12T09:00:00Z, 2026-11-12T10:00+01:00), and return',
       '      --detach           return once the send is started, without watching it',
+      '  -y, --yes              send without asking for confirmation (needed when stdin is not a terminal)',
       INTERVAL_HELP,
       ...HTTP_HELP,
     ],
-    options: { at: { type: 'string' }, detach: { type: 'boolean' }, ...INTERVAL },
+    options: { at: { type: 'string' }, detach: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...INTERVAL },
     args: ['issue'],
     http: true,
     run: async ([ref], values) => {
       const intervalSeconds = intervalOf(values, 'send');
-      return sendIssue(await client(values), ref!, { at: str(values, 'at'), detach: values.detach === true, intervalSeconds });
+      return sendIssue(await client(values), ref!, { at: str(values, 'at'), detach: values.detach === true, yes: values.yes === true, intervalSeconds });
     },
+  },
+  {
+    name: 'reschedule',
+    synopsis: '<issue> --at <time> [options]',
+    summary: "move an issue's scheduled send to another time",
+    help: [
+      "Moves the issue's scheduled send to another time, which must be in the future. Refused once",
+      'the send has started.',
+      '',
+      'Options:',
+      '      --at <time>        the new time, ISO 8601 (2026-11-12T09:00:00Z, 2026-11-12T10:00+01:00)',
+      ...HTTP_HELP,
+    ],
+    options: { at: { type: 'string' } },
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => {
+      const at = str(values, 'at');
+      if (at === undefined) throw new UsageError('--at <time> is required', 'reschedule');
+      return rescheduleSend(await client(values), ref!, at);
+    },
+  },
+  {
+    name: 'unschedule',
+    synopsis: '<issue> [options]',
+    summary: "take an issue's scheduled send back (the issue is a draft again)",
+    help: [
+      "Takes the issue's scheduled send back before it starts: nothing is mailed, and the issue is a",
+      'draft again (editable, deletable). Refused once the send has started (see "broadside cancel").',
+      '',
+      'Options:',
+      ...HTTP_HELP,
+    ],
+    options: {},
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => unscheduleSend(await client(values), ref!),
+  },
+  {
+    name: 'retry-failed',
+    synopsis: '<issue> [options]',
+    summary: "send an issue's failed messages again",
+    help: [
+      "Queues the send's failed messages again (retries spent on temporary errors), for readers who",
+      'are still active (never bounced, complained or unsubscribed ones), and prints how many.',
+      '',
+      'Options:',
+      ...HTTP_HELP,
+    ],
+    options: {},
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => retryFailedSend(await client(values), ref!),
   },
   {
     name: 'watch',

@@ -15,7 +15,8 @@ export async function showStatus(api: ApiClient, ref: string, opts: { json: bool
     return 0;
   }
   print(`Issue ${issue.id}: ${issue.subject}`);
-  print(`  status:      ${issue.status}${issue.publishedAt ? ` (published ${when(issue.publishedAt)})` : ''}`);
+  const scheduled = issue.scheduledAt ? ` (starts ${when(issue.scheduledAt)})` : '';
+  print(`  state:       ${issue.state}${scheduled}${issue.publishedAt ? ` (in the archive since ${when(issue.publishedAt)})` : ''}`);
   print(`  slug:        ${issue.slug}`);
   print(`  web version: ${issue.webUrl}`);
   print(`  HTML:        ${bytes(issue.htmlBytes)} (${issue.sections.length} section${issue.sections.length === 1 ? '' : 's'})`);

@@ -80,13 +80,15 @@ type DelivererDeps = Pick<Container, 'pool' | 'mailer' | 'config' | 'links' | 'm
 
 /**
  * Delivers one message: claim it, personalise the issue's prebuilt MIME for the reader, submit,
- * record. Holds each issue's prepared MIME for the life of the process (a sent issue never
- * changes), so an issue is prepared once per process, not once per reader. Submissions go
+ * record. Holds each issue's prepared MIME for the life of the process, by send and issue
+ * revision (a correction between two runs of a send, e.g. before its failed messages are retried,
+ * makes a new revision and so is never sent from a stale copy), so an issue is prepared once per
+ * process, not once per reader. Submissions go
  * through the process's RelayPacer, which paces them by what the relay answers.
  */
 export class Deliverer {
   readonly pacer: RelayPacer;
-  private readonly prepared = new Map<number, Promise<IssueMime>>();
+  private readonly prepared = new Map<string, Promise<IssueMime>>();
   private readonly sender: { name: string | null; address: string };
   private readonly domain: string;
   private readonly claims: ClaimKeeper;
@@ -278,12 +280,15 @@ export class Deliverer {
   }
 
   private prepare(claim: Claim): Promise<IssueMime> {
-    let p = this.prepared.get(claim.send_id);
+    // Corrections are refused while a send is under way, so one revision serves a whole run. Should
+    // one land between the claim and the load, this entry holds the newer form: never an older one.
+    const key = `${claim.send_id}:${claim.issue_revision}`;
+    let p = this.prepared.get(key);
     if (!p) {
       p = this.load(claim);
       // A failed load (Postgres away) is not remembered.
-      p.catch(() => this.prepared.delete(claim.send_id));
-      this.prepared.set(claim.send_id, p);
+      p.catch(() => this.prepared.delete(key));
+      this.prepared.set(key, p);
       if (this.prepared.size > CACHED_ISSUES) this.prepared.delete(this.prepared.keys().next().value!);
     }
     return p;

@@ -7,6 +7,8 @@ export type Claim = {
   id: number;
   send_id: number;
   issue_id: number;
+  /** The issue's revision when the message was claimed: which compiled form to send (see Deliverer.prepare). */
+  issue_revision: number;
   subscriber_id: number;
   attempts: number;
   /** Null when the reader was erased after the fan-out. */
@@ -33,9 +35,10 @@ export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds
           AND (m.status = 'queued' OR (m.status = 'sending' AND ${staleClaim('m', '$2')}))
           AND EXISTS (SELECT 1 FROM sends s WHERE s.id = m.send_id AND s.status = 'sending')
         RETURNING m.id, m.send_id, m.subscriber_id, m.attempts)
-     SELECT c.id, c.send_id, s.issue_id, c.subscriber_id, c.attempts, r.email, r.name, r.status AS subscriber_status
+     SELECT c.id, c.send_id, s.issue_id, i.revision AS issue_revision, c.subscriber_id, c.attempts, r.email, r.name, r.status AS subscriber_status
        FROM claimed c
        JOIN sends s ON s.id = c.send_id
+       JOIN issues i ON i.id = s.issue_id
        LEFT JOIN subscribers r ON r.id = c.subscriber_id`,
     values: [messageId, timeoutSeconds],
   });

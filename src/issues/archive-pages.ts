@@ -42,3 +42,10 @@ ${issues.map((i) => html`<li><a href="/issues/${i.slug}">${i.subject}</a><br><sp
 }
 ${olderHref ? html`<p><a href="${olderHref}" rel="next">Older issues</a></p>` : ''}`;
 }
+
+/** An issue's web version after the editor took it out of the archive (410 Gone). */
+export function withdrawnPage(newsletter: string): SafeHtml {
+  return html`<h1>This issue is no longer available</h1>
+<p>The editor of ${newsletter} has taken it out of the archive.</p>
+<p><a href="/issues">Past issues</a> · <a href="/">Subscribe</a></p>`;
+}

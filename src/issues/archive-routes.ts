@@ -3,11 +3,11 @@ import Type from 'typebox';
 import { keysetPage } from '../http/keyset-page.js';
 import { wantsJson } from '../http/respond.js';
 import type { Container } from '../container.js';
-import { notFound } from '../errors.js';
+import { AppError, notFound } from '../errors.js';
 import { page, pageHeaders } from '../web/layout.js';
-import { archivePage, issueArticle, issuePage } from './archive-pages.js';
+import { archivePage, issueArticle, issuePage, withdrawnPage } from './archive-pages.js';
 import { issueFeed } from './feed.js';
-import { findPublishedBySlug, listPublished, type IssueSummaryRow } from './queries.js';
+import { findPublishedBySlug, isUnpublishedSlug, listPublished, type IssueSummaryRow } from './queries.js';
 
 const ARCHIVE_PAGE_SIZE = 50;
 const FEED_SIZE = 20;
@@ -58,7 +58,16 @@ export function archiveRoutes(c: Container): FastifyPluginAsyncTypebox {
 
     app.get('/issues/:slug', { schema: { params: SlugParams } }, async (request, reply) => {
       const issue = await findPublishedBySlug(c.pool, request.params.slug);
-      if (!issue) throw notFound('issue');
+      if (!issue) {
+        if (!(await isUnpublishedSlug(c.pool, request.params.slug))) throw notFound('issue');
+        // Taken out of the archive by the editor: gone on purpose, so that search engines and
+        // readers following an old link learn it (410), and a later republish brings it back.
+        if (wantsJson(request)) throw new AppError(410, 'gone', 'this issue was taken out of the archive');
+        return reply
+          .code(410)
+          .headers({ ...archiveHeaders, 'cache-control': 'no-cache' })
+          .send(page('Issue withdrawn', withdrawnPage(newsletter), { newsletter, reading: true }));
+      }
       if (wantsJson(request)) return { ...summary(issue), html: issueArticle(issue.content).value };
       return reply.headers(archiveHeaders).send(page(issue.subject, issuePage(issue, newsletter), { newsletter, reading: true, indexable: true }));
     });

@@ -1,8 +1,8 @@
-import slugify from '@sindresorhus/slugify';
 import type { Pool } from '../db/pool.js';
-import { conflict, invalidInput, notFound } from '../errors.js';
+import { AppError, conflict, invalidInput, notFound } from '../errors.js';
 import type { IssueRenderer } from '../rendering/issue.js';
-import { findIssue, insertIssue, slugsLike, updateDraft, type IssueRow, type IssueWrite } from './queries.js';
+import { slugBase } from './slug.js';
+import { findIssue, findIssueState, insertIssue, saveIssue, slugsLike, type IssueRow, type IssueWrite, type SaveKind } from './queries.js';
 
 export const SUBJECT_MAX = 300;
 export const PREHEADER_MAX = 300;
@@ -32,17 +32,6 @@ function checkIssueInput(input: IssueInput): Required<IssueInput> {
   if (markdown.trim() === '') throw invalidInput('markdown must not be empty', { field: 'markdown' });
   if (Buffer.byteLength(markdown) > MARKDOWN_MAX) throw invalidInput(`markdown must be at most ${MARKDOWN_MAX / 1024} KB`, { field: 'markdown' });
   return { subject, preheader, markdown };
-}
-
-/** The slug a subject suggests: lower-case ASCII words joined by dashes, at most 80 characters. */
-function slugBase(subject: string): string {
-  let s = slugify(subject);
-  if (s.length > 80) {
-    // Cut at the last whole word that fits; a single word longer than that is cut short.
-    const cut = s.slice(0, 80);
-    s = s[80] === '-' || !cut.includes('-') ? cut : cut.replace(/-[^-]*$/, '');
-  }
-  return s.replace(/-+$/, '') || 'issue';
 }
 
 async function freeSlug(pool: Pool, subject: string, exceptId?: number): Promise<string> {
@@ -76,34 +65,93 @@ export async function createIssue(pool: Pool, renderer: IssueRenderer, raw: Issu
   }
 }
 
-/** Changes a draft: the fields given replace the stored ones, and the issue is compiled again. */
-export async function editIssue(pool: Pool, renderer: IssueRenderer, id: number, patch: Partial<IssueInput>): Promise<IssueRow> {
-  const current = await findIssue(pool, id);
-  if (!current) throw notFound('issue');
-  if (current.published_at) throw notDraft();
-  const input = checkIssueInput({
-    subject: patch.subject ?? current.subject,
-    preheader: patch.preheader ?? current.preheader,
-    markdown: patch.markdown ?? current.markdown,
-  });
+/** What a save answers besides the issue: for a correction, that mail already sent stays as it was. */
+export type SaveResult = { row: IssueRow; correction: { mailAlreadySent: boolean } | null };
+
+/**
+ * Saves the editor's change as a new revision: the fields given replace the stored ones, and the
+ * issue is compiled again. A draft is edited; a published or sent issue is corrected (its web
+ * version, the archive and the feed change; mail already sent cannot). `basedOn`: the revision
+ * the editor's change started from, when the client said; an older one is an edit_conflict.
+ * A change that leaves subject, preheader and Markdown as they are saves nothing.
+ */
+export async function saveIssueChange(
+  pool: Pool,
+  renderer: IssueRenderer,
+  id: number,
+  patch: Partial<IssueInput>,
+  basedOn: number | undefined,
+): Promise<SaveResult> {
   for (let attempt = 0; ; attempt++) {
-    // The slug follows the subject while the issue is a draft: nobody has its address yet.
-    const slug = input.subject === current.subject ? current.slug : await freeSlug(pool, input.subject, id);
-    try {
-      const row = await updateDraft(pool, id, await compiled(renderer, input, slug));
-      if (row) return row;
-      // Published (or deleted) between our read and our write.
-      return await refuseChange(pool, id);
-    } catch (err) {
-      if (!isSlugRace(err) || attempt >= 5) throw err;
+    const current = await findIssueState(pool, id);
+    if (!current) throw notFound('issue');
+    if (basedOn !== undefined && basedOn !== current.revision) throw editConflict(basedOn, current.revision);
+    const kind: SaveKind = current.published_at ? 'correction' : 'draft';
+    if (kind === 'correction' && current.active_send) throw sendInProgress('corrected');
+    // A draft with a send triggered (scheduled, or cancelled before it started) is no draft to edit.
+    if (kind === 'draft' && current.has_send) throw notDraft();
+    const input = checkIssueInput({
+      subject: patch.subject ?? current.subject,
+      preheader: patch.preheader ?? current.preheader,
+      markdown: patch.markdown ?? current.markdown,
+    });
+    const correction = kind === 'correction' ? { mailAlreadySent: current.mail_sent } : null;
+    if (input.subject === current.subject && input.preheader === current.preheader && input.markdown === current.markdown) {
+      return { row: current, correction };
     }
+    // The slug follows the subject only while nobody has the issue's address: a draft never
+    // published. Once in the archive (even if taken out since) its address stays.
+    const keepSlug = input.subject === current.subject || kind === 'correction' || current.unpublished_at !== null;
+    const slug = keepSlug ? current.slug : await freeSlug(pool, input.subject, id);
+    try {
+      const row = await saveIssue(pool, id, current.revision, kind, await compiled(renderer, input, slug));
+      if (row) return { row, correction: kind === 'correction' ? { mailAlreadySent: row.mail_sent } : null };
+    } catch (err) {
+      if (!isSlugRace(err)) throw err;
+    }
+    // Saved by someone else, published, sent or deleted between our read and our write: read
+    // again, and say why if the change no longer fits (a client that named its revision gets
+    // edit_conflict; one that did not gets the change applied to the newer revision).
+    if (attempt >= 5) throw conflict('busy', 'the issue kept changing while this change was saved: try again');
   }
 }
 
-/** Why a change to a draft matched nothing: the issue is gone (404) or is no draft any more (409). */
-export async function refuseChange(pool: Pool, id: number): Promise<never> {
+/** Why a DELETE matched nothing: the issue is gone (404) or is no draft (409 not_draft). */
+export async function refuseDelete(pool: Pool, id: number): Promise<never> {
   if (!(await findIssue(pool, id))) throw notFound('issue');
-  throw notDraft();
+  throw conflict(
+    'not_draft',
+    'only a draft can be deleted: this issue is published or its send was triggered (unpublish takes it out of the archive; an issue never sent then becomes a draft again)',
+  );
 }
 
-const notDraft = () => conflict('not_draft', 'the issue is no longer a draft: it has been published or sent and cannot change');
+/** Why a publish matched nothing: the issue is gone (404), its send scheduled or already in the archive (409). */
+export async function refusePublish(pool: Pool, id: number): Promise<never> {
+  const issue = await findIssue(pool, id);
+  if (!issue) throw notFound('issue');
+  // Its start publishes it; taking the send back (unschedule) must leave the draft it was.
+  if (issue.state === 'scheduled') throw sendInProgress('published');
+  throw conflict('already_published', 'the issue is already in the archive');
+}
+
+/** Why an unpublish matched nothing: gone (404), a send under way or not in the archive (409). */
+export async function refuseUnpublish(pool: Pool, id: number): Promise<never> {
+  const issue = await findIssueState(pool, id);
+  if (!issue) throw notFound('issue');
+  if (issue.active_send) throw sendInProgress('unpublished');
+  throw conflict('not_published', 'the issue is not in the archive: it is a draft or was unpublished already');
+}
+
+const notDraft = () => conflict('not_draft', 'the issue is no draft to edit: its send has been triggered (a scheduled send must be taken back first)');
+
+export const sendInProgress = (what: string) =>
+  conflict('send_in_progress', `the issue's send is scheduled, sending or paused: it cannot be ${what} until the send is done or cancelled`);
+
+/** 409 edit_conflict, with the revision the change was based on and the current one. */
+export const editConflict = (basedOn: number, current: number) =>
+  new AppError(
+    409,
+    'edit_conflict',
+    `the change was based on revision ${basedOn}, but the issue is at revision ${current} now (saved from elsewhere): reload it and apply the change again`,
+    { basedOn, revision: current },
+  );

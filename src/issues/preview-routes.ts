@@ -128,7 +128,7 @@ export function previewPageRoutes(c: Container): FastifyPluginAsyncTypebox {
             : html`<pre aria-label="The text part of the email">${body.text}</pre>`;
         const content = html`<style>${STYLE}</style>
 <h1>Preview: ${row.subject}</h1>
-<p class="muted">${row.published_at ? 'Published' : 'Draft'} · as a sample reader receives it · this link works until ${until}</p>
+<p class="muted">${row.state.charAt(0).toUpperCase()}${row.state.slice(1)} · as a sample reader receives it · this link works until ${until}</p>
 <dl><dt>Subject</dt><dd>${row.subject}</dd><dt>Preheader</dt><dd>${row.preheader || '(none: the first words of the intro)'}</dd></dl>
 <nav class="switches" aria-label="Preview options">
 <div class="switches">${switchList('Width', VIEWS, view, (v) => link(v, format))}</div>

@@ -3,6 +3,9 @@
 import type { Pool } from '../db/pool.js';
 import type { MessageStatus, SendStatus } from '../shared/statuses.js';
 
+/** A pool or one of its clients (inside a transaction): what a single statement needs. */
+export type Queryable = Pick<Pool, 'query'>;
+
 export type SendRow = {
   id: number;
   issue_id: number;
@@ -21,23 +24,27 @@ export type SendRow = {
   rate_alert_at: Date | null;
   rate_alert: string | null;
   rate_alert_waived: boolean;
+  /** This send's start published the issue (it was a draft until then). */
+  published_issue: boolean;
 };
 
 /**
  * Creates the issue's one send. Started at once (and the issue published) unless `scheduledAt`
  * is in the future. A second trigger finds the first send and changes nothing: `created` false.
+ * The issue row is locked, so that a publish racing the start cannot make `published_issue` lie.
  */
 export async function createSend(pool: Pool, issueId: number, scheduledAt: Date | null): Promise<{ send: SendRow; created: boolean } | undefined> {
   const { rows } = await pool.query<SendRow & { created: boolean }>(
-    `WITH issue AS (SELECT id FROM issues WHERE id = $1::bigint),
+    `WITH issue AS (SELECT id, published_at IS NULL AS draft FROM issues WHERE id = $1::bigint FOR UPDATE),
           at AS (SELECT GREATEST(now(), COALESCE($2::timestamptz, now())) AS t),
           ins AS (
-            INSERT INTO sends (issue_id, status, scheduled_at, audience_at, started_at)
+            INSERT INTO sends (issue_id, status, scheduled_at, audience_at, started_at, published_issue)
             SELECT issue.id,
                    CASE WHEN at.t > now() THEN 'scheduled' ELSE 'sending' END::send_status,
                    at.t,
                    CASE WHEN at.t > now() THEN NULL ELSE now() END,
-                   CASE WHEN at.t > now() THEN NULL ELSE now() END
+                   CASE WHEN at.t > now() THEN NULL ELSE now() END,
+                   at.t <= now() AND issue.draft
               FROM issue, at
             ON CONFLICT (issue_id) DO NOTHING
             RETURNING *),
@@ -70,11 +77,17 @@ export async function findSendOfIssue(pool: Pool, issueId: number): Promise<Send
   return rows[0];
 }
 
-/** A scheduled send whose time has come starts, once; its issue is published with it. */
-export async function startScheduled(pool: Pool, id: number): Promise<SendRow | undefined> {
+/**
+ * A scheduled send whose time has come starts, once; its issue is published with it. Guarded by
+ * the row's status and time: an unschedule (DELETE … WHERE status = 'scheduled') or a reschedule
+ * committed first leaves nothing to start; one that waits for this row lock finds it started.
+ * (No publish can race it: publishing is refused while the issue has a send.)
+ */
+export async function startScheduled(pool: Queryable, id: number): Promise<SendRow | undefined> {
   const { rows } = await pool.query<SendRow>(
     `WITH started AS (
-       UPDATE sends SET status = 'sending', started_at = now(), audience_at = now(), updated_at = now()
+       UPDATE sends SET status = 'sending', started_at = now(), audience_at = now(), updated_at = now(),
+                        published_issue = (SELECT published_at IS NULL FROM issues WHERE issues.id = sends.issue_id)
         WHERE id = $1::bigint AND status = 'scheduled' AND scheduled_at <= now()
         RETURNING *),
      published AS (
@@ -182,15 +195,43 @@ export async function hasFedQueued(pool: Pool, sendId: number, fedCursor: number
   return rows.length > 0;
 }
 
-/** A send with nothing queued or in flight and its fan-out complete is done. */
+/**
+ * A send with nothing queued or in flight and its fan-out complete is done. The send's row is
+ * locked first, and the check runs in a second statement with a fresh snapshot: a retry of
+ * failed messages (retryFailed) that committed while this waited for the lock is seen, so its
+ * messages, queued again, never sit in a send marked done.
+ */
 export async function finishIfDone(pool: Pool, sendId: number): Promise<boolean> {
-  const { rowCount } = await pool.query(
-    `UPDATE sends SET status = 'done', finished_at = now(), updated_at = now()
-      WHERE id = $1::bigint AND status = 'sending' AND fanout_done
-        AND NOT EXISTS (SELECT 1 FROM messages WHERE send_id = $1::bigint AND status IN ('queued', 'sending'))`,
-    [sendId],
-  );
-  return rowCount === 1;
+  // While messages are still to go (every idle pass of a send's tail), one cheap read says no.
+  const { rows: busy } = await pool.query(`SELECT 1 FROM messages WHERE send_id = $1::bigint AND status IN ('queued', 'sending') LIMIT 1`, [sendId]);
+  if (busy.length > 0) return false;
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query(`SELECT 1 FROM sends WHERE id = $1::bigint AND status = 'sending' AND fanout_done FOR UPDATE`, [sendId]);
+    if (rows.length === 0) return false;
+    const { rowCount } = await client.query(
+      `UPDATE sends SET status = 'done', finished_at = now(), updated_at = now()
+        WHERE id = $1::bigint AND status = 'sending' AND fanout_done
+          AND NOT EXISTS (SELECT 1 FROM messages WHERE send_id = $1::bigint AND status IN ('queued', 'sending'))`,
+      [sendId],
+    );
+    return rowCount === 1;
+  });
+}
+
+/** Runs `fn` in one transaction on one client of the pool: committed if it returns, rolled back if it throws. */
+async function inTransaction<T>(pool: Pool, fn: (client: Queryable) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 export async function unfinishedSends(pool: Pool): Promise<SendRow[]> {
@@ -324,29 +365,175 @@ export async function resumeSend(pool: Pool, id: number): Promise<SendRow | unde
 }
 
 /**
- * Cancels a send and marks every message not yet claimed `cancelled`. Two statements in one
- * transaction: the second, with a fresh snapshot, also sees rows a fan-out batch committed
- * while the first waited for its lock.
+ * Cancels a send and marks every message not yet claimed `cancelled`. Statements in one
+ * transaction: the second, with a fresh snapshot, also sees rows a fan-out batch committed while
+ * the first waited for its lock. A send that then has mailed nobody (see forgetUnmailed) is
+ * forgotten in the same transaction: its issue is a draft again. `forgotten` says which.
  */
-export async function cancelSend(pool: Pool, id: number): Promise<SendRow | undefined> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+export async function cancelSend(pool: Pool, id: number): Promise<{ send: SendRow; forgotten: boolean } | undefined> {
+  return inTransaction(pool, async (client) => {
     const { rows } = await client.query<SendRow>(
       `UPDATE sends SET status = 'cancelled', finished_at = now(), updated_at = now()
         WHERE id = $1::bigint AND status IN ('scheduled', 'sending', 'paused')
         RETURNING *`,
       [id],
     );
-    if (rows[0]) {
-      await client.query(`UPDATE messages SET status = 'cancelled', updated_at = now() WHERE send_id = $1::bigint AND status = 'queued'`, [id]);
-    }
-    await client.query('COMMIT');
-    return rows[0];
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+    if (!rows[0]) return undefined;
+    await client.query(`UPDATE messages SET status = 'cancelled', updated_at = now() WHERE send_id = $1::bigint AND status = 'queued'`, [id]);
+    const forgotten = await forgetUnmailed(client, id);
+    return { send: rows[0], forgotten: forgotten.length > 0 };
+  });
+}
+
+/**
+ * Forgets cancelled sends that mailed nobody (all of them when `id` is null): every message is
+ * `cancelled` and none is in doubt, so none was submitted, bounced, failed or possibly taken by
+ * the relay. The messages and the send are deleted and, when the send's start published the
+ * issue, the issue is a draft again; one statement, guarded by the send's status under its row
+ * lock. A message still in flight (`sending`) keeps its send until it settles (the supervisor
+ * calls this again). Returns the issues left without a send.
+ */
+export async function forgetUnmailed(db: Queryable, id: number | null): Promise<{ issue_id: number; send_id: number }[]> {
+  const { rows } = await db.query<{ issue_id: number; send_id: number }>(
+    `WITH s AS (
+       SELECT id, issue_id FROM sends
+        WHERE status = 'cancelled' AND ($1::bigint IS NULL OR id = $1::bigint)
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.send_id = sends.id AND (m.status <> 'cancelled' OR m.in_doubt))
+        FOR UPDATE),
+     gone_messages AS (DELETE FROM messages WHERE send_id IN (SELECT id FROM s)),
+     gone AS (DELETE FROM sends WHERE id IN (SELECT id FROM s) AND status = 'cancelled' RETURNING id, issue_id, published_issue),
+     draft AS (UPDATE issues SET published_at = NULL, updated_at = now() WHERE id IN (SELECT issue_id FROM gone WHERE published_issue))
+     SELECT issue_id, id AS send_id FROM gone`,
+    [id],
+  );
+  return rows;
+}
+
+/**
+ * Moves a scheduled send to another time. Guarded by the status under the row lock: once the
+ * send has started (startScheduled committed first) nothing changes.
+ */
+export async function rescheduleSend(pool: Pool, issueId: number, at: Date): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>(
+    `UPDATE sends SET scheduled_at = $2::timestamptz, updated_at = now() WHERE issue_id = $1::bigint AND status = 'scheduled' RETURNING *`,
+    [issueId, at],
+  );
+  return rows[0];
+}
+
+/**
+ * Takes a scheduled send back: the row is deleted and the issue is a draft again (a scheduled
+ * send has no messages and never published its issue). Against startScheduled, the row lock
+ * decides: whichever commits first wins, and the other finds nothing to do.
+ */
+export async function unscheduleSend(pool: Queryable, issueId: number): Promise<SendRow | undefined> {
+  const { rows } = await pool.query<SendRow>(`DELETE FROM sends WHERE issue_id = $1::bigint AND status = 'scheduled' RETURNING *`, [issueId]);
+  return rows[0];
+}
+
+/**
+ * A new send to the readers a cancelled send did not reach, as the same send row: it is sending
+ * again, its audience taken now, the fan-out run again from the start. Its cancelled messages
+ * that are not in doubt are deleted, so the fan-out writes them again (`queued`) for readers
+ * still active; everyone with a message left (submitted, bounced, failed, in doubt, or still in
+ * flight) keeps it, and the fan-out's ON CONFLICT (send_id, subscriber_id) DO NOTHING never gives
+ * them a second one. `total` drops by the rows deleted and grows by the rows written again.
+ * Statements in one transaction, the send's row locked first: a message given back as cancelled
+ * after the cancel (releaseMessage, which holds the row FOR SHARE) commits before the delete
+ * runs, and the delete's fresh snapshot sees it, so that reader is not left out.
+ */
+export async function reopenSend(pool: Pool, id: number): Promise<SendRow | undefined> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<SendRow>(`SELECT * FROM sends WHERE id = $1::bigint AND status = 'cancelled' FOR UPDATE`, [id]);
+    if (!rows[0]) return undefined;
+    const { rowCount } = await client.query(`DELETE FROM messages WHERE send_id = $1::bigint AND status = 'cancelled' AND NOT in_doubt`, [id]);
+    const reopened = await client.query<SendRow>(
+      `UPDATE sends SET status = 'sending', audience_at = now(), finished_at = NULL, updated_at = now(),
+                        fanout_cursor = 0, fanout_done = false, fed_cursor = 0, feed_generation = feed_generation + 1,
+                        total = total - $2::int
+        WHERE id = $1::bigint AND status = 'cancelled'
+        RETURNING *`,
+      [id, rowCount ?? 0],
+    );
+    return reopened.rows[0];
+  });
+}
+
+/**
+ * The send's failed messages whose readers are still active go back to `queued`, one statement
+ * under the send's row lock. A done send is sending again; the feeding checkpoint drops below the
+ * first of them, so the feeder adds their jobs (a paused send keeps them queued until it is
+ * resumed, which feeds from the start). `attempts` keeps counting: it is the message's history,
+ * each new job has its own retries, and the job id (which holds the attempts at feeding) is one
+ * no job of the message had before. Undefined when the send is not in a state that can retry
+ * (scheduled, cancelled) or is gone.
+ */
+export async function retryFailed(pool: Queryable, sendId: number): Promise<{ send: SendRow; queued: number } | undefined> {
+  const { rows } = await pool.query<SendRow & { queued_again: number }>(
+    `WITH s AS (SELECT id FROM sends WHERE id = $1::bigint AND status IN ('sending', 'paused', 'done') FOR UPDATE),
+     again AS (
+       UPDATE messages m SET status = 'queued', claimed_at = NULL, updated_at = now()
+         FROM s, subscribers r
+        WHERE m.send_id = s.id AND m.status = 'failed' AND r.id = m.subscriber_id AND r.status = 'active'
+        RETURNING m.id),
+     n AS (SELECT count(*)::int AS queued_again, min(id) AS first FROM again)
+     UPDATE sends SET status = CASE WHEN n.queued_again > 0 AND status = 'done' THEN 'sending'::send_status ELSE status END,
+                      finished_at = CASE WHEN n.queued_again > 0 AND status = 'done' THEN NULL ELSE finished_at END,
+                      fed_cursor = LEAST(fed_cursor, COALESCE(n.first - 1, fed_cursor)),
+                      updated_at = now()
+       FROM n
+      WHERE sends.id IN (SELECT id FROM s)
+      RETURNING sends.*, n.queued_again`,
+    [sendId],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const { queued_again, ...send } = row;
+  return { send, queued: queued_again };
+}
+
+/**
+ * Readers a send of the issue would mail if it started now: active and confirmed, and without a
+ * message of the issue's send that counts as theirs (submitted, bounced, failed, in doubt, or
+ * still to go). For a draft or a scheduled send that is the fan-out's audience rule as of now;
+ * after a cancelled send, the readers a new send (reopenSend) would reach.
+ */
+export async function audienceOf(pool: Pool, issueId: number): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM subscribers r
+      WHERE r.status = 'active' AND r.confirmed_at <= now()
+        AND NOT EXISTS (SELECT 1 FROM messages m JOIN sends s ON s.id = m.send_id
+                         WHERE s.issue_id = $1::bigint AND m.subscriber_id = r.id AND (m.status <> 'cancelled' OR m.in_doubt))`,
+    [issueId],
+  );
+  return rows[0]!.n;
+}
+
+export type MessageListRow = {
+  id: number;
+  subscriber_id: number;
+  email: string | null;
+  status: MessageStatus;
+  in_doubt: boolean;
+  attempts: number;
+  smtp_response: string | null;
+  submitted_at: Date | null;
+  updated_at: Date;
+};
+
+/** One page of a send's messages in id order, optionally of one status, with each reader's address (null once erased). */
+export async function listMessages(pool: Pool, o: { sendId: number; status?: MessageStatus; afterId?: number; limit: number }): Promise<MessageListRow[]> {
+  const { rows } = await pool.query<MessageListRow>(
+    `SELECT m.id, m.subscriber_id, r.email, m.status, m.in_doubt, m.attempts, m.smtp_response, m.submitted_at, m.updated_at
+       FROM messages m LEFT JOIN subscribers r ON r.id = m.subscriber_id
+      WHERE m.send_id = $1::bigint AND ($2::message_status IS NULL OR m.status = $2::message_status) AND m.id > $3::bigint
+      ORDER BY m.id LIMIT $4::int`,
+    [o.sendId, o.status ?? null, o.afterId ?? 0, o.limit],
+  );
+  return rows;
+}
+
+export async function findIssueExists(pool: Pool, issueId: number): Promise<boolean> {
+  const { rows } = await pool.query('SELECT 1 FROM issues WHERE id = $1::bigint', [issueId]);
+  return rows.length > 0;
 }

@@ -5,7 +5,7 @@ type SupervisorDeps = Pick<Container, 'pool' | 'queues' | 'config' | 'log'>;
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import { fanoutJobId, type FanoutJob } from '../queues/contract.js';
 import { guardSends } from './rate-guard.js';
-import { recoverStuck, unfinishedSends, type SendRow } from './queries.js';
+import { forgetUnmailed, recoverStuck, unfinishedSends, type SendRow } from './queries.js';
 
 /**
  * Adds the fan-out job of a send (delayed until its time when scheduled). The job id makes this
@@ -23,6 +23,7 @@ export async function ensureFanoutJob(c: Pick<Container, 'queues'>, send: Pick<S
  *   become cancelled (in doubt) when their send was cancelled.
  * - Every scheduled or sending send has its fan-out job: a scheduled send whose time passed
  *   while the service was down starts now, once; a send whose job Redis lost gets it back.
+ * - A cancelled send that mailed nobody is forgotten: its issue is a draft again.
  * - A send whose bounce or complaint rate passed its threshold (reports arrive through the API
  *   process too) raises its alert and is paused (see rate-guard.ts).
  */
@@ -36,6 +37,11 @@ async function superviseSends(c: SupervisorDeps): Promise<void> {
         'messages stuck in sending (worker gone?) in a cancelled send are cancelled, in doubt: the relay may have them',
       );
     }
+  }
+  // A cancelled send whose last messages in flight were refused after the cancel mailed nobody:
+  // its issue is a draft again (cancelSend does this at once when nothing is in flight).
+  for (const f of await forgetUnmailed(c.pool, null)) {
+    c.log.info({ issueId: f.issue_id, sendId: f.send_id }, 'cancelled send mailed nobody: the issue is a draft again');
   }
   const sends = await unfinishedSends(c.pool);
   for (const send of sends) await ensureFanoutJob(c, send);

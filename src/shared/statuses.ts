@@ -12,6 +12,13 @@ export type ConsentSource = (typeof consentSources)[number];
 export const sendStatuses = ['scheduled', 'sending', 'paused', 'cancelled', 'done'] as const;
 export type SendStatus = (typeof sendStatuses)[number];
 
+/**
+ * An issue's one state, derived from its row and its send's (see src/issues/issue-state.ts):
+ * a draft; published to the archive without a send; or its send's state, `sent` for a done send.
+ */
+export const issueStates = ['draft', 'published', 'scheduled', 'sending', 'paused', 'sent', 'cancelled'] as const;
+export type IssueState = (typeof issueStates)[number];
+
 export const messageStatuses = ['queued', 'sending', 'submitted', 'failed', 'bounced', 'cancelled'] as const;
 export type MessageStatus = (typeof messageStatuses)[number];
 

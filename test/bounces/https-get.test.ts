@@ -1,43 +1,17 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHttpsGet } from '../../src/bounces/providers/https-get.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 
 // A local HTTPS server with a throw-away certificate for 127.0.0.1; the fetcher's agent trusts it.
-let dir: string;
 let server: Server;
 let base: string;
 let agent: Agent;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'broadside-https-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      path.join(dir, 'key.pem'),
-      '-out',
-      path.join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  const cert = readFileSync(path.join(dir, 'cert.pem'));
-  server = createServer({ cert, key: readFileSync(path.join(dir, 'key.pem')) }, (req, res) => {
+  const { certPem: cert, keyPem: key } = selfSignedCertificate('127.0.0.1', '127.0.0.1');
+  server = createServer({ cert, key }, (req, res) => {
     if (req.url === '/cert.pem') return res.end('-----BEGIN CERTIFICATE-----\n');
     if (req.url === '/big') {
       // No Content-Length: the limit has to be enforced while reading.
@@ -56,7 +30,6 @@ afterAll(async () => {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   agent.destroy();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('createHttpsGet', () => {

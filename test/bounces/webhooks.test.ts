@@ -1,8 +1,4 @@
-import { execFileSync } from 'node:child_process';
 import { createHmac, createSign, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -11,6 +7,7 @@ import { loggerOptions } from '../../src/log.js';
 import { bouncesOf, seedSubmittedSend, subscriberStatus } from '../support/bounces.js';
 import { useTestContext } from '../support/context.js';
 import { captureLog } from '../support/log-capture.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 
 // Every provider through the real app, with keys made here: an ECDSA P-256 pair for SendGrid, a
 // Mailgun signing key, Postmark credentials, and a self-signed certificate standing in for SNS's
@@ -34,7 +31,6 @@ const t = useTestContext({
   },
 });
 
-let dir: string;
 let certPem: string;
 let snsKey: string;
 let otherKey: string;
@@ -44,31 +40,8 @@ let subscribeFails = false;
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'broadside-webhooks-'));
-  for (const name of ['sns', 'other']) {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=sns.amazonaws.com',
-        '-keyout',
-        path.join(dir, `${name}.key`),
-        '-out',
-        path.join(dir, `${name}.crt`),
-      ],
-      { stdio: 'ignore' },
-    );
-  }
-  certPem = readFileSync(path.join(dir, 'sns.crt'), 'utf8');
-  snsKey = readFileSync(path.join(dir, 'sns.key'), 'utf8');
-  otherKey = readFileSync(path.join(dir, 'other.key'), 'utf8');
+  ({ certPem, keyPem: snsKey } = selfSignedCertificate('sns.amazonaws.com'));
+  otherKey = selfSignedCertificate('sns.amazonaws.com').keyPem;
   // The real app over the test's container, with only the HTTPS fetcher replaced.
   app = await buildApp({
     ...t.c,
@@ -83,7 +56,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await app?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const post = (provider: string, body: string | Buffer, headers: Record<string, string> = {}) =>

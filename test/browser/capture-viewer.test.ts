@@ -1,32 +1,15 @@
-// Issue 17: the README's "click through confirmation in the captured mail", done in Chromium as a
-// newcomer would: sign up, find the confirmation in the captured-mail viewer (/admin/mail),
-// press its button inside the sandboxed HTML part, land on the confirm page, confirm. The mail
-// goes through the real capture server; PUBLIC_URL is the address the browser uses, as on a
-// laptop. Also the text part's links, the .eml download, and an axe-core scan of the viewer.
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startCaptureServer, type CaptureServer } from '../../src/capture/capture-server.js';
 import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
 import { until } from '../support/editor.js';
 import { freePort } from '../support/free-port.js';
+import { axeViolations, launchChromium, withContext as withBrowserContext } from '../support/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const AXE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../node_modules/axe-core/axe.min.js');
 const READER = 'viewer.reader@example.com';
 const SUBJECT = 'Confirm your subscription to The Test Letter';
 
@@ -37,9 +20,6 @@ let dataDir = '';
 let base = '';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}: run \`apt-get update && apt-get install -y chromium\` (.ci/run does this)`);
-  }
   dataDir = await mkdtemp(path.join(tmpdir(), 'broadside-viewer-'));
   // The service's own capture server, storing under DATA_DIR/mail, where the viewer reads.
   capture = await startCaptureServer({ dir: path.join(dataDir, 'mail'), port: 0, log: pino({ level: 'silent' }) });
@@ -47,7 +27,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   t = await createTestContext({ worker: true, env: { DATA_DIR: dataDir, SMTP_URL: `smtp://127.0.0.1:${capture.port}`, PUBLIC_URL: base } });
   await t.app.listen({ port, host: '127.0.0.1' });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
@@ -60,25 +40,7 @@ afterAll(async () => {
 /** The operator signs in with any user name and the token as password (HTTP Basic). */
 const operator = { httpCredentials: { username: 'operator', password: TEST_TOKEN } };
 
-async function withContext<T>(opts: Parameters<Browser['newContext']>[0], fn: (ctx: BrowserContext) => Promise<T>): Promise<T> {
-  const ctx = await browser!.newContext(opts);
-  try {
-    return await fn(ctx);
-  } finally {
-    await ctx.close();
-  }
-}
-
-/** WCAG 2 A and AA violations on the page (axe-core, loaded from node_modules: nothing from another host). */
-async function axeViolations(page: Page): Promise<{ id: string; nodes: string[] }[]> {
-  await page.addScriptTag({ path: AXE });
-  const result = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; nodes: { html: string }[] }[] }> } })
-      .axe;
-    return axe.run((globalThis as unknown as { document: unknown }).document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] }, iframes: false });
-  });
-  return result.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.html) }));
-}
+const withContext = <T>(opts: Parameters<Browser['newContext']>[0], fn: (ctx: BrowserContext) => Promise<T>) => withBrowserContext(browser!, opts, fn);
 
 async function signUp(page: Page, email: string): Promise<void> {
   await page.goto(`${base}/`);

@@ -1,38 +1,18 @@
-import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { launchChromium, withContext as withBrowserContext } from '../support/browser.js';
 import { createTestContext, linkIn, type TestContext } from '../support/context.js';
-
-// Debian's Chromium, not a Playwright download: CI installs it with apt-get (see .ci/run).
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 let t: TestContext | undefined;
 let browser: Browser | undefined;
 let base = '';
 
 beforeAll(async () => {
-  // A missing browser is a broken machine, not a reason to skip: every test here must fail.
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}: run \`apt-get update && apt-get install -y chromium\` (.ci/run does this)`);
-  }
   t = await createTestContext({ worker: true });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  } catch (err) {
-    throw new Error(`Chromium at ${CHROMIUM} did not start: ${(err as Error).message}`);
-  }
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
@@ -42,15 +22,7 @@ afterAll(async () => {
 
 type PageGlobals = { innerWidth: number; document: { documentElement: { scrollWidth: number }; body: { scrollWidth: number } } };
 
-/** A fresh browser context per test, so cookies or cache from one test never help another. */
-async function withContext<T>(opts: Parameters<Browser['newContext']>[0], fn: (ctx: BrowserContext) => Promise<T>): Promise<T> {
-  const ctx = await browser!.newContext(opts);
-  try {
-    return await fn(ctx);
-  } finally {
-    await ctx.close();
-  }
-}
+const withContext = <T>(opts: Parameters<Browser['newContext']>[0], fn: (ctx: BrowserContext) => Promise<T>) => withBrowserContext(browser!, opts, fn);
 
 describe('the signup page in a real browser', () => {
   it('signs a reader up through the form and confirms them through the emailed link', async () => {

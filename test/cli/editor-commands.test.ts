@@ -148,7 +148,7 @@ describe('broadside send, watch, status', () => {
   });
 
   it('sends by slug until done, with a progress line at a time when not on a terminal: one copy per active reader', async () => {
-    const r = await runCli(['send', issue.slug, '--interval', '0.2'], env);
+    const r = await runCli(['send', issue.slug, '--yes', '--interval', '0.2'], env);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
 
     const send = await e.progress(issue.id);
@@ -230,11 +230,11 @@ describe('broadside send, watch, status', () => {
     }
   });
 
-  it('schedules with --at; Ctrl-C stops watching without touching the send; cancel; watching a cancelled send exits 1', async () => {
+  it('schedules with --at; Ctrl-C stops watching without touching the send; cancelling it before it starts leaves a draft', async () => {
     const later = await e.createIssue('Later this week');
     const at = new Date(Date.now() + 3600_000);
     at.setMilliseconds(0);
-    const scheduled = await runCli(['send', later.slug, '--at', at.toISOString()], env);
+    const scheduled = await runCli(['send', later.slug, '--yes', '--at', at.toISOString()], env);
     expect({ code: scheduled.code, stderr: scheduled.stderr }).toEqual({ code: 0, stderr: '' });
     const shown = `${at.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
     expect(scheduled.stdout).toContain(`Scheduled the send of issue ${later.id} "Later this week" for ${shown}.`);
@@ -252,23 +252,23 @@ describe('broadside send, watch, status', () => {
 
     const cancelled = await runCli(['cancel', later.slug], env);
     expect({ code: cancelled.code, stderr: cancelled.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(cancelled.stdout).toMatch(/^The send of issue \d+ is cancelled: /);
-    expect(await e.progress(later.id)).toMatchObject({ status: 'cancelled' });
+    expect(cancelled.stdout).toBe(`The send of issue ${later.id} is cancelled before it mailed anyone: the issue is a draft again.\n`);
+    expect((await e.api('GET', `/api/issues/${later.id}/send`)).statusCode).toBe(404);
+    expect((await e.api('GET', `/api/issues/${later.id}`)).json()).toMatchObject({ state: 'draft', status: 'draft', scheduledAt: null });
 
+    // Nothing left to watch or cancel: the API's 404, reported as such.
     const watchCancelled = await runCli(['watch', later.slug], env);
-    expect(watchCancelled.code).toBe(1);
-    expect(watchCancelled.stdout).toMatch(/^Cancelled: submitted 0, /m);
-    expect(watchCancelled.stderr).toBe(`The send of issue ${later.id} was cancelled.\n`);
-
-    // A second cancel is the API's 409, reported as such.
+    expect([watchCancelled.code, watchCancelled.stderr]).toEqual([
+      1,
+      `error: not_found: issue ${later.id} has no send: start one with "broadside send ${later.slug}"\n`,
+    ]);
     const again = await runCli(['cancel', later.slug], env);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toBe('error: send_finished: the send is already cancelled\n');
+    expect([again.code, again.stderr]).toEqual([1, 'error: not_found: send not found\n']);
   });
 
   it('--detach returns right after the trigger', async () => {
     const quick = await e.createIssue('Fire and forget');
-    const r = await runCli(['send', quick.slug, '--detach'], env);
+    const r = await runCli(['send', quick.slug, '--yes', '--detach'], env);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.stdout).toBe(`Started the send of issue ${quick.id} "Fire and forget".\nWatch it with: broadside watch ${quick.slug}\n`);
     await e.waitForStatus(quick.id, 'done');
@@ -277,7 +277,7 @@ describe('broadside send, watch, status', () => {
   const onTerminal = process.platform === 'linux' ? it : it.skip;
   onTerminal('draws a progress bar that fits an 80-column terminal', async () => {
     const shown = await e.createIssue('On a terminal');
-    const r = await runCliOnTerminal(['send', shown.slug], env, { cols: 80 });
+    const r = await runCliOnTerminal(['send', shown.slug, '--yes'], env, { cols: 80 });
     expect({ code: r.code, output: r.code === 0 ? '' : r.output }).toEqual({ code: 0, output: '' });
     // The bar's last frame, then the summary below it.
     expect(r.output).toMatch(/\x1b\[1Gdone \[=+\] 100% 25\/25(\x1b|$)/m);

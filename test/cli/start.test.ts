@@ -71,7 +71,7 @@ it('broadside start serves the editor commands, which find its generated token i
   expect({ code: published.code, stderr: published.stderr }).toEqual({ code: 0, stderr: '' });
   const slug = /^ {2}slug: +(\S+)$/m.exec(published.stdout)![1]!;
 
-  const sent = await runCli(['send', slug], env);
+  const sent = await runCli(['send', slug, '--yes'], env);
   expect({ code: sent.code, stderr: sent.stderr }).toEqual({ code: 0, stderr: '' });
   expect(sent.stdout).toContain('Done: submitted 2, failed 0, bounced 0, cancelled 0 of 2 readers');
   expect(

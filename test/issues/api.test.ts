@@ -80,6 +80,8 @@ describe('POST /api/issues', () => {
       subject: sample.subject,
       preheader: sample.preheader,
       status: 'draft',
+      state: 'draft',
+      scheduledAt: null,
       createdAt: expect.stringMatching(ISO),
       updatedAt: expect.stringMatching(ISO),
       publishedAt: null,
@@ -87,8 +89,12 @@ describe('POST /api/issues', () => {
       sections: expect.any(Array),
       htmlBytes: expect.any(Number),
       warnings: [],
+      revision: 1,
+      inArchive: false,
+      unpublishedAt: null,
       markdown: sample.markdown,
     });
+    expect(res.headers.etag).toBe('"1"');
     expect(issue.slug).toMatch(SLUG);
     expect(Number.isInteger(issue.id) && issue.id > 0).toBe(true);
 
@@ -423,7 +429,7 @@ describe('PATCH /api/issues/:id, publish and DELETE', () => {
     expect((await api('GET', `/api/issues/${draft.id}`)).json()).toEqual(before);
   });
 
-  it('publishes once; a published issue can no longer be edited, deleted or published again (409 not_draft)', async () => {
+  it('publishes once; a published issue cannot be deleted (409 not_draft) or published again (409 already_published)', async () => {
     const draft = await create({ subject: 'Going out', markdown: 'Body.\n\n## One' });
     const res = await api('POST', `/api/issues/${draft.id}/publish`);
     expect(res.statusCode).toBe(200);
@@ -431,10 +437,9 @@ describe('PATCH /api/issues/:id, publish and DELETE', () => {
     expect(published).toMatchObject({ id: draft.id, slug: 'going-out', status: 'published', publishedAt: expect.stringMatching(ISO) });
     expect(published).not.toHaveProperty('markdown');
 
-    expectError(await api('PATCH', `/api/issues/${draft.id}`, { subject: 'Changed my mind' }), 409, 'not_draft');
-    expectError(await api('PATCH', `/api/issues/${draft.id}`, { markdown: 'Other' }), 409, 'not_draft');
+    expect(published).toMatchObject({ inArchive: true, unpublishedAt: null, revision: 1 });
     expectError(await api('DELETE', `/api/issues/${draft.id}`), 409, 'not_draft');
-    expectError(await api('POST', `/api/issues/${draft.id}/publish`), 409, 'not_draft');
+    expectError(await api('POST', `/api/issues/${draft.id}/publish`), 409, 'already_published');
 
     const after = (await api('GET', `/api/issues/${draft.id}`)).json() as Issue;
     expect(after).toMatchObject({

@@ -39,6 +39,9 @@ export type Issue = {
   sections: { id: string; title: string }[];
   htmlBytes: number;
   warnings: string[];
+  revision: number;
+  inArchive: boolean;
+  unpublishedAt: string | null;
   markdown?: string;
 };
 
@@ -49,6 +52,8 @@ export type Progress = {
   id: number;
   issueId: number;
   status: string;
+  /** The issue's state after the request (`draft` once a cancel forgot a send that mailed nobody). */
+  issueState: string;
   scheduledAt: string;
   startedAt: string | null;
   finishedAt: string | null;

@@ -1,46 +1,17 @@
-import { execFileSync } from 'node:child_process';
 import { createSign } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { createSesWebhook } from '../../../src/bounces/providers/ses.js';
+import { selfSignedCertificate } from '../../support/certificates.js';
 
 // A throw-away self-signed certificate stands in for SNS's; the fetcher is a stub that records
 // which URLs it was asked for, so the tests can prove foreign hosts are never fetched.
-let dir: string;
 let certPem: string;
 let keyPem: string;
 let otherKeyPem: string;
 
 beforeAll(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'broadside-sns-'));
-  const req = (name: string) =>
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=sns.amazonaws.com',
-        '-keyout',
-        path.join(dir, `${name}.key`),
-        '-out',
-        path.join(dir, `${name}.crt`),
-      ],
-      { stdio: 'ignore' },
-    );
-  req('sns');
-  req('other');
-  certPem = readFileSync(path.join(dir, 'sns.crt'), 'utf8');
-  keyPem = readFileSync(path.join(dir, 'sns.key'), 'utf8');
-  otherKeyPem = readFileSync(path.join(dir, 'other.key'), 'utf8');
+  ({ certPem, keyPem } = selfSignedCertificate('sns.amazonaws.com'));
+  otherKeyPem = selfSignedCertificate('sns.amazonaws.com').keyPem;
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const CERT_URL = 'https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc123.pem';
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:broadside-bounces';
