@@ -76,14 +76,11 @@ export function mediaApiRoutes(c: Container): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        // A declared length over the limit is refused before a byte of the body is read. A body
-        // refused unread ends the connection: the client may still be sending it, and the next
-        // request on that connection would be read from its middle.
+        // A declared length over the limit is refused before a byte of the body is kept. The
+        // connection is not closed on the client while it sends (it would see a broken pipe, not
+        // the 413): Node reads the rest and drops it, within HTTP_BODY_TIMEOUT_SECONDS.
         const declared = Number(request.headers['content-length']);
-        if (Number.isFinite(declared) && declared > max) {
-          reply.header('connection', 'close');
-          throw tooLarge(max);
-        }
+        if (Number.isFinite(declared) && declared > max) throw tooLarge(max);
         const body = request.body as Readable | undefined;
         // The editor's token has been checked (onRequest): a photo of a few MB over a slow
         // connection may take longer than HTTP_BODY_TIMEOUT_SECONDS, as a CSV import may.
@@ -92,7 +89,9 @@ export function mediaApiRoutes(c: Container): FastifyPluginAsyncTypebox {
         try {
           bytes = body && typeof body.pipe === 'function' ? await readAll(body, max) : Buffer.alloc(0);
         } catch (err) {
-          if (err instanceof PayloadTooLarge) reply.header('connection', 'close');
+          // Past the limit while streaming: the rest is read and dropped (nothing more is kept),
+          // so that the client gets its 413 and the connection its next request.
+          if (err instanceof PayloadTooLarge) request.raw.resume();
           throw err;
         }
         if (bytes.length === 0) throw new AppError(400, 'empty_body', "the request body is empty: send the image's bytes");
