@@ -183,7 +183,7 @@ export const COMMANDS: Command[] = [
   {
     name: 'reschedule',
     synopsis: '<issue> --at <time> [options]',
-    summary: "move an issue's scheduled send to another time",
+    summary: "move an issue's scheduled send to another time (--at)",
     help: [
       "Moves the issue's scheduled send to another time, which must be in the future. Refused once",
       'the send has started.',
@@ -204,10 +204,11 @@ export const COMMANDS: Command[] = [
   {
     name: 'unschedule',
     synopsis: '<issue> [options]',
-    summary: "take an issue's scheduled send back (the issue is a draft again)",
+    summary: "take an issue's scheduled send back (the issue is as it was before)",
     help: [
       "Takes the issue's scheduled send back before it starts: nothing is mailed, and the issue is a",
-      'draft again (editable, deletable). Refused once the send has started (see "broadside cancel").',
+      'draft again (editable, deletable), or published if it was before. Refused once the send has',
+      'started (see "broadside cancel").',
       '',
       'Options:',
       ...HTTP_HELP,

@@ -6,8 +6,12 @@ import { note, print } from './io.js';
 
 const byName = new Map(COMMANDS.map((c) => [c.name, c]));
 
+/** A command in the list: its name and operands (its options are in its own --help), then its summary. */
 function line(c: Command): string {
-  return `  ${`${c.name} ${c.synopsis.replace(' [options]', '')}`.padEnd(22)}${c.summary}`;
+  const words = c.synopsis.split(' ');
+  const firstOption = words.findIndex((w) => w.startsWith('-') || w.startsWith('['));
+  const operands = (firstOption < 0 ? words : words.slice(0, firstOption)).filter(Boolean);
+  return `  ${[c.name, ...operands].join(' ').padEnd(22)}${c.summary}`;
 }
 
 function mainUsage(): string {

@@ -93,8 +93,8 @@ export async function watchIssue(api: ApiClient, ref: string, opts: WatchOptions
 export async function controlSend(api: ApiClient, ref: string, action: 'pause' | 'resume' | 'cancel'): Promise<number> {
   const issue = await findIssue(api, ref);
   const send = await api.request<Send>('POST', `/api/issues/${issue.id}/send/${action}`);
-  if (action === 'cancel' && send.issueState === 'draft') {
-    print(`The send of issue ${issue.id} is cancelled before it mailed anyone: the issue is a draft again.`);
+  if (action === 'cancel' && (send.issueState === 'draft' || send.issueState === 'published')) {
+    print(`The send of issue ${issue.id} is cancelled before it mailed anyone: ${asBefore(send.issueState)}.`);
     return 0;
   }
   print(
@@ -112,12 +112,17 @@ export async function rescheduleSend(api: ApiClient, ref: string, at: string): P
   return 0;
 }
 
-/** Takes the issue's scheduled send back: the issue is a draft again. */
+/** What an issue is once a send that mailed nobody is gone: as it was before the send. */
+function asBefore(state: string | undefined): string {
+  return state === 'published' ? 'the issue is published, as it was before (in the archive, not mailed)' : 'the issue is a draft again';
+}
+
+/** Takes the issue's scheduled send back: the issue is as it was before (a draft, or published). */
 export async function unscheduleSend(api: ApiClient, ref: string): Promise<number> {
   const issue = await findIssue(api, ref);
-  const gone = await api.request<{ scheduledAt: string }>('DELETE', `/api/issues/${issue.id}/send`);
+  const gone = await api.request<{ scheduledAt: string; issueState: string }>('DELETE', `/api/issues/${issue.id}/send`);
   print(
-    `The send of issue ${issue.id} "${issue.subject}" planned for ${when(gone.scheduledAt)} is taken back: nothing was mailed, and the issue is a draft again.`,
+    `The send of issue ${issue.id} "${issue.subject}" planned for ${when(gone.scheduledAt)} is taken back: nothing was mailed, and ${asBefore(gone.issueState)}.`,
   );
   return 0;
 }

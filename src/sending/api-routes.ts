@@ -75,7 +75,7 @@ const UnscheduledSchema = Type.Object({
   issueId: Type.Integer(),
   sendId: Type.Integer({ description: 'the send taken back (it no longer exists)' }),
   scheduledAt: Type.String({ format: 'date-time', description: 'when it would have started' }),
-  issueState: Type.Literal('draft'),
+  issueState: Type.Enum(['draft', 'published'] as const, { description: 'as the issue was before the send: a draft, or published if it was' }),
 });
 
 const RetrySchema = Type.Object({
@@ -227,14 +227,16 @@ export function sendApiRoutes(c: Container): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['sends'],
           description:
-            'Takes a scheduled send back before it starts: the send and its delayed job are gone, nothing was mailed, and the issue is a draft again (editable, deletable). 409 not_scheduled once it has started.',
+            'Takes a scheduled send back before it starts: the send and its delayed job are gone, nothing was mailed, and the issue is as it was before: a draft again (editable, deletable), or published if it was. 409 not_scheduled once it has started.',
           params: IdParams,
           response: { 200: UnscheduledSchema, 404: ErrorSchema, 409: ErrorSchema },
         },
       },
       async (request) => {
         const send = await unschedule(c, request.params.id, request.log);
-        return { issueId: send.issue_id, sendId: send.id, scheduledAt: send.scheduled_at.toISOString(), issueState: 'draft' as const };
+        // A scheduled send has not published the issue: it is as it was before, a draft or published.
+        const issueState = (await issueStateOf(send.issue_id)) === 'published' ? ('published' as const) : ('draft' as const);
+        return { issueId: send.issue_id, sendId: send.id, scheduledAt: send.scheduled_at.toISOString(), issueState };
       },
     );
 

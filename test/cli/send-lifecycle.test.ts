@@ -117,6 +117,16 @@ describe('broadside reschedule, unschedule, retry-failed', () => {
     expect([again.code, again.stderr]).toEqual([1, 'error: not_found: send not found\n']);
   });
 
+  it('takes back the scheduled send of a published issue: it stays published, and says so', async () => {
+    const issue = await e.createIssue('Published, then scheduled');
+    await e.publish(issue.id);
+    await e.trigger(issue.id, { scheduledAt: new Date(Date.now() + 3600_000).toISOString() });
+    const back = await runCli(['unschedule', issue.slug], env);
+    expect({ code: back.code, stderr: back.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(back.stdout).toContain('is taken back: nothing was mailed, and the issue is published, as it was before (in the archive, not mailed).');
+    expect((await e.api('GET', `/api/issues/${issue.id}`)).json()).toMatchObject({ state: 'published', inArchive: true });
+  });
+
   it('unschedule once started: 409 not_scheduled; retry-failed with nothing failed says so', async () => {
     const issue = await e.createIssue('Already started');
     await e.trigger(issue.id);

@@ -11,7 +11,25 @@ import { runCli } from './run-cli.js';
 // No service is needed to check usage: the address is one that nothing listens on.
 const NOWHERE = { BROADSIDE_URL: 'http://127.0.0.1:9', API_TOKEN: 'some-editor-token-0123456789' };
 
-const COMMAND_NAMES = ['publish', 'send', 'watch', 'status', 'pause', 'resume', 'cancel', 'import', 'start', 'api', 'worker', 'doctor', 'migrate'];
+const COMMAND_NAMES = [
+  'publish',
+  'unpublish',
+  'send',
+  'reschedule',
+  'unschedule',
+  'retry-failed',
+  'watch',
+  'status',
+  'pause',
+  'resume',
+  'cancel',
+  'import',
+  'start',
+  'api',
+  'worker',
+  'doctor',
+  'migrate',
+];
 
 describe('help', () => {
   it('broadside --help lists every command on stdout and exits 0', async () => {
@@ -19,7 +37,8 @@ describe('help', () => {
       const r = await runCli(args, NOWHERE);
       expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
       expect(r.stdout).toMatch(/^Usage: broadside <command> \[options\]\n/);
-      for (const name of COMMAND_NAMES) expect(r.stdout).toMatch(new RegExp(`^ {2}${name}\\b`, 'm'));
+      // Each command's line: its name and operands, then at least two spaces before its summary.
+      for (const name of COMMAND_NAMES) expect(r.stdout).toMatch(new RegExp(`^ {2}${name}( <[\\w.]+>)? {2,}\\S`, 'm'));
       expect(r.stdout).toContain('Exit status: 0 success, 1 the operation failed, 2 usage error.');
     }
   });
