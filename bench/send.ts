@@ -29,16 +29,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import slugify from '@sindresorhus/slugify';
 import { Redis } from 'ioredis';
-import { encodeWords } from 'nodemailer/lib/mime-funcs';
 import { parseMailbox } from '../src/config/mailbox.js';
 import { createSmtpMailer } from '../src/delivery/mailer.js';
-import { formatAddress, IssueMime } from '../src/delivery/mime-template.js';
+import { CopyMaker } from '../src/delivery/prepare-copy.js';
 import { createIssue } from '../src/issues/authoring.js';
 import { parseIssueFile } from '../src/issues/issue-file.js';
 import { findIssue } from '../src/issues/queries.js';
-import { formatIssueDate, type IssueReaderVars } from '../src/rendering/issue.js';
 import { triggerSend } from '../src/sending/control.js';
 import { FANOUT_BATCH } from '../src/sending/fanout.js';
 import { createSend, fanOutBatch, findSend, progressOf } from '../src/sending/queries.js';
@@ -209,47 +206,22 @@ type Ceiling = {
   sinkCpu: number;
 };
 
-/** Builds a reader's copy as a worker does (see runCeiling). */
+/** Builds a reader's copy as a worker does: CopyMaker (src/delivery/prepare-copy.ts), as SendCopies uses it. */
 async function ceilingBuilder(w: World) {
-  const { c, config } = w;
+  const { c } = w;
   const issue = (await findIssue(c.pool, w.issueId))!;
-  // The issue's MIME exactly as Deliverer.load prepares it, and each copy as Deliverer.deliver
-  // builds it (send id 0 and subscriber ids standing in for message ids: no send exists yet).
-  const sender = parseMailbox(config.mailFrom);
-  const domain = sender.address.split('@')[1] ?? 'localhost';
-  const listLabel = slugify(config.newsletterName) || 'newsletter';
-  const mime = new IssueMime(
-    {
-      from: formatAddress(sender.address, sender.name),
-      subject: issue.subject,
-      listId: `${encodeWords(config.newsletterName, 'Q', 52)} <${listLabel}.${domain}>`,
-      feedbackId: `issue${issue.id}:send0:newsletter:broadside`,
-    },
-    { html: issue.html_template, text: issue.text_template },
-  );
-  const issueDate = formatIssueDate(new Date());
-  const build = (r: { id: number; email: string; name: string | null }) => {
-    const token = c.messageTokens.sign(r.id);
-    const unsubscribeUrl = c.links.unsubscribe(r.id);
-    const vars: IssueReaderVars = {
-      newsletter: config.newsletterName,
-      issue_date: issueDate,
-      greeting: r.name ? `Hi ${r.name},` : 'Hi,',
-      unsubscribe_url: unsubscribeUrl,
-      manage_url: c.links.manage(r.id),
-      postal_address: config.postalAddress ?? '',
-    };
-    return {
-      to: r.email,
-      raw: mime.build({ to: { address: r.email, name: r.name }, messageIdHeader: `${token}@${domain}`, messageToken: token, unsubscribeUrl, vars }),
-    };
+  // Send id 0 and subscriber ids standing in for message ids: no send exists yet.
+  const maker = new CopyMaker(c);
+  const mime = maker.forSend(issue, { id: 0, started_at: new Date() });
+  return (r: { id: number; email: string; name: string | null }) => {
+    const copy = maker.readerCopy(mime, { messageId: r.id, subscriberId: r.id, email: r.email, name: r.name });
+    return { to: copy.envelope.to, raw: copy.raw, copy };
   };
-  return build;
 }
 
 async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling> {
   const { c, config } = w;
-  const sender = parseMailbox(config.mailFrom);
+  const _sender = parseMailbox(config.mailFrom);
   const build = await ceilingBuilder(w);
   const { rows: first } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT 1');
   const size = build(first[0]!).raw.length;
@@ -276,7 +248,7 @@ async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling>
       while (next < count) {
         const m = messages[next++ % messages.length]!;
         try {
-          await mailer.sendRaw({ envelope: { from: sender.address, to: m.to }, raw: m.raw });
+          await mailer.sendRaw(m.copy);
         } catch {
           errors++;
         }
