@@ -30,7 +30,6 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { parseMailbox } from '../src/config/mailbox.js';
 import { createSmtpMailer } from '../src/delivery/mailer.js';
 import { CopyMaker } from '../src/delivery/prepare-copy.js';
 import { createIssue } from '../src/issues/authoring.js';
@@ -221,7 +220,6 @@ async function ceilingBuilder(w: World) {
 
 async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling> {
   const { c, config } = w;
-  const _sender = parseMailbox(config.mailFrom);
   const build = await ceilingBuilder(w);
   const { rows: first } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT 1');
   const size = build(first[0]!).raw.length;
