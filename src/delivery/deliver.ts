@@ -6,10 +6,11 @@ import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.
 import type { DeliverJob } from '../queues/contract.js';
 import type { DeliverOutcome } from '../shared/statuses.js';
 import type { Logger } from '../log.js';
+import { ClaimBatcher } from './claim-batcher.js';
 import { ClaimKeeper, renewalIntervalMs } from './claim-keeper.js';
 import { SendCopies } from './prepare-copy.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
-import { claimMessage, markCancelled, markFailed, releaseMessage, type Claim } from './queries.js';
+import { markCancelled, markFailed, releaseMessage, type Claim } from './queries.js';
 import { SmtpUtf8Unavailable } from './mailer.js';
 import { RelayPacer, UNANSWERED_FOR_MS, UNAVAILABLE_AFTER } from './relay-pacing.js';
 import type { StatusWriter } from './status-writer.js';
@@ -67,6 +68,7 @@ export class Deliverer {
   readonly pacer: RelayPacer;
   private readonly copies: SendCopies;
   private readonly claims: ClaimKeeper;
+  private readonly claimer: ClaimBatcher;
   /** The last refusal, for the jobs turned away while the relay is unavailable. */
   private lastRefusal: SmtpFailure | undefined;
 
@@ -77,6 +79,7 @@ export class Deliverer {
     private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
     this.copies = new SendCopies(c.pool, c);
+    this.claimer = new ClaimBatcher(c.pool, c.config.sendingTimeoutSeconds);
     this.claims = new ClaimKeeper(c.pool, c.log, renewalIntervalMs(c.config.sendingTimeoutSeconds));
     const max = c.config.smtpPoolSize;
     c.metrics.smtpConcurrencyLimit(max);
@@ -116,10 +119,9 @@ export class Deliverer {
   }
 
   private async claimAndSubmit(job: DeliverJob, attempt: Attempt, log: Logger, release: () => void): Promise<DeliverOutcome> {
-    const { c } = this;
     let claim: Claim | undefined;
     try {
-      claim = await claimMessage(c.pool, job.messageId, c.config.sendingTimeoutSeconds);
+      claim = await this.claimer.claim(job.messageId);
       // Already submitted, claimed by a live worker, or its send is paused or cancelled.
       if (!claim) return 'not_claimed';
       this.claims.hold(claim);
