@@ -146,6 +146,20 @@ async function redisUsedMemory(redis: Redis): Promise<number> {
   return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1] ?? NaN);
 }
 
+/** Redis's own count of calls and time per command (INFO commandstats), whole server. */
+async function redisCommandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  return out;
+}
+
+/** Transactions committed in this database so far (pg_stat_statements is not loaded here). */
+async function commitsOf(w: World): Promise<number> {
+  const { rows } = await w.c.pool.query<{ n: string }>('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()');
+  return Number(rows[0]!.n);
+}
+
 async function redisCpu(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
   return Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1] ?? 0) + Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1] ?? 0);
@@ -285,6 +299,8 @@ async function runEndToEnd(w: World, sink: Sink) {
     sink: await cpuOf(sink.pid),
     redis: await redisCpu(redis),
     self: process.cpuUsage(),
+    commands: await redisCommandStats(redis),
+    commits: await commitsOf(w),
   };
 
   // Sampling: memory of every worker and of Redis every 250 ms; our keys (SCAN + MEMORY USAGE
@@ -338,7 +354,17 @@ async function runEndToEnd(w: World, sink: Sink) {
     sink: await cpuOf(sink.pid),
     redis: await redisCpu(redis),
     self: process.cpuUsage(cpu0.self),
+    commands: await redisCommandStats(redis),
+    commits: await commitsOf(w),
   };
+  // Redis's busiest commands over the send (whole server) and Postgres's commits (this database).
+  const redisCommands = [...cpu1.commands]
+    .map(([name, v]) => ({ name, calls: v.calls - (cpu0.commands.get(name)?.calls ?? 0), usec: v.usec - (cpu0.commands.get(name)?.usec ?? 0) }))
+    .filter((x) => x.calls > 0)
+    .sort((a, b) => b.usec - a.usec);
+  // pg_stat_database's counters arrive from the backends with a delay of up to a second.
+  await sleep(1000);
+  const commits = (await commitsOf(w)) - cpu0.commits;
   // Postgres backends serving this database (the workers' pools and ours), CPU since they started.
   const { rows: backends } = await c.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
   const pgCpu = (await Promise.all(backends.map((b) => cpuOf(b.pid)))).reduce((a, b) => a + b, 0);
@@ -405,6 +431,8 @@ async function runEndToEnd(w: World, sink: Sink) {
     },
     printed: printedLines(workers),
     stopMs,
+    redisCommands,
+    commits,
   };
 }
 
@@ -623,6 +651,18 @@ async function main(): Promise<void> {
       ],
       ['Redis, our keys at their peak', mb(e.prefixPeak.bytes), `${fmt(e.prefixPeak.keys)} keys under the queue prefix (MEMORY USAGE, sampled every 8 s)`],
       ...cpuRows(e.cpu, total, (e.doneAt - e.triggeredAt) / 1000),
+      [
+        'Postgres commits per message',
+        (e.commits / total).toFixed(2),
+        `${fmt(e.commits)} transactions committed in this database during the send (pg_stat_database)`,
+      ],
+      ...e.redisCommands
+        .slice(0, 5)
+        .map((x): [string, string, string] => [
+          `  Redis ${x.name}`,
+          `${(x.usec / total).toFixed(0)} µs`,
+          `per message; ${(x.calls / total).toFixed(2)} calls per message (INFO commandstats, whole server)`,
+        ]),
       ['samples', fmt(e.samples), `every ${SAMPLE_MS} ms`],
       ['worker shutdown (SIGTERM → exit)', secs(e.stopMs)],
     ]),
