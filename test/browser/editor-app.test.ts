@@ -1,0 +1,313 @@
+// The editor's web app at /editor in a real browser, found by roles and accessible names as an
+// editor (or a screen reader) would find them, against a real server, Postgres and Redis.
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { axeViolations, launchChromium, withContext as withBrowserContext } from '../support/browser.js';
+import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
+import { requireBuiltEditorApp } from '../support/editor-app.js';
+import { until } from '../support/wait.js';
+
+let t: TestContext;
+let browser: Browser | undefined;
+let base = '';
+
+beforeAll(async () => {
+  requireBuiltEditorApp();
+  t = await createTestContext();
+  await t.app.listen({ port: 0, host: '127.0.0.1' });
+  base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+  browser = await launchChromium();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await t?.close();
+});
+
+type PageGlobals = { innerWidth: number; document: { documentElement: { scrollWidth: number } } };
+
+/**
+ * A browser context as an editor has it: the page's CSP enforced. Every console error (a CSP
+ * refusal is one) and every uncaught exception fails the test.
+ */
+async function asEditor<T>(opts: Parameters<Browser['newContext']>[0], fn: (page: Page, ctx: BrowserContext) => Promise<T>): Promise<T> {
+  return withBrowserContext(browser!, opts, async (ctx) => {
+    const page = await ctx.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      // Provoked on purpose: the 401 of GET /api/session before signing in, the conflict test's
+      // 409, and the refused connection of the test that takes the server away.
+      if (m.type() === 'error' && !/status of (401|409)|ERR_CONNECTION_REFUSED/.test(m.text())) problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+    const result = await fn(page, ctx);
+    expect(problems).toEqual([]);
+    return result;
+  });
+}
+
+async function signIn(page: Page, path = '/editor'): Promise<void> {
+  await page.goto(`${base}${path}`);
+  await page.getByLabel('API token').fill(TEST_TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+async function createIssue(subject: string, markdown = 'Intro.\n\n## First story\n\nSome text.'): Promise<{ id: number; revision: number }> {
+  const res = await t.app.inject({ method: 'POST', url: '/api/issues', headers: t.auth, payload: { subject, markdown } });
+  expect(res.statusCode).toBe(201);
+  return res.json();
+}
+
+const dbIssue = async (id: number) => (await t.c.pool.query('SELECT subject, preheader, markdown FROM issues WHERE id = $1', [id])).rows[0];
+
+async function noHorizontalScroll(page: Page): Promise<void> {
+  const widths = await page.evaluate(() => {
+    const { innerWidth, document } = globalThis as unknown as PageGlobals;
+    return { viewport: innerWidth, document: document.documentElement.scrollWidth };
+  });
+  expect(widths.document).toBeLessThanOrEqual(widths.viewport);
+}
+
+describe('signing in and out', () => {
+  it('asks for the API token, says in words when it is wrong, signs in, and signs out for good', async () => {
+    await asEditor({}, async (page, ctx) => {
+      await page.goto(`${base}/editor`);
+      expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Sign in to the editor');
+      const field = page.getByLabel('API token');
+      await field.fill('not-the-token-0123456789');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      const error = page.getByRole('alert');
+      await error.waitFor();
+      expect(await error.textContent()).toContain('That is not the API token');
+      // The error is tied to the field, so a screen reader reads it with the field.
+      await expect(field.getAttribute('aria-invalid')).resolves.toBe('true');
+      expect(await field.getAttribute('aria-describedby')).toContain('token-error');
+
+      await field.fill(TEST_TOKEN);
+      await field.press('Enter');
+      await page.getByRole('heading', { level: 1, name: 'Issues' }).waitFor();
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      for (const name of ['Issues', 'Readers', 'Bounces']) expect(await nav.getByRole('link', { name }).count()).toBe(1);
+
+      const [cookie] = (await ctx.cookies()).filter((c) => c.name === 'broadside_session');
+      expect(cookie).toEqual(expect.objectContaining({ httpOnly: true, sameSite: 'Strict', secure: false, path: '/' }));
+      // The token itself is nowhere the page's scripts can read.
+      expect(await page.evaluate(() => JSON.stringify({ ...(globalThis as unknown as { localStorage: Record<string, string> }).localStorage }))).not.toContain(
+        TEST_TOKEN,
+      );
+
+      // Reloading keeps the session.
+      await page.reload();
+      await page.getByRole('heading', { level: 1, name: 'Issues' }).waitFor();
+
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('API token').waitFor();
+      // The cookie is gone, and the old one would not work either.
+      expect((await ctx.cookies()).filter((c) => c.name === 'broadside_session')).toEqual([]);
+      const old = await t.app.inject({ method: 'GET', url: '/api/issues', headers: { cookie: `broadside_session=${cookie!.value}` } });
+      expect(old.statusCode).toBe(401);
+    });
+  });
+});
+
+describe('the issues screen', () => {
+  it('lists every issue by its subject with its state and a send in progress with its progress; New issue opens the writer', async () => {
+    const draft = await createIssue('A draft about "quotes" & ampersands');
+    const sending = await createIssue('The one being sent');
+    // No worker runs in this test: the send stays in progress.
+    const started = await t.app.inject({ method: 'POST', url: `/api/issues/${sending.id}/send`, headers: t.auth, payload: {} });
+    expect(started.statusCode).toBe(202);
+
+    await asEditor({}, async (page) => {
+      await signIn(page, '/editor/issues');
+      const draftLink = page.getByRole('link', { name: 'A draft about "quotes" & ampersands' });
+      await draftLink.waitFor();
+      const draftRow = page.getByRole('listitem').filter({ has: draftLink });
+      expect(await draftRow.textContent()).toContain('Draft');
+      const sendingRow = page.getByRole('listitem').filter({ has: page.getByRole('link', { name: 'The one being sent' }) });
+      expect(await sendingRow.textContent()).toContain('Sending');
+      await sendingRow.getByRole('progressbar', { name: 'Send progress' }).waitFor();
+      expect(await sendingRow.textContent()).toMatch(/0 of \d+\+? submitted/);
+
+      await draftLink.click();
+      await page.waitForURL(`**/editor/issues/${draft.id}`);
+      expect(await page.getByLabel('Subject').inputValue()).toBe('A draft about "quotes" & ampersands');
+      await page.goBack();
+      await page.getByRole('button', { name: 'New issue' }).click();
+      await page.waitForURL('**/editor/issues/new');
+      await page.getByLabel('Subject').waitFor();
+    });
+  });
+});
+
+describe('the writer', () => {
+  it('saves a new draft by itself, shows "Saved", and previews it at both widths, as HTML and as text', async () => {
+    await asEditor({ viewport: { width: 1280, height: 900 } }, async (page) => {
+      await signIn(page, '/editor/issues/new');
+      await page.getByLabel('Subject').fill('Week 12: the browser wrote this');
+      await page.getByLabel('Preheader').fill('Three stories and a correction');
+      await page.getByLabel('Markdown').fill('A standing intro.\n\n## The first story\n\nIt happened on Tuesday.');
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor({ timeout: 10_000 });
+      await page.waitForURL(/\/editor\/issues\/\d+$/);
+      const id = Number(page.url().split('/').pop());
+      expect(await dbIssue(id)).toEqual({
+        subject: 'Week 12: the browser wrote this',
+        preheader: 'Three stories and a correction',
+        markdown: 'A standing intro.\n\n## The first story\n\nIt happened on Tuesday.',
+      });
+      // The field kept focus and its text through the save that gave the issue its address.
+      await expect(page.getByLabel('Markdown').evaluate((el) => el === (el.ownerDocument as { activeElement: unknown }).activeElement)).resolves.toBe(true);
+
+      const frame = page.getByTitle('Preview');
+      await until('the preview shows the issue', async () =>
+        ((await frame.contentFrame().locator('body').textContent()) ?? '').includes('It happened on Tuesday.'),
+      );
+      expect(await frame.getAttribute('sandbox')).toBe('');
+      const desktop = (await frame.boundingBox())!.width;
+      expect(desktop).toBeGreaterThan(450);
+
+      await page.getByRole('button', { name: 'Phone' }).click();
+      await expect(page.getByRole('button', { name: 'Phone' }).getAttribute('aria-pressed')).resolves.toBe('true');
+      await until('the frame is phone-wide', async () => Math.round((await frame.boundingBox())!.width) === 375);
+
+      await page.getByRole('button', { name: 'Text' }).click();
+      await until('the text part is shown', async () => {
+        const text = (await frame.contentFrame().locator('body').textContent()) ?? '';
+        return text.includes('THE FIRST STORY') || (text.includes('The first story') && !text.includes('<'));
+      });
+      const src = await frame.getAttribute('src');
+      expect(src).toContain('format=text');
+      await page.getByRole('button', { name: 'HTML' }).click();
+      await page.getByRole('button', { name: 'Desktop' }).click();
+      await until('the frame is wide again', async () => (await frame.boundingBox())!.width > 450);
+    });
+  });
+
+  it('says plainly when another tab changed the issue, and does not overwrite it', async () => {
+    const { id } = await createIssue('Two tabs');
+    await asEditor({}, async (page) => {
+      await signIn(page, `/editor/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+      // Another tab (here: a script with the token) saves first.
+      const other = await t.app.inject({
+        method: 'PATCH',
+        url: `/api/issues/${id}`,
+        headers: t.auth,
+        payload: { subject: 'Saved by the other tab', revision: 1 },
+      });
+      expect(other.statusCode).toBe(200);
+
+      await page.getByLabel('Subject').fill('Typed in this tab');
+      const status = page.getByRole('status').filter({ hasText: 'changed elsewhere' });
+      await status.waitFor({ timeout: 10_000 });
+      expect(await status.textContent()).toContain('Not saved');
+      expect((await dbIssue(id)).subject).toBe('Saved by the other tab');
+      // What was typed is still there, and kept in this browser.
+      expect(await page.getByLabel('Subject').inputValue()).toBe('Typed in this tab');
+    });
+  });
+
+  it('keeps what was typed in the browser while it cannot be saved, across a reload, and saves it once the server answers', async () => {
+    const { id } = await createIssue('Kept locally');
+    await asEditor({}, async (page) => {
+      await signIn(page, `/editor/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+      // The server cannot be reached for saves.
+      await page.route(`**/api/issues/${id}`, (route) => (route.request().method() === 'PATCH' ? route.abort('connectionrefused') : route.continue()));
+      await page.getByLabel('Markdown').fill('Written while the server was away.');
+      await page.getByRole('status').filter({ hasText: 'cannot be reached' }).waitFor({ timeout: 10_000 });
+      expect((await dbIssue(id)).markdown).not.toContain('server was away');
+
+      await page.reload();
+      await page.getByText('never saved').waitFor();
+      expect(await page.getByLabel('Markdown').inputValue()).toBe('Written while the server was away.');
+
+      await page.unroute(`**/api/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor({ timeout: 15_000 });
+      expect((await dbIssue(id)).markdown).toBe('Written while the server was away.');
+    });
+  });
+});
+
+describe('accessibility and layout', () => {
+  it('every screen built so far has no serious or critical axe-core violation', async () => {
+    const { id } = await createIssue('Scanned by axe');
+    // axe-core's script is added to the page, which the CSP refuses: this context bypasses it.
+    await withBrowserContext(browser!, { bypassCSP: true }, async (ctx) => {
+      const page = await ctx.newPage();
+      await page.goto(`${base}/editor`);
+      await page.getByLabel('API token').waitFor();
+      const scans: Record<string, unknown> = { 'sign-in': await axeViolations(page) };
+      await signIn(page, '/editor/issues');
+      await page.getByRole('link', { name: 'Scanned by axe' }).waitFor();
+      scans.issues = await axeViolations(page);
+      await page.goto(`${base}/editor/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+      scans.writer = await axeViolations(page);
+      await page.goto(`${base}/editor/issues/new`);
+      await page.getByLabel('Subject').waitFor();
+      scans['new issue'] = await axeViolations(page);
+      for (const screen of ['readers', 'bounces']) {
+        await page.goto(`${base}/editor/${screen}`);
+        await page.getByRole('heading', { level: 1 }).waitFor();
+        scans[screen] = await axeViolations(page);
+      }
+      expect(scans).toEqual({ 'sign-in': [], issues: [], writer: [], 'new issue': [], readers: [], bounces: [] });
+    });
+  });
+
+  it.each([
+    [375, 740],
+    [1280, 900],
+  ])('at %i px wide nothing scrolls sideways and the screens work with the keyboard alone', async (width, height) => {
+    const { id } = await createIssue(`Seen at ${width} px`);
+    await asEditor({ viewport: { width, height } }, async (page) => {
+      await page.goto(`${base}/editor`);
+      // Keyboard only: to the field, type, Enter.
+      await page.keyboard.press('Tab');
+      await page.keyboard.type(TEST_TOKEN);
+      await page.keyboard.press('Enter');
+      await page.getByRole('link', { name: `Seen at ${width} px` }).waitFor();
+      await noHorizontalScroll(page);
+
+      // Tab to the issue's link, with a visible focus ring, and open it with Enter.
+      const link = page.getByRole('link', { name: `Seen at ${width} px` });
+      for (let i = 0; i < 20 && !(await link.evaluate((el) => el === (el.ownerDocument as { activeElement: unknown }).activeElement)); i += 1) {
+        await page.keyboard.press('Tab');
+      }
+      const outline = await link.evaluate((el) => {
+        const s = (globalThis as unknown as { getComputedStyle(e: unknown): { outlineStyle: string; outlineWidth: string } }).getComputedStyle(el);
+        return `${s.outlineStyle} ${s.outlineWidth}`;
+      });
+      expect(outline).toBe('solid 3px');
+      await page.keyboard.press('Enter');
+      await page.waitForURL(`**/editor/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+      await noHorizontalScroll(page);
+      for (const name of ['Subject', 'Preheader', 'Markdown']) {
+        const box = (await page.getByLabel(name).boundingBox())!;
+        expect([name, box.x >= 0 && box.x + box.width <= width]).toEqual([name, true]);
+      }
+    });
+  });
+});
