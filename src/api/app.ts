@@ -8,6 +8,8 @@ import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
 import { archiveRoutes } from '../issues/archive-routes.js';
 import { issueApiRoutes } from '../issues/api-routes.js';
+import { previewLinkApiRoutes, previewPageRoutes } from '../issues/preview-routes.js';
+import { mediaApiRoutes, mediaRoutes } from '../media/routes.js';
 import { installHttpMetrics, metricsRoutes } from '../metrics/http-metrics.js';
 import { sendApiRoutes } from '../sending/api-routes.js';
 import { subscriberApiRoutes } from '../subscribers/api-routes.js';
@@ -73,6 +75,8 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
   await app.register(metricsRoutes(c.metrics));
   await app.register(readerRoutes(c));
   await app.register(archiveRoutes(c));
+  await app.register(mediaRoutes(c));
+  await app.register(previewPageRoutes(c));
   // Providers authenticate with their own signatures, not the bearer token; the plugin keeps
   // raw bodies (its own content-type parsers) for them.
   await app.register(webhookRoutes(c));
@@ -96,6 +100,8 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     await api.register(issueApiRoutes(c));
     await api.register(sendApiRoutes(c));
     await api.register(bounceApiRoutes(c));
+    await api.register(mediaApiRoutes(c));
+    await api.register(previewLinkApiRoutes(c));
   });
   await app.register(async (ops) => {
     ops.addHook('onRequest', requireOperator(check));

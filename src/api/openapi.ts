@@ -136,6 +136,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       },
       tags: [
         { name: 'issues', description: 'Write, preview, test and publish issues' },
+        { name: 'media', description: "Images for issues: the editor's uploads, and their public addresses (no token)" },
         { name: 'sends', description: 'Trigger and control the one send of an issue' },
         { name: 'bounces', description: 'Bounces, complaints and the raw reports behind them' },
         { name: 'webhooks', description: 'Bounce and complaint events from email providers, authenticated by their own signatures' },

@@ -74,6 +74,8 @@ export type Config = {
   sendgridWebhookPublicKey: string | undefined;
   mailgunWebhookSigningKey: string | undefined;
   webhookToleranceSeconds: number;
+  mediaMaxBytes: number;
+  previewLinkTtlMinutes: number;
 };
 
 /**
@@ -362,6 +364,10 @@ const fields = {
   },
   mailgunWebhookSigningKey: { env: 'MAILGUN_WEBHOOK_SIGNING_KEY', parse: minLength(16) },
   webhookToleranceSeconds: { env: 'WEBHOOK_TOLERANCE_SECONDS', parse: int(10, 86400), default: 300 },
+  // Images the editor uploads (POST /api/media), in bytes: 5 MiB by default (5,242,880 bytes).
+  mediaMaxBytes: { env: 'MEDIA_MAX_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 5 * 1024 * 1024 },
+  // How long a browser preview link (POST /api/issues/:id/preview-link) opens the draft.
+  previewLinkTtlMinutes: { env: 'PREVIEW_LINK_TTL_MINUTES', parse: int(1, 7 * 24 * 60), default: 60 },
 } satisfies { [K in keyof Config]: Field<Config[K]> };
 
 /** Every environment variable the service reads, for docs and for checking docker-compose.yml. */

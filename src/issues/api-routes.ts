@@ -162,7 +162,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
     webUrl: c.renderer.webUrl(r.slug),
     sections: r.content.sections.map((s) => ({ id: s.id, title: s.title })),
     htmlBytes: r.html_bytes,
-    warnings: issueWarnings(r.html_bytes, r.content.sections.length),
+    warnings: issueWarnings(r.html_bytes, r.content.sections.length, r.content.media),
     revision: r.revision,
     inArchive: r.in_archive,
     unpublishedAt: iso(r.unpublished_at),
