@@ -1,11 +1,12 @@
 // The editor's web app at /editor in a real browser, found by roles and accessible names as an
 // editor (or a screen reader) would find them, against a real server, Postgres and Redis.
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { axeViolations, launchChromium, withContext as withBrowserContext } from '../support/browser.js';
 import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
 import { requireBuiltEditorApp } from '../support/editor-app.js';
+import { freePort } from '../support/free-port.js';
+import { IMAGES } from '../support/images.js';
 import { until } from '../support/wait.js';
 
 let t: TestContext;
@@ -14,9 +15,11 @@ let base = '';
 
 beforeAll(async () => {
   requireBuiltEditorApp();
-  t = await createTestContext();
-  await t.app.listen({ port: 0, host: '127.0.0.1' });
-  base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+  // PUBLIC_URL is this server, so the preview's uploaded images load from it.
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  t = await createTestContext({ env: { PUBLIC_URL: base } });
+  await t.app.listen({ port, host: '127.0.0.1' });
   browser = await launchChromium();
 }, 60_000);
 
@@ -37,8 +40,9 @@ async function asEditor<T>(opts: Parameters<Browser['newContext']>[0], fn: (page
     const problems: string[] = [];
     page.on('console', (m) => {
       // Provoked on purpose: the 401 of GET /api/session before signing in, the conflict test's
-      // 409, and the refused connection of the test that takes the server away.
-      if (m.type() === 'error' && !/status of (401|409)|ERR_CONNECTION_REFUSED/.test(m.text())) problems.push(m.text());
+      // 409, the image test's refused fake (415), and the refused connection of the test
+      // that takes the server away.
+      if (m.type() === 'error' && !/status of (401|409|415)|ERR_CONNECTION_REFUSED/.test(m.text())) problems.push(m.text());
     });
     page.on('pageerror', (e) => problems.push(e.message));
     const result = await fn(page, ctx);
@@ -243,6 +247,52 @@ describe('the writer', () => {
   });
 });
 
+describe('the writer, further', () => {
+  it('uploads a chosen image and inserts it as Markdown, shows the outline and the inbox line, and restores an older revision', async () => {
+    const { id } = await createIssue('With a picture', 'Intro.\n\n## Harbour news\n\nBoats.');
+    await asEditor({ viewport: { width: 1280, height: 900 } }, async (page) => {
+      await signIn(page, `/editor/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+      // The outline and the inbox line follow the issue.
+      const outline = page.getByRole('region', { name: 'Covered this week' });
+      expect(await outline.getByRole('listitem').allTextContents()).toEqual(['Harbour news']);
+      expect(await page.locator('.inbox-line').textContent()).toContain('With a picture');
+
+      const markdown = page.getByLabel('Markdown');
+      await markdown.focus();
+      await markdown.press('End');
+      await page.getByLabel('Insert image').setInputFiles({ name: 'harbour.png', mimeType: 'image/png', buffer: IMAGES.png });
+      await until('the image is inserted', async () => /!\[harbour\]\(http:\/\/[^)]+\/media\/[0-9a-f]{64}\.png\)/.test(await markdown.inputValue()));
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor({ timeout: 10_000 });
+      expect((await dbIssue(id)).markdown).toMatch(/Boats\.!\[harbour\]\(.+\/media\/[0-9a-f]{64}\.png\)$/);
+
+      // A file that only pretends to be an image is refused, in words, and nothing is inserted.
+      await page
+        .getByLabel('Insert image')
+        .setInputFiles({ name: 'fake.png', mimeType: 'image/png', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') });
+      await page.getByRole('alert').filter({ hasText: 'fake.png could not be uploaded' }).waitFor();
+      expect(await markdown.inputValue()).not.toContain('Uploading');
+
+      await page.getByText('Revisions').click();
+      await page.getByRole('button', { name: 'Restore revision 1' }).click();
+      await until('revision 1 is back', async () => (await markdown.inputValue()) === 'Intro.\n\n## Harbour news\n\nBoats.');
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor({ timeout: 10_000 });
+      expect((await dbIssue(id)).markdown).toBe('Intro.\n\n## Harbour news\n\nBoats.');
+      const revisions = await t.app.inject({ method: 'GET', url: `/api/issues/${id}/revisions`, headers: t.auth });
+      expect(revisions.json().items.map((r: { number: number }) => r.number)).toEqual([3, 2, 1]);
+    });
+  });
+});
+
 describe('accessibility and layout', () => {
   it('every screen built so far has no serious or critical axe-core violation', async () => {
     const { id } = await createIssue('Scanned by axe');
@@ -280,6 +330,7 @@ describe('accessibility and layout', () => {
     const { id } = await createIssue(`Seen at ${width} px`);
     await asEditor({ viewport: { width, height } }, async (page) => {
       await page.goto(`${base}/editor`);
+      await page.getByLabel('API token').waitFor();
       // Keyboard only: to the field, type, Enter.
       await page.keyboard.press('Tab');
       await page.keyboard.type(TEST_TOKEN);

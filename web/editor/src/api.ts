@@ -29,13 +29,19 @@ export function whenSignedOut(fn: () => void): void {
 
 export type Answer<T> = { body: T; headers: Headers; status: number };
 
-export async function request<T>(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer<T>> {
+export async function request<T>(
+  method: string,
+  path: string,
+  opts: { body?: unknown; raw?: Blob; headers?: Record<string, string> } = {},
+): Promise<Answer<T>> {
   const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.raw) headers['content-type'] = opts.raw.type || 'application/octet-stream';
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['x-csrf-token'] = csrfToken;
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, credentials: 'same-origin', body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+    const body = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+    res = await fetch(path, { method, headers, credentials: 'same-origin', body });
   } catch {
     throw new ApiError(0, OFFLINE, 'The server cannot be reached. Check your connection; the editor tries again by itself.');
   }
@@ -78,7 +84,11 @@ export type Issue = {
   webUrl: string;
 };
 
-export type IssueDetail = Issue & { markdown: string };
+export type IssueDetail = Issue & { markdown: string; sections: { id: string; title: string }[] };
+
+export type Revision = { number: number; kind: 'draft' | 'correction'; subject: string; preheader: string; markdownBytes: number; createdAt: string };
+
+export type Media = { url: string; type: string; bytes: number; width: number; height: number };
 
 export type SendProgress = {
   status: string;

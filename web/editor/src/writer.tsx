@@ -3,7 +3,7 @@
 // (If-Match), so another tab's save is never overwritten: that is a 409 edit_conflict, said
 // plainly. Until a change is saved it is kept in this browser (localStorage), across reloads.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { type ApiError, type IssueDetail, OFFLINE, request } from './api';
+import { type ApiError, get, type IssueDetail, type Media, OFFLINE, type Revision, request } from './api';
 import { navigate } from './router';
 
 type Fields = { subject: string; preheader: string; markdown: string };
@@ -156,12 +156,54 @@ export function Writer({ id }: { id: number | 'new' }) {
     return () => clearTimeout(timer.current);
   }, [fields, save.kind, isDraft]);
 
-  const change = (name: keyof Fields) => (event: Event) => {
-    const next = { ...latest.current, [name]: (event.target as HTMLInputElement | HTMLTextAreaElement).value };
+  const update = (next: Fields) => {
+    latest.current = next;
     setFields(next);
     keep(id === 'new' && issue ? issue.id : id, next, saved.current.revision);
     if (save.kind !== 'conflict') setSave({ kind: 'unsaved' });
   };
+
+  const change = (name: keyof Fields) => (event: Event) => {
+    update({ ...latest.current, [name]: (event.target as HTMLInputElement | HTMLTextAreaElement).value });
+  };
+
+  // Images pasted, dropped or chosen: uploaded (POST /api/media) and inserted as Markdown where
+  // the cursor is; a placeholder stands there meanwhile.
+  const markdownField = useRef<HTMLTextAreaElement>(null);
+  const [imageMessage, setImageMessage] = useState<{ error: boolean; text: string }>();
+  const insertImages = (files: File[]): boolean => {
+    const images = files.filter((f) => f.type.startsWith('image/'));
+    if (images.length === 0) return false;
+    void (async () => {
+      for (const file of images) {
+        const alt = file.name.replace(/\.[^.]*$/, '').replace(/[[\]\\]/g, '') || 'image';
+        const marker = `![Uploading ${alt}…]()`;
+        const el = markdownField.current;
+        const md = latest.current.markdown;
+        const at = el ? el.selectionEnd : md.length;
+        update({ ...latest.current, markdown: `${md.slice(0, at)}${marker}${md.slice(at)}` });
+        setImageMessage({ error: false, text: `Uploading ${file.name}…` });
+        try {
+          const { body } = await request<Media>('POST', '/api/media', { raw: file });
+          update({ ...latest.current, markdown: latest.current.markdown.replace(marker, `![${alt}](${body.url})`) });
+          setImageMessage({ error: false, text: `${file.name} uploaded and inserted.` });
+        } catch (err) {
+          update({ ...latest.current, markdown: latest.current.markdown.replace(marker, '') });
+          setImageMessage({ error: true, text: `${file.name} could not be uploaded: ${(err as ApiError).message}` });
+        }
+      }
+    })();
+    return true;
+  };
+
+  const restore = async (number: number) => {
+    const target = issue?.id;
+    if (!target) return;
+    const r = await get<Revision & { markdown: string }>(`/api/issues/${target}/revisions/${number}`);
+    update({ subject: r.subject, preheader: r.preheader, markdown: r.markdown });
+    setRestoredRevision(number);
+  };
+  const [restoredRevision, setRestoredRevision] = useState<number>();
 
   if (loadError) {
     return (
@@ -202,9 +244,51 @@ export function Writer({ id }: { id: number | 'new' }) {
           <Field label="Preheader" name="preheader" hint="The line an inbox shows after the subject." error={fieldError('preheader')}>
             {(props) => <input {...props} type="text" value={fields.preheader} onInput={change('preheader')} readOnly={!editable} maxLength={300} />}
           </Field>
-          <Field label="Markdown" name="markdown" error={fieldError('markdown')}>
-            {(props) => <textarea {...props} value={fields.markdown} onInput={change('markdown')} readOnly={!editable} rows={24} spellcheck />}
+          <Field label="Markdown" name="markdown" hint="Paste or drop an image here to upload it and insert it." error={fieldError('markdown')}>
+            {(props) => (
+              <textarea
+                {...props}
+                ref={markdownField}
+                value={fields.markdown}
+                onInput={change('markdown')}
+                readOnly={!editable}
+                rows={24}
+                spellcheck
+                onPaste={(e) => {
+                  if (editable && insertImages([...(e.clipboardData?.files ?? [])])) e.preventDefault();
+                }}
+                onDragOver={(e) => {
+                  if (editable && e.dataTransfer?.types.includes('Files')) e.preventDefault();
+                }}
+                onDrop={(e) => {
+                  if (editable && insertImages([...(e.dataTransfer?.files ?? [])])) e.preventDefault();
+                }}
+              />
+            )}
           </Field>
+          {editable && (
+            <div class="field">
+              <label for="insert-image">Insert image</label>
+              <input
+                id="insert-image"
+                type="file"
+                accept="image/png,image/jpeg,image/gif,image/webp"
+                multiple
+                onChange={(e) => {
+                  const input = e.target as HTMLInputElement;
+                  insertImages([...(input.files ?? [])]);
+                  input.value = '';
+                }}
+              />
+            </div>
+          )}
+          {imageMessage && (
+            <p class={imageMessage.error ? 'error' : 'meta'} role={imageMessage.error ? 'alert' : 'status'}>
+              {imageMessage.text}
+            </p>
+          )}
+          {restoredRevision && <p class="notice">Revision {restoredRevision} is back in the fields; saving keeps it as a new revision.</p>}
+          {issue && <Revisions issueId={issue.id} latest={issue.revision} editable={editable} onRestore={restore} />}
         </form>
         <section class="preview" aria-labelledby="preview-heading">
           <div class="preview-bar">
@@ -217,6 +301,21 @@ export function Writer({ id }: { id: number | 'new' }) {
               {(issue.htmlBytes / 1024).toFixed(1)} KB of HTML; Gmail clips a message over 102 KB
               {issue.htmlBytes > GMAIL_CLIP_BYTES ? ': this one will be clipped.' : '.'}
             </p>
+          )}
+          <p class="inbox-line">
+            <span class="visually-hidden">In an inbox: </span>
+            <strong>{fields.subject || 'No subject yet'}</strong>
+            {fields.preheader && <span class="meta"> — {fields.preheader}</span>}
+          </p>
+          {issue && issue.sections.length > 0 && (
+            <section class="outline" aria-labelledby="outline-heading">
+              <h3 id="outline-heading">Covered this week</h3>
+              <ol>
+                {issue.sections.map((s) => (
+                  <li key={s.id}>{s.title}</li>
+                ))}
+              </ol>
+            </section>
           )}
           {previewSrc ? (
             <iframe title="Preview" class={`frame frame-${width}`} src={previewSrc} sandbox="" referrerpolicy="no-referrer" />
@@ -304,5 +403,50 @@ function Toggle<T extends string>({ label, options, value, onChange }: { label: 
         </button>
       ))}
     </div>
+  );
+}
+
+function Revisions({ issueId, latest, editable, onRestore }: { issueId: number; latest: number; editable: boolean; onRestore: (n: number) => Promise<void> }) {
+  const [open, setOpen] = useState(false);
+  const [items, setItems] = useState<Revision[]>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    if (!open) return;
+    get<{ items: Revision[] }>(`/api/issues/${issueId}/revisions?limit=50`).then(
+      (page) => {
+        setItems(page.items);
+        setError(undefined);
+      },
+      (err: ApiError) => setError(err.message),
+    );
+  }, [open, issueId, latest]);
+  const when = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  return (
+    <details class="revisions" onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
+      <summary>Revisions</summary>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {items && (
+        <ol>
+          {items.map((r) => (
+            <li key={r.number}>
+              <span>
+                Revision {r.number}
+                {r.kind === 'correction' ? ' (correction)' : ''}, {when(r.createdAt)}: {r.subject}
+              </span>
+              {editable && r.number !== latest && (
+                <button type="button" class="secondary" onClick={() => onRestore(r.number).catch((err: ApiError) => setError(err.message))}>
+                  Restore revision {r.number}
+                </button>
+              )}
+              {r.number === latest && <span class="meta"> (the saved one)</span>}
+            </li>
+          ))}
+        </ol>
+      )}
+    </details>
   );
 }
