@@ -7,6 +7,7 @@ import { createTestContext, TEST_TOKEN, type TestContext } from '../support/cont
 import { requireBuiltEditorApp } from '../support/editor-app.js';
 import { freePort } from '../support/free-port.js';
 import { IMAGES } from '../support/images.js';
+import { addActiveReaders } from '../support/readers.js';
 import { until } from '../support/wait.js';
 
 let t: TestContext;
@@ -18,7 +19,8 @@ beforeAll(async () => {
   // PUBLIC_URL is this server, so the preview's uploaded images load from it.
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  t = await createTestContext({ env: { PUBLIC_URL: base } });
+  // Every test signs in from 127.0.0.1: more than the default limit of sign-ins per address.
+  t = await createTestContext({ env: { PUBLIC_URL: base, SIGNIN_RATE_LIMIT: '1000' } });
   await t.app.listen({ port, host: '127.0.0.1' });
   browser = await launchChromium();
 }, 60_000);
@@ -293,6 +295,87 @@ describe('the writer, further', () => {
   });
 });
 
+describe('test and send', () => {
+  const sendOf = async (id: number) =>
+    (await t.c.pool.query<{ scheduled_at: Date }>('SELECT scheduled_at FROM sends WHERE issue_id = $1', [id])).rows[0]?.scheduled_at ?? null;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  /** A datetime-local value in the browser's zone (the test's Chromium runs in UTC unless told). */
+  const local = (d: Date) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+
+  it('sends a test copy, refuses a past time at the field, schedules after confirming the audience, reschedules, unschedules, then sends now', async () => {
+    await addActiveReaders(t, ['ann@example.com', 'bob@example.com', 'cy@example.com']);
+    const { id } = await createIssue('Ready to go');
+    await asEditor({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC' }, async (page) => {
+      await signIn(page, `/editor/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+
+      await page.getByLabel('Test addresses').fill('editor@example.com');
+      await page.getByRole('button', { name: 'Send test' }).click();
+      await page.getByRole('list', { name: 'Test copies' }).getByText('editor@example.com: accepted by the relay').waitFor();
+      const copy = await t.smtp.waitFor((m) => m.recipients.includes('editor@example.com'));
+      expect(copy.parsed.subject).toBe('[Test] Ready to go');
+
+      // A time in the past is refused where it was typed.
+      const sendAt = page.getByLabel('Send at');
+      await sendAt.fill(local(new Date(Date.now() - 3600_000)));
+      await page.getByRole('button', { name: 'Schedule' }).click();
+      await page.getByRole('alert').filter({ hasText: 'in the past' }).waitFor();
+      expect(await sendOf(id)).toBeNull();
+
+      // The dialog states the audience; Escape closes it and nothing is sent.
+      const tomorrow = new Date(Date.now() + 24 * 3600_000);
+      tomorrow.setSeconds(0, 0);
+      await sendAt.fill(local(tomorrow));
+      await page.getByRole('button', { name: 'Schedule' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Send to 3 readers?' });
+      await dialog.waitFor();
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'detached' });
+      expect(await sendOf(id)).toBeNull();
+
+      await page.getByRole('button', { name: 'Schedule' }).click();
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await page.getByRole('button', { name: 'Reschedule' }).waitFor();
+      expect((await sendOf(id))?.toISOString()).toBe(tomorrow.toISOString());
+      expect(await page.getByLabel('Subject').getAttribute('readonly')).not.toBeNull();
+
+      const later = new Date(tomorrow.getTime() + 2 * 3600_000);
+      await sendAt.fill(local(later));
+      await page.getByRole('button', { name: 'Reschedule' }).click();
+      await page.getByRole('status').filter({ hasText: 'Rescheduled' }).waitFor();
+      expect((await sendOf(id))?.toISOString()).toBe(later.toISOString());
+
+      await page.getByRole('button', { name: 'Unschedule' }).click();
+      await page.getByRole('button', { name: 'Send now' }).waitFor();
+      expect(await sendOf(id)).toBeNull();
+      expect(await page.getByLabel('Subject').getAttribute('readonly')).toBeNull();
+
+      await page.getByRole('button', { name: 'Send now' }).click();
+      await page.getByRole('dialog', { name: 'Send to 3 readers?' }).getByRole('button', { name: 'Confirm' }).click();
+      await page.getByRole('status').filter({ hasText: 'Sending has started' }).waitFor();
+      const state = await t.app.inject({ method: 'GET', url: `/api/issues/${id}`, headers: t.auth });
+      expect(state.json().state).toBe('sending');
+    });
+  });
+
+  it('unpublishes a published issue after confirming', async () => {
+    const { id } = await createIssue('Out it goes');
+    expect((await t.app.inject({ method: 'POST', url: `/api/issues/${id}/publish`, headers: t.auth })).statusCode).toBe(200);
+    await asEditor({}, async (page) => {
+      await signIn(page, `/editor/issues/${id}`);
+      await page.getByText('Saving a change corrects its web version').waitFor();
+      await page.getByRole('button', { name: 'Unpublish' }).click();
+      await page.getByRole('dialog', { name: 'Unpublish this issue?' }).getByRole('button', { name: 'Confirm' }).click();
+      await page.getByRole('status').filter({ hasText: 'Unpublished' }).waitFor();
+      const after = await t.app.inject({ method: 'GET', url: `/api/issues/${id}`, headers: t.auth });
+      expect(after.json()).toEqual(expect.objectContaining({ state: 'draft', inArchive: false }));
+    });
+  });
+});
+
 describe('accessibility and layout', () => {
   it('every screen built so far has no serious or critical axe-core violation', async () => {
     const { id } = await createIssue('Scanned by axe');
@@ -311,6 +394,10 @@ describe('accessibility and layout', () => {
         .filter({ hasText: /^Saved$/ })
         .waitFor();
       scans.writer = await axeViolations(page);
+      await page.getByRole('button', { name: 'Send now' }).click();
+      await page.getByRole('dialog').waitFor();
+      scans['confirmation dialog'] = await axeViolations(page);
+      await page.keyboard.press('Escape');
       await page.goto(`${base}/editor/issues/new`);
       await page.getByLabel('Subject').waitFor();
       scans['new issue'] = await axeViolations(page);
@@ -319,7 +406,7 @@ describe('accessibility and layout', () => {
         await page.getByRole('heading', { level: 1 }).waitFor();
         scans[screen] = await axeViolations(page);
       }
-      expect(scans).toEqual({ 'sign-in': [], issues: [], writer: [], 'new issue': [], readers: [], bounces: [] });
+      expect(scans).toEqual({ 'sign-in': [], issues: [], writer: [], 'confirmation dialog': [], 'new issue': [], readers: [], bounces: [] });
     });
   });
 

@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { type ApiError, get, type IssueDetail, type Media, OFFLINE, type Revision, request } from './api';
 import { navigate } from './router';
+import { SendPanel } from './send-panel';
 
 type Fields = { subject: string; preheader: string; markdown: string };
 type Kept = Fields & { base: number | null; keptAt: string };
@@ -205,6 +206,25 @@ export function Writer({ id }: { id: number | 'new' }) {
   };
   const [restoredRevision, setRestoredRevision] = useState<number>();
 
+  /** After a send, unschedule or unpublish: the issue's new state decides what may be edited. */
+  const reloadIssue = async () => {
+    if (!issue) return;
+    try {
+      const { body } = await request<IssueDetail>('GET', `/api/issues/${issue.id}`);
+      setIssue(body);
+      if (!EDITABLE.has(body.state)) setSave({ kind: 'read-only' });
+      else if (save.kind === 'read-only' || save.kind === 'saved') {
+        const server = { subject: body.subject, preheader: body.preheader, markdown: body.markdown };
+        saved.current = { fields: server, revision: body.revision };
+        latest.current = server;
+        setFields(server);
+        setSave({ kind: 'saved' });
+      }
+    } catch {
+      // The panel already said what went wrong; the next action reloads again.
+    }
+  };
+
   if (loadError) {
     return (
       <>
@@ -324,6 +344,7 @@ export function Writer({ id }: { id: number | 'new' }) {
           )}
         </section>
       </div>
+      {issue && <SendPanel issue={issue} unsaved={save.kind !== 'saved' && save.kind !== 'read-only'} onChanged={reloadIssue} />}
       <p>
         <a href="/editor/issues">Back to the issues</a>
       </p>
