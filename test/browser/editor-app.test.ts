@@ -376,6 +376,71 @@ describe('test and send', () => {
   });
 });
 
+describe('the send console, with a worker and a relay that refuses one reader for now', () => {
+  let w: TestContext;
+  let wBase = '';
+  beforeAll(async () => {
+    const port = await freePort();
+    wBase = `http://127.0.0.1:${port}`;
+    // Slow enough to pause mid-send; one attempt, so the refused reader's message fails at once.
+    w = await createTestContext({ worker: true, env: { PUBLIC_URL: wBase, SIGNIN_RATE_LIMIT: '1000', SEND_RATE: '2', DELIVERY_ATTEMPTS: '1' } });
+    await w.app.listen({ port, host: '127.0.0.1' });
+  }, 60_000);
+  afterAll(async () => {
+    await w?.close();
+  });
+
+  it('shows the send live, pauses and resumes it, lists the failure with the relay answer and retries it', async () => {
+    const emails = Array.from({ length: 12 }, (_, i) => `reader${i}@example.com`);
+    await addActiveReaders(w, [...emails, 'flaky@example.com']);
+    w.smtp.rejectRecipient = (address) => (address === 'flaky@example.com' ? { code: 451, message: '4.2.0 Mailbox busy, try later' } : undefined);
+    const created = await w.app.inject({ method: 'POST', url: '/api/issues', headers: w.auth, payload: { subject: 'Watched live', markdown: 'Hello.' } });
+    const { id } = created.json() as { id: number };
+    const counts = async () =>
+      Object.fromEntries(
+        (await w.c.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM messages GROUP BY status')).rows.map((r) => [
+          r.status,
+          r.n,
+        ]),
+      ) as Record<string, number>;
+
+    await asEditor({ viewport: { width: 1280, height: 900 } }, async (page) => {
+      await page.goto(`${wBase}/editor/issues/${id}`);
+      await page.getByLabel('API token').fill(TEST_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Send now' }).click();
+      await page.getByRole('dialog', { name: 'Send to 13 readers?' }).getByRole('button', { name: 'Confirm' }).click();
+
+      const heading = page.getByRole('heading', { level: 2, name: /^Send: / });
+      await until('the console shows the send under way', async () => (await heading.textContent()) === 'Send: Sending');
+      await until('a first message submitted', async () => ((await counts()).submitted ?? 0) >= 1);
+      await page.getByRole('button', { name: 'Pause' }).click();
+      await until('the console says paused', async () => (await heading.textContent()) === 'Send: Paused');
+      await page.getByRole('button', { name: 'Resume' }).waitFor();
+      const paused = await w.app.inject({ method: 'GET', url: `/api/issues/${id}/send`, headers: w.auth });
+      expect(paused.json().status).toBe('paused');
+      expect(paused.json().submitted).toBeLessThan(13);
+
+      await page.getByRole('button', { name: 'Resume' }).click();
+      // Live: the counts move in the page without a reload.
+      await until('the console says finished', async () => (await heading.textContent()) === 'Send: Finished', 30_000);
+      const submitted = page.locator('.counts div').filter({ hasText: 'Submitted' }).locator('dd');
+      expect(await submitted.textContent()).toBe('12');
+      const failures = page.getByRole('list', { name: 'Failed and bounced messages' });
+      await failures.getByText('flaky@example.com').waitFor();
+      expect(await failures.textContent()).toContain('Mailbox busy');
+
+      w.smtp.rejectRecipient = () => undefined;
+      await page.getByRole('button', { name: 'Retry failed' }).click();
+      await page.getByRole('status').filter({ hasText: '1 failed message(s) queued again' }).waitFor();
+      await until('the retried copy is accepted', async () => (await counts()).submitted === 13, 30_000);
+      await w.smtp.waitFor((m) => m.recipients.includes('flaky@example.com'));
+      await until('the console shows it', async () => (await submitted.textContent()) === '13', 15_000);
+      expect(await page.getByRole('button', { name: 'Retry failed' }).count()).toBe(0);
+    });
+  }, 90_000);
+});
+
 describe('accessibility and layout', () => {
   it('every screen built so far has no serious or critical axe-core violation', async () => {
     const { id } = await createIssue('Scanned by axe');
@@ -401,12 +466,27 @@ describe('accessibility and layout', () => {
       await page.goto(`${base}/editor/issues/new`);
       await page.getByLabel('Subject').waitFor();
       scans['new issue'] = await axeViolations(page);
+      // No worker runs here: the send stays under way, and its console shows.
+      const sent = await createIssue('Scanned while sending');
+      expect((await t.app.inject({ method: 'POST', url: `/api/issues/${sent.id}/send`, headers: t.auth, payload: {} })).statusCode).toBe(202);
+      await page.goto(`${base}/editor/issues/${sent.id}`);
+      await page.getByRole('heading', { level: 2, name: 'Send: Sending' }).waitFor();
+      scans['send console'] = await axeViolations(page);
       for (const screen of ['readers', 'bounces']) {
         await page.goto(`${base}/editor/${screen}`);
         await page.getByRole('heading', { level: 1 }).waitFor();
         scans[screen] = await axeViolations(page);
       }
-      expect(scans).toEqual({ 'sign-in': [], issues: [], writer: [], 'confirmation dialog': [], 'new issue': [], readers: [], bounces: [] });
+      expect(scans).toEqual({
+        'sign-in': [],
+        issues: [],
+        writer: [],
+        'confirmation dialog': [],
+        'new issue': [],
+        'send console': [],
+        readers: [],
+        bounces: [],
+      });
     });
   });
 

@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { type ApiError, get, type IssueDetail, type Media, OFFLINE, type Revision, request } from './api';
 import { navigate } from './router';
+import { SendConsole } from './send-console';
 import { SendPanel } from './send-panel';
 
 type Fields = { subject: string; preheader: string; markdown: string };
@@ -344,6 +345,7 @@ export function Writer({ id }: { id: number | 'new' }) {
           )}
         </section>
       </div>
+      {issue && ['sending', 'paused', 'sent', 'cancelled'].includes(issue.state) && <SendConsole issueId={issue.id} onChanged={reloadIssue} />}
       {issue && <SendPanel issue={issue} unsaved={save.kind !== 'saved' && save.kind !== 'read-only'} onChanged={reloadIssue} />}
       <p>
         <a href="/editor/issues">Back to the issues</a>
