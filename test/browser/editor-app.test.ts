@@ -42,9 +42,9 @@ async function asEditor<T>(opts: Parameters<Browser['newContext']>[0], fn: (page
     const problems: string[] = [];
     page.on('console', (m) => {
       // Provoked on purpose: the 401 of GET /api/session before signing in, the conflict test's
-      // 409, the image test's refused fake (415), and the refused connection of the test
+      // 409, the refusals tests provoke (400, 415), and the refused connection of the test
       // that takes the server away.
-      if (m.type() === 'error' && !/status of (401|409|415)|ERR_CONNECTION_REFUSED/.test(m.text())) problems.push(m.text());
+      if (m.type() === 'error' && !/status of (400|401|409|415)|ERR_CONNECTION_REFUSED/.test(m.text())) problems.push(m.text());
     });
     page.on('pageerror', (e) => problems.push(e.message));
     const result = await fn(page, ctx);
@@ -376,6 +376,59 @@ describe('test and send', () => {
   });
 });
 
+describe('readers', () => {
+  it('adds a reader, finds them, shows their consent, imports a CSV with bad lines, exports, and erases', async () => {
+    await asEditor({ viewport: { width: 1280, height: 900 }, acceptDownloads: true }, async (page) => {
+      await signIn(page, '/editor/readers');
+      await page.getByRole('heading', { level: 1, name: 'Readers' }).waitFor();
+
+      await page.getByLabel('Email address').fill('not-an-address');
+      await page.getByRole('button', { name: 'Add reader' }).click();
+      await page.getByRole('alert').first().waitFor();
+      await page.getByLabel('Email address').fill('Dora.Added@example.com');
+      await page.getByLabel('Name (optional)').fill('Dora');
+      await page.getByRole('button', { name: 'Add reader' }).click();
+      await page.getByRole('status').filter({ hasText: 'Dora.Added@example.com added' }).waitFor();
+
+      await page.getByLabel('Search readers').fill('dora.added');
+      await page.getByRole('button', { name: 'Search' }).click();
+      const list = page.getByRole('list', { name: 'Readers' });
+      await until('only Dora is listed', async () => (await list.getByRole('listitem').count()) === 1);
+      await list.getByText('Consent evidence').click();
+      expect(await list.textContent()).toContain('api');
+
+      const csv = 'email,name\nfirst.import@example.com,First\nnot an address,Bad\nsecond.import@example.com,Second\n,Empty\n';
+      await page.getByLabel('CSV file').setInputFiles({ name: 'readers.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+      await page.getByRole('button', { name: 'Import' }).click();
+      await page.getByText('2 of 4 rows accepted, 2 rejected.').waitFor();
+      const rejected = await page.getByRole('list', { name: 'Rejected lines' }).getByRole('listitem').allTextContents();
+      expect(rejected).toHaveLength(2);
+      expect(rejected[0]).toMatch(/^Line 3 \(not an address\): /);
+      expect(rejected[1]).toMatch(/^Line 5 /);
+
+      await page.getByLabel('Search readers').fill('');
+      await page.getByRole('button', { name: 'Search' }).click();
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export CSV' }).click()]);
+      const exported = await new Promise<string>((resolve, reject) => {
+        void download.createReadStream().then((stream) => {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => resolve(Buffer.concat(chunks).toString()));
+          stream.on('error', reject);
+        }, reject);
+      });
+      expect(exported).toContain('first.import@example.com');
+      expect(exported).toContain('Dora.Added@example.com');
+
+      await page.getByRole('button', { name: 'Erase Dora.Added@example.com' }).click();
+      await page.getByRole('dialog', { name: 'Erase Dora.Added@example.com?' }).getByRole('button', { name: 'Erase' }).click();
+      await page.getByRole('status').filter({ hasText: 'was erased' }).waitFor();
+      const left = await t.c.pool.query(`SELECT count(*)::int AS n FROM subscribers WHERE email_normalized = 'dora.added@example.com'`);
+      expect(left.rows[0].n).toBe(0);
+    });
+  });
+});
+
 describe('the send console, with a worker and a relay that refuses one reader for now', () => {
   let w: TestContext;
   let wBase = '';
@@ -525,6 +578,11 @@ describe('accessibility and layout', () => {
       for (const name of ['Subject', 'Preheader', 'Markdown']) {
         const box = (await page.getByLabel(name).boundingBox())!;
         expect([name, box.x >= 0 && box.x + box.width <= width]).toEqual([name, true]);
+      }
+      for (const screen of ['Readers', 'Bounces']) {
+        await page.getByRole('link', { name: screen }).click();
+        await page.getByRole('heading', { level: 1, name: screen }).waitFor();
+        await noHorizontalScroll(page);
       }
     });
   });

@@ -2,7 +2,9 @@ import './styles.css';
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { type ApiError, request, type Session, setCsrfToken, whenSignedOut } from './api';
+import { Bounces } from './bounces';
 import { Issues } from './issues';
+import { Readers } from './readers';
 import { focusAfterNavigation, onLinkClick, type Route, routeOf, usePath } from './router';
 import { SignIn } from './sign-in';
 import { Writer } from './writer';
@@ -134,8 +136,8 @@ function Shell({ onSignedOut }: { onSignedOut: () => void }) {
       <main id="main" ref={main} tabIndex={-1}>
         {route.screen === 'issues' && <Issues />}
         {route.screen === 'writer' && <Writer key={writerKey.current} id={route.id} />}
-        {route.screen === 'readers' && <Placeholder title="Readers" what="the readers' list, search, import and export" />}
-        {route.screen === 'bounces' && <Placeholder title="Bounces" what="bounces and complaints" />}
+        {route.screen === 'readers' && <Readers />}
+        {route.screen === 'bounces' && <Bounces />}
         {route.screen === 'not-found' && (
           <>
             <h1>Not found</h1>
@@ -146,17 +148,6 @@ function Shell({ onSignedOut }: { onSignedOut: () => void }) {
         )}
       </main>
     </div>
-  );
-}
-
-function Placeholder({ title, what }: { title: string; what: string }) {
-  return (
-    <>
-      <h1>{title}</h1>
-      <p>
-        This screen is not built yet: {what} will be here. Until then, the HTTP API and the <code>broadside</code> command do it.
-      </p>
-    </>
   );
 }
 

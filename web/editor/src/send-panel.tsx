@@ -1,9 +1,9 @@
 // Test and send, under the writer: test copies, send now or at a time (each confirmed in a
 // dialog that states the audience the API counted, sent back as expectAudience), reschedule,
 // unschedule, and unpublish. Every answer from the API is shown next to what caused it.
-import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { type ApiError, get, type IssueDetail, request } from './api';
+import { ConfirmDialog } from './dialog';
 
 type TestResult = { to: string; status: 'submitted' | 'rejected'; response: string };
 type Confirming = { title: string; body: string; confirm: () => Promise<void> };
@@ -243,46 +243,5 @@ export function SendPanel({ issue, unsaved, onChanged }: { issue: IssueDetail; u
         </ConfirmDialog>
       )}
     </section>
-  );
-}
-
-/** A modal dialog: the page behind is inert (focus stays inside), Escape or Cancel closes it. */
-function ConfirmDialog({
-  title,
-  children,
-  onConfirm,
-  onClose,
-}: {
-  title: string;
-  children: ComponentChildren;
-  onConfirm: () => Promise<void>;
-  onClose: () => void;
-}) {
-  const dialog = useRef<HTMLDialogElement>(null);
-  const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    dialog.current?.showModal();
-  }, []);
-  return (
-    <dialog ref={dialog} aria-labelledby="dialog-title" onClose={onClose}>
-      <h2 id="dialog-title">{title}</h2>
-      {children}
-      <div class="actions">
-        <button
-          type="button"
-          disabled={busy}
-          onClick={async () => {
-            setBusy(true);
-            await onConfirm();
-            dialog.current?.close();
-          }}
-        >
-          Confirm
-        </button>
-        <button type="button" class="secondary" onClick={() => dialog.current?.close()}>
-          Cancel
-        </button>
-      </div>
-    </dialog>
   );
 }
