@@ -118,6 +118,26 @@ describe('signing in and out', () => {
   });
 });
 
+describe('a session that ends while the app is open', () => {
+  it('shows the sign-in again, saying so, and keeps what was typed', async () => {
+    const { id } = await createIssue('Typed before the session ended');
+    await asEditor({}, async (page, ctx) => {
+      await signIn(page, `/editor/issues/${id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+      await ctx.clearCookies();
+      await page.getByLabel('Markdown').fill('Still here after signing in again.');
+      await page.getByText('Your session has ended').waitFor({ timeout: 10_000 });
+      await page.getByLabel('API token').fill(TEST_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await until('the text is back and saved', async () => (await dbIssue(id)).markdown === 'Still here after signing in again.', 15_000);
+      expect(await page.getByLabel('Markdown').inputValue()).toBe('Still here after signing in again.');
+    });
+  });
+});
+
 describe('the issues screen', () => {
   it('lists every issue by its subject with its state and a send in progress with its progress; New issue opens the writer', async () => {
     const draft = await createIssue('A draft about "quotes" & ampersands');
@@ -358,6 +378,31 @@ describe('test and send', () => {
       await page.getByRole('status').filter({ hasText: 'Sending has started' }).waitFor();
       const state = await t.app.inject({ method: 'GET', url: `/api/issues/${id}`, headers: t.auth });
       expect(state.json().state).toBe('sending');
+    });
+  });
+
+  it('corrects a published issue only on Save correction, saying what changes and what does not', async () => {
+    const { id } = await createIssue('Wrong nmae');
+    expect((await t.app.inject({ method: 'POST', url: `/api/issues/${id}/publish`, headers: t.auth })).statusCode).toBe(200);
+    await asEditor({}, async (page) => {
+      await signIn(page, `/editor/issues/${id}`);
+      const note = page.getByText('Saving a change corrects its web version, the archive and the feed; mail already sent does not change.');
+      await note.waitFor();
+      await page.getByLabel('Subject').fill('Right name');
+      await page.getByRole('status').filter({ hasText: 'Unsaved correction' }).waitFor();
+      // No autosave for a public issue: the editor decides when the correction goes out.
+      expect((await dbIssue(id)).subject).toBe('Wrong nmae');
+      await page.getByRole('button', { name: 'Save correction' }).click();
+      await page
+        .getByRole('status')
+        .filter({ hasText: /^Saved$/ })
+        .waitFor();
+      expect((await dbIssue(id)).subject).toBe('Right name');
+      const web = await t.app.inject({
+        method: 'GET',
+        url: (await t.app.inject({ method: 'GET', url: `/api/issues/${id}`, headers: t.auth })).json().webUrl.replace(/^https?:\/\/[^/]+/, ''),
+      });
+      expect(web.body).toContain('Right name');
     });
   });
 
