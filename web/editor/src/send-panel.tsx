@@ -178,7 +178,7 @@ export function SendPanel({ issue, unsaved, onChanged }: { issue: IssueDetail; u
         <div class="field">
           <label for="send-at">Send at</label>
           <p class="hint" id="send-at-hint">
-            Your local time{atValid ? `: ${utcWords(at)}` : ''}.
+            In your local time{atValid ? ` (that is ${utcWords(at)})` : ''}.
           </p>
           <input
             id="send-at"
