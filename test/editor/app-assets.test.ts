@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { EDITOR_CSP } from '../../src/editor/app-routes.js';
+import Fastify from 'fastify';
+import { EDITOR_CSP, editorAppRoutes } from '../../src/editor/app-routes.js';
 import { useTestContext } from '../support/context.js';
 import { EDITOR_BUILD, requireBuiltEditorApp } from '../support/editor-app.js';
 
@@ -76,5 +77,21 @@ describe("the editor's app as served", () => {
     const res = await t.app.inject({ method: 'GET', url: '/editor/assets/nope-12345678.js' });
     expect(res.statusCode).toBe(404);
     expect(res.body).not.toContain('/editor/assets/');
+  });
+});
+
+describe('without a build', () => {
+  it('/editor says to run npm run build (503), and the server still starts', async () => {
+    const app = Fastify({ logger: false });
+    try {
+      await app.register(editorAppRoutes(path.join(EDITOR_BUILD, 'no-such-build')));
+      const res = await app.inject({ method: 'GET', url: '/editor/issues' });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('60');
+      expect(res.headers['content-security-policy']).toBe(EDITOR_CSP);
+      expect(res.body).toContain('npm run build');
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -39,6 +39,13 @@ export function Issues() {
     void load();
   }, []);
 
+  // A lost connection: tried again every 5 s, so the list comes back by itself with the server.
+  useEffect(() => {
+    if (!error) return;
+    const timer = setTimeout(() => void load(), 5000);
+    return () => clearTimeout(timer);
+  }, [error]);
+
   // Sends in progress: their counts, again every few seconds while any is under way.
   const running = (issues ?? []).filter((i) => IN_PROGRESS.has(i.state)).map((i) => i.id);
   const runningKey = running.join(',');
