@@ -240,6 +240,16 @@ export function Writer({ id }: { id: number | 'new' }) {
     );
   }
 
+  // Nothing to type into until the issue is here: what was typed would be replaced by it.
+  if (id !== 'new' && !issue) {
+    return (
+      <>
+        <h1>Write</h1>
+        <p role="status">Loading the issue…</p>
+      </>
+    );
+  }
+
   const fieldError = (name: keyof Fields) => (save.kind === 'refused' && save.field === name ? save.message : undefined);
   const previewId = issue?.id;
   const previewSrc = previewId ? `/api/issues/${previewId}/preview?${format === 'text' ? 'format=text&' : ''}r=${issue!.revision}` : undefined;
