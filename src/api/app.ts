@@ -14,7 +14,10 @@ import { installHttpMetrics, metricsRoutes } from '../metrics/http-metrics.js';
 import { sendApiRoutes } from '../sending/api-routes.js';
 import { subscriberApiRoutes } from '../subscribers/api-routes.js';
 import { readerRoutes } from '../subscribers/reader-routes.js';
-import { requireBearer, requireOperator, tokenChecker } from './auth.js';
+import { requireEditor, requireOperator, tokenChecker } from './auth.js';
+import { editorAppRoutes } from '../editor/app-routes.js';
+import { EditorSessions } from '../editor/session.js';
+import { sessionRoutes } from '../editor/session-routes.js';
 import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
 import { registerOpenApi } from './openapi.js';
@@ -78,10 +81,21 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
   // raw bodies (its own content-type parsers) for them.
   await app.register(webhookRoutes(c));
 
+  // The editor's web app at /editor signs in once and then uses the API with a session cookie.
+  const sessions = new EditorSessions(c.config.secret, c.config.apiToken, c.redis, c.config.queuePrefix, c.config.editorSessionHours);
+  await app.register(
+    sessionRoutes(sessions, {
+      check,
+      secure: c.config.publicUrl.startsWith('https:'),
+      rateLimit: { max: c.config.signinRateLimit, timeWindow: c.config.signinRateWindowSeconds * 1000 },
+    }),
+  );
+  await app.register(editorAppRoutes());
+
   await app.register(async (api) => {
     // onRequest: the token is checked before the body is read, so a stranger learns nothing
     // from validation messages and cannot make us parse a large body.
-    api.addHook('onRequest', requireBearer(check));
+    api.addHook('onRequest', requireEditor(check, sessions));
     await api.register(subscriberApiRoutes(c));
     await api.register(issueApiRoutes(c));
     await api.register(sendApiRoutes(c));

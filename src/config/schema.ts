@@ -34,6 +34,9 @@ export type Config = {
   httpMaxConnectionsPerIp: number;
   signupRateLimit: number;
   signupRateWindowSeconds: number;
+  editorSessionHours: number;
+  signinRateLimit: number;
+  signinRateWindowSeconds: number;
   confirmTokenTtlHours: number;
   dataLinkTtlMinutes: number;
   workerConcurrency: number;
@@ -276,6 +279,11 @@ const fields = {
   httpMaxConnectionsPerIp: { env: 'HTTP_MAX_CONNECTIONS_PER_IP', parse: int(0, 100000), default: 32 },
   signupRateLimit: { env: 'SIGNUP_RATE_LIMIT', parse: int(1, 100000), default: 10 },
   signupRateWindowSeconds: { env: 'SIGNUP_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 60 },
+  // The editor's web app: how long a sign-in lasts, and how many sign-in attempts one address
+  // may make (the API token is the only thing guarding the editor: guessing must be slow).
+  editorSessionHours: { env: 'EDITOR_SESSION_HOURS', parse: int(1, 24 * 30), default: 12 },
+  signinRateLimit: { env: 'SIGNIN_RATE_LIMIT', parse: int(1, 100000), default: 10 },
+  signinRateWindowSeconds: { env: 'SIGNIN_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 300 },
   confirmTokenTtlHours: { env: 'CONFIRM_TOKEN_TTL_HOURS', parse: int(1, 24 * 90), default: 48 },
   // The emailed link that opens a reader's data (download, erasure): short-lived, since it is
   // the only credential for both.
