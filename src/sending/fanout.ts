@@ -197,6 +197,13 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
         stalled = false;
         queuedSince = Date.now();
       }
+      if (stalled && (await queues.deliver.getRateLimitTtl()) > 0) {
+        // The whole queue waits for the relay or Postgres (the worker set its rate limit): the
+        // jobs are there, held back, not lost. On a loaded machine its probes may touch no
+        // message for longer than the stall time.
+        stalled = false;
+        queuedSince = Date.now();
+      }
       if ((noJobs || stalled) && Date.now() - lastRefeed > Math.max(REFEED_AFTER_MS, stallMs) && (await hasFedQueued(pool, sendId, send.fed_cursor))) {
         // Fed, still queued, and no job working on them: Redis lost them (flushed, restarted
         // without persistence, or left ids without jobs). Feed them again from Postgres under
