@@ -9,7 +9,7 @@
 //   npm run bench:http [-- --seconds 10 --connections 50 --only web,feed]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,10 +37,11 @@ const API_TOKEN = 'bench-editor-token-0123456789';
 
 /** Starts a node process on a compiled entry point; resolves once `ready` answers 200. */
 async function startProcess(name: string, args: string[], env: Record<string, string>, ready: string, logFile: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = createWriteStream(logFile);
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
+  // Straight into a file, as a deployment's log would go: through a pipe to this busy process
+  // the service's logger would wait on a full pipe, which no deployment does.
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  closeSync(out);
   onCleanup(name, async () => {
     if (child.exitCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -100,9 +101,11 @@ await runBenchmark('bench:http', async () => {
   log(`database ${dbName}, queue prefix ${queuePrefix}, ${cpus().length} CPUs, ${CONNECTIONS} connections, ${SECONDS} s a target`);
 
   const base = `http://127.0.0.1:${port}`;
+  // BENCH_CPU_PROF=<dir>: the service writes a CPU profile there when it stops (node --cpu-prof).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`] : [];
   await startProcess(
     'service',
-    ['dist/bin/start.js'],
+    [...profile, process.env.BENCH_ENTRY ?? 'dist/bin/start.js'],
     {
       DATABASE_URL: databaseUrl(dbName),
       REDIS_URL,
