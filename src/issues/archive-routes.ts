@@ -94,6 +94,13 @@ export function archiveRoutes(c: Container): FastifyPluginAsyncTypebox {
           return { html: prepare(html, issue.updated_at), json: prepare(json, issue.updated_at) };
         }));
       if (forms) return sendForm(request, reply, forms);
+      if (state) {
+        // In the archive when this generation began, out of it by the time its page was read
+        // (unpublished, or a draft again after a cancelled send): the archive changed, so look
+        // again before the next answer, and say nothing about it now.
+        c.archive.changed();
+        throw notFound('issue');
+      }
       // Taken out of the archive by the editor: gone on purpose, so that search engines and
       // readers following an old link learn it (410), and a later republish brings it back.
       if (wantsJson(request)) throw new AppError(410, 'gone', 'this issue was taken out of the archive');
