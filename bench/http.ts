@@ -6,7 +6,11 @@
 // A minimal Fastify app in a process of its own, measured in the same run, is the yardstick:
 // on a busy or small machine the ratios say more than the absolute figures.
 //
-//   npm run bench:http [-- --seconds 10 --connections 50 --only web,feed]
+// The confirmation mails go to the capture server `npm start` runs (it writes each to a file);
+// `--relay sink` sends them to a discarding relay in a process of its own (bench/sink.ts), as a
+// deployment sends to a relay elsewhere, so the service's CPU counts only its own part.
+//
+//   npm run bench:http [-- --seconds 10 --connections 50 --only web,feed --relay capture|sink]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
@@ -27,11 +31,36 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
     only: { type: 'string' },
+    relay: { type: 'string', default: 'capture' },
   },
 });
 const SECONDS = intFlag('seconds', flags.seconds, 1);
 const CONNECTIONS = intFlag('connections', flags.connections, 1);
 const only = flags.only?.split(',');
+if (flags.relay !== 'capture' && flags.relay !== 'sink') {
+  process.stderr.write(`--relay must be capture or sink, got "${flags.relay}"\n`);
+  process.exit(2);
+}
+
+/** bench/sink.ts in a process of its own; resolves with its port once it listens. */
+async function startSink(): Promise<number> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/sink.ts', '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  onCleanup('sink', async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`the sink exited with ${code}`)));
+  });
+}
 
 const API_TOKEN = 'bench-editor-token-0123456789';
 
@@ -140,7 +169,7 @@ await runBenchmark('bench:http', async () => {
   const queuePrefix = `bs-bench-http-${Date.now()}_${randomBytes(3).toString('hex')}`;
   onCleanup('redis keys', () => deleteKeys(queuePrefix));
   const [port, capturePort, helloPort] = [await freePort(), await freePort(), await freePort()];
-  log(`database ${dbName}, queue prefix ${queuePrefix}, ${cpus().length} CPUs, ${CONNECTIONS} connections, ${SECONDS} s a target`);
+  log(`database ${dbName}, queue prefix ${queuePrefix}, ${cpus().length} CPUs, ${CONNECTIONS} connections, ${SECONDS} s a target, mail to the ${flags.relay}`);
 
   const base = `http://127.0.0.1:${port}`;
   // BENCH_CPU_PROF=<dir>: the service writes a CPU profile there when it stops (node --cpu-prof).
@@ -168,6 +197,7 @@ await runBenchmark('bench:http', async () => {
       TRUST_PROXY: '127.0.0.1',
       // As `npm start` logs by default, to a file as a deployment would.
       LOG_LEVEL: 'info',
+      ...(flags.relay === 'sink' ? { SMTP_URL: `smtp://127.0.0.1:${await startSink()}` } : {}),
     },
     `${base}/`,
     path.join(dataDir, 'service.log'),
