@@ -11,6 +11,8 @@
 // deployment sends to a relay elsewhere, so the service's CPU counts only its own part.
 //
 //   npm run bench:http [-- --seconds 10 --connections 50 --only web,feed --relay capture|sink]
+//
+// Targets (for --only): yardstick, signup-page, web, web-json, web-304, web-gzip, feed, archive, subscribe.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
@@ -242,6 +244,7 @@ await runBenchmark('bench:http', async () => {
     { key: 'signup-page', label: 'GET / (sign-up page)', url: `${base}/` },
     { key: 'web', label: 'GET /issues/<slug> (web version)', url: `${base}/issues/${issue.slug}` },
     { key: 'web-json', label: 'same, JSON', url: `${base}/issues/${issue.slug}`, headers: { accept: 'application/json' } },
+    { key: 'web-gzip', label: 'same, Accept-Encoding: gzip', url: `${base}/issues/${issue.slug}`, headers: { 'accept-encoding': 'gzip' } },
     { key: 'feed', label: 'GET /feed.xml', url: `${base}/feed.xml` },
     { key: 'archive', label: 'GET /issues (archive list)', url: `${base}/issues` },
     {

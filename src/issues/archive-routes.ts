@@ -8,7 +8,7 @@ import { AppError, notFound } from '../errors.js';
 import { page, pageHeaders } from '../web/layout.js';
 import { archivePage, issueArticle, issuePage, withdrawnPage } from './archive-pages.js';
 import { issueFeed } from './feed.js';
-import { notModified, prepare, type Prepared } from './public-archive.js';
+import { acceptsGzip, notModified, prepare, type Prepared } from './public-archive.js';
 import { findPublishedBySlug, listPublished, type IssueSummaryRow } from './queries.js';
 
 const ARCHIVE_PAGE_SIZE = 50;
@@ -35,11 +35,17 @@ const cursorOf = (i: IssueSummaryRow) => `${BigInt(i.published_us!).toString(36)
 /** An answer in two forms, the page and its JSON: which one the request gets depends on Accept. */
 type TwoForms = { html: Prepared; json: Prepared };
 
-/** Sends a prepared answer, or 304 when the client's copy is the same. */
+/** Sends a prepared answer (gzipped when the client takes it), or 304 when the client's copy is the same. */
 function sendPrepared(request: FastifyRequest, reply: FastifyReply, p: Prepared, headers: Record<string, string>, vary: boolean) {
-  reply.headers(headers).header('etag', p.etag).header('last-modified', p.lastModified);
-  if (vary) reply.header('vary', 'Accept');
-  if (notModified(request.headers as Record<string, string | undefined>, p)) return reply.code(304).send();
+  const zipped = p.gzip && acceptsGzip(request.headers['accept-encoding']) ? p.gzip : undefined;
+  const etag = zipped ? zipped.etag : p.etag;
+  reply
+    .headers(headers)
+    .header('etag', etag)
+    .header('last-modified', p.lastModified)
+    .header('vary', vary ? 'Accept, Accept-Encoding' : 'Accept-Encoding');
+  if (notModified(request.headers as Record<string, string | undefined>, { etag, lastModified: p.lastModified })) return reply.code(304).send();
+  if (zipped) return reply.header('content-encoding', 'gzip').send(zipped.body);
   return reply.send(p.body);
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Pool } from '../../src/db/pool.js';
-import { FRESH_MS, notModified, prepare, PublicArchive } from '../../src/issues/public-archive.js';
+import { acceptsGzip, FRESH_MS, notModified, prepare, PublicArchive } from '../../src/issues/public-archive.js';
 
 // When a process looks at the archive's fingerprint, and what it keeps, with a pool whose answers
 // the test releases one by one and a clock it moves. Postgres itself is in public-archive.test.ts.
@@ -129,5 +129,12 @@ describe('validators', () => {
     expect(notModified({ 'if-modified-since': 'not a date' }, p)).toBe(false);
     expect(notModified({}, p)).toBe(false);
     expect(prepare('<p>hello!</p>', new Date(0)).etag).not.toBe(p.etag);
+  });
+
+  it('reads Accept-Encoding for gzip: named or *, not with q=0', () => {
+    for (const yes of ['gzip', 'gzip, deflate, br', 'br;q=1.0, gzip;q=0.5', '*', 'br, *;q=0.1', 'x-gzip', 'GZIP'])
+      expect([yes, acceptsGzip(yes)]).toEqual([yes, true]);
+    for (const no of [undefined, '', 'br', 'identity', 'gzip;q=0', 'gzip; q=0.0, br', '*;q=0', 'gzip;q=0, *'])
+      expect([no, acceptsGzip(no)]).toEqual([no, false]);
   });
 });

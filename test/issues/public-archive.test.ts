@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
@@ -84,7 +85,25 @@ describe('validators and 304', () => {
     const page = await get(t.app, `/issues/${issue.slug}`, { accept: 'text/html' });
     const json = await asJson(t.app, `/issues/${issue.slug}`);
     expect(page.headers.etag).not.toBe(json.headers.etag);
-    expect([page.headers.vary, json.headers.vary]).toEqual(['Accept', 'Accept']);
+    expect([page.headers.vary, json.headers.vary]).toEqual(['Accept, Accept-Encoding', 'Accept, Accept-Encoding']);
+  });
+
+  it('serves the gzipped bytes prepared with the page to a client that takes gzip, under a tag of their own', async () => {
+    const issue = await published('Compressed');
+    for (const url of [`/issues/${issue.slug}`, '/issues', '/feed.xml']) {
+      const plain = await get(t.app, url);
+      const zipped = await get(t.app, url, { 'accept-encoding': 'gzip, deflate, br' });
+      expect([zipped.statusCode, zipped.headers['content-encoding']]).toEqual([200, 'gzip']);
+      expect(gunzipSync(zipped.rawPayload).toString('utf8')).toBe(plain.body);
+      expect(zipped.rawPayload.length).toBeLessThan(plain.rawPayload.length / 2);
+      expect(zipped.headers.etag).not.toBe(plain.headers.etag);
+      expect(String(zipped.headers.vary)).toMatch(/Accept-Encoding/);
+      expect((await get(t.app, url, { 'accept-encoding': 'gzip', 'if-none-match': String(zipped.headers.etag) })).statusCode).toBe(304);
+      // The identity copy's tag does not stand for the gzipped bytes, nor the other way round.
+      expect((await get(t.app, url, { 'accept-encoding': 'gzip', 'if-none-match': String(plain.headers.etag) })).statusCode).toBe(200);
+      expect((await get(t.app, url, { 'if-none-match': String(zipped.headers.etag) })).statusCode).toBe(200);
+      expect((await get(t.app, url, { 'accept-encoding': 'gzip;q=0, br' })).headers['content-encoding']).toBeUndefined();
+    }
   });
 });
 
