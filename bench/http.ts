@@ -232,10 +232,16 @@ await runBenchmark('bench:http', async () => {
   };
   const issue = await api('POST', '/api/issues', input);
   await api('POST', `/api/issues/${issue.id}/publish`);
-  const web = await fetch(`${base}/issues/${issue.slug}`);
+  // fetch asks for gzip by default: the identity copy's size and tag (what autocannon gets).
+  const web = await fetch(`${base}/issues/${issue.slug}`, { headers: { 'accept-encoding': 'identity' } });
   const webBytes = (await web.arrayBuffer()).byteLength;
   const etag = web.headers.get('etag');
-  log(`seed issue "${issue.slug}": ${fmt(input.markdown.length / 1024, 1)} KB Markdown, web version ${fmt(webBytes / 1024, 1)} KB, ETag ${etag ?? 'none'}`);
+  const zipped = await fetch(`${base}/issues/${issue.slug}`, { headers: { 'accept-encoding': 'gzip' } });
+  const zippedBytes = zipped.headers.get('content-encoding') === 'gzip' ? Number(zipped.headers.get('content-length')) : undefined;
+  await zipped.arrayBuffer();
+  log(
+    `seed issue "${issue.slug}": ${fmt(input.markdown.length / 1024, 1)} KB Markdown, web version ${fmt(webBytes / 1024, 1)} KB${zippedBytes ? ` (${fmt(zippedBytes / 1024, 1)} KB gzipped)` : ''}, ETag ${etag ?? 'none'}`,
+  );
 
   let n = 0;
   const run = randomBytes(3).toString('hex');
