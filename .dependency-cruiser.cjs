@@ -2,13 +2,13 @@
 //
 //   entry points   bin/, boot.ts, api/ (the HTTP app's assembly), worker/, cli/, startup/
 //        ↓
-//   capabilities   subscribers/, issues/, sending/, delivery/, bounces/, rendering/, capture/
+//   capabilities   subscribers/, issues/, sending/, delivery/, bounces/, rendering/, capture/, media/, editor/
 //        ↓              (their route files may use http/, the helpers routes share)
 //   infrastructure config/, db/, queues/, metrics/, web/, http/, shared/, errors.ts, log.ts, redis.ts
 //
 // container.ts is the composition root: it may import anything, and everything may take its
 // Container type. Type-only imports count: a circle of types is still a circle to a reader.
-const capabilities = '^src/(subscribers|issues|sending|delivery|bounces|rendering|capture)/';
+const capabilities = '^src/(subscribers|issues|sending|delivery|bounces|rendering|capture|media|editor)/';
 const entryPoints = '^src/(bin|api|worker|cli|startup)/|^src/boot\\.ts$';
 const infrastructure = '^src/(config|db|queues|metrics|web|http|shared)/|^src/(errors|log|redis)\\.ts$';
 

@@ -1,7 +1,8 @@
 // `npm run bench:send`: a whole send of a ~30 KB issue into a discarding SMTP server on loopback.
 //
-//   npm run bench:send -- [--readers 100000] [--workers 2] [--concurrency 20] [--pool 10]
-//                         [--window N] [--ceiling-readers N] [--sink auto|postfix|node]
+//   npm run bench:send -- [--readers 20000] [--workers 2] [--concurrency 50] [--pool 20]
+//                         [--window N] [--ceiling-readers N] [--source-messages N]
+//                         [--source-sessions 20] [--worker-script P] [--sink auto|postfix|node]
 //   npm run bench:send -- --fanout-only --readers 1000000
 //
 // Needs Postgres (TEST_DATABASE_SERVER_URL, as the tests, default postgres://127.0.0.1:5432) and
@@ -13,48 +14,51 @@
 //  1. N active readers (one INSERT … SELECT generate_series) and the issue bench/issue-30kb.md,
 //     created through the real code (createIssue: Markdown → MJML → templates);
 //  2. a discarding SMTP sink on loopback: Postfix's smtp-sink when installed, else bench/sink.ts;
-//  3. the ceiling: this process, no queue and no database, sends the same messages prebuilt as
+//  3. the physical yardstick: Postfix's smtp-source (reused sessions, the message's size) into
+//     the same sink, before the end-to-end run and again after it;
+//     the ceiling: this process, no queue and no database, sends the same messages prebuilt as
 //     raw MIME (IssueMime, as a worker builds them) through one pooled nodemailer transport;
 //  4. end to end: W worker processes (`node dist/bin/worker.js`, as `npm run start:worker`
 //     runs them: the script builds first), the send
 //     triggered with triggerSend (as POST /api/issues/:id/send does), sampled every 250 ms;
-//  5. a report; then the children are stopped, the database dropped and the Redis keys deleted.
+//  5. a report (the end-to-end rate as a share of smtp-source's and of the ceiling's, CPU per
+//     message of each component against its budget); then the children are stopped, the database dropped and the Redis keys deleted.
 // `--fanout-only` measures only the fan-out (message rows for every reader), batch by batch
 // exactly as src/sending/fanout.ts does, with no workers and no feeding.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import slugify from '@sindresorhus/slugify';
 import { Redis } from 'ioredis';
-import { encodeWords } from 'nodemailer/lib/mime-funcs';
-import { parseMailbox } from '../src/config/mailbox.js';
 import { createSmtpMailer } from '../src/delivery/mailer.js';
-import { formatAddress, IssueMime } from '../src/delivery/mime-template.js';
+import { CopyMaker } from '../src/delivery/prepare-copy.js';
 import { createIssue } from '../src/issues/authoring.js';
 import { parseIssueFile } from '../src/issues/issue-file.js';
 import { findIssue } from '../src/issues/queries.js';
-import { formatIssueDate, type IssueReaderVars } from '../src/rendering/issue.js';
 import { triggerSend } from '../src/sending/control.js';
 import { FANOUT_BATCH } from '../src/sending/fanout.js';
 import { createSend, fanOutBatch, findSend, progressOf } from '../src/sending/queries.js';
 import { keysOf, REDIS_URL } from '../test/support/redis-keys.js';
 import {
   cleaningUp,
+  cpuOf,
   createBenchWorld,
   fmt,
   intFlag,
   log,
   onCleanup,
   postfixSinkInstalled,
+  postfixSourceInstalled,
   printedLines,
   root,
   runBenchmark,
+  runSmtpSource,
   secs,
   startBenchWorkers,
   startSink,
   type BenchWorld,
   type Sink,
+  type SourceRun,
 } from './world.js';
 
 const SAMPLE_MS = 250;
@@ -66,12 +70,15 @@ const CEILING_BUDGET_BYTES = 256 * 1024 * 1024;
 
 const { values: flags } = parseArgs({
   options: {
-    readers: { type: 'string', default: '100000' },
+    readers: { type: 'string', default: '20000' },
     workers: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '50' },
     pool: { type: 'string', default: '20' },
     window: { type: 'string' },
     'ceiling-readers': { type: 'string' },
+    'source-messages': { type: 'string' },
+    'source-sessions': { type: 'string', default: '20' },
+    'worker-script': { type: 'string', default: 'dist/bin/worker.js' },
     sink: { type: 'string', default: 'auto' },
     timeout: { type: 'string' },
     'fanout-only': { type: 'boolean', default: false },
@@ -81,12 +88,15 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(`npm run bench:send -- [flags]
-  --readers N          active readers (default 100000)
+  --readers N          active readers (default 20000: the issue's check; about a minute a run)
   --workers N          worker processes (default 2)
   --concurrency N      DELIVERY_CONCURRENCY of each worker (default 50, the service's default)
   --pool N             SMTP_POOL_SIZE of each worker (default 20, the service's default); the ceiling uses N × workers
   --window N           SEND_WINDOW (default: the service's default)
   --ceiling-readers N  messages sent by the ceiling (default min(readers, 20000); 0 skips it)
+  --source-messages N  messages Postfix's smtp-source sends before and after the send (default min(readers, 20000); 0 skips it)
+  --source-sessions N  smtp-source's parallel reused sessions (-d -s N, default 20)
+  --worker-script P    the worker to run (default dist/bin/worker.js), e.g. an older build to compare
   --sink auto|postfix|node   which discarding SMTP server (default auto: smtp-sink when installed)
   --timeout S          give up on the end-to-end send after S seconds
   --fanout-only        only time the fan-out's message rows (e.g. --readers 1000000)
@@ -100,6 +110,9 @@ const CONCURRENCY = intFlag('concurrency', flags.concurrency, 1);
 const POOL = intFlag('pool', flags.pool, 1);
 const WINDOW = flags.window === undefined ? undefined : intFlag('window', flags.window, 10);
 const CEILING_READERS = flags['ceiling-readers'] === undefined ? Math.min(READERS, 20_000) : intFlag('ceiling-readers', flags['ceiling-readers'], 0);
+const SOURCE_MESSAGES = flags['source-messages'] === undefined ? Math.min(READERS, 20_000) : intFlag('source-messages', flags['source-messages'], 0);
+const SOURCE_SESSIONS = intFlag('source-sessions', flags['source-sessions'], 1);
+const WORKER_SCRIPT = path.resolve(root, flags['worker-script']!);
 const TIMEOUT_S = flags.timeout === undefined ? Math.max(300, Math.ceil(READERS / 100)) : intFlag('timeout', flags.timeout, 1);
 if (!['auto', 'postfix', 'node'].includes(flags.sink!)) {
   process.stderr.write(`--sink must be auto, postfix or node, got "${flags.sink}"\n`);
@@ -129,19 +142,22 @@ async function memoryOf(pid: number): Promise<{ rss: number; hwm: number } | und
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
-async function cpuOf(pid: number): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return 0;
-  }
-}
-
 async function redisUsedMemory(redis: Redis): Promise<number> {
   return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1] ?? NaN);
+}
+
+/** Redis's own count of calls and time per command (INFO commandstats), whole server. */
+async function redisCommandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  return out;
+}
+
+/** Transactions committed in this database so far (pg_stat_statements is not loaded here). */
+async function commitsOf(w: World): Promise<number> {
+  const { rows } = await w.c.pool.query<{ n: string }>('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()');
+  return Number(rows[0]!.n);
 }
 
 async function redisCpu(redis: Redis): Promise<number> {
@@ -203,41 +219,22 @@ type Ceiling = {
   sinkCpu: number;
 };
 
+/** Builds a reader's copy as a worker does: CopyMaker (src/delivery/prepare-copy.ts), as SendCopies uses it. */
+async function ceilingBuilder(w: World) {
+  const { c } = w;
+  const issue = (await findIssue(c.pool, w.issueId))!;
+  // Send id 0 and subscriber ids standing in for message ids: no send exists yet.
+  const maker = new CopyMaker(c);
+  const mime = maker.forSend(issue, { id: 0, started_at: new Date() });
+  return (r: { id: number; email: string; name: string | null }) => {
+    const copy = maker.readerCopy(mime, { messageId: r.id, subscriberId: r.id, email: r.email, name: r.name });
+    return { to: copy.envelope.to, raw: copy.raw, copy };
+  };
+}
+
 async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling> {
   const { c, config } = w;
-  const issue = (await findIssue(c.pool, w.issueId))!;
-  // The issue's MIME exactly as Deliverer.load prepares it, and each copy as Deliverer.deliver
-  // builds it (send id 0 and subscriber ids standing in for message ids: no send exists yet).
-  const sender = parseMailbox(config.mailFrom);
-  const domain = sender.address.split('@')[1] ?? 'localhost';
-  const listLabel = slugify(config.newsletterName) || 'newsletter';
-  const mime = new IssueMime(
-    {
-      from: formatAddress(sender.address, sender.name),
-      subject: issue.subject,
-      listId: `${encodeWords(config.newsletterName, 'Q', 52)} <${listLabel}.${domain}>`,
-      feedbackId: `issue${issue.id}:send0:newsletter:broadside`,
-    },
-    { html: issue.html_template, text: issue.text_template },
-  );
-  const issueDate = formatIssueDate(new Date());
-  const build = (r: { id: number; email: string; name: string | null }) => {
-    const token = c.messageTokens.sign(r.id);
-    const unsubscribeUrl = c.links.unsubscribe(r.id);
-    const vars: IssueReaderVars = {
-      newsletter: config.newsletterName,
-      issue_date: issueDate,
-      greeting: r.name ? `Hi ${r.name},` : 'Hi,',
-      unsubscribe_url: unsubscribeUrl,
-      manage_url: c.links.manage(r.id),
-      postal_address: config.postalAddress ?? '',
-    };
-    return {
-      to: r.email,
-      raw: mime.build({ to: { address: r.email, name: r.name }, messageIdHeader: `${token}@${domain}`, messageToken: token, unsubscribeUrl, vars }),
-    };
-  };
-
+  const build = await ceilingBuilder(w);
   const { rows: first } = await c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT 1');
   const size = build(first[0]!).raw.length;
   // Prebuilt for every message when they fit the budget; else a prefix of readers, cycled.
@@ -263,7 +260,7 @@ async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling>
       while (next < count) {
         const m = messages[next++ % messages.length]!;
         try {
-          await mailer.sendRaw({ envelope: { from: sender.address, to: m.to }, raw: m.raw });
+          await mailer.sendRaw(m.copy);
         } catch {
           errors++;
         }
@@ -290,7 +287,7 @@ async function runEndToEnd(w: World, sink: Sink) {
   let t = performance.now();
   // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the workers.
   const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const { workers } = await startBenchWorkers(w, WORKERS, { script: 'dist/bin/worker.js', nodeArgs });
+  const { workers } = await startBenchWorkers(w, WORKERS, { script: WORKER_SCRIPT, nodeArgs });
   log(`${WORKERS} worker processes ready in ${secs(performance.now() - t)} (pids ${workers.map((wk) => wk.pid).join(', ')})`);
   await sleep(500); // let their start-up settle (supervisor pass, first connections)
 
@@ -302,6 +299,8 @@ async function runEndToEnd(w: World, sink: Sink) {
     sink: await cpuOf(sink.pid),
     redis: await redisCpu(redis),
     self: process.cpuUsage(),
+    commands: await redisCommandStats(redis),
+    commits: await commitsOf(w),
   };
 
   // Sampling: memory of every worker and of Redis every 250 ms; our keys (SCAN + MEMORY USAGE
@@ -355,7 +354,17 @@ async function runEndToEnd(w: World, sink: Sink) {
     sink: await cpuOf(sink.pid),
     redis: await redisCpu(redis),
     self: process.cpuUsage(cpu0.self),
+    commands: await redisCommandStats(redis),
+    commits: await commitsOf(w),
   };
+  // Redis's busiest commands over the send (whole server) and Postgres's commits (this database).
+  const redisCommands = [...cpu1.commands]
+    .map(([name, v]) => ({ name, calls: v.calls - (cpu0.commands.get(name)?.calls ?? 0), usec: v.usec - (cpu0.commands.get(name)?.usec ?? 0) }))
+    .filter((x) => x.calls > 0)
+    .sort((a, b) => b.usec - a.usec);
+  // pg_stat_database's counters arrive from the backends with a delay of up to a second.
+  await sleep(1000);
+  const commits = (await commitsOf(w)) - cpu0.commits;
   // Postgres backends serving this database (the workers' pools and ours), CPU since they started.
   const { rows: backends } = await c.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
   const pgCpu = (await Promise.all(backends.map((b) => cpuOf(b.pid)))).reduce((a, b) => a + b, 0);
@@ -422,6 +431,8 @@ async function runEndToEnd(w: World, sink: Sink) {
     },
     printed: printedLines(workers),
     stopMs,
+    redisCommands,
+    commits,
   };
 }
 
@@ -454,6 +465,32 @@ async function runFanoutOnly(w: World) {
     `SELECT pg_size_pretty(pg_table_size('messages')) AS table, pg_size_pretty(pg_indexes_size('messages')) AS indexes`,
   );
   return { ms, batchMs, total: send.total, rows: count!.n, size: size! };
+}
+
+/** The size of one reader's copy of the bench issue, as a worker builds it. */
+async function copySize(w: World): Promise<number> {
+  const { rows } = await w.c.pool.query<{ id: number; email: string; name: string | null }>('SELECT id, email, name FROM subscribers ORDER BY id LIMIT 1');
+  return (await ceilingBuilder(w))(rows[0]!).raw.length;
+}
+
+/** Per-message CPU budgets of issue 16 (µs, for a ~90 KB message). */
+const CPU_BUDGET_US = { workers: 500, postgres: 250, redis: 100 } as const;
+
+function cpuRows(
+  cpu: { workers: number[]; sink: number; redis: number; postgres: number; self: number },
+  total: number,
+  seconds: number,
+): [string, string, string][] {
+  const us = (s: number) => `${((s * 1e6) / total).toFixed(0)} µs`;
+  const budget = (s: number, max: number) => `budget ≤ ${max} µs: ${(s * 1e6) / total <= max ? 'met' : 'MISSED'}`;
+  const workers = cpu.workers.reduce((a, b) => a + b, 0);
+  return [
+    ['CPU per message: workers', us(workers), `${cpu.workers.map((x) => x.toFixed(1)).join(' + ')} s; ${budget(workers, CPU_BUDGET_US.workers)}`],
+    ['CPU per message: Postgres', us(cpu.postgres), `${cpu.postgres.toFixed(1)} s, this database's backends; ${budget(cpu.postgres, CPU_BUDGET_US.postgres)}`],
+    ['CPU per message: Redis', us(cpu.redis), `${cpu.redis.toFixed(1)} s, the whole server; ${budget(cpu.redis, CPU_BUDGET_US.redis)}`],
+    ['CPU per message: sink', us(cpu.sink), `${cpu.sink.toFixed(1)} s`],
+    ['CPU seconds: this process (sampling)', cpu.self.toFixed(1), `of ${(seconds * 2).toFixed(1)} core-seconds on 2 cores from trigger to done`],
+  ];
 }
 
 // ── main ─────────────────────────────────────────────────────────────────────────────────────
@@ -497,6 +534,18 @@ async function main(): Promise<void> {
   log(`SMTP sink: ${sink.name} on 127.0.0.1:${sink.port}`);
   const w = await createWorld(`smtp://127.0.0.1:${sink.port}`);
 
+  const messageBytes = await copySize(w);
+  const sources: SourceRun[] = [];
+  const source = async (when: string) => {
+    if (SOURCE_MESSAGES === 0 || !postfixSourceInstalled()) return;
+    log(`smtp-source ${when}: ${fmt(SOURCE_MESSAGES)} messages of ${fmt(messageBytes)} bytes over ${SOURCE_SESSIONS} reused sessions…`);
+    const r = await runSmtpSource(sink, { messages: SOURCE_MESSAGES, sessions: SOURCE_SESSIONS, bytes: messageBytes });
+    log(`smtp-source ${when}: ${fmt((r.messages / r.ms) * 1000)} messages/s`);
+    sources.push(r);
+  };
+  if (SOURCE_MESSAGES > 0 && !postfixSourceInstalled()) log('smtp-source is not installed (Debian package postfix): no physical yardstick');
+  await source('before');
+
   let ceiling: Ceiling | undefined;
   if (CEILING_READERS > 0) {
     log(`ceiling: ${fmt(CEILING_READERS)} prebuilt messages through one pooled nodemailer transport…`);
@@ -506,6 +555,7 @@ async function main(): Promise<void> {
 
   log(`end to end: ${WORKERS} workers × DELIVERY_CONCURRENCY ${CONCURRENCY}, SMTP_POOL_SIZE ${POOL}, SEND_WINDOW ${w.config.sendWindow}…`);
   const e = await runEndToEnd(w, sink);
+  await source('after');
   const total = e.send.total;
   const sendMs = e.send.finished_at!.getTime() - e.send.started_at!.getTime();
   const rate = (total / sendMs) * 1000;
@@ -516,6 +566,21 @@ async function main(): Promise<void> {
 
   console.log(`\nSink: ${sink.name}`);
   console.log(`Message: ${fmt(ceiling?.bytes ?? NaN)} bytes of MIME per reader (30 KB Markdown issue, HTML + text, quoted-printable)\n`);
+  const sourceRates = sources.map((r) => (r.messages / r.ms) * 1000);
+  const sourceRate = sourceRates.length ? sourceRates.reduce((a, b) => a + b, 0) / sourceRates.length : NaN;
+  if (sources.length) {
+    console.log(`Physical limit — Postfix's smtp-source into the same sink (${sources[0]!.command}):\n`);
+    console.log(
+      table(
+        sources.map((r, i): [string, string, string] => [
+          `smtp-source ${i === 0 ? 'before' : 'after'} the send`,
+          `${fmt(sourceRates[i]!)} messages/s`,
+          `${fmt(r.received)} received in ${secs(r.ms)}; CPU per message: smtp-source ${((r.cpu * 1e6) / r.messages).toFixed(0)} µs, sink ${((r.sinkCpu * 1e6) / r.messages).toFixed(0)} µs`,
+        ]),
+      ),
+    );
+    console.log('');
+  }
   if (ceiling) {
     console.log(
       `Ceiling — one process, one pooled nodemailer transport (${ceiling.poolSize} connections = ${POOL} × ${WORKERS} workers), ${ceiling.inflight} messages in flight, no queue, no database:\n`,
@@ -557,6 +622,13 @@ async function main(): Promise<void> {
         ceiling ? `target ≥ 60 %: ${rate / ceilingRate >= 0.6 ? 'met' : 'MISSED'}` : '',
       ],
       [
+        "  …of smtp-source's rate (the physical limit)",
+        sources.length ? `${fmt((rate / sourceRate) * 100)} %` : 'n/a',
+        sources.length
+          ? `of ${fmt(sourceRate)} messages/s (the mean of ${sourceRates.map((x) => fmt(x)).join(' and ')}); target ≥ 60 % (stretch 75 %): ${rate / sourceRate >= 0.75 ? 'stretch met' : rate / sourceRate >= 0.6 ? 'met' : 'MISSED'}`
+          : '',
+      ],
+      [
         '  …during fan-out / after it',
         `${fmt(e.submittedDuringFanout / (fanoutMs / 1000))} / ${afterMs > 0 ? fmt(afterFanout / (afterMs / 1000)) : 'n/a'}`,
         `messages/s (${fmt(e.submittedDuringFanout)} submitted before fanout_done)`,
@@ -578,17 +650,19 @@ async function main(): Promise<void> {
         `baseline ${mb(e.redisBaseline)}, peak ${mb(e.redisPeak)} (whole server: other tenants count too); target < 100 MB: ${redisDelta < 100 * 1024 * 1024 ? 'met' : 'MISSED'}`,
       ],
       ['Redis, our keys at their peak', mb(e.prefixPeak.bytes), `${fmt(e.prefixPeak.keys)} keys under the queue prefix (MEMORY USAGE, sampled every 8 s)`],
+      ...cpuRows(e.cpu, total, (e.doneAt - e.triggeredAt) / 1000),
       [
-        'CPU seconds: workers',
-        e.cpu.workers.map((x) => x.toFixed(1)).join(' + '),
-        `${((e.cpu.workers.reduce((a, b) => a + b, 0) * 1e6) / total).toFixed(0)} µs per message`,
+        'Postgres commits per message',
+        (e.commits / total).toFixed(2),
+        `${fmt(e.commits)} transactions committed in this database during the send (pg_stat_database)`,
       ],
-      [
-        'CPU seconds: sink / Redis / Postgres',
-        `${e.cpu.sink.toFixed(1)} / ${e.cpu.redis.toFixed(1)} / ${e.cpu.postgres.toFixed(1)}`,
-        `Redis: whole server; Postgres: this database's backends; of ${(((e.doneAt - e.triggeredAt) / 1000) * 2).toFixed(1)} core-seconds on 2 cores`,
-      ],
-      ['CPU seconds: this process (sampling)', e.cpu.self.toFixed(1)],
+      ...e.redisCommands
+        .slice(0, 5)
+        .map((x): [string, string, string] => [
+          `  Redis ${x.name}`,
+          `${(x.usec / total).toFixed(0)} µs`,
+          `per message; ${(x.calls / total).toFixed(2)} calls per message (INFO commandstats, whole server)`,
+        ]),
       ['samples', fmt(e.samples), `every ${SAMPLE_MS} ms`],
       ['worker shutdown (SIGTERM → exit)', secs(e.stopMs)],
     ]),

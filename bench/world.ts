@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -263,4 +263,68 @@ function canConnect(port: number): Promise<boolean> {
     });
     s.on('error', () => resolve(false));
   });
+}
+
+// ── the physical yardstick: Postfix's own SMTP client ───────────────────────────────────────
+
+const POSTFIX_SOURCE = '/usr/sbin/smtp-source';
+export const postfixSourceInstalled = (): boolean => existsSync(POSTFIX_SOURCE);
+
+export type SourceRun = { messages: number; ms: number; cpu: number; sinkCpu: number; received: number; command: string };
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (0 once gone). */
+export async function cpuOf(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Postfix's `smtp-source` into `sink`: `messages` messages of `bytes` bytes over `sessions`
+ * reused sessions (`-d`), timed from start to exit. Its CPU comes from the shell that waited for
+ * it (cutime + cstime of /proc/<shell>/stat), so nothing is sampled while it runs.
+ */
+export async function runSmtpSource(sink: Sink, opts: { messages: number; sessions: number; bytes: number }): Promise<SourceRun> {
+  // smtp-source writes From, To, Date, Message-Id and Subject (about 160 bytes) before the payload.
+  const payload = Math.max(1, opts.bytes - 160);
+  const args = [
+    '-d',
+    '-s',
+    String(opts.sessions),
+    '-l',
+    String(payload),
+    '-m',
+    String(opts.messages),
+    '-f',
+    'news@example.org',
+    '-t',
+    'reader@example.com',
+    `127.0.0.1:${sink.port}`,
+  ];
+  const command = `${POSTFIX_SOURCE} ${args.join(' ')}`;
+  const sinkCpu0 = await cpuOf(sink.pid);
+  const mesg0 = sink.counters().mesg;
+  const t = performance.now();
+  const child = spawn('/bin/sh', ['-c', `"$0" "$@" >/dev/null || exit $?; cat /proc/$$/stat`, POSTFIX_SOURCE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+  onCleanup('smtp-source', async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  const ms = performance.now() - t;
+  if (code !== 0) throw new Error(`smtp-source failed (${code}): ${err}`);
+  const f = out.slice(out.lastIndexOf(')') + 2).split(' ');
+  // Fields 16 and 17 of stat: the CPU of waited-for children (cutime, cstime).
+  const cpu = (Number(f[13]) + Number(f[14])) / 100;
+  const sinkCpu = (await cpuOf(sink.pid)) - sinkCpu0;
+  // A moment for the sink's counter line to arrive.
+  await until('the sink counted smtp-source', () => sink.counters().mesg - mesg0 >= opts.messages, 5000).catch(() => undefined);
+  return { messages: opts.messages, ms, cpu, sinkCpu, received: sink.counters().mesg - mesg0, command };
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { createHttpsGet, type HttpsGet } from './bounces/providers/https-get.js';
 import type { AppConfig } from './config/index.js';
@@ -5,6 +6,7 @@ import { createPool, type Pool } from './db/pool.js';
 import { describeDatabaseError } from './db/unavailable.js';
 import { createSmtpMailer, type Mailer } from './delivery/mailer.js';
 import { createLogger, type Logger } from './log.js';
+import { FsMediaStore, type MediaStore } from './media/store.js';
 import { Metrics } from './metrics/metrics.js';
 import { createQueues, type Queues } from './queues/index.js';
 import { createProducerConnection } from './redis.js';
@@ -44,6 +46,8 @@ export type Container = {
   metrics: Metrics;
   /** Bounded HTTPS GET for what SNS asks us to fetch (its certificate, a SubscribeURL); a stub in tests. */
   httpsGet: HttpsGet;
+  /** The editor's uploaded images (DATA_DIR/media): content-addressed, immutable. */
+  media: MediaStore;
   close(): Promise<void>;
 };
 
@@ -59,7 +63,9 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
   const dir = config.emailsDir ?? emailsDir;
   const issueFiles = await loadIssueTemplateFiles(dir);
   let readerMail: Promise<ReaderMailTemplates> | undefined;
-  const renderer = new IssueRenderer(issueFiles, config.publicUrl);
+  const media = new FsMediaStore(path.join(config.dataDir, 'media'));
+  // The size warning counts the uploaded images an issue shows.
+  const renderer = new IssueRenderer(issueFiles, config.publicUrl, (name) => media.size(name));
   const pool = createPool(config.databaseUrl);
   // A connection Postgres ends (restart, failover, pg_terminate_backend, a proxy restarting)
   // emits 'error' on its client. pg-pool listens only while the client is idle in the pool; a
@@ -117,6 +123,7 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
     messageTokens: new MessageTokens(config.secret),
     metrics: new Metrics({ queues }),
     httpsGet: overrides.httpsGet ?? createHttpsGet(),
+    media,
     async close() {
       await queues.close();
       await mailer.close();

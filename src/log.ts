@@ -3,8 +3,9 @@ import { prettyFactory } from 'pino-pretty';
 
 export type { Logger };
 
-// Path segments after these prefixes are reader tokens: never written to a log.
-const TOKEN_PATH = /^(\/(?:confirm|unsubscribe|manage|data)\/)[^/?#]+/;
+// Path segments after these prefixes are reader tokens (and preview links, which open a draft):
+// never written to a log.
+const TOKEN_PATH = /^(\/(?:confirm|unsubscribe|manage|data|preview)\/)[^/?#]+/;
 // Query parameters whose value is a credential: reader tokens (`token`, `t`), and whatever a
 // client sends as `access_token`, `api_key`, `secret`… by habit, though we never read it there.
 const SECRET_PARAM = /^(?:t|key|sig|auth)$|(?:token|secret|password|passwd|apikey|api_key|signature)$/i;

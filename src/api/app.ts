@@ -8,11 +8,16 @@ import { captureRoutes } from '../capture/capture-routes.js';
 import type { Container } from '../container.js';
 import { archiveRoutes } from '../issues/archive-routes.js';
 import { issueApiRoutes } from '../issues/api-routes.js';
+import { previewLinkApiRoutes, previewPageRoutes } from '../issues/preview-routes.js';
+import { mediaApiRoutes, mediaRoutes } from '../media/routes.js';
 import { installHttpMetrics, metricsRoutes } from '../metrics/http-metrics.js';
 import { sendApiRoutes } from '../sending/api-routes.js';
 import { subscriberApiRoutes } from '../subscribers/api-routes.js';
 import { readerRoutes } from '../subscribers/reader-routes.js';
-import { requireBearer, requireOperator, tokenChecker } from './auth.js';
+import { requireEditor, requireOperator, tokenChecker } from './auth.js';
+import { editorAppRoutes } from '../editor/app-routes.js';
+import { EditorSessions } from '../editor/session.js';
+import { sessionRoutes } from '../editor/session-routes.js';
 import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
 import { registerOpenApi } from './openapi.js';
@@ -70,14 +75,27 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
   await app.register(metricsRoutes(c.metrics));
   await app.register(readerRoutes(c));
   await app.register(archiveRoutes(c));
+  await app.register(mediaRoutes(c));
+  await app.register(previewPageRoutes(c));
   // Providers authenticate with their own signatures, not the bearer token; the plugin keeps
   // raw bodies (its own content-type parsers) for them.
   await app.register(webhookRoutes(c));
 
+  // The editor's web app at /editor signs in once and then uses the API with a session cookie.
+  const sessions = new EditorSessions(c.config.secret, c.config.apiToken, c.redis, c.config.queuePrefix, c.config.editorSessionHours);
+  await app.register(
+    sessionRoutes(sessions, {
+      check,
+      secure: c.config.publicUrl.startsWith('https:'),
+      rateLimit: { max: c.config.signinRateLimit, timeWindow: c.config.signinRateWindowSeconds * 1000 },
+    }),
+  );
+  await app.register(editorAppRoutes());
+
   await app.register(async (api) => {
     // onRequest: the token is checked before the body is read, so a stranger learns nothing
     // from validation messages and cannot make us parse a large body.
-    api.addHook('onRequest', requireBearer(check));
+    api.addHook('onRequest', requireEditor(check, sessions));
     // An editor's change may change the public archive (a publish, a correction, an unpublish, a
     // send that publishes, a cancel that takes it back): this process looks again before its next
     // answer there, so the change shows at once. Before the answer leaves, so that a client
@@ -90,6 +108,8 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     await api.register(issueApiRoutes(c));
     await api.register(sendApiRoutes(c));
     await api.register(bounceApiRoutes(c));
+    await api.register(mediaApiRoutes(c));
+    await api.register(previewLinkApiRoutes(c));
   });
   await app.register(async (ops) => {
     ops.addHook('onRequest', requireOperator(check));

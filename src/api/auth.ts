@@ -1,5 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { csrfRefused, sessionOf } from '../editor/session-routes.js';
+import { CSRF_HEADER, type EditorSessions } from '../editor/session.js';
 import { unauthorized } from '../errors.js';
 
 /**
@@ -35,15 +37,26 @@ export function presentsBearer(request: FastifyRequest, check: (t: string) => bo
   return token !== undefined && check(token);
 }
 
-/** preHandler for the editor API: Bearer token only. */
-export function requireBearer(check: (t: string) => boolean) {
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * onRequest hook for the editor API: the Bearer token (scripts, the CLI), or the web app's
+ * session cookie. A browser sends the cookie with any request to us, so an unsafe request made
+ * with it must also carry the session's CSRF token in a header, which a form or a page on
+ * another site cannot set: without it, 403 csrf_failed, whatever the cookie.
+ */
+export function requireEditor(check: (t: string) => boolean, sessions: EditorSessions) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const token = presentedToken(request, false);
-    if (token === undefined || !check(token)) {
-      // RFC 6750: a 401 names the scheme it expects.
+    if (token !== undefined && check(token)) return;
+    const session = token === undefined ? await sessionOf(sessions, request) : undefined;
+    if (!session) {
       reply.header('www-authenticate', 'Bearer realm="Broadside editor API"');
       throw unauthorized();
     }
+    if (SAFE_METHODS.has(request.method)) return;
+    const given = request.headers[CSRF_HEADER];
+    if (!sessions.csrfMatches(session, typeof given === 'string' ? given : undefined)) throw csrfRefused();
   };
 }
 

@@ -8,6 +8,8 @@ import type { FastifyInstance, FastifySchema } from 'fastify';
 import Type from 'typebox';
 import { publicRouteDocs } from './public-route-docs.js';
 import { ErrorSchema } from '../http/schemas.js';
+import { SESSION_COOKIE } from '../editor/session.js';
+import { SESSION_SCHEME } from '../editor/session-routes.js';
 
 /** Where the UI is served; the document itself is at `${DOCS_PREFIX}/json` (and `/yaml`). */
 const DOCS_PREFIX = '/docs';
@@ -95,8 +97,12 @@ function transform({ schema, url, route }: { schema: FastifySchema | undefined; 
         // A streamed body (the CSV import) has no body schema, since nothing validates it, but
         // the document should still say what to send.
         ...(own.consumes && !own.body ? { body: Type.String({ description: `the request body, as ${own.consumes.join(' or ')}` }) } : {}),
-        security: own.security ?? [{ [BEARER_SCHEME]: [] }],
-        response: described({ ...(own.response as Responses | undefined), 401: { ...ErrorSchema, description: 'missing or wrong bearer token' } }),
+        // Either the token, or the web app's session cookie (with X-CSRF-Token on unsafe requests).
+        security: own.security ?? [{ [BEARER_SCHEME]: [] }, { [SESSION_SCHEME]: [] }],
+        response: described({
+          ...(own.response as Responses | undefined),
+          401: { ...ErrorSchema, description: 'missing or wrong bearer token (or no live session)' },
+        }),
       },
     };
   }
@@ -130,6 +136,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       },
       tags: [
         { name: 'issues', description: 'Write, preview, test and publish issues' },
+        { name: 'media', description: "Images for issues: the editor's uploads, and their public addresses (no token)" },
         { name: 'sends', description: 'Trigger and control the one send of an issue' },
         { name: 'bounces', description: 'Bounces, complaints and the raw reports behind them' },
         { name: 'webhooks', description: 'Bounce and complaint events from email providers, authenticated by their own signatures' },
@@ -137,10 +144,18 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'readers', description: "Public: sign-up and the links in a reader's emails (no token)" },
         { name: 'archive', description: 'Public: the published issues (no token)' },
         { name: 'operator', description: 'Health, readiness and metrics' },
+        { name: 'session', description: "The editor's web app: sign in with the API token, sign out" },
       ],
       components: {
         securitySchemes: {
           [BEARER_SCHEME]: { type: 'http', scheme: 'bearer', description: 'the API_TOKEN' },
+          [SESSION_SCHEME]: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: SESSION_COOKIE,
+            description:
+              "the editor's web app: set by POST /api/session; unsafe requests also need the X-CSRF-Token header it answers with (403 csrf_failed without)",
+          },
         },
       },
     },

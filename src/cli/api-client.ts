@@ -10,6 +10,8 @@ export type RequestOptions = {
   /** A streamed body (read once), sent with `contentType`. */
   stream?: Readable;
   contentType?: string;
+  /** The streamed body's length, when known: a service can refuse it as too large before it is sent. */
+  contentLength?: number;
   /** No answer within this time counts as unreachable; 0 waits as long as it takes. Default 30 s. */
   timeoutMs?: number;
   /** Abandons the request (Ctrl-C while watching). */
@@ -37,6 +39,7 @@ export class ApiClient {
       body = JSON.stringify(opts.json);
     } else if (opts.stream) {
       headers['content-type'] = opts.contentType ?? 'application/octet-stream';
+      if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
       body = opts.stream;
     }
     const timeoutMs = opts.timeoutMs ?? 30_000;

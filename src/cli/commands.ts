@@ -4,6 +4,7 @@ import { resolveConnection } from './connection.js';
 import { runDoctor } from './doctor.js';
 import { UsageError } from './errors.js';
 import { importFile } from './import-csv.js';
+import { printPreviewLink, uploadFile } from './media.js';
 import { publishFile, unpublishIssue } from './publish.js';
 import { controlSend, rescheduleSend, retryFailedSend, sendIssue, unscheduleSend, watchIssue } from './send.js';
 import { migrateDatabase, serve } from './serve.js';
@@ -305,6 +306,43 @@ export const COMMANDS: Command[] = [
       const intervalSeconds = intervalOf(values, 'import');
       return importFile(await client(values), file!, { json: values.json === true, intervalSeconds });
     },
+  },
+  {
+    name: 'preview',
+    synopsis: '<issue> [options]',
+    summary: "print a link to the issue's preview in a browser",
+    help: [
+      "Prints a signed link that opens the issue's preview in a browser, as a reader receives it:",
+      'desktop and phone width, HTML and text. The link needs no token and opens only this issue,',
+      'read-only, for PREVIEW_LINK_TTL_MINUTES (an hour unless the service says otherwise).',
+      "<issue> is the issue's id or slug.",
+      '',
+      'Options:',
+      '      --json             print {"url", "expiresAt"} as JSON',
+      ...HTTP_HELP,
+    ],
+    options: { json: { type: 'boolean' } },
+    args: ['issue'],
+    http: true,
+    run: async ([ref], values) => printPreviewLink(await client(values), ref!, { json: values.json === true }),
+  },
+  {
+    name: 'upload',
+    synopsis: '<image> [options]',
+    summary: 'upload an image (PNG, JPEG, GIF, WebP) and print its URL for the Markdown',
+    help: [
+      'Uploads an image to the service, which reads its type from its bytes (PNG, JPEG, GIF or WebP;',
+      'not SVG) and keeps it once however often it is uploaded. Prints its public URL, for',
+      'the Markdown: ![description](URL). The service refuses files over MEDIA_MAX_BYTES (5 MiB).',
+      '',
+      'Options:',
+      '      --json             print the stored image (url, hash, type, bytes, width, height) as JSON',
+      ...HTTP_HELP,
+    ],
+    options: { json: { type: 'boolean' } },
+    args: ['image'],
+    http: true,
+    run: async ([file], values) => uploadFile(await client(values), file!, { json: values.json === true }),
   },
   {
     name: 'start',

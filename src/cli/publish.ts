@@ -151,7 +151,7 @@ export async function publishFile(api: ApiClient, file: string, opts: PublishOpt
   print(`  HTML:        ${bytes(issue.htmlBytes)} (${issue.sections.length} section${issue.sections.length === 1 ? '' : 's'})`);
   for (const w of issue.warnings) print(`  warning:     ${w}`);
   if (wroteId) print(`  file:        "id: ${issue.id}" written into ${file}: publishing it again updates this issue`);
-  if (issue.status === 'draft') print(`  preview:     ${api.base}/api/issues/${issue.id}/preview (with the API token)`);
+  if (issue.status === 'draft') print(`  preview:     broadside preview ${issue.id} (prints a link for a browser)`);
   if (!action.startsWith('Corrected')) print(`Send it with: broadside send ${issue.slug}`);
   return 0;
 }

@@ -34,6 +34,9 @@ export type Config = {
   httpMaxConnectionsPerIp: number;
   signupRateLimit: number;
   signupRateWindowSeconds: number;
+  editorSessionHours: number;
+  signinRateLimit: number;
+  signinRateWindowSeconds: number;
   confirmTokenTtlHours: number;
   dataLinkTtlMinutes: number;
   workerConcurrency: number;
@@ -71,6 +74,8 @@ export type Config = {
   sendgridWebhookPublicKey: string | undefined;
   mailgunWebhookSigningKey: string | undefined;
   webhookToleranceSeconds: number;
+  mediaMaxBytes: number;
+  previewLinkTtlMinutes: number;
 };
 
 /**
@@ -274,6 +279,11 @@ const fields = {
   httpMaxConnectionsPerIp: { env: 'HTTP_MAX_CONNECTIONS_PER_IP', parse: int(0, 100000), default: 32 },
   signupRateLimit: { env: 'SIGNUP_RATE_LIMIT', parse: int(1, 100000), default: 10 },
   signupRateWindowSeconds: { env: 'SIGNUP_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 60 },
+  // The editor's web app: how long a sign-in lasts, and how many sign-in attempts one address
+  // may make (the API token is the only thing guarding the editor: guessing must be slow).
+  editorSessionHours: { env: 'EDITOR_SESSION_HOURS', parse: int(1, 24 * 30), default: 12 },
+  signinRateLimit: { env: 'SIGNIN_RATE_LIMIT', parse: int(1, 100000), default: 10 },
+  signinRateWindowSeconds: { env: 'SIGNIN_RATE_WINDOW_SECONDS', parse: int(1, 86400), default: 300 },
   confirmTokenTtlHours: { env: 'CONFIRM_TOKEN_TTL_HOURS', parse: int(1, 24 * 90), default: 48 },
   // The emailed link that opens a reader's data (download, erasure): short-lived, since it is
   // the only credential for both.
@@ -354,6 +364,10 @@ const fields = {
   },
   mailgunWebhookSigningKey: { env: 'MAILGUN_WEBHOOK_SIGNING_KEY', parse: minLength(16) },
   webhookToleranceSeconds: { env: 'WEBHOOK_TOLERANCE_SECONDS', parse: int(10, 86400), default: 300 },
+  // Images the editor uploads (POST /api/media), in bytes: 5 MiB by default (5,242,880 bytes).
+  mediaMaxBytes: { env: 'MEDIA_MAX_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 5 * 1024 * 1024 },
+  // How long a browser preview link (POST /api/issues/:id/preview-link) opens the draft.
+  previewLinkTtlMinutes: { env: 'PREVIEW_LINK_TTL_MINUTES', parse: int(1, 7 * 24 * 60), default: 60 },
 } satisfies { [K in keyof Config]: Field<Config[K]> };
 
 /** Every environment variable the service reads, for docs and for checking docker-compose.yml. */

@@ -1,24 +1,18 @@
-import slugify from '@sindresorhus/slugify';
 import type { BounceInput } from '../bounces/queries.js';
 import { recordBounce } from '../bounces/record.js';
 import { replyClassStatus } from '../bounces/status-code.js';
-import { parseMailbox } from '../config/mailbox.js';
 import type { Container } from '../container.js';
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { DeliverJob } from '../queues/contract.js';
 import type { DeliverOutcome } from '../shared/statuses.js';
-import { formatIssueDate, greetingFor, type IssueReaderVars } from '../rendering/issue.js';
-import { findIssue } from '../issues/queries.js';
 import type { Logger } from '../log.js';
-import { verpAddress } from '../sending/message-tokens.js';
-import { findSend } from '../sending/queries.js';
+import { ClaimBatcher } from './claim-batcher.js';
 import { ClaimKeeper, renewalIntervalMs } from './claim-keeper.js';
+import { SendCopies } from './prepare-copy.js';
 import { classifySmtpError, type SmtpFailure } from './classify-smtp-error.js';
-import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
-import { claimMessage, markCancelled, markFailed, releaseMessage, type Claim } from './queries.js';
-import { SmtpUtf8Unavailable, type RawMail } from './mailer.js';
+import { markCancelled, markFailed, releaseMessage, type Claim } from './queries.js';
+import { SmtpUtf8Unavailable } from './mailer.js';
 import { RelayPacer, UNANSWERED_FOR_MS, UNAVAILABLE_AFTER } from './relay-pacing.js';
-import { transportAddress } from '../subscribers/email-address.js';
 import type { StatusWriter } from './status-writer.js';
 
 /** What the worker's job tells the deliverer about retries. */
@@ -62,36 +56,19 @@ export class TemporaryFailure extends Error {
   }
 }
 
-/**
- * What a relay that offers DSN (RFC 3461) should send back: a report on failure only (a delay
- * warning is no bounce), with the original's headers only (they carry our token; the whole issue
- * would only fill inbound_reports), and our token as the envelope id, which the report repeats as
- * Original-Envelope-Id: one more way back to the message.
- */
-const dsnFor = (token: string): RawMail['dsn'] => ({ ret: 'HDRS', envid: token, notify: 'FAILURE' });
-
-/** The values of a copy that are the same for every reader of an issue: encoded once per issue. */
-type IssueWideVars = Pick<IssueReaderVars, 'newsletter' | 'issue_date' | 'postal_address'>;
-
-const CACHED_ISSUES = 8;
-
 /** What delivering touches: Postgres, the mailer, the settings, tokens and links, metrics, the log. */
 type DelivererDeps = Pick<Container, 'pool' | 'mailer' | 'config' | 'links' | 'messageTokens' | 'metrics' | 'log'>;
 
 /**
- * Delivers one message: claim it, personalise the issue's prebuilt MIME for the reader, submit,
- * record. Holds each issue's prepared MIME for the life of the process, by send and issue
- * revision (a correction between two runs of a send, e.g. before its failed messages are retried,
- * makes a new revision and so is never sent from a stale copy), so an issue is prepared once per
- * process, not once per reader. Submissions go
- * through the process's RelayPacer, which paces them by what the relay answers.
+ * Delivers one message: claim it, submit its copy (built by SendCopies, see prepare-copy.ts),
+ * record what the relay said. Submissions go through the process's RelayPacer, which paces them
+ * by what the relay answers.
  */
 export class Deliverer {
   readonly pacer: RelayPacer;
-  private readonly prepared = new Map<string, Promise<IssueMime>>();
-  private readonly sender: { name: string | null; address: string };
-  private readonly domain: string;
+  private readonly copies: SendCopies;
   private readonly claims: ClaimKeeper;
+  private readonly claimer: ClaimBatcher;
   /** The last refusal, for the jobs turned away while the relay is unavailable. */
   private lastRefusal: SmtpFailure | undefined;
 
@@ -101,10 +78,8 @@ export class Deliverer {
     private readonly status: StatusWriter,
     private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
-    const sender = parseMailbox(c.config.mailFrom);
-    // MAIL FROM, From and the Message-ID domain in their wire form too (an IDN sender domain in ASCII).
-    this.sender = { ...sender, address: transportAddress(sender.address).address };
-    this.domain = this.sender.address.split('@')[1] ?? 'localhost';
+    this.copies = new SendCopies(c.pool, c);
+    this.claimer = new ClaimBatcher(c.pool, c.config.sendingTimeoutSeconds);
     this.claims = new ClaimKeeper(c.pool, c.log, renewalIntervalMs(c.config.sendingTimeoutSeconds));
     const max = c.config.smtpPoolSize;
     c.metrics.smtpConcurrencyLimit(max);
@@ -144,10 +119,9 @@ export class Deliverer {
   }
 
   private async claimAndSubmit(job: DeliverJob, attempt: Attempt, log: Logger, release: () => void): Promise<DeliverOutcome> {
-    const { c } = this;
     let claim: Claim | undefined;
     try {
-      claim = await claimMessage(c.pool, job.messageId, c.config.sendingTimeoutSeconds);
+      claim = await this.claimer.claim(job.messageId);
       // Already submitted, claimed by a live worker, or its send is paused or cancelled.
       if (!claim) return 'not_claimed';
       this.claims.hold(claim);
@@ -170,29 +144,11 @@ export class Deliverer {
       await markCancelled(c.pool, claim.id);
       return 'cancelled';
     }
-    const mime = await this.prepare(claim);
-    const token = c.messageTokens.sign(claim.id);
-    const unsubscribeUrl = c.links.unsubscribe(claim.subscriber_id);
-    // The reader's own values; the rest of IssueReaderVars is the same for everyone (see load).
-    const vars: Omit<IssueReaderVars, keyof IssueWideVars> = {
-      greeting: greetingFor(claim.name),
-      unsubscribe_url: unsubscribeUrl,
-      manage_url: c.links.manage(claim.subscriber_id),
-    };
-    // The typed local part and the domain in ASCII, in RCPT TO and in To alike.
-    const to = transportAddress(claim.email);
-    const raw = mime.build({
-      to: { address: to.address, name: claim.name },
-      messageIdHeader: `${token}@${this.domain}`,
-      messageToken: token,
-      unsubscribeUrl,
-      vars,
-    });
-    const envelopeFrom = c.config.bounceDomain ? verpAddress(token, c.config.bounceDomain) : this.sender.address;
+    const copy = await this.copies.copyFor({ ...claim, email: claim.email });
     let response: string;
     const smtpDone = c.metrics.smtpSubmission();
     try {
-      ({ response } = await c.mailer.sendRaw({ envelope: { from: envelopeFrom, to: to.address }, raw, dsn: dsnFor(token) }));
+      ({ response } = await c.mailer.sendRaw(copy));
       smtpDone('accepted');
     } catch (err) {
       smtpDone('error');
@@ -277,42 +233,5 @@ export class Deliverer {
       smtpResponse: failure.response,
     };
     return recordBounce(c, input);
-  }
-
-  private prepare(claim: Claim): Promise<IssueMime> {
-    // Corrections are refused while a send is under way, so one revision serves a whole run. Should
-    // one land between the claim and the load, this entry holds the newer form: never an older one.
-    const key = `${claim.send_id}:${claim.issue_revision}`;
-    let p = this.prepared.get(key);
-    if (!p) {
-      p = this.load(claim);
-      // A failed load (Postgres away) is not remembered.
-      p.catch(() => this.prepared.delete(key));
-      this.prepared.set(key, p);
-      if (this.prepared.size > CACHED_ISSUES) this.prepared.delete(this.prepared.keys().next().value!);
-    }
-    return p;
-  }
-
-  private async load(claim: Claim): Promise<IssueMime> {
-    const { config } = this.c;
-    const [issue, send] = await Promise.all([findIssue(this.c.pool, claim.issue_id), findSend(this.c.pool, claim.send_id)]);
-    if (!issue || !send) throw new Error(`issue ${claim.issue_id} or send ${claim.send_id} is gone`);
-    const listLabel = slugify(config.newsletterName) || 'newsletter';
-    return new IssueMime(
-      {
-        from: formatAddress(this.sender.address, this.sender.name),
-        subject: issue.subject,
-        listId: `${encodeHeaderText(config.newsletterName)} <${listLabel}.${this.domain}>`,
-        // Gmail's feedback loop groups complaints by these fields; the last one names the sender.
-        feedbackId: `issue${issue.id}:send${send.id}:newsletter:broadside`,
-      },
-      { html: issue.html_template, text: issue.text_template },
-      {
-        newsletter: config.newsletterName,
-        issue_date: formatIssueDate(send.started_at ?? new Date()),
-        postal_address: config.postalAddress ?? '',
-      } satisfies IssueWideVars,
-    );
   }
 }

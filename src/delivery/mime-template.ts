@@ -22,6 +22,8 @@ export type IssueMimeHeaders = {
   listId: string;
   /** `Feedback-ID` value (Gmail's feedback loop), identifying issue and send. */
   feedbackId: string;
+  /** A test copy: `X-Broadside-Test: yes` among the headers (and no message token per copy). */
+  test?: boolean;
 };
 
 export type ReaderCopy = {
@@ -32,8 +34,8 @@ export type ReaderCopy = {
    */
   to: { address: string; name: string | null };
   messageIdHeader: string;
-  /** Our token for the message (`X-Broadside-Message`). */
-  messageToken: string;
+  /** Our token for the message (`X-Broadside-Message`); null for a test copy, which has no message. */
+  messageToken: string | null;
   unsubscribeUrl: string;
   vars: Record<string, string>;
   date?: Date;
@@ -51,7 +53,9 @@ const EMPTY = Buffer.alloc(0);
 /** A piece of quoted-printable that may be joined to any other: it ends with a soft break. */
 const joinable = (s: string) => (s === '' ? EMPTY : Buffer.from(`${qp(s)}=${CRLF}`, 'latin1'));
 
-const encodeValue = (value: string, html: boolean) => joinable(html ? escapeHtml(value) : value);
+/** A slot's value as a copy carries it: escaped for HTML in the HTML part, quoted-printable, joinable. */
+export const encodeSlotValue = (value: string, html: boolean): Buffer => joinable(html ? escapeHtml(value) : value);
+const encodeValue = encodeSlotValue;
 
 function encodeTemplate(t: Template, fixed: Record<string, string>): EncodedTemplate {
   const filled = t.slots.map((slot) => (Object.hasOwn(fixed, slot) ? encodeValue(fixed[slot]!, t.escape) : undefined));
@@ -89,15 +93,22 @@ export class IssueMime {
    * `fixed`: values that are the same for every reader of the issue (the newsletter's name, the
    * date, the postal address), encoded here once instead of for every copy.
    */
-  constructor(headers: IssueMimeHeaders, templates: { html: Template; text: Template }, fixed: Record<string, string> = {}) {
+  constructor(
+    headers: IssueMimeHeaders,
+    templates: { html: Template; text: Template },
+    fixed: Record<string, string> = {},
+    opts: { boundaryId?: string } = {},
+  ) {
     // "=_" never occurs in quoted-printable output ("=" is always "=3D" there), so the boundary
-    // cannot collide with the content.
-    const boundary = `=_broadside_${randomBytes(12).toString('hex')}`;
+    // cannot collide with the content. `boundaryId` (hex) makes it the same for every preparation
+    // of one content (a test copy and a reader's copy); random without.
+    const boundary = `=_broadside_${opts.boundaryId ?? randomBytes(12).toString('hex')}`;
     this.fixedHead = Buffer.from(
       header('From', headers.from) +
         header('Subject', encodeHeaderText(headers.subject)) +
         header('List-Id', headers.listId) +
         header('Feedback-ID', headers.feedbackId) +
+        (headers.test ? `X-Broadside-Test: yes${CRLF}` : '') +
         'MIME-Version: 1.0' +
         CRLF +
         `Content-Type: multipart/alternative; boundary="${boundary}"` +
@@ -124,7 +135,7 @@ export class IssueMime {
         header('Date', (copy.date ?? new Date()).toUTCString().replace(/GMT$/, '+0000')) +
         `Message-ID: <${copy.messageIdHeader}>${CRLF}` +
         unsubscribe +
-        `X-Broadside-Message: ${copy.messageToken}${CRLF}`,
+        (copy.messageToken === null ? '' : `X-Broadside-Message: ${copy.messageToken}${CRLF}`),
       // The same bytes as ASCII whenever the address is ASCII; UTF-8 for an SMTPUTF8 address.
       'utf8',
     );

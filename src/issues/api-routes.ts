@@ -143,8 +143,9 @@ function basedOn(ifMatch: string | undefined, field: number | undefined): number
 /** An issue's Markdown is larger than the forms the rest of the API takes. */
 const ISSUE_BODY_LIMIT = 2 * MARKDOWN_MAX + 64 * 1024;
 
-// A preview opened in a browser runs nothing and loads only images.
-const PREVIEW_CSP = "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+// A preview opened in a browser runs nothing and loads only images. Framed only by our own pages:
+// the editor's app shows it in its Preview frame (/editor).
+const PREVIEW_CSP = "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'";
 
 export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   const toIssue = (r: Omit<IssueSummaryRow, 'published_us'>): Issue => ({
@@ -161,7 +162,7 @@ export function issueApiRoutes(c: Container): FastifyPluginAsyncTypebox {
     webUrl: c.renderer.webUrl(r.slug),
     sections: r.content.sections.map((s) => ({ id: s.id, title: s.title })),
     htmlBytes: r.html_bytes,
-    warnings: issueWarnings(r.html_bytes, r.content.sections.length),
+    warnings: issueWarnings(r.html_bytes, r.content.sections.length, r.content.media),
     revision: r.revision,
     inArchive: r.in_archive,
     unpublishedAt: iso(r.unpublished_at),

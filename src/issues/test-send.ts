@@ -1,9 +1,9 @@
 import type { Container } from '../container.js';
 import type { LogLines } from '../log.js';
-import { listUnsubscribeHeaders } from '../delivery/list-unsubscribe.js';
 import { SmtpUtf8Unavailable, smtpResponseCode } from '../delivery/mailer.js';
 import { AppError, invalidInput } from '../errors.js';
-import { personalise, sampleReaderVars } from '../rendering/issue.js';
+import { CopyMaker } from '../delivery/prepare-copy.js';
+import { sampleReaderVars } from '../rendering/issue.js';
 import { checkEmail } from '../subscribers/email-address.js';
 import type { IssueRow } from './queries.js';
 
@@ -21,10 +21,12 @@ export function previewVars(c: Pick<Container, 'config' | 'links'>, issue: Pick<
 
 /**
  * Sends a test copy of an issue now, straight through the mailer (no queue, no message row: it is
- * not part of any send). Marked in the subject and in an `X-Broadside-Test` header.
+ * not part of any send), built by the code that builds a reader's copy (CopyMaker): the same bytes
+ * but for the sample reader's values and the marker (`[Test] ` before the subject, an
+ * `X-Broadside-Test: yes` header, `test` for the send in the Feedback-ID, no message token).
  */
 export async function sendTestCopies(
-  c: Pick<Container, 'config' | 'links' | 'log' | 'mailer'>,
+  c: Pick<Container, 'config' | 'links' | 'log' | 'mailer' | 'messageTokens'>,
   issue: IssueRow,
   recipients: string[],
   log: LogLines = c.log,
@@ -38,17 +40,14 @@ export async function sendTestCopies(
   const addresses = [...byNormalized.values()];
   if (addresses.length === 0) throw invalidInput('to must list at least one address', { field: 'to' });
   if (addresses.length > TEST_RECIPIENTS_MAX) throw invalidInput(`a test goes to at most ${TEST_RECIPIENTS_MAX} addresses`, { field: 'to' });
-  const vars = previewVars(c, issue);
-  const body = personalise({ html: issue.html_template, text: issue.text_template }, vars);
+  // Built as a reader's copy is (prepare-copy.ts), with the sample reader's values and the marker.
+  const { greeting, unsubscribe_url, manage_url } = previewVars(c, issue);
+  const copies = new CopyMaker(c);
+  const mime = copies.forTest(issue);
   const results = await Promise.all(
     addresses.map(async (to): Promise<TestCopyResult> => {
       try {
-        const info = await c.mailer.send({
-          to,
-          subject: `[Test] ${issue.subject}`,
-          ...body,
-          headers: { 'X-Broadside-Test': 'yes', ...listUnsubscribeHeaders(vars.unsubscribe_url!) },
-        });
+        const info = await c.mailer.sendRaw(copies.testCopy(mime, to, { greeting, unsubscribe_url, manage_url }));
         return { to, status: 'submitted', response: info.response };
       } catch (err) {
         // A relay's refusal (5xx, 4xx), or its lack of SMTPUTF8 for an address that needs it, is

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { escapeHtml } from '../web/escape.js';
 import type { IssueContent } from './markdown.js';
+import { type MediaSizeLookup, type MediaWeight, mediaWarnings, mediaWeight } from './media-weight.js';
 import { compileMjml } from './mjml.js';
 import { bindTemplate, fill, parseTemplate, type Template } from './template.js';
 
@@ -53,9 +54,11 @@ export async function loadIssueTemplateFiles(dir: string): Promise<IssueTemplate
 
 /** Turns an issue's Markdown into the compiled email, HTML and text, with reader slots left open. */
 export class IssueRenderer {
+  /** `mediaSize` measures the uploaded images an issue shows (its size warning counts them). */
   constructor(
     private readonly files: IssueTemplateFiles,
     private readonly publicUrl: string,
+    private readonly mediaSize?: MediaSizeLookup,
   ) {}
 
   webUrl(slug: string): string {
@@ -65,7 +68,9 @@ export class IssueRenderer {
   async compile(source: IssueSource): Promise<CompiledIssue> {
     // Loaded on first use, like MJML: a delivering worker reads compiled issues only.
     const [{ renderMarkdown }, { htmlToPlainText, underlined }] = await Promise.all([import('./markdown.js'), import('./plain-text.js')]);
-    const content = renderMarkdown(source.markdown);
+    const rendered = renderMarkdown(source.markdown);
+    const media = this.mediaSize ? await mediaWeight(this.publicUrl, [rendered.intro, ...rendered.sections.map((s) => s.html)], this.mediaSize) : undefined;
+    const content: IssueContent = media ? { ...rendered, media } : rendered;
     const webUrl = this.webUrl(source.slug);
     const signupUrl = `${this.publicUrl}/`;
 
@@ -104,12 +109,13 @@ export class IssueRenderer {
 }
 
 /** What the editor should know about a compiled issue before sending it. */
-export function issueWarnings(htmlBytes: number, sectionCount: number): string[] {
+export function issueWarnings(htmlBytes: number, sectionCount: number, media?: MediaWeight): string[] {
   const warnings: string[] = [];
   if (htmlBytes > GMAIL_CLIP_BYTES) {
     warnings.push(`the HTML is ${(htmlBytes / 1024).toFixed(1)} KB; Gmail clips messages above 102 KB, so readers there will see "[Message clipped]"`);
   }
   if (sectionCount === 0) warnings.push('the issue has no "##" sections, so "Covered this week" is empty');
+  warnings.push(...mediaWarnings(media));
   return warnings;
 }
 

@@ -2,12 +2,16 @@ import slugify from '@sindresorhus/slugify';
 import markdownIt from 'markdown-it';
 import type { Token } from 'markdown-it';
 import sanitizeHtml from 'sanitize-html';
+import type { MediaWeight } from './media-weight.js';
 
 /** One `##` section of an issue: its anchor id and its heading as plain text. */
 export type Section = { id: string; title: string; html: string };
 
-/** An issue's Markdown as sanitised HTML: the part before the first `##`, then each section. */
-export type IssueContent = { intro: string; sections: Section[] };
+/**
+ * An issue's Markdown as sanitised HTML: the part before the first `##`, then each section; and
+ * `media`, the images of our own store it shows, measured when it was saved (absent: none).
+ */
+export type IssueContent = { intro: string; sections: Section[]; media?: MediaWeight };
 
 // CommonMark, plus the two GitHub extensions the editor expects: pipe tables and bare-URL
 // autolinks (and ~~strikethrough~~, which comes with GitHub's dialect).

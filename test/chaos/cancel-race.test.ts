@@ -118,7 +118,13 @@ describe('cancel racing a message going back from sending', () => {
       expect(relay.duplicated()).toEqual([]);
       // Nothing went out after the cancel but what was in flight: the new worker sent nothing.
       expect(relay.total()).toBe(copiesBefore);
-      expect(survivor.output()).toContain('in a cancelled send are cancelled, in doubt');
+      // The supervisor logs once its statement has committed: the line may reach us just after.
+      await until(
+        'the survivor to say why',
+        () => survivor.output().includes('in a cancelled send are cancelled, in doubt'),
+        5_000,
+        () => survivor.output(),
+      );
       process.stdout.write(
         `cancel racing a kill: ${progress.submitted} submitted, ${progress.cancelled} cancelled of which ${progress.inDoubt} in doubt; ` +
           `the relay had ${relay.total()} copies (${relay.total() - progress.submitted} of the in-doubt ones)\n`,

@@ -60,12 +60,12 @@ describe('a new send to the readers a cancelled send did not reach, with crashed
       // A scheduled follow-up is refused; one now goes to the rest.
       const scheduled = await ed.api('POST', `/api/issues/${issueId}/send`, { scheduledAt: new Date(Date.now() + 3600_000).toISOString() });
       expect([scheduled.statusCode, scheduled.json().error.code]).toEqual([409, 'follow_up_now_only']);
-      const again = await ed.trigger(issueId, { expectAudience: audience });
-      expect(again).toMatchObject({ id: sendId, status: 'sending', issueState: 'sending' });
-
-      // A third worker joins the new send and dies in the middle of it.
+      // A third worker, up before the new send starts (so it shares the send however fast the
+      // first one goes), dies in the middle of it.
       const third = await w.addRelay({ answerDelayMs: 100 });
       const late = await w.startWorker('late', { SMTP_URL: third.url });
+      const again = await ed.trigger(issueId, { expectAudience: audience });
+      expect(again).toMatchObject({ id: sendId, status: 'sending', issueState: 'sending' });
       await until('the late worker sending', () => third.total() >= 10, 30_000);
       late.kill('SIGKILL');
       await late.exited;

@@ -18,6 +18,8 @@ const COMMAND_NAMES = [
   'reschedule',
   'unschedule',
   'retry-failed',
+  'preview',
+  'upload',
   'watch',
   'status',
   'pause',

@@ -73,7 +73,13 @@ function problemsOf(spec: Spec, routes: Route[]): string[] {
       const schema = op.responses![code]?.content?.['application/json']?.schema as { properties?: { error?: unknown } } | undefined;
       if (!schema?.properties?.error) problems.push(`${name}: response ${code} is not the JSON error shape`);
     }
-    if (!op.security?.some((s) => 'bearerAuth' in s)) problems.push(`${name}: no bearer security`);
+    // The editor's sign-in (the token in the body) and its session are the one exception.
+    if (r.url === '/api/session') {
+      const expected = r.method === 'POST' ? [] : [{ editorSession: [] }];
+      if (JSON.stringify(op.security) !== JSON.stringify(expected)) problems.push(`${name}: security is not ${JSON.stringify(expected)}`);
+    } else if (!op.security?.some((s) => 'bearerAuth' in s) || !op.security?.some((s) => 'editorSession' in s)) {
+      problems.push(`${name}: no bearer or session security`);
+    }
     for (const param of r.url.match(/:(\w+)/g) ?? []) {
       if (!op.parameters?.some((p) => p.in === 'path' && p.name === param.slice(1))) problems.push(`${name}: path parameter ${param} undocumented`);
     }
@@ -94,6 +100,7 @@ describe('OpenAPI document at /docs/json', () => {
     expect(spec.openapi).toMatch(/^3\.\d+\.\d+$/);
     expect(spec.info).toEqual(expect.objectContaining({ title: expect.any(String), version: expect.stringMatching(/^\d+\.\d+\.\d+/) }));
     expect(spec.components?.securitySchemes?.bearerAuth).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
+    expect(spec.components?.securitySchemes?.editorSession).toEqual(expect.objectContaining({ type: 'apiKey', in: 'cookie', name: 'broadside_session' }));
     expect(Object.keys(spec.paths).length).toBeGreaterThan(0);
 
     // OpenAPI 3.1 schemas are JSON Schema 2020-12: each must be one Ajv accepts.

@@ -1,0 +1,2 @@
+// Vite bundles the stylesheet; to TypeScript the import is only a side effect.
+declare module '*.css';

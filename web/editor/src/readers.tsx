@@ -1,0 +1,284 @@
+// Readers: search and filter the list (keyset-paged), add one, import a CSV (every rejected line
+// with its reason), export the list as CSV, see a reader's consent evidence, erase a reader.
+import { useEffect, useState } from 'preact/hooks';
+import { type ApiError, get, request } from './api';
+import { ConfirmDialog } from './dialog';
+
+type Reader = {
+  id: number;
+  email: string;
+  name: string | null;
+  status: string;
+  createdAt: string;
+  consent: { at: string; source: string; ip: string | null; userAgent: string | null };
+};
+type Page = { items: Reader[]; nextCursor: string | null };
+type ImportReport = {
+  rows: number;
+  accepted: number;
+  rejected: number;
+  rejections: { line: number; email: string; message: string }[];
+  rejectionsTruncated: boolean;
+};
+
+const STATUSES = ['active', 'pending', 'unsubscribed', 'bounced', 'complained'];
+const number = new Intl.NumberFormat();
+const when = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+export function Readers() {
+  const [query, setQuery] = useState({ email: '', status: '' });
+  const [search, setSearch] = useState({ email: '', status: '' });
+  const [readers, setReaders] = useState<Reader[]>();
+  const [next, setNext] = useState<string | null>(null);
+  const [error, setError] = useState<string>();
+  const [erasing, setErasing] = useState<Reader>();
+  const [notice, setNotice] = useState<string>();
+
+  const params = (cursor?: string) => {
+    const p = new URLSearchParams({ limit: '50' });
+    if (search.email) p.set('email', search.email);
+    if (search.status) p.set('status', search.status);
+    if (cursor) p.set('cursor', cursor);
+    return p;
+  };
+
+  const load = async (cursor?: string) => {
+    try {
+      const page = await get<Page>(`/api/subscribers?${params(cursor)}`);
+      setReaders((before) => (cursor && before ? [...before, ...page.items] : page.items));
+      setNext(page.nextCursor);
+      setError(undefined);
+    } catch (err) {
+      setError((err as ApiError).message);
+    }
+  };
+
+  // A new search loads the first page again.
+  useEffect(() => {
+    void load();
+  }, [search]);
+
+  const exportParams = new URLSearchParams();
+  if (search.email) exportParams.set('email', search.email);
+  if (search.status) exportParams.set('status', search.status);
+
+  return (
+    <>
+      <h1>Readers</h1>
+      <form
+        class="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setSearch({ ...query });
+        }}
+      >
+        <div class="field">
+          <label for="reader-search">Search readers</label>
+          <input id="reader-search" type="search" value={query.email} onInput={(e) => setQuery({ ...query, email: (e.target as HTMLInputElement).value })} />
+        </div>
+        <div class="field">
+          <label for="reader-status">Status</label>
+          <select id="reader-status" value={query.status} onChange={(e) => setQuery({ ...query, status: (e.target as HTMLSelectElement).value })}>
+            <option value="">Any status</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </div>
+        <button type="submit">Search</button>
+        <a class="button-link" href={`/api/subscribers/export?${exportParams}`} download="readers.csv">
+          Export CSV
+        </a>
+      </form>
+      {notice && (
+        <p class="ok" role="status">
+          {notice}
+        </p>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          The readers could not be loaded: {error}
+        </p>
+      )}
+      {readers?.length === 0 && <p>No reader matches.</p>}
+      {readers && readers.length > 0 && (
+        <ul class="reader-list" aria-label="Readers">
+          {readers.map((r) => (
+            <li key={r.id}>
+              <div class="reader-head">
+                <strong>{r.email}</strong>
+                {r.name && <span> ({r.name})</span>}
+                <span class="state">{r.status}</span>
+                <button type="button" class="secondary" onClick={() => setErasing(r)}>
+                  Erase {r.email}
+                </button>
+              </div>
+              <details>
+                <summary>Consent evidence</summary>
+                <dl class="evidence">
+                  <dt>Agreed</dt>
+                  <dd>{when(r.consent.at)}</dd>
+                  <dt>How</dt>
+                  <dd>{r.consent.source}</dd>
+                  <dt>From address</dt>
+                  <dd>{r.consent.ip ?? 'not recorded'}</dd>
+                  <dt>Browser</dt>
+                  <dd>{r.consent.userAgent ?? 'not recorded'}</dd>
+                </dl>
+              </details>
+            </li>
+          ))}
+        </ul>
+      )}
+      {next && (
+        <button type="button" class="secondary" onClick={() => load(next)}>
+          More readers
+        </button>
+      )}
+      <AddReader
+        onAdded={(email) => {
+          setNotice(`${email} added.`);
+          void load();
+        }}
+      />
+      <ImportCsv onImported={() => void load()} />
+      {erasing && (
+        <ConfirmDialog
+          title={`Erase ${erasing.email}?`}
+          confirmLabel="Erase"
+          onClose={() => setErasing(undefined)}
+          onConfirm={async () => {
+            try {
+              await request('DELETE', `/api/subscribers/${erasing.id}`);
+              setNotice(`${erasing.email} was erased: their data is gone, and the address can never be mailed again.`);
+              await load();
+            } catch (err) {
+              setError((err as ApiError).message);
+            }
+          }}
+        >
+          <p>Their data is deleted for good; only a one-way digest of the address stays, so that it is never mailed again.</p>
+        </ConfirmDialog>
+      )}
+    </>
+  );
+}
+
+function AddReader({ onAdded }: { onAdded: (email: string) => void }) {
+  const [email, setEmail] = useState('');
+  const [name, setName] = useState('');
+  const [error, setError] = useState<string>();
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      await request('POST', '/api/subscribers', { body: { email, ...(name ? { name } : {}) } });
+      setEmail('');
+      setName('');
+      onAdded(email);
+    } catch (err) {
+      setError((err as ApiError).message);
+    }
+  };
+  return (
+    <section class="panel" aria-labelledby="add-heading">
+      <h2 id="add-heading">Add reader</h2>
+      <form onSubmit={submit} noValidate>
+        <label for="add-email">Email address</label>
+        <input
+          id="add-email"
+          type="email"
+          value={email}
+          onInput={(e) => setEmail((e.target as HTMLInputElement).value)}
+          aria-invalid={error ? 'true' : undefined}
+          aria-describedby={error ? 'add-error' : undefined}
+        />
+        {error && (
+          <p class="error" id="add-error" role="alert">
+            {error}
+          </p>
+        )}
+        <label for="add-name">Name (optional)</label>
+        <input id="add-name" type="text" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+        <button type="submit">Add reader</button>
+      </form>
+    </section>
+  );
+}
+
+function ImportCsv({ onImported }: { onImported: () => void }) {
+  const [file, setFile] = useState<File>();
+  const [busy, setBusy] = useState(false);
+  const [report, setReport] = useState<ImportReport>();
+  const [error, setError] = useState<string>();
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setReport(undefined);
+    setError(undefined);
+    if (!file) {
+      setError('Choose a CSV file with an email column (and optionally name).');
+      return;
+    }
+    setBusy(true);
+    try {
+      const blob = new Blob([file], { type: 'text/csv' });
+      setReport((await request<ImportReport>('POST', '/api/subscribers/import', { raw: blob })).body);
+      onImported();
+    } catch (err) {
+      setError((err as ApiError).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="panel" aria-labelledby="import-heading">
+      <h2 id="import-heading">Import CSV</h2>
+      <form onSubmit={submit} noValidate>
+        <label for="csv-file">CSV file</label>
+        <p class="hint" id="csv-hint">
+          A header line with an <code>email</code> column, and optionally <code>name</code>. Readers imported are active; unsubscribed or bounced addresses stay
+          as they are.
+        </p>
+        <input
+          id="csv-file"
+          type="file"
+          accept=".csv,text/csv"
+          aria-describedby={error ? 'csv-hint csv-error' : 'csv-hint'}
+          onChange={(e) => setFile((e.target as HTMLInputElement).files?.[0])}
+        />
+        {error && (
+          <p class="error" id="csv-error" role="alert">
+            {error}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          Import
+        </button>
+        {busy && (
+          <p role="status" class="meta">
+            Importing {file?.name}…
+          </p>
+        )}
+      </form>
+      {report && (
+        <div role="status">
+          <p class="ok">
+            {number.format(report.accepted)} of {number.format(report.rows)} rows accepted, {number.format(report.rejected)} rejected.
+          </p>
+          {report.rejections.length > 0 && (
+            <ul aria-label="Rejected lines">
+              {report.rejections.map((r) => (
+                <li key={r.line}>
+                  Line {r.line} ({r.email || 'no address'}): {r.message}
+                </li>
+              ))}
+              {report.rejectionsTruncated && <li>… and more; the first ones are listed.</li>}
+            </ul>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}
