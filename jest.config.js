@@ -17,6 +17,7 @@ const root = path.dirname(fileURLToPath(import.meta.url));
 const UNIT = [
   'http/keyset-page.test.ts',
   'issues/issue-file.test.ts',
+  'issues/public-archive-looks.test.ts',
   'http/limited-body.test.ts',
   'bounces/https-get.test.ts',
   'bounces/listener-limits.test.ts',

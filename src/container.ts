@@ -10,6 +10,7 @@ import { FsMediaStore, type MediaStore } from './media/store.js';
 import { Metrics } from './metrics/metrics.js';
 import { createQueues, type Queues } from './queues/index.js';
 import { createProducerConnection } from './redis.js';
+import { PublicArchive } from './issues/public-archive.js';
 import { IssueRenderer, loadIssueTemplateFiles } from './rendering/issue.js';
 import { emailsDir, loadReaderMailTemplates, type ReaderMailTemplates } from './rendering/reader-mail.js';
 import { MessageTokens } from './sending/message-tokens.js';
@@ -35,6 +36,8 @@ export type Container = {
   readerMail(): Promise<ReaderMailTemplates>;
   /** Compiles issues with the issue template (emails/issue.mjml). */
   renderer: IssueRenderer;
+  /** The public archive's pages, prepared once per change of the archive (issues/public-archive.ts). */
+  archive: PublicArchive;
   tokens: ReaderTokens;
   links: ReaderLinks;
   /** Signs message ids for VERP, the X-Broadside-Message header and the Message-ID. */
@@ -114,6 +117,7 @@ export async function createContainer(config: AppConfig, overrides: ContainerOve
       return readerMail;
     },
     renderer,
+    archive: new PublicArchive(pool),
     tokens,
     links,
     messageTokens: new MessageTokens(config.secret),

@@ -96,6 +96,14 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     // onRequest: the token is checked before the body is read, so a stranger learns nothing
     // from validation messages and cannot make us parse a large body.
     api.addHook('onRequest', requireEditor(check, sessions));
+    // An editor's change may change the public archive (a publish, a correction, an unpublish, a
+    // send that publishes, a cancel that takes it back): this process looks again before its next
+    // answer there, so the change shows at once. Before the answer leaves, so that a client
+    // reading right after it cannot be served the old page. A look finding nothing new costs one
+    // statement.
+    api.addHook('onSend', async (request, reply) => {
+      if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 400) c.archive.changed();
+    });
     await api.register(subscriberApiRoutes(c));
     await api.register(issueApiRoutes(c));
     await api.register(sendApiRoutes(c));

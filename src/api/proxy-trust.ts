@@ -27,5 +27,16 @@ export function proxyMatcher(entries: readonly string[]): (address: string) => b
     if (prefix === undefined) list.addAddress(address, family);
     else list.addSubnet(address, Number(prefix), family);
   }
-  return (address) => list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+  // Asked for every request (Fastify walks X-Forwarded-For through it), and BlockList.check
+  // builds a SocketAddress each time: the answers are kept, for a bounded number of addresses.
+  const known = new Map<string, boolean>();
+  return (address) => {
+    let trusted = known.get(address);
+    if (trusted === undefined) {
+      trusted = list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+      if (known.size >= 10_000) known.clear();
+      known.set(address, trusted);
+    }
+    return trusted;
+  };
 }

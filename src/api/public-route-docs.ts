@@ -16,6 +16,9 @@ const tokenError = {
 
 const Status = <T extends string>(...values: T[]) => Type.Object({ status: Type.Union(values.map((v) => Type.Literal(v))) });
 
+/** The client's copy is current: its ETag (If-None-Match) or date (If-Modified-Since) matched. No body. */
+const NotModified = Type.Null({ description: 'not modified: the copy named by If-None-Match (or, without it, If-Modified-Since) is current; no body' });
+
 const ArchiveItem = Type.Object({
   slug: Type.String(),
   subject: Type.String(),
@@ -144,6 +147,7 @@ export const publicRouteDocs: Record<string, RouteDocs> = {
         items: Type.Array(ArchiveItem),
         older: Type.Union([Type.String(), Type.Null()], { description: 'pass as `before` for the next page; null on the last' }),
       }),
+      304: NotModified,
       400: error('`invalid_input`: a malformed `before` cursor'),
     },
   },
@@ -153,6 +157,7 @@ export const publicRouteDocs: Record<string, RouteDocs> = {
     description: 'JSON when `Accept` prefers `application/json`, the page otherwise.',
     response: {
       200: Type.Object({ ...ArchiveItem.properties, html: Type.String({ description: "the issue's article, sanitised HTML" }) }),
+      304: NotModified,
       404: error('`not_found`: no published issue has this slug'),
       410: error('`gone`: the editor took this issue out of the archive (unpublished)'),
     },

@@ -229,12 +229,6 @@ export async function findPublishedBySlug(pool: Pool, slug: string): Promise<Iss
   return rows[0];
 }
 
-/** Whether the slug is an issue's that the editor took out of the archive (its web version is gone, 410). */
-export async function isUnpublishedSlug(pool: Pool, slug: string): Promise<boolean> {
-  const { rows } = await pool.query(`SELECT 1 FROM issues WHERE slug = $1::text AND unpublished_at IS NOT NULL AND NOT ${IN_ARCHIVE}`, [slug]);
-  return rows.length > 0;
-}
-
 /** Published issues, newest first, by keyset on (published_at, id). */
 export async function listPublished(pool: Pool, o: { before?: { publishedUs: bigint; id: number }; limit: number }): Promise<IssueSummaryRow[]> {
   const filters = new SqlFilters().add(IN_ARCHIVE);
@@ -248,4 +242,34 @@ export async function listPublished(pool: Pool, o: { before?: { publishedUs: big
     filters.params,
   );
   return rows;
+}
+
+/**
+ * What the public archive is made of, in one cheap aggregate: every issue that is or was public
+ * (in the archive, or taken out of it: its 410), by the columns that change with what readers
+ * see (a correction bumps revision and updated_at; publish, unpublish, a send's start and a
+ * cancel move published_at or unpublished_at; every change of them moves updated_at). An issue
+ * leaving the set (a cancelled send's draft) changes the count and the sum. Drafts' edits do not
+ * move it. `changedAt` is the latest change of any issue: never earlier than what the archive
+ * shows, so it serves as the lists' Last-Modified.
+ */
+export type ArchiveFingerprint = { hash: string; changedAt: Date };
+
+export async function archiveFingerprint(pool: Pool): Promise<ArchiveFingerprint> {
+  const { rows } = await pool.query<{ hash: string; changed_at: Date | null }>(
+    `SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(
+              concat_ws('/', id, slug, revision, updated_at, published_at, unpublished_at), 0)), 0)::text AS hash,
+            (SELECT max(updated_at) FROM issues) AS changed_at
+       FROM issues WHERE published_at IS NOT NULL OR unpublished_at IS NOT NULL`,
+  );
+  const row = rows[0]!;
+  return { hash: row.hash, changedAt: row.changed_at ?? new Date(0) };
+}
+
+/** The slugs of the public side: true for an issue in the archive, false for one taken out of it (410). */
+export async function archiveSlugs(pool: Pool): Promise<Map<string, boolean>> {
+  const { rows } = await pool.query<{ slug: string; in_archive: boolean }>(
+    `SELECT slug, ${IN_ARCHIVE} AS in_archive FROM issues WHERE ${IN_ARCHIVE} OR unpublished_at IS NOT NULL`,
+  );
+  return new Map(rows.map((r) => [r.slug, r.in_archive]));
 }
