@@ -16,7 +16,7 @@ export type BannerFacts = {
 
 /**
  * What a person starting the service needs in front of them: where it runs, the editor's token,
- * and where mail goes. Printed last at start (so the log does not scroll it away), again on
+ * where mail goes, and where the editor's app is. Printed last at start (so the log does not scroll it away), again on
  * Enter, and by `broadside doctor`. The token is shown only when it was generated for
  * development; a token from API_TOKEN is the operator's own and stays out of the terminal.
  */
@@ -34,6 +34,7 @@ export function bannerLines(config: AppConfig, facts: BannerFacts): string[] {
       : facts.capturing
         ? `Mail is captured, not delivered: ${url}/admin/mail (any user name, the token as password)`
         : `Mail goes to the capture server of the API process on 127.0.0.1:${config.captureSmtpPort} (SMTP_URL unset)`,
+    `Editor's app: ${url}/editor (sign in with the token)`,
     `Sign-up page: ${url}/   API docs: ${url}/docs   Checks: broadside doctor`,
   ];
   if (facts.reprintOnEnter) lines.push('Press Enter to show this again.');

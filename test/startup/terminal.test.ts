@@ -77,6 +77,7 @@ onLinux(
       expect(logged.filter(([, i]) => i > banner)).toEqual([]);
       expect(lines()[banner + 1]).toMatch(/^ {2}Editor API token \(generated, kept in .*secrets\.json\): \S{16,}$/);
       expect(lines()[banner + 2]).toBe(`  Mail is captured, not delivered: http://localhost:${port}/admin/mail (any user name, the token as password)`);
+      expect(lines()[banner + 3]).toBe(`  Editor's app: http://localhost:${port}/editor (sign in with the token)`);
 
       // Three requests: three lines, each saying what was asked and how it went.
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
