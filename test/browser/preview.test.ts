@@ -1,42 +1,21 @@
-// The browser preview as an editor opens it: a signed link from POST /api/issues/:id/preview-link,
-// opened in Debian's Chromium, switched to phone width and to the text version, scanned with
-// axe-core. The issue shows an image uploaded through POST /api/media: PUBLIC_URL is the
-// listening service, so the browser loads it from there.
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { axeViolations, launchChromium } from '../support/browser.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { freePort } from '../support/free-port.js';
 import { IMAGES } from '../support/images.js';
 import { until } from '../support/wait.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const AXE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../node_modules/axe-core/axe.min.js');
 
 let t: TestContext | undefined;
 let browser: Browser | undefined;
 let base = '';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}: run \`apt-get update && apt-get install -y chromium\` (.ci/run does this)`);
-  }
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   t = await createTestContext({ env: { PUBLIC_URL: base } });
   await t.app.listen({ port, host: '127.0.0.1' });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
@@ -54,16 +33,6 @@ async function previewLink(): Promise<string> {
   const link = await t!.app.inject({ method: 'POST', url: `/api/issues/${issue.json().id}/preview-link`, headers: auth });
   expect(link.statusCode).toBe(200);
   return link.json().url as string;
-}
-
-async function axeViolations(page: Page): Promise<{ id: string; nodes: string[] }[]> {
-  await page.addScriptTag({ path: AXE });
-  const result = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; nodes: { html: string }[] }[] }> } })
-      .axe;
-    return axe.run((globalThis as unknown as { document: unknown }).document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] }, iframes: false });
-  });
-  return result.violations.map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.html) }));
 }
 
 describe('the preview link in a real browser', () => {

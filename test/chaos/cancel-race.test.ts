@@ -12,7 +12,7 @@ import { releaseMessage } from '../../src/delivery/queries.js';
 import { recoverStuck } from '../../src/sending/queries.js';
 import { createTestContext, type TestContext } from '../support/context.js';
 import { editor } from '../support/editor.js';
-import { inFlight, messageCounts, startSend } from '../support/send-checks.js';
+import { inFlight, messageCounts, someoneWaitsForLock, startSend } from '../support/send-checks.js';
 import { QUICK_RECOVERY, withSendWorld } from '../support/send-world.js';
 import { until } from '../support/wait.js';
 import { killAllWorkerProcesses } from '../support/worker-process.js';
@@ -51,20 +51,6 @@ async function openCancel(t: TestContext, sendId: number): Promise<{ commit(): P
       }
     },
   };
-}
-
-/** Waits until a statement other than ours waits for a lock (the one the open cancel holds). */
-async function waitsForLock(t: TestContext): Promise<void> {
-  await until(
-    "a statement waiting for the cancel's lock",
-    async () => {
-      const { rows } = await t.c.pool.query(
-        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-      );
-      return rows.length > 0;
-    },
-    10_000,
-  );
 }
 
 describe('cancel racing a message going back from sending', () => {
@@ -207,7 +193,7 @@ describe('cancel racing a message going back from sending', () => {
       let releasing: Promise<void> | undefined;
       try {
         releasing = releaseMessage(t.c.pool, messageId, '451 4.7.1 Try again later');
-        await waitsForLock(t);
+        await someoneWaitsForLock(t);
       } finally {
         await cancel.commit();
       }
@@ -222,7 +208,7 @@ describe('cancel racing a message going back from sending', () => {
       let recovering: ReturnType<typeof recoverStuck> | undefined;
       try {
         recovering = recoverStuck(t.c.pool, 60);
-        await waitsForLock(t);
+        await someoneWaitsForLock(t);
       } finally {
         await cancel.commit();
       }

@@ -8,7 +8,7 @@ import { finishIfDone, forgetUnmailed, retryFailed, startScheduled, unscheduleSe
 import { useTestContext, type TestContext } from '../support/context.js';
 import { copiesOf, editor, until, workersIdle, type Issue } from '../support/editor.js';
 import { addReaders } from '../support/readers.js';
-import { messageCounts } from '../support/send-checks.js';
+import { messageCounts, someoneWaitsForLock } from '../support/send-checks.js';
 import { withSendWorld } from '../support/send-world.js';
 
 type IssueWithState = Issue & { state: string; scheduledAt: string | null };
@@ -23,20 +23,6 @@ function helpers(t: TestContext) {
     fanoutJob: (sendId: number) => t.c.queues.fanout.getJob(`send-${sendId}`),
     archived: async (slug: string) => (await t.app.inject({ method: 'GET', url: `/issues/${slug}`, headers: { accept: 'application/json' } })).statusCode,
   };
-}
-
-/** Waits until a statement other than ours waits for a lock. */
-async function someoneWaitsForLock(t: TestContext): Promise<void> {
-  await until(
-    'a statement waiting for a row lock',
-    async () => {
-      const { rows } = await t.c.pool.query(
-        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-      );
-      return rows.length > 0;
-    },
-    10_000,
-  );
 }
 
 describe('audienceMoved: more than max(10 readers, 1 %)', () => {

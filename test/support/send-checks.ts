@@ -3,6 +3,7 @@ import type { MessageStatus } from '../../src/shared/statuses.js';
 import type { TestContext } from './context.js';
 import { editor, type IssueInput } from './editor.js';
 import type { Relay } from './relay.js';
+import { until } from './wait.js';
 
 // What the fault tests (test/chaos, test/sending/crash.test.ts) check about a send, against the
 // message rows and the copies the relays received.
@@ -90,4 +91,21 @@ export async function expectEachReaderOnce(
   expect(duplicated.length).toBeLessThanOrEqual(mayDuplicate.size);
   expect([...copies.values()].reduce((sum, n) => sum + n, 0)).toBe(readers + duplicated.length);
   return duplicated;
+}
+
+/**
+ * Waits until a statement of another connection to the test's database waits for a lock: the
+ * moment a race under test is decided by a row lock that a transaction of the test holds open.
+ */
+export async function someoneWaitsForLock(t: TestContext): Promise<void> {
+  await until(
+    'a statement waiting for a row lock',
+    async () => {
+      const { rows } = await t.c.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+      );
+      return rows.length > 0;
+    },
+    10_000,
+  );
 }
