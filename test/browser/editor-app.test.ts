@@ -426,6 +426,14 @@ describe('readers', () => {
     await asEditor({ viewport: { width: 1280, height: 900 }, acceptDownloads: true }, async (page) => {
       await signIn(page, '/editor/readers');
       await page.getByRole('heading', { level: 1, name: 'Readers' }).waitFor();
+      const counts = page.getByRole('list', { name: 'Counts by status' });
+      const countOf = async (status: string) => {
+        const items = await counts.getByRole('listitem').allTextContents();
+        return items.find((i) => i.endsWith(` ${status}`));
+      };
+      await until('the counts by status are shown', async () => (await countOf('active')) !== undefined);
+      const activeBefore = Number((await countOf('active'))!.split(' ')[0]!.replace(/\D/g, ''));
+      expect(await countOf('complained')).toBeDefined();
 
       await page.getByLabel('Email address').fill('not-an-address');
       await page.getByRole('button', { name: 'Add reader' }).click();
@@ -434,6 +442,7 @@ describe('readers', () => {
       await page.getByLabel('Name (optional)').fill('Dora');
       await page.getByRole('button', { name: 'Add reader' }).click();
       await page.getByRole('status').filter({ hasText: 'Dora.Added@example.com added' }).waitFor();
+      await until('the active count went up by one', async () => (await countOf('active')) === `${activeBefore + 1} active`);
 
       await page.getByLabel('Search readers').fill('dora.added');
       await page.getByRole('button', { name: 'Search' }).click();

@@ -13,6 +13,7 @@ type Reader = {
   consent: { at: string; source: string; ip: string | null; userAgent: string | null };
 };
 type Page = { items: Reader[]; nextCursor: string | null };
+type Counts = Record<string, number> & { total: number };
 type ImportReport = {
   rows: number;
   accepted: number;
@@ -33,6 +34,20 @@ export function Readers() {
   const [error, setError] = useState<string>();
   const [erasing, setErasing] = useState<Reader>();
   const [notice, setNotice] = useState<string>();
+  const [counts, setCounts] = useState<Counts>();
+  const [countsError, setCountsError] = useState<string>();
+
+  const loadCounts = async () => {
+    try {
+      setCounts(await get<Counts>('/api/subscribers/counts'));
+      setCountsError(undefined);
+    } catch (err) {
+      setCountsError((err as ApiError).message);
+    }
+  };
+  useEffect(() => {
+    void loadCounts();
+  }, []);
 
   const params = (cursor?: string) => {
     const p = new URLSearchParams({ limit: '50' });
@@ -65,6 +80,26 @@ export function Readers() {
   return (
     <>
       <h1>Readers</h1>
+      <section aria-labelledby="counts-heading">
+        <h2 id="counts-heading">By status</h2>
+        {countsError && (
+          <p class="error" role="alert">
+            The counts could not be loaded: {countsError}
+          </p>
+        )}
+        {counts && (
+          <ul class="status-counts" aria-label="Counts by status">
+            <li>
+              <strong>{number.format(counts.total)}</strong> in all
+            </li>
+            {STATUSES.map((s) => (
+              <li key={s}>
+                <strong>{number.format(counts[s] ?? 0)}</strong> {s}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
       <form
         class="search"
         onSubmit={(e) => {
@@ -141,9 +176,15 @@ export function Readers() {
         onAdded={(email) => {
           setNotice(`${email} added.`);
           void load();
+          void loadCounts();
         }}
       />
-      <ImportCsv onImported={() => void load()} />
+      <ImportCsv
+        onImported={() => {
+          void load();
+          void loadCounts();
+        }}
+      />
       {erasing && (
         <ConfirmDialog
           title={`Erase ${erasing.email}?`}
@@ -154,6 +195,7 @@ export function Readers() {
               await request('DELETE', `/api/subscribers/${erasing.id}`);
               setNotice(`${erasing.email} was erased: their data is gone, and the address can never be mailed again.`);
               await load();
+              void loadCounts();
             } catch (err) {
               setError((err as ApiError).message);
             }
