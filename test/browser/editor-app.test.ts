@@ -448,8 +448,6 @@ describe('readers', () => {
       await page.getByRole('button', { name: 'Search' }).click();
       const list = page.getByRole('list', { name: 'Readers' });
       await until('only Dora is listed', async () => (await list.getByRole('listitem').count()) === 1);
-      await list.getByText('Consent evidence').click();
-      expect(await list.textContent()).toContain('api');
 
       const csv = 'email,name\nfirst.import@example.com,First\nnot an address,Bad\nsecond.import@example.com,Second\n,Empty\n';
       await page.getByLabel('CSV file').setInputFiles({ name: 'readers.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
@@ -474,6 +472,25 @@ describe('readers', () => {
       expect(exported).toContain('first.import@example.com');
       expect(exported).toContain('Dora.Added@example.com');
 
+      // Her page: consent evidence, her bounces (one recorded here), Erase behind a confirmation.
+      const dora = await t.c.pool.query<{ id: string }>(`SELECT id FROM subscribers WHERE email_normalized = 'dora.added@example.com'`);
+      await t.c.pool.query(
+        `INSERT INTO bounces (subscriber_id, matched_by, type, source, recipient, status, diagnostic) VALUES ($1, 'address', 'soft', 'dsn', 'Dora.Added@example.com', '4.2.2', 'mailbox full')`,
+        [dora.rows[0]!.id],
+      );
+      await page.getByLabel('Search readers').fill('dora.added');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await until('only Dora is listed again', async () => (await list.getByRole('listitem').count()) === 1);
+      await list.getByRole('link', { name: 'Dora.Added@example.com' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Dora.Added@example.com' }).waitFor();
+      const consent = page.getByRole('region', { name: 'Consent evidence' });
+      expect(await consent.textContent()).toContain('api');
+      const bounces = page.getByRole('list', { name: 'Bounces and complaints of Dora.Added@example.com' });
+      await bounces.waitFor();
+      expect(await bounces.textContent()).toContain('mailbox full');
+      await page.getByRole('button', { name: 'Erase Dora.Added@example.com' }).click();
+      await page.getByRole('dialog', { name: 'Erase Dora.Added@example.com?' }).getByRole('button', { name: 'Cancel' }).click();
+      expect(await page.getByRole('dialog').count()).toBe(0);
       await page.getByRole('button', { name: 'Erase Dora.Added@example.com' }).click();
       await page.getByRole('dialog', { name: 'Erase Dora.Added@example.com?' }).getByRole('button', { name: 'Erase' }).click();
       await page.getByRole('status').filter({ hasText: 'was erased' }).waitFor();
@@ -584,6 +601,13 @@ describe('accessibility and layout', () => {
         await page.getByRole('heading', { level: 1 }).waitFor();
         scans[screen] = await axeViolations(page);
       }
+      const reader = await t.app.inject({ method: 'POST', url: '/api/subscribers', headers: t.auth, payload: { email: 'scanned.reader@example.com' } });
+      await page.goto(`${base}/editor/readers/${reader.json().id}`);
+      await page.getByRole('heading', { level: 1, name: 'scanned.reader@example.com' }).waitFor();
+      scans["a reader's page"] = await axeViolations(page);
+      await page.getByRole('button', { name: 'Erase scanned.reader@example.com' }).click();
+      await page.getByRole('dialog').waitFor();
+      scans['erase dialog'] = await axeViolations(page);
       expect(scans).toEqual({
         'sign-in': [],
         issues: [],
@@ -593,6 +617,8 @@ describe('accessibility and layout', () => {
         'send console': [],
         readers: [],
         bounces: [],
+        "a reader's page": [],
+        'erase dialog': [],
       });
     });
   });
@@ -638,6 +664,11 @@ describe('accessibility and layout', () => {
         await page.getByRole('heading', { level: 1, name: screen }).waitFor();
         await noHorizontalScroll(page);
       }
+      const email = `reader.at.${width}@example.com`;
+      const reader = await t.app.inject({ method: 'POST', url: '/api/subscribers', headers: t.auth, payload: { email } });
+      await page.goto(`${base}/editor/readers/${reader.json().id}`);
+      await page.getByRole('heading', { level: 1, name: email }).waitFor();
+      await noHorizontalScroll(page);
     });
   });
 });

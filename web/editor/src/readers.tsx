@@ -1,8 +1,8 @@
 // Readers: search and filter the list (keyset-paged), add one, import a CSV (every rejected line
-// with its reason), export the list as CSV, see a reader's consent evidence, erase a reader.
+// with its reason), export the list as CSV; each reader links to their page (reader.tsx).
 import { useEffect, useState } from 'preact/hooks';
 import { type ApiError, get, request } from './api';
-import { ConfirmDialog } from './dialog';
+import { BASE } from './router';
 
 type Reader = {
   id: number;
@@ -24,7 +24,6 @@ type ImportReport = {
 
 const STATUSES = ['active', 'pending', 'unsubscribed', 'bounced', 'complained'];
 const number = new Intl.NumberFormat();
-const when = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 export function Readers() {
   const [query, setQuery] = useState({ email: '', status: '' });
@@ -32,7 +31,6 @@ export function Readers() {
   const [readers, setReaders] = useState<Reader[]>();
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string>();
-  const [erasing, setErasing] = useState<Reader>();
   const [notice, setNotice] = useState<string>();
   const [counts, setCounts] = useState<Counts>();
   const [countsError, setCountsError] = useState<string>();
@@ -143,26 +141,12 @@ export function Readers() {
           {readers.map((r) => (
             <li key={r.id}>
               <div class="reader-head">
-                <strong>{r.email}</strong>
+                <a href={`${BASE}/readers/${r.id}`}>
+                  <strong>{r.email}</strong>
+                </a>
                 {r.name && <span> ({r.name})</span>}
                 <span class="state">{r.status}</span>
-                <button type="button" class="secondary" onClick={() => setErasing(r)}>
-                  Erase {r.email}
-                </button>
               </div>
-              <details>
-                <summary>Consent evidence</summary>
-                <dl class="evidence">
-                  <dt>Agreed</dt>
-                  <dd>{when(r.consent.at)}</dd>
-                  <dt>How</dt>
-                  <dd>{r.consent.source}</dd>
-                  <dt>From address</dt>
-                  <dd>{r.consent.ip ?? 'not recorded'}</dd>
-                  <dt>Browser</dt>
-                  <dd>{r.consent.userAgent ?? 'not recorded'}</dd>
-                </dl>
-              </details>
             </li>
           ))}
         </ul>
@@ -185,25 +169,6 @@ export function Readers() {
           void loadCounts();
         }}
       />
-      {erasing && (
-        <ConfirmDialog
-          title={`Erase ${erasing.email}?`}
-          confirmLabel="Erase"
-          onClose={() => setErasing(undefined)}
-          onConfirm={async () => {
-            try {
-              await request('DELETE', `/api/subscribers/${erasing.id}`);
-              setNotice(`${erasing.email} was erased: their data is gone, and the address can never be mailed again.`);
-              await load();
-              void loadCounts();
-            } catch (err) {
-              setError((err as ApiError).message);
-            }
-          }}
-        >
-          <p>Their data is deleted for good; only a one-way digest of the address stays, so that it is never mailed again.</p>
-        </ConfirmDialog>
-      )}
     </>
   );
 }
