@@ -281,7 +281,10 @@ describe('the writer, further', () => {
       // The outline and the inbox line follow the issue.
       const outline = page.getByRole('region', { name: 'Covered this week' });
       expect(await outline.getByRole('listitem').allTextContents()).toEqual(['Harbour news']);
-      expect(await page.locator('.inbox-line').textContent()).toContain('With a picture');
+      const inbox = page.locator('.inbox-line');
+      expect(await inbox.textContent()).toContain('With a picture');
+      // The sender, as MAIL_FROM says: the name, then the address.
+      await until('the inbox line names the sender', async () => /The Test Letter <news@broadside\.test>/.test((await inbox.textContent()) ?? ''));
 
       const markdown = page.getByLabel('Markdown');
       await markdown.focus();
