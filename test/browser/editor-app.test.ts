@@ -456,6 +456,13 @@ describe('readers', () => {
       await page.getByLabel('CSV file').setInputFiles({ name: 'readers.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
       await page.getByRole('button', { name: 'Import' }).click();
       await page.getByText('2 of 4 rows accepted, 2 rejected.').waitFor();
+      // The upload's progress, from the browser's upload events: all of the file, then read.
+      const bar = page.getByRole('progressbar', { name: 'Import' });
+      expect(await bar.evaluate((el) => [(el as unknown as { value: number }).value, (el as unknown as { max: number }).max])).toEqual([
+        csv.length,
+        csv.length,
+      ]);
+      expect(await page.getByRole('status').filter({ hasText: 'All 1 KB sent and read.' }).count()).toBe(1);
       const rejected = await page.getByRole('list', { name: 'Rejected lines' }).getByRole('listitem').allTextContents();
       expect(rejected).toHaveLength(2);
       expect(rejected[0]).toMatch(/^Line 3 \(not an address\): /);
@@ -604,6 +611,13 @@ describe('accessibility and layout', () => {
         await page.getByRole('heading', { level: 1 }).waitFor();
         scans[screen] = await axeViolations(page);
       }
+      await page.goto(`${base}/editor/readers`);
+      await page
+        .getByLabel('CSV file')
+        .setInputFiles({ name: 'scan.csv', mimeType: 'text/csv', buffer: Buffer.from('email\nscanned.import@example.com\nbad line\n') });
+      await page.getByRole('button', { name: 'Import' }).click();
+      await page.getByRole('list', { name: 'Rejected lines' }).waitFor();
+      scans['an import done'] = await axeViolations(page);
       const reader = await t.app.inject({ method: 'POST', url: '/api/subscribers', headers: t.auth, payload: { email: 'scanned.reader@example.com' } });
       await page.goto(`${base}/editor/readers/${reader.json().id}`);
       await page.getByRole('heading', { level: 1, name: 'scanned.reader@example.com' }).waitFor();
@@ -620,6 +634,7 @@ describe('accessibility and layout', () => {
         'send console': [],
         readers: [],
         bounces: [],
+        'an import done': [],
         "a reader's page": [],
         'erase dialog': [],
       });

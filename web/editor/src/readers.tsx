@@ -1,7 +1,7 @@
 // Readers: search and filter the list (keyset-paged), add one, import a CSV (every rejected line
 // with its reason), export the list as CSV; each reader links to their page (reader.tsx).
 import { useEffect, useState } from 'preact/hooks';
-import { type ApiError, get, request } from './api';
+import { type ApiError, get, request, upload } from './api';
 import { BASE } from './router';
 
 type Reader = {
@@ -24,6 +24,7 @@ type ImportReport = {
 
 const STATUSES = ['active', 'pending', 'unsubscribed', 'bounced', 'complained'];
 const number = new Intl.NumberFormat();
+const kb = (bytes: number) => `${number.format(Math.ceil(bytes / 1024))} KB`;
 
 export function Readers() {
   const [query, setQuery] = useState({ email: '', status: '' });
@@ -218,6 +219,7 @@ function AddReader({ onAdded }: { onAdded: (email: string) => void }) {
 function ImportCsv({ onImported }: { onImported: () => void }) {
   const [file, setFile] = useState<File>();
   const [busy, setBusy] = useState(false);
+  const [progress, setProgress] = useState<{ sent: number; total: number }>();
   const [report, setReport] = useState<ImportReport>();
   const [error, setError] = useState<string>();
   const submit = async (e: Event) => {
@@ -231,9 +233,11 @@ function ImportCsv({ onImported }: { onImported: () => void }) {
     setBusy(true);
     try {
       const blob = new Blob([file], { type: 'text/csv' });
-      setReport((await request<ImportReport>('POST', '/api/subscribers/import', { raw: blob })).body);
+      setProgress({ sent: 0, total: blob.size });
+      setReport(await upload<ImportReport>('/api/subscribers/import', blob, (sent, total) => setProgress({ sent, total })));
       onImported();
     } catch (err) {
+      setProgress(undefined);
       setError((err as ApiError).message);
     } finally {
       setBusy(false);
@@ -263,10 +267,18 @@ function ImportCsv({ onImported }: { onImported: () => void }) {
         <button type="submit" disabled={busy}>
           Import
         </button>
-        {busy && (
-          <p role="status" class="meta">
-            Importing {file?.name}…
-          </p>
+        {progress && (
+          <div class="import-progress">
+            <label for="import-progress">{busy ? `Importing ${file?.name ?? 'the file'}` : 'Import'}</label>
+            <progress id="import-progress" max={Math.max(progress.total, 1)} value={progress.sent} />
+            <p role="status" class="meta">
+              {!busy
+                ? `All ${kb(progress.total)} sent and read.`
+                : progress.sent < progress.total
+                  ? `${kb(progress.sent)} of ${kb(progress.total)} sent (${Math.floor((100 * progress.sent) / Math.max(progress.total, 1))} %)…`
+                  : `All ${kb(progress.total)} sent; the server is checking the rows…`}
+            </p>
+          </div>
         )}
       </form>
       {report && (
