@@ -508,6 +508,34 @@ describe('readers', () => {
       expect(left.rows[0].n).toBe(0);
     });
   });
+  it('shows how much of a large CSV has gone while it uploads, then the report', async () => {
+    await asEditor({ viewport: { width: 375, height: 740 } }, async (page, ctx) => {
+      await signIn(page, '/editor/readers');
+      // A slow uplink (Chromium's network emulation), so the upload takes a few seconds.
+      const cdp = await ctx.newCDPSession(page);
+      await cdp.send('Network.enable');
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 64 * 1024 });
+      const lines = Array.from({ length: 4000 }, (_, i) => `slow.upload.${i}@example.com,Reader number ${i}`);
+      const csv = `email,name\n${lines.join('\n')}\n`;
+      await page.getByLabel('CSV file').setInputFiles({ name: 'many.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+      await page.getByRole('button', { name: 'Import' }).click();
+      const bar = page.getByRole('progressbar', { name: 'Importing many.csv' });
+      const valueOf = () => bar.evaluate((el) => (el as unknown as { value: number }).value);
+      await until('part of the file has gone, not all', async () => {
+        if ((await bar.count()) === 0) return false;
+        const v = await valueOf();
+        return v > 0 && v < csv.length;
+      });
+      expect(
+        await page
+          .getByRole('status')
+          .filter({ hasText: /KB of \d+ KB sent \(\d+ %\)/ })
+          .count(),
+      ).toBe(1);
+      await page.getByText('4,000 of 4,000 rows accepted, 0 rejected.').waitFor({ timeout: 30_000 });
+      expect(await page.getByRole('progressbar', { name: 'Import' }).evaluate((el) => (el as unknown as { value: number }).value)).toBe(csv.length);
+    });
+  }, 60_000);
 });
 
 describe('the send console, with a worker and a relay that refuses one reader for now', () => {
