@@ -520,10 +520,10 @@ describe('readers', () => {
       await page.getByLabel('CSV file').setInputFiles({ name: 'many.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
       await page.getByRole('button', { name: 'Import' }).click();
       const bar = page.getByRole('progressbar', { name: 'Importing many.csv' });
-      const valueOf = () => bar.evaluate((el) => (el as unknown as { value: number }).value);
+      const sentSoFar = () => bar.evaluate((el) => (el as unknown as { value: number }).value);
       await until('part of the file has gone, not all', async () => {
         if ((await bar.count()) === 0) return false;
-        const v = await valueOf();
+        const v = await sentSoFar();
         return v > 0 && v < csv.length;
       });
       expect(
