@@ -20,6 +20,7 @@ import { EditorSessions } from '../editor/session.js';
 import { sessionRoutes } from '../editor/session-routes.js';
 import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
+import { newsletterRoutes } from './newsletter-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { queueDashboard } from './queue-dashboard.js';
 import { boundRequestBodies } from '../http/body-deadline.js';
@@ -105,6 +106,7 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
       if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 400) c.archive.changed();
     });
     await api.register(subscriberApiRoutes(c));
+    await api.register(newsletterRoutes(c));
     await api.register(issueApiRoutes(c));
     await api.register(sendApiRoutes(c));
     await api.register(bounceApiRoutes(c));

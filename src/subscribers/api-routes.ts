@@ -12,7 +12,15 @@ import { exportCsv } from './csv-export.js';
 import { importCsv } from './csv-import.js';
 import { checkEmail, cleanName } from './email-address.js';
 import { evidenceOf } from './signup.js';
-import { eraseSubscriber, findSubscriber, importSubscribers, listSubscribers, type ListFilter, type SubscriberRow } from './queries.js';
+import {
+  countSubscribersByStatus,
+  eraseSubscriber,
+  findSubscriber,
+  importSubscribers,
+  listSubscribers,
+  type ListFilter,
+  type SubscriberRow,
+} from './queries.js';
 
 export const SubscriberSchema = Type.Object({
   id: Type.Integer(),
@@ -78,6 +86,11 @@ const ImportReportSchema = Type.Object({
   rejectionsTruncated: Type.Boolean(),
 });
 
+const CountsSchema = Type.Object({
+  ...Object.fromEntries(subscriberStatuses.map((s) => [s, Type.Integer({ minimum: 0 })])),
+  total: Type.Integer({ minimum: 0 }),
+});
+
 const IMPORT_MAX_BYTES = 200 * 1024 * 1024;
 
 /** The filters the list and the export share, from their query string. */
@@ -136,6 +149,21 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsyncTypebox {
         const stream = await exportCsv(c.pool, filterOf(q));
         reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="subscribers-${new Date().toISOString().slice(0, 10)}.csv"`);
         return reply.send(stream);
+      },
+    );
+
+    app.get(
+      '/api/subscribers/counts',
+      {
+        schema: {
+          tags: ['subscribers'],
+          description: 'How many readers have each status (every status is present, 0 when nobody has it), and the total.',
+          response: { 200: CountsSchema, 503: ErrorSchema },
+        },
+      },
+      async () => {
+        const counts = await countSubscribersByStatus(c.pool);
+        return { ...counts, total: Object.values(counts).reduce((a, b) => a + b, 0) };
       },
     );
 

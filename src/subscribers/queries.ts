@@ -1,7 +1,7 @@
 // SQL for subscribers. Every state change is one statement guarded by the state it expects.
 import type { Pool } from '../db/pool.js';
 import { SqlFilters } from '../db/sql-filters.js';
-import type { ConsentSource, SubscriberStatus } from '../shared/statuses.js';
+import { type ConsentSource, type SubscriberStatus, subscriberStatuses } from '../shared/statuses.js';
 
 export type SubscriberRow = {
   id: number;
@@ -245,4 +245,12 @@ export async function listSubscribers(pool: Pool, f: ListFilter): Promise<Subscr
     filters.params,
   );
   return rows;
+}
+
+/** How many readers have each status; a status nobody has counts 0. */
+export async function countSubscribersByStatus(pool: Pool): Promise<Record<SubscriberStatus, number>> {
+  const { rows } = await pool.query<{ status: SubscriberStatus; n: string }>('SELECT status, count(*) AS n FROM subscribers GROUP BY status');
+  const counts = Object.fromEntries(subscriberStatuses.map((s) => [s, 0])) as Record<SubscriberStatus, number>;
+  for (const r of rows) counts[r.status] = Number(r.n);
+  return counts;
 }

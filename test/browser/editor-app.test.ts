@@ -281,7 +281,10 @@ describe('the writer, further', () => {
       // The outline and the inbox line follow the issue.
       const outline = page.getByRole('region', { name: 'Covered this week' });
       expect(await outline.getByRole('listitem').allTextContents()).toEqual(['Harbour news']);
-      expect(await page.locator('.inbox-line').textContent()).toContain('With a picture');
+      const inbox = page.locator('.inbox-line');
+      expect(await inbox.textContent()).toContain('With a picture');
+      // The sender, as MAIL_FROM says: the name, then the address.
+      await until('the inbox line names the sender', async () => /The Test Letter <news@broadside\.test>/.test((await inbox.textContent()) ?? ''));
 
       const markdown = page.getByLabel('Markdown');
       await markdown.focus();
@@ -426,6 +429,14 @@ describe('readers', () => {
     await asEditor({ viewport: { width: 1280, height: 900 }, acceptDownloads: true }, async (page) => {
       await signIn(page, '/editor/readers');
       await page.getByRole('heading', { level: 1, name: 'Readers' }).waitFor();
+      const counts = page.getByRole('list', { name: 'Counts by status' });
+      const countOf = async (status: string) => {
+        const items = await counts.getByRole('listitem').allTextContents();
+        return items.find((i) => i.endsWith(` ${status}`));
+      };
+      await until('the counts by status are shown', async () => (await countOf('active')) !== undefined);
+      const activeBefore = Number((await countOf('active'))!.split(' ')[0]!.replace(/\D/g, ''));
+      expect(await countOf('complained')).toBeDefined();
 
       await page.getByLabel('Email address').fill('not-an-address');
       await page.getByRole('button', { name: 'Add reader' }).click();
@@ -434,18 +445,24 @@ describe('readers', () => {
       await page.getByLabel('Name (optional)').fill('Dora');
       await page.getByRole('button', { name: 'Add reader' }).click();
       await page.getByRole('status').filter({ hasText: 'Dora.Added@example.com added' }).waitFor();
+      await until('the active count went up by one', async () => (await countOf('active')) === `${activeBefore + 1} active`);
 
       await page.getByLabel('Search readers').fill('dora.added');
       await page.getByRole('button', { name: 'Search' }).click();
       const list = page.getByRole('list', { name: 'Readers' });
       await until('only Dora is listed', async () => (await list.getByRole('listitem').count()) === 1);
-      await list.getByText('Consent evidence').click();
-      expect(await list.textContent()).toContain('api');
 
       const csv = 'email,name\nfirst.import@example.com,First\nnot an address,Bad\nsecond.import@example.com,Second\n,Empty\n';
       await page.getByLabel('CSV file').setInputFiles({ name: 'readers.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
       await page.getByRole('button', { name: 'Import' }).click();
       await page.getByText('2 of 4 rows accepted, 2 rejected.').waitFor();
+      // The upload's progress, from the browser's upload events: all of the file, then read.
+      const bar = page.getByRole('progressbar', { name: 'Import' });
+      expect(await bar.evaluate((el) => [(el as unknown as { value: number }).value, (el as unknown as { max: number }).max])).toEqual([
+        csv.length,
+        csv.length,
+      ]);
+      expect(await page.getByRole('status').filter({ hasText: 'All 1 KB sent and read.' }).count()).toBe(1);
       const rejected = await page.getByRole('list', { name: 'Rejected lines' }).getByRole('listitem').allTextContents();
       expect(rejected).toHaveLength(2);
       expect(rejected[0]).toMatch(/^Line 3 \(not an address\): /);
@@ -465,6 +482,25 @@ describe('readers', () => {
       expect(exported).toContain('first.import@example.com');
       expect(exported).toContain('Dora.Added@example.com');
 
+      // Her page: consent evidence, her bounces (one recorded here), Erase behind a confirmation.
+      const dora = await t.c.pool.query<{ id: string }>(`SELECT id FROM subscribers WHERE email_normalized = 'dora.added@example.com'`);
+      await t.c.pool.query(
+        `INSERT INTO bounces (subscriber_id, matched_by, type, source, recipient, status, diagnostic) VALUES ($1, 'address', 'soft', 'dsn', 'Dora.Added@example.com', '4.2.2', 'mailbox full')`,
+        [dora.rows[0]!.id],
+      );
+      await page.getByLabel('Search readers').fill('dora.added');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await until('only Dora is listed again', async () => (await list.getByRole('listitem').count()) === 1);
+      await list.getByRole('link', { name: 'Dora.Added@example.com' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Dora.Added@example.com' }).waitFor();
+      const consent = page.getByRole('region', { name: 'Consent evidence' });
+      expect(await consent.textContent()).toContain('api');
+      const bounces = page.getByRole('list', { name: 'Bounces and complaints of Dora.Added@example.com' });
+      await bounces.waitFor();
+      expect(await bounces.textContent()).toContain('mailbox full');
+      await page.getByRole('button', { name: 'Erase Dora.Added@example.com' }).click();
+      await page.getByRole('dialog', { name: 'Erase Dora.Added@example.com?' }).getByRole('button', { name: 'Cancel' }).click();
+      expect(await page.getByRole('dialog').count()).toBe(0);
       await page.getByRole('button', { name: 'Erase Dora.Added@example.com' }).click();
       await page.getByRole('dialog', { name: 'Erase Dora.Added@example.com?' }).getByRole('button', { name: 'Erase' }).click();
       await page.getByRole('status').filter({ hasText: 'was erased' }).waitFor();
@@ -472,6 +508,34 @@ describe('readers', () => {
       expect(left.rows[0].n).toBe(0);
     });
   });
+  it('shows how much of a large CSV has gone while it uploads, then the report', async () => {
+    await asEditor({ viewport: { width: 375, height: 740 } }, async (page, ctx) => {
+      await signIn(page, '/editor/readers');
+      // A slow uplink (Chromium's network emulation), so the upload takes a few seconds.
+      const cdp = await ctx.newCDPSession(page);
+      await cdp.send('Network.enable');
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 64 * 1024 });
+      const lines = Array.from({ length: 4000 }, (_, i) => `slow.upload.${i}@example.com,Reader number ${i}`);
+      const csv = `email,name\n${lines.join('\n')}\n`;
+      await page.getByLabel('CSV file').setInputFiles({ name: 'many.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+      await page.getByRole('button', { name: 'Import' }).click();
+      const bar = page.getByRole('progressbar', { name: 'Importing many.csv' });
+      const sentSoFar = () => bar.evaluate((el) => (el as unknown as { value: number }).value);
+      await until('part of the file has gone, not all', async () => {
+        if ((await bar.count()) === 0) return false;
+        const v = await sentSoFar();
+        return v > 0 && v < csv.length;
+      });
+      expect(
+        await page
+          .getByRole('status')
+          .filter({ hasText: /KB of \d+ KB sent \(\d+ %\)/ })
+          .count(),
+      ).toBe(1);
+      await page.getByText('4,000 of 4,000 rows accepted, 0 rejected.').waitFor({ timeout: 30_000 });
+      expect(await page.getByRole('progressbar', { name: 'Import' }).evaluate((el) => (el as unknown as { value: number }).value)).toBe(csv.length);
+    });
+  }, 60_000);
 });
 
 describe('the send console, with a worker and a relay that refuses one reader for now', () => {
@@ -575,6 +639,20 @@ describe('accessibility and layout', () => {
         await page.getByRole('heading', { level: 1 }).waitFor();
         scans[screen] = await axeViolations(page);
       }
+      await page.goto(`${base}/editor/readers`);
+      await page
+        .getByLabel('CSV file')
+        .setInputFiles({ name: 'scan.csv', mimeType: 'text/csv', buffer: Buffer.from('email\nscanned.import@example.com\nbad line\n') });
+      await page.getByRole('button', { name: 'Import' }).click();
+      await page.getByRole('list', { name: 'Rejected lines' }).waitFor();
+      scans['an import done'] = await axeViolations(page);
+      const reader = await t.app.inject({ method: 'POST', url: '/api/subscribers', headers: t.auth, payload: { email: 'scanned.reader@example.com' } });
+      await page.goto(`${base}/editor/readers/${reader.json().id}`);
+      await page.getByRole('heading', { level: 1, name: 'scanned.reader@example.com' }).waitFor();
+      scans["a reader's page"] = await axeViolations(page);
+      await page.getByRole('button', { name: 'Erase scanned.reader@example.com' }).click();
+      await page.getByRole('dialog').waitFor();
+      scans['erase dialog'] = await axeViolations(page);
       expect(scans).toEqual({
         'sign-in': [],
         issues: [],
@@ -584,6 +662,9 @@ describe('accessibility and layout', () => {
         'send console': [],
         readers: [],
         bounces: [],
+        'an import done': [],
+        "a reader's page": [],
+        'erase dialog': [],
       });
     });
   });
@@ -629,6 +710,11 @@ describe('accessibility and layout', () => {
         await page.getByRole('heading', { level: 1, name: screen }).waitFor();
         await noHorizontalScroll(page);
       }
+      const email = `reader.at.${width}@example.com`;
+      const reader = await t.app.inject({ method: 'POST', url: '/api/subscribers', headers: t.auth, payload: { email } });
+      await page.goto(`${base}/editor/readers/${reader.json().id}`);
+      await page.getByRole('heading', { level: 1, name: email }).waitFor();
+      await noHorizontalScroll(page);
     });
   });
 });

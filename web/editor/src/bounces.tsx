@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type ApiError, get } from './api';
 
-type Bounce = {
+export type Bounce = {
   id: number;
   type: string;
   source: string;
@@ -63,31 +63,36 @@ export function Bounces() {
         </p>
       )}
       {items?.length === 0 && <p>No bounce or complaint recorded.</p>}
-      {items && items.length > 0 && (
-        <ul class="reader-list" aria-label="Bounces and complaints">
-          {items.map((b) => (
-            <li key={b.id}>
-              <div class="reader-head">
-                <strong>{b.email ?? b.recipient ?? 'an unknown address'}</strong>
-                <span class="state">{b.type === 'complaint' ? 'complaint' : `${b.type} bounce`}</span>
-                {b.email === null && <span class="meta">matched no reader</span>}
-              </div>
-              <p class="meta">
-                {when(b.occurredAt)} · {b.source}
-                {b.status ? ` · ${b.status}` : ''}
-                {b.feedbackType ? ` · ${b.feedbackType}` : ''}
-              </p>
-              {b.diagnostic && <p>{b.diagnostic}</p>}
-              {b.reportId !== null && <a href={`/api/bounces/reports/${b.reportId}`}>Download the report</a>}
-            </li>
-          ))}
-        </ul>
-      )}
+      {items && items.length > 0 && <BounceList items={items} label="Bounces and complaints" />}
       {next && (
         <button type="button" class="secondary" onClick={() => load(next)}>
           Older bounces
         </button>
       )}
     </>
+  );
+}
+
+/** Bounces and complaints as a list: the address, the kind, when, from where, the relay's words. */
+export function BounceList({ items, label }: { items: Bounce[]; label: string }) {
+  return (
+    <ul class="reader-list" aria-label={label}>
+      {items.map((b) => (
+        <li key={b.id}>
+          <div class="reader-head">
+            <strong>{b.email ?? b.recipient ?? 'an unknown address'}</strong>
+            <span class="state">{b.type === 'complaint' ? 'complaint' : `${b.type} bounce`}</span>
+            {b.email === null && <span class="meta">matched no reader</span>}
+          </div>
+          <p class="meta">
+            {when(b.occurredAt)} · {b.source}
+            {b.status ? ` · ${b.status}` : ''}
+            {b.feedbackType ? ` · ${b.feedbackType}` : ''}
+          </p>
+          {b.diagnostic && <p>{b.diagnostic}</p>}
+          {b.reportId !== null && <a href={`/api/bounces/reports/${b.reportId}`}>Download the report</a>}
+        </li>
+      ))}
+    </ul>
   );
 }

@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { type ApiError, request, type Session, setCsrfToken, whenSignedOut } from './api';
 import { Bounces } from './bounces';
 import { Issues } from './issues';
+import { ReaderPage } from './reader';
 import { Readers } from './readers';
 import { focusAfterNavigation, onLinkClick, type Route, routeOf, usePath } from './router';
 import { SignIn } from './sign-in';
@@ -73,7 +74,14 @@ function App() {
   );
 }
 
-const TITLES: Record<Route['screen'], string> = { issues: 'Issues', writer: 'Write', readers: 'Readers', bounces: 'Bounces', 'not-found': 'Not found' };
+const TITLES: Record<Route['screen'], string> = {
+  issues: 'Issues',
+  writer: 'Write',
+  readers: 'Readers',
+  reader: 'Reader',
+  bounces: 'Bounces',
+  'not-found': 'Not found',
+};
 
 function Shell({ onSignedOut }: { onSignedOut: () => void }) {
   const path = usePath();
@@ -102,7 +110,8 @@ function Shell({ onSignedOut }: { onSignedOut: () => void }) {
     }
   };
 
-  const current = (screen: Route['screen']) => (route.screen === screen || (screen === 'issues' && route.screen === 'writer') ? 'page' : undefined);
+  const current = (screen: Route['screen']) =>
+    route.screen === screen || (screen === 'issues' && route.screen === 'writer') || (screen === 'readers' && route.screen === 'reader') ? 'page' : undefined;
 
   return (
     // biome-ignore lint/a11y/noStaticElementInteractions: delegates clicks on the app's own links; each is a real <a>.
@@ -137,6 +146,7 @@ function Shell({ onSignedOut }: { onSignedOut: () => void }) {
         {route.screen === 'issues' && <Issues />}
         {route.screen === 'writer' && <Writer key={writerKey.current} id={route.id} />}
         {route.screen === 'readers' && <Readers />}
+        {route.screen === 'reader' && <ReaderPage key={route.id} id={route.id} />}
         {route.screen === 'bounces' && <Bounces />}
         {route.screen === 'not-found' && (
           <>

@@ -1,8 +1,8 @@
 // Readers: search and filter the list (keyset-paged), add one, import a CSV (every rejected line
-// with its reason), export the list as CSV, see a reader's consent evidence, erase a reader.
+// with its reason), export the list as CSV; each reader links to their page (reader.tsx).
 import { useEffect, useState } from 'preact/hooks';
-import { type ApiError, get, request } from './api';
-import { ConfirmDialog } from './dialog';
+import { type ApiError, get, request, upload } from './api';
+import { BASE } from './router';
 
 type Reader = {
   id: number;
@@ -13,6 +13,7 @@ type Reader = {
   consent: { at: string; source: string; ip: string | null; userAgent: string | null };
 };
 type Page = { items: Reader[]; nextCursor: string | null };
+type Counts = Record<string, number> & { total: number };
 type ImportReport = {
   rows: number;
   accepted: number;
@@ -23,7 +24,7 @@ type ImportReport = {
 
 const STATUSES = ['active', 'pending', 'unsubscribed', 'bounced', 'complained'];
 const number = new Intl.NumberFormat();
-const when = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const kb = (bytes: number) => `${number.format(Math.ceil(bytes / 1024))} KB`;
 
 export function Readers() {
   const [query, setQuery] = useState({ email: '', status: '' });
@@ -31,8 +32,21 @@ export function Readers() {
   const [readers, setReaders] = useState<Reader[]>();
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string>();
-  const [erasing, setErasing] = useState<Reader>();
   const [notice, setNotice] = useState<string>();
+  const [counts, setCounts] = useState<Counts>();
+  const [countsError, setCountsError] = useState<string>();
+
+  const loadCounts = async () => {
+    try {
+      setCounts(await get<Counts>('/api/subscribers/counts'));
+      setCountsError(undefined);
+    } catch (err) {
+      setCountsError((err as ApiError).message);
+    }
+  };
+  useEffect(() => {
+    void loadCounts();
+  }, []);
 
   const params = (cursor?: string) => {
     const p = new URLSearchParams({ limit: '50' });
@@ -65,6 +79,26 @@ export function Readers() {
   return (
     <>
       <h1>Readers</h1>
+      <section aria-labelledby="counts-heading">
+        <h2 id="counts-heading">By status</h2>
+        {countsError && (
+          <p class="error" role="alert">
+            The counts could not be loaded: {countsError}
+          </p>
+        )}
+        {counts && (
+          <ul class="status-counts" aria-label="Counts by status">
+            <li>
+              <strong>{number.format(counts.total)}</strong> in all
+            </li>
+            {STATUSES.map((s) => (
+              <li key={s}>
+                <strong>{number.format(counts[s] ?? 0)}</strong> {s}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
       <form
         class="search"
         onSubmit={(e) => {
@@ -108,26 +142,12 @@ export function Readers() {
           {readers.map((r) => (
             <li key={r.id}>
               <div class="reader-head">
-                <strong>{r.email}</strong>
+                <a href={`${BASE}/readers/${r.id}`}>
+                  <strong>{r.email}</strong>
+                </a>
                 {r.name && <span> ({r.name})</span>}
                 <span class="state">{r.status}</span>
-                <button type="button" class="secondary" onClick={() => setErasing(r)}>
-                  Erase {r.email}
-                </button>
               </div>
-              <details>
-                <summary>Consent evidence</summary>
-                <dl class="evidence">
-                  <dt>Agreed</dt>
-                  <dd>{when(r.consent.at)}</dd>
-                  <dt>How</dt>
-                  <dd>{r.consent.source}</dd>
-                  <dt>From address</dt>
-                  <dd>{r.consent.ip ?? 'not recorded'}</dd>
-                  <dt>Browser</dt>
-                  <dd>{r.consent.userAgent ?? 'not recorded'}</dd>
-                </dl>
-              </details>
             </li>
           ))}
         </ul>
@@ -141,27 +161,15 @@ export function Readers() {
         onAdded={(email) => {
           setNotice(`${email} added.`);
           void load();
+          void loadCounts();
         }}
       />
-      <ImportCsv onImported={() => void load()} />
-      {erasing && (
-        <ConfirmDialog
-          title={`Erase ${erasing.email}?`}
-          confirmLabel="Erase"
-          onClose={() => setErasing(undefined)}
-          onConfirm={async () => {
-            try {
-              await request('DELETE', `/api/subscribers/${erasing.id}`);
-              setNotice(`${erasing.email} was erased: their data is gone, and the address can never be mailed again.`);
-              await load();
-            } catch (err) {
-              setError((err as ApiError).message);
-            }
-          }}
-        >
-          <p>Their data is deleted for good; only a one-way digest of the address stays, so that it is never mailed again.</p>
-        </ConfirmDialog>
-      )}
+      <ImportCsv
+        onImported={() => {
+          void load();
+          void loadCounts();
+        }}
+      />
     </>
   );
 }
@@ -211,6 +219,7 @@ function AddReader({ onAdded }: { onAdded: (email: string) => void }) {
 function ImportCsv({ onImported }: { onImported: () => void }) {
   const [file, setFile] = useState<File>();
   const [busy, setBusy] = useState(false);
+  const [progress, setProgress] = useState<{ sent: number; total: number }>();
   const [report, setReport] = useState<ImportReport>();
   const [error, setError] = useState<string>();
   const submit = async (e: Event) => {
@@ -224,9 +233,11 @@ function ImportCsv({ onImported }: { onImported: () => void }) {
     setBusy(true);
     try {
       const blob = new Blob([file], { type: 'text/csv' });
-      setReport((await request<ImportReport>('POST', '/api/subscribers/import', { raw: blob })).body);
+      setProgress({ sent: 0, total: blob.size });
+      setReport(await upload<ImportReport>('/api/subscribers/import', blob, (sent, total) => setProgress({ sent, total })));
       onImported();
     } catch (err) {
+      setProgress(undefined);
       setError((err as ApiError).message);
     } finally {
       setBusy(false);
@@ -256,10 +267,18 @@ function ImportCsv({ onImported }: { onImported: () => void }) {
         <button type="submit" disabled={busy}>
           Import
         </button>
-        {busy && (
-          <p role="status" class="meta">
-            Importing {file?.name}…
-          </p>
+        {progress && (
+          <div class="import-progress">
+            <label for="import-progress">{busy ? `Importing ${file?.name ?? 'the file'}` : 'Import'}</label>
+            <progress id="import-progress" max={Math.max(progress.total, 1)} value={progress.sent} />
+            <p role="status" class="meta">
+              {!busy
+                ? `All ${kb(progress.total)} sent and read.`
+                : progress.sent < progress.total
+                  ? `${kb(progress.sent)} of ${kb(progress.total)} sent (${Math.floor((100 * progress.sent) / Math.max(progress.total, 1))} %)…`
+                  : `All ${kb(progress.total)} sent; the server is checking the rows…`}
+            </p>
+          </div>
         )}
       </form>
       {report && (

@@ -3,7 +3,13 @@ import { useEffect, useState } from 'preact/hooks';
 
 export const BASE = '/editor';
 
-export type Route = { screen: 'issues' } | { screen: 'writer'; id: number | 'new' } | { screen: 'readers' } | { screen: 'bounces' } | { screen: 'not-found' };
+export type Route =
+  | { screen: 'issues' }
+  | { screen: 'writer'; id: number | 'new' }
+  | { screen: 'readers' }
+  | { screen: 'reader'; id: number }
+  | { screen: 'bounces' }
+  | { screen: 'not-found' };
 
 export function routeOf(pathname: string): Route {
   const p = pathname.replace(/\/+$/, '');
@@ -12,6 +18,8 @@ export function routeOf(pathname: string): Route {
   const m = /^\/editor\/issues\/([1-9]\d{0,15})$/.exec(p);
   if (m) return { screen: 'writer', id: Number(m[1]) };
   if (p === `${BASE}/readers`) return { screen: 'readers' };
+  const r = /^\/editor\/readers\/([1-9]\d{0,15})$/.exec(p);
+  if (r) return { screen: 'reader', id: Number(r[1]) };
   if (p === `${BASE}/bounces`) return { screen: 'bounces' };
   return { screen: 'not-found' };
 }

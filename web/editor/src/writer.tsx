@@ -62,6 +62,14 @@ export function Writer({ id }: { id: number | 'new' }) {
   const [restored, setRestored] = useState(false);
   const [width, setWidth] = useState<'desktop' | 'phone'>('desktop');
   const [format, setFormat] = useState<'html' | 'text'>('html');
+  const [sender, setSender] = useState<{ name: string | null; address: string }>();
+  // The From every copy carries, for the inbox line; the line goes without it if it cannot be had.
+  useEffect(() => {
+    get<{ from: { name: string | null; address: string } }>('/api/newsletter').then(
+      (n) => setSender(n.from),
+      () => undefined,
+    );
+  }, []);
   // What the server has: the fields as last saved, and the revision they are.
   const saved = useRef<{ fields: Fields; revision: number | null }>({ fields: { subject: '', preheader: '', markdown: '' }, revision: null });
   const timer = useRef<ReturnType<typeof setTimeout>>();
@@ -335,6 +343,13 @@ export function Writer({ id }: { id: number | 'new' }) {
           )}
           <p class="inbox-line">
             <span class="visually-hidden">In an inbox: </span>
+            {sender && (
+              <>
+                <span class="sender">{sender.name ?? sender.address}</span>
+                {sender.name && <span class="meta"> &lt;{sender.address}&gt;</span>}
+                <br />
+              </>
+            )}
             <strong>{fields.subject || 'No subject yet'}</strong>
             {fields.preheader && <span class="meta"> — {fields.preheader}</span>}
           </p>
