@@ -601,6 +601,47 @@ describe('the send console, with a worker and a relay that refuses one reader fo
       expect(await page.getByRole('button', { name: 'Retry failed' }).count()).toBe(0);
     });
   }, 90_000);
+
+  it('cancels a send under way after asking: the console says so and nothing queued is sent', async () => {
+    await addActiveReaders(
+      w,
+      Array.from({ length: 8 }, (_, i) => `cancel${i}@example.com`),
+    );
+    const created = await w.app.inject({ method: 'POST', url: '/api/issues', headers: w.auth, payload: { subject: 'Cancelled live', markdown: 'Hello.' } });
+    const { id } = created.json() as { id: number };
+    const sendCounts = async () =>
+      Object.fromEntries(
+        (
+          await w.c.pool.query<{ status: string; n: number }>(
+            'SELECT m.status, count(*)::int AS n FROM messages m JOIN sends s ON s.id = m.send_id WHERE s.issue_id = $1 GROUP BY m.status',
+            [id],
+          )
+        ).rows.map((r) => [r.status, r.n]),
+      ) as Record<string, number>;
+
+    await asEditor({ viewport: { width: 1280, height: 900 } }, async (page) => {
+      await page.goto(`${wBase}/editor/issues/${id}`);
+      await page.getByLabel('API token').fill(TEST_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Send now' }).click();
+      await page
+        .getByRole('dialog', { name: /^Send to \d+ readers\?$/ })
+        .getByRole('button', { name: 'Confirm' })
+        .click();
+      const heading = page.getByRole('heading', { level: 2, name: /^Send: / });
+      await until('the console shows the send under way', async () => (await heading.textContent()) === 'Send: Sending');
+      await until('a first message submitted', async () => ((await sendCounts()).submitted ?? 0) >= 1);
+
+      await page.getByRole('button', { name: 'Cancel send' }).click();
+      const ask = page.getByRole('group', { name: 'Cancel the send?' });
+      await ask.getByRole('button', { name: 'Yes, cancel the send' }).click();
+      await until('the console says cancelled', async () => (await heading.textContent()) === 'Send: Cancelled', 15_000);
+      expect(await page.getByRole('button', { name: 'Cancel send' }).count()).toBe(0);
+      const sent = await w.app.inject({ method: 'GET', url: `/api/issues/${id}/send`, headers: w.auth });
+      expect(sent.json()).toMatchObject({ status: 'cancelled', queued: 0 });
+      expect(sent.json().cancelled).toBeGreaterThan(0);
+    });
+  }, 90_000);
 });
 
 describe('accessibility and layout', () => {
