@@ -14,6 +14,43 @@ const INSERT_LF_DOT = Buffer.from('\n.');
 const INSERT_CR = Buffer.from('\r');
 const INSERT_DOT = Buffer.from('.');
 
+/**
+ * Messages built SMTP-ready (see isSmtpReady): each is passed to the connection as it is, since
+ * DataStream's rules would leave it unchanged. Weak: a message is forgotten with its bytes.
+ */
+const smtpReady = new WeakSet<Buffer>();
+
+/**
+ * True when `piece` can go into DATA as it is and be followed by any other such piece: no bare
+ * CR or LF, no line starting with a dot, and it ends at a line's end (or is empty).
+ */
+export function isSmtpReady(piece: Buffer): boolean {
+  const len = piece.length;
+  if (len === 0) return true;
+  if (piece[0] === DOT || piece[len - 2] !== CR || piece[len - 1] !== LF) return false;
+  for (let lf = piece.indexOf(LF); lf !== -1; lf = piece.indexOf(LF, lf + 1)) {
+    if (piece[lf - 1] !== CR || piece[lf + 1] === DOT) return false;
+  }
+  // Every CR is followed by LF: as many CRs as LFs, since each LF was found after a CR.
+  let crs = 0;
+  for (let cr = piece.indexOf(CR); cr !== -1; cr = piece.indexOf(CR, cr + 1)) crs++;
+  let lfs = 0;
+  for (let lf = piece.indexOf(LF); lf !== -1; lf = piece.indexOf(LF, lf + 1)) lfs++;
+  return crs === lfs;
+}
+
+/**
+ * Marks a whole message made only of SMTP-ready pieces (the caller checked each with
+ * isSmtpReady): its DataStream passes it on without a scan. Returns the message.
+ */
+export function markSmtpReady(message: Buffer): Buffer {
+  smtpReady.add(message);
+  return message;
+}
+
+/** Whether `message` was marked SMTP-ready (for the tests). */
+export const isMarkedSmtpReady = (message: Buffer): boolean => smtpReady.has(message);
+
 type TransformFn = (this: DataStream, chunk: Buffer | string, encoding: BufferEncoding, done: (err?: Error | null) => void) => void;
 
 /** nodemailer's own transform, as shipped. */
@@ -29,6 +66,13 @@ export const fastDotStuffing: TransformFn = function (this: DataStream, input, _
   const chunk = typeof input === 'string' ? Buffer.from(input) : input;
   const len = chunk.length;
   this.inByteCount += len;
+  if (this.lastByte === false && smtpReady.has(chunk)) {
+    // A whole message built SMTP-ready, as the stream's first chunk: nothing to insert.
+    this.outByteCount += len;
+    this.lastByte = chunk[len - 1]!;
+    this.push(chunk);
+    return done();
+  }
   const prevOf = (i: number) => (i ? chunk[i - 1]! : this.lastByte);
   // Insertions, in increasing position, at most one per position.
   const at: number[] = [];

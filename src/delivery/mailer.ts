@@ -1,4 +1,5 @@
 import nodemailer from 'nodemailer';
+import DKIM from 'nodemailer/lib/dkim';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import { transportAddress } from '../subscribers/email-address.js';
@@ -21,7 +22,30 @@ export type SubmitResult = { messageIdHeader: string; response: string };
  * The envelope's addresses are in their wire form (see transportAddress): one with a non-ASCII
  * byte goes out only with SMTPUTF8.
  */
-export type RawMail = { envelope: { from: string; to: string }; raw: Buffer; dsn?: { ret: 'HDRS' | 'FULL'; envid: string; notify: string } };
+export type RawMail = {
+  envelope: { from: string; to: string };
+  raw: Buffer;
+  /** The Message-ID in `raw` (without <>): what the result and nodemailer's own log name the message by. */
+  messageIdHeader: string;
+  dsn?: { ret: 'HDRS' | 'FULL'; envid: string; notify: string };
+};
+
+/**
+ * What nodemailer's SMTP pool reads of a message (SMTPPool#send, PoolResource#send): its
+ * envelope, its id, its options and its bytes. A built message needs none of what `sendMail`
+ * does before it reaches the pool (the mail composer parsing the raw message's headers again, a
+ * fresh random Message-ID it would not use, the plugin stages, a stream for a Buffer).
+ */
+type PooledMessage = {
+  data: { dsn?: RawMail['dsn'] };
+  message: {
+    getEnvelope(): { from: string; to: string[]; size: number; use8BitMime?: boolean };
+    messageId(): string;
+    getHeader(name: string): string | undefined;
+    createReadStream(): Buffer | NodeJS.ReadableStream;
+  };
+};
+type PoolTransport = { send(mail: PooledMessage, callback: (err: Error | null, info?: { response: string }) => void): boolean };
 
 export type DkimOptions = { domainName: string; keySelector: string; privateKey: string };
 
@@ -79,6 +103,10 @@ export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOp
     dkim,
   };
   const transport = nodemailer.createTransport(options);
+  // The pool under the transport: built messages go to it directly (see PooledMessage).
+  const pool = (transport as unknown as { transporter: PoolTransport }).transporter;
+  // The same signer nodemailer's sendMail applies, applied here to the built message.
+  const signer = dkim ? new DKIM(dkim) : undefined;
 
   // nodemailer adds SMTPUTF8 to MAIL FROM when the relay offers it, but without the offer it
   // sends the UTF-8 address all the same, and the relay's refusal (5xx) would read as the
@@ -112,10 +140,26 @@ export function createSmtpMailer({ smtpUrl, from, poolSize = 5, dkim }: MailerOp
     async sendRaw(mail) {
       const smtpUtf8 = NON_ASCII.test(mail.envelope.from) || NON_ASCII.test(mail.envelope.to);
       await requireSmtpUtf8(smtpUtf8);
+      const { raw, messageIdHeader } = mail;
       // A message for SMTPUTF8 carries UTF-8 in its header: sent as BODY=8BITMIME (RFC 6531, 3.1).
-      const envelope = smtpUtf8 ? { ...mail.envelope, use8BitMime: true } : mail.envelope;
-      const info = await transport.sendMail({ envelope, raw: mail.raw, ...(mail.dsn ? { dsn: mail.dsn } : {}) });
-      return { messageIdHeader: info.messageId, response: info.response };
+      // SIZE lets a relay that offers it refuse an oversized message before its bytes are sent.
+      const envelope = { from: mail.envelope.from, to: [mail.envelope.to], size: raw.length, ...(smtpUtf8 ? { use8BitMime: true } : {}) };
+      const message: PooledMessage = {
+        data: mail.dsn ? { dsn: mail.dsn } : {},
+        message: {
+          // A copy each time: the connection adds its own fields to the envelope it is given.
+          getEnvelope: () => ({ ...envelope, to: [...envelope.to] }),
+          messageId: () => `<${messageIdHeader}>`,
+          getHeader: (name) => (name.toLowerCase() === 'message-id' ? `<${messageIdHeader}>` : undefined),
+          // A Buffer is written to the connection in one piece (and, when the copy was built
+          // SMTP-ready, passed through without a scan: see dot-stuffing.ts). Signing makes a stream.
+          createReadStream: () => (signer ? signer.sign(raw) : raw),
+        },
+      };
+      const info = await new Promise<{ response: string }>((resolve, reject) => {
+        pool.send(message, (err, result) => (err ? reject(err) : resolve(result!)));
+      });
+      return { messageIdHeader, response: info.response };
     },
     async close() {
       transport.close();

@@ -3,6 +3,7 @@ import { encodeWord, encodeWords, foldLines, isPlainText, quoteString } from 'no
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { escapeHtml } from '../web/escape.js';
 import type { Template } from '../rendering/template.js';
+import { isSmtpReady, markSmtpReady } from './dot-stuffing.js';
 import { listUnsubscribeHeaders } from './list-unsubscribe.js';
 
 /**
@@ -43,11 +44,13 @@ export type ReaderCopy = {
 
 const CRLF = '\r\n';
 const crlf = (s: string) => s.replace(/\r\n|\r|\n/g, CRLF);
-// 75, not 76: every piece gets a soft break ("=") appended to its last line.
-const qp = (s: string) => qpWrap(qpEncode(crlf(s)), 75);
+// 73, not 76: every piece gets a soft break ("=") appended to its last line, and a dot that
+// starts a line is written "=2E" (two more characters), so the message needs no dot-stuffing on
+// the wire (see dot-stuffing.ts) and decodes to the same text.
+const qp = (s: string) => qpWrap(qpEncode(crlf(s)), 73).replace(/(^|\n)\./g, '$1=2E');
 
 /** `filled[i]`: slot i's value, encoded once, when it is the same for every reader. */
-type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean; filled: (Buffer | undefined)[] };
+type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean; filled: (Buffer | undefined)[]; smtpReady: boolean };
 
 const EMPTY = Buffer.alloc(0);
 /** A piece of quoted-printable that may be joined to any other: it ends with a soft break. */
@@ -59,7 +62,8 @@ const encodeValue = encodeSlotValue;
 
 function encodeTemplate(t: Template, fixed: Record<string, string>): EncodedTemplate {
   const filled = t.slots.map((slot) => (Object.hasOwn(fixed, slot) ? encodeValue(fixed[slot]!, t.escape) : undefined));
-  return { parts: t.parts.map(joinable), slots: t.slots, escape: t.escape, filled };
+  const parts = t.parts.map(joinable);
+  return { parts, slots: t.slots, escape: t.escape, filled, smtpReady: [...parts, ...filled].every((b) => !b || isSmtpReady(b)) };
 }
 
 function header(name: string, value: string): string {
@@ -88,6 +92,8 @@ export class IssueMime {
   private readonly end: Buffer;
   private readonly text: EncodedTemplate;
   private readonly html: EncodedTemplate;
+  /** Every piece of the issue's own is SMTP-ready (isSmtpReady): a copy is, when its reader's pieces are too. */
+  private readonly smtpReady: boolean;
 
   /**
    * `fixed`: values that are the same for every reader of the issue (the newsletter's name, the
@@ -122,6 +128,7 @@ export class IssueMime {
     this.end = Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1');
     this.text = encodeTemplate(templates.text, fixed);
     this.html = encodeTemplate(templates.html, fixed);
+    this.smtpReady = this.text.smtpReady && this.html.smtpReady && [this.fixedHead, this.textStart, this.htmlStart, this.end].every(isSmtpReady);
   }
 
   /** One reader's complete message, ready to hand to the SMTP client as `raw`. */
@@ -140,15 +147,20 @@ export class IssueMime {
       'utf8',
     );
     const chunks: Buffer[] = [head, this.fixedHead, this.textStart];
-    fillInto(chunks, this.text, copy.vars);
+    // The reader's own pieces (the head, their values) are checked; the issue's were, once.
+    let ready = this.smtpReady && isSmtpReady(head);
+    ready = fillInto(chunks, this.text, copy.vars) && ready;
     chunks.push(this.htmlStart);
-    fillInto(chunks, this.html, copy.vars);
+    ready = fillInto(chunks, this.html, copy.vars) && ready;
     chunks.push(this.end);
-    return Buffer.concat(chunks);
+    const message = Buffer.concat(chunks);
+    return ready ? markSmtpReady(message) : message;
   }
 }
 
-function fillInto(chunks: Buffer[], t: EncodedTemplate, vars: Record<string, string>): void {
+/** Appends the template's pieces with the reader's values; true when each value is SMTP-ready. */
+function fillInto(chunks: Buffer[], t: EncodedTemplate, vars: Record<string, string>): boolean {
+  let ready = true;
   chunks.push(t.parts[0]!);
   for (let i = 0; i < t.slots.length; i++) {
     let value = t.filled[i];
@@ -156,7 +168,9 @@ function fillInto(chunks: Buffer[], t: EncodedTemplate, vars: Record<string, str
       const v = vars[t.slots[i]!];
       if (v === undefined) throw new Error(`template variable "${t.slots[i]}" has no value`);
       value = encodeValue(v, t.escape);
+      ready &&= isSmtpReady(value);
     }
     chunks.push(value, t.parts[i + 1]!);
   }
+  return ready;
 }

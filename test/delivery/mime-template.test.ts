@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
+import DataStream from 'nodemailer/lib/smtp-connection/data-stream';
+import { isMarkedSmtpReady, nodemailerDotStuffing } from '../../src/delivery/dot-stuffing.js';
 import { formatAddress, IssueMime, type IssueMimeHeaders, type ReaderCopy } from '../../src/delivery/mime-template.js';
 import { IssueRenderer, loadIssueTemplateFiles, personalise, type CompiledIssue, type IssueReaderVars } from '../../src/rendering/issue.js';
 import { emailsDir } from '../../src/rendering/reader-mail.js';
@@ -37,6 +39,28 @@ function copy(vars: Record<string, string>, to: ReaderCopy['to'] = { address: 'z
     vars,
     date: new Date('2026-03-03T10:00:00Z'),
   };
+}
+
+/** What nodemailer's own DataStream (its dot-stuffing, as shipped) sends for `raw` as DATA. */
+function onTheWire(raw: Buffer): Promise<Buffer> {
+  const s = new DataStream();
+  (s as unknown as { _transform: typeof nodemailerDotStuffing })._transform = nodemailerDotStuffing;
+  const parts: Buffer[] = [];
+  s.on('data', (d: Buffer) => parts.push(d));
+  return new Promise((resolve, reject) => {
+    s.on('error', reject);
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.end(raw);
+  });
+}
+
+/**
+ * A copy marked SMTP-ready goes into DATA unscanned: nodemailer's rules must leave it exactly as
+ * it is (only the final dot added). Returns whether it was marked.
+ */
+async function expectSafeUnscanned(raw: Buffer): Promise<boolean> {
+  if (isMarkedSmtpReady(raw)) expect((await onTheWire(raw)).equals(Buffer.concat([raw, Buffer.from('.\r\n')]))).toBe(true);
+  return isMarkedSmtpReady(raw);
 }
 
 /** Splits a built message into header lines and body lines (CRLF). */
@@ -143,9 +167,10 @@ describe('IssueMime with a compiled issue', () => {
     expect(parsed.text).toContain(LONG_URL);
   });
 
-  it('is 7-bit, CRLF-only, with short lines and a boundary found nowhere else', () => {
+  it('is 7-bit, CRLF-only, with short lines and a boundary found nowhere else; ready for DATA as it is', async () => {
     const raw = mime.build(copy(readerVars()));
     expectWellFormed(raw);
+    expect(await expectSafeUnscanned(raw)).toBe(true);
     const s = raw.toString('latin1');
     expect(s).toMatch(/\r\nContent-Type: multipart\/alternative; boundary="[^"]+"\r\n/);
     expect(s.match(/Content-Transfer-Encoding: quoted-printable/g)).toHaveLength(2);
@@ -210,6 +235,31 @@ describe('IssueMime with awkward templates and values', () => {
     const parsed = await simpleParser(raw);
     expect(parsed.html).toBe(fill(html, vars));
     expect(parsed.text).toBe(fill(plain, vars));
+    // Dots and line ends anywhere in the template and the values: still built ready for DATA.
+    expect(await expectSafeUnscanned(raw)).toBe(true);
+  });
+
+  it('writes a dot that starts a line as "=2E", so no copy needs dot-stuffing, and decodes it exactly', async () => {
+    const t = `.{{v}}\n..x\n${'y'.repeat(72)}.z\n${'w'.repeat(73)}..\n.\n{{v}}.\n`;
+    const [html, plain] = [parseTemplate(t, true), parseTemplate(t, false)];
+    const mime = new IssueMime(headers, { html, text: plain });
+    for (const v of ['.', '..\n.', `${'q'.repeat(73)}.`, '\n.\n', 'plain']) {
+      const raw = mime.build(copy({ v }));
+      expectWellFormed(raw);
+      expect(raw.toString('latin1')).not.toMatch(/\n\./);
+      expect(await expectSafeUnscanned(raw)).toBe(true);
+      const parsed = await simpleParser(raw);
+      expect(parsed.text).toBe(fill(plain, { v }));
+      expect(parsed.html).toBe(fill(html, { v }));
+    }
+  });
+
+  it('marks a copy SMTP-ready only when nodemailer would leave it as it is, whatever the reader\'s name', async () => {
+    const mime = new IssueMime(headers, { html: parseTemplate('<p>{{v}}</p>', true), text: parseTemplate('{{v}}', false) });
+    for (const name of ['.dot', 'a\rb', 'a\nb', 'x\r\n.y', `${'n'.repeat(80)} .z`, 'Zoë', null]) {
+      const raw = mime.build(copy({ v: 'x' }, { address: 'zed@example.com', name }));
+      await expectSafeUnscanned(raw);
+    }
   });
 
   it('leaves a value that spells the boundary harmless', async () => {
