@@ -254,7 +254,7 @@ describe('IssueMime with awkward templates and values', () => {
     }
   });
 
-  it('marks a copy SMTP-ready only when nodemailer would leave it as it is, whatever the reader\'s name', async () => {
+  it("marks a copy SMTP-ready only when nodemailer would leave it as it is, whatever the reader's name", async () => {
     const mime = new IssueMime(headers, { html: parseTemplate('<p>{{v}}</p>', true), text: parseTemplate('{{v}}', false) });
     for (const name of ['.dot', 'a\rb', 'a\nb', 'x\r\n.y', `${'n'.repeat(80)} .z`, 'Zoë', null]) {
       const raw = mime.build(copy({ v: 'x' }, { address: 'zed@example.com', name }));
