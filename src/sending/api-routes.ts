@@ -8,7 +8,7 @@ import { issueStateSql } from '../issues/issue-state.js';
 import { cancel, pause, reschedule, resume, retryFailed, triggerSend, unschedule } from './control.js';
 import { ratesOf } from './rate-guard.js';
 import { issueStates, messageStatuses, sendStatuses, type IssueState } from '../shared/statuses.js';
-import { audienceOf, findIssueExists, findSendOfIssue, listMessages, progressOf, type Progress, type SendRow } from './queries.js';
+import { audienceOf, findIssueExists, findSendOfIssue, findSendWithProgress, listMessages, progressOf, type Progress, type SendRow } from './queries.js';
 
 const SendSchema = Type.Object({
   id: Type.Integer(),
@@ -120,10 +120,10 @@ export function sendApiRoutes(c: Container): FastifyPluginAsyncTypebox {
   }
 
   /** A send's progress; a send forgotten by its cancel (it mailed nobody) is described as it was, every message cancelled. */
-  async function describe(send: SendRow, forgotten = false): Promise<Send> {
+  async function describe(send: SendRow, forgotten = false, progress?: Progress): Promise<Send> {
     const p: Progress = forgotten
       ? { queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: send.total, lastMinute: 0, inDoubt: 0, complaints: 0, softBounces: 0 }
-      : await progressOf(c.pool, send.id);
+      : (progress ?? (await progressOf(c.pool, send.id)));
     const rates = ratesOf(p, c.config);
     const running = send.status === 'sending' && send.started_at;
     // Over the last minute, or since the start when the send is younger than that.
@@ -198,9 +198,9 @@ export function sendApiRoutes(c: Container): FastifyPluginAsyncTypebox {
         },
       },
       async (request) => {
-        const send = await findSendOfIssue(c.pool, request.params.id);
-        if (!send) throw notFound('send');
-        return describe(send);
+        const seen = await findSendWithProgress(c.pool, request.params.id);
+        if (!seen) throw notFound('send');
+        return describe(seen.send, false, seen.progress);
       },
     );
 

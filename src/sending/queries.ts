@@ -72,7 +72,7 @@ export async function findSend(pool: Pool, id: number): Promise<SendRow | undefi
   return rows[0];
 }
 
-export async function findSendOfIssue(pool: Pool, issueId: number): Promise<SendRow | undefined> {
+export async function findSendOfIssue(pool: Queryable, issueId: number): Promise<SendRow | undefined> {
   const { rows } = await pool.query<SendRow>('SELECT * FROM sends WHERE issue_id = $1::bigint', [issueId]);
   return rows[0];
 }
@@ -219,10 +219,10 @@ export async function finishIfDone(pool: Pool, sendId: number): Promise<boolean>
 }
 
 /** Runs `fn` in one transaction on one client of the pool: committed if it returns, rolled back if it throws. */
-async function inTransaction<T>(pool: Pool, fn: (client: Queryable) => Promise<T>): Promise<T> {
+async function inTransaction<T>(pool: Pool, fn: (client: Queryable) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
@@ -303,10 +303,25 @@ export type Progress = Record<MessageStatus, number> & {
 };
 
 /**
+ * The issue's send and its progress, read in one snapshot: a send forgotten meanwhile (see
+ * forgetUnmailed) is seen whole or not at all, never as a send with no messages.
+ */
+export function findSendWithProgress(pool: Pool, issueId: number): Promise<{ send: SendRow; progress: Progress } | undefined> {
+  return inTransaction(
+    pool,
+    async (client) => {
+      const send = await findSendOfIssue(client, issueId);
+      return send && { send, progress: await progressOf(client, send.id) };
+    },
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  );
+}
+
+/**
  * Counts straight from the message rows, the submissions of the last minute for the rate, and
  * the complaints and soft bounces recorded against the send.
  */
-export async function progressOf(pool: Pool, sendId: number): Promise<Progress> {
+export async function progressOf(pool: Queryable, sendId: number): Promise<Progress> {
   const { rows } = await pool.query<{ what: string; n: number }>(
     `SELECT status::text AS what, count(*)::int AS n FROM messages WHERE send_id = $1::bigint GROUP BY status
      UNION ALL

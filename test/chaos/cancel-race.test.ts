@@ -152,8 +152,20 @@ describe('cancel racing a message going back from sending', () => {
         async () => JSON.stringify(await messageCounts(t, sendId)),
       );
       expect(settled).toEqual({ queued: 0, sending: 0, submitted: 0, failed: 0, bounced: 0, cancelled: READERS });
-      const progress = await editor(t).progress(issueId);
-      expect(progress).toMatchObject({ status: 'cancelled', cancelled: READERS, inDoubt: 0 });
+      // Every message cancelled, none in doubt: the send mailed nobody, so the supervisor forgets
+      // it and the issue is what it was before the send (issue 14). Until then the progress
+      // reads cancelled; from then on there is no send.
+      const forgotten = await until(
+        'the supervisor to forget the send that mailed nobody',
+        async () => {
+          const res = await editor(t).api('GET', `/api/issues/${issueId}/send`);
+          if (res.statusCode === 200) expect(res.json()).toMatchObject({ status: 'cancelled', cancelled: READERS, inDoubt: 0 });
+          return res.statusCode === 404 && res;
+        },
+        20_000,
+      );
+      expect(forgotten.json()).toMatchObject({ error: { code: 'not_found' } });
+      expect((await editor(t).api('GET', `/api/issues/${issueId}`)).json()).toMatchObject({ state: 'draft' });
       expect(relay.total()).toBe(0);
     });
   }, 60_000);
