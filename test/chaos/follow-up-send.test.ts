@@ -17,7 +17,15 @@ afterAll(() => killAllWorkerProcesses());
 
 describe('a new send to the readers a cancelled send did not reach, with crashed workers', () => {
   it('nobody twice: the in-doubt are left alone, the rest get exactly one copy', async () => {
-    await withSendWorld({ env: ENV, relay: { answerDelayMs: 100 }, readers: READERS }, async (w) => {
+    // The first relay holds RCPT TO after its first 30 until the other worker is sending too, so
+    // the first worker cannot finish the send alone however slowly the other one starts.
+    let otherIsSending: () => void = () => undefined;
+    const bothSending = new Promise<void>((resolve) => (otherIsSending = resolve));
+    let rcpts = 0;
+    const onRcpt = async () => {
+      if (++rcpts > 30) await bothSending;
+    };
+    await withSendWorld({ env: ENV, relay: { answerDelayMs: 100, onRcpt }, readers: READERS }, async (w) => {
       const { t } = w;
       const ed = editor(t);
       // The first worker takes the fan-out job (alone when the send starts) and lives throughout.
@@ -27,6 +35,7 @@ describe('a new send to the readers a cancelled send did not reach, with crashed
       const second = await w.addRelay({ answerDelayMs: 100 });
       const other = await w.startWorker('other', { SMTP_URL: second.url });
       await until('the other worker sending too', () => second.total() >= 10, 30_000);
+      otherIsSending();
 
       // The other worker dies as the send is cancelled: its claims become in doubt.
       other.kill('SIGKILL');
