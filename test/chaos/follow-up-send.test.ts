@@ -5,6 +5,7 @@
 // relay may have it) is never mailed again.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { editor } from '../support/editor.js';
+import type { RcptAnswer } from '../support/relay.js';
 import { inFlight, messageCounts, startSend } from '../support/send-checks.js';
 import { QUICK_RECOVERY, withSendWorld } from '../support/send-world.js';
 import { until } from '../support/wait.js';
@@ -22,8 +23,9 @@ describe('a new send to the readers a cancelled send did not reach, with crashed
     let otherIsSending: () => void = () => undefined;
     const bothSending = new Promise<void>((resolve) => (otherIsSending = resolve));
     let rcpts = 0;
-    const onRcpt = async () => {
+    const onRcpt = async (): Promise<RcptAnswer> => {
       if (++rcpts > 30) await bothSending;
+      return undefined;
     };
     await withSendWorld({ env: ENV, relay: { answerDelayMs: 100, onRcpt }, readers: READERS }, async (w) => {
       const { t } = w;
