@@ -53,8 +53,10 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
   boundRequestBodies(app.server, c.config.httpBodyTimeoutSeconds);
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandling(app, c.config.newsletterName);
-  app.addHook('onSend', async (request, reply) => {
+  // Hooks on every request take a callback rather than return a promise: one microtask less each.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
   // Counts every answer by route pattern (GET /metrics, below, serves the counts).
   installHttpMetrics(app, c.metrics);
