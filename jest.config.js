@@ -36,6 +36,7 @@ const UNIT = [
   'sending/message-tokens.test.ts',
   'subscribers/csv-rows.test.ts',
   'subscribers/import-report.test.ts',
+  'subscribers/reader-mail-mime.test.ts',
   'subscribers/seen-addresses.test.ts',
 ];
 

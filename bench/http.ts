@@ -12,7 +12,10 @@
 //
 //   npm run bench:http [-- --seconds 10 --connections 50 --only web,feed --relay capture|sink]
 //
-// Targets (for --only): yardstick, signup-page, web, web-json, web-304, web-gzip, feed, archive, subscribe.
+// A second yardstick answers as many bytes as the web version from the same process: the most this
+// machine and client make of an answer that size.
+//
+// Targets (for --only): yardstick, yardstick-page, signup-page, web, web-json, web-304, web-gzip, feed, archive, subscribe.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
@@ -212,6 +215,13 @@ await runBenchmark('bench:http', async () => {
       `import Fastify from 'fastify';
        const app = Fastify();
        app.get('/', async () => ({ hello: 'world' }));
+       // An answer of N bytes, made once: what serving a page of that size costs Fastify and the client.
+       const sized = new Map();
+       app.get('/bytes/:n', async (request, reply) => {
+         const n = Math.min(Number(request.params.n) || 0, 1 << 20);
+         if (!sized.has(n)) sized.set(n, Buffer.alloc(n, 'a'));
+         return reply.type('text/html; charset=utf-8').send(sized.get(n));
+       });
        await app.listen({ host: '127.0.0.1', port: ${helloPort} });`,
     ],
     {},
@@ -247,6 +257,12 @@ await runBenchmark('bench:http', async () => {
   const run = randomBytes(3).toString('hex');
   const all: Target[] = [
     { key: 'yardstick', label: 'yardstick: Fastify hello-world', pid: yardstick.pid, url: `http://127.0.0.1:${helloPort}/` },
+    {
+      key: 'yardstick-page',
+      label: `yardstick: the same, ${fmt(webBytes / 1024, 1)} KB answer`,
+      pid: yardstick.pid,
+      url: `http://127.0.0.1:${helloPort}/bytes/${webBytes}`,
+    },
     { key: 'signup-page', label: 'GET / (sign-up page)', url: `${base}/` },
     { key: 'web', label: 'GET /issues/<slug> (web version)', url: `${base}/issues/${issue.slug}` },
     { key: 'web-json', label: 'same, JSON', url: `${base}/issues/${issue.slug}`, headers: { accept: 'application/json' } },

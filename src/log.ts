@@ -109,37 +109,21 @@ export function loggerOptions(level: string): LoggerOptions {
 
 type Entry = Record<string, unknown>;
 
-/** Requests whose "incoming request" line came and whose "request completed" did not (yet). */
-const MAX_OPEN_REQUESTS = 1000;
-
 /**
- * Fastify logs each request twice: "incoming request" (method, URL) and "request completed"
- * (status, time). For a person at a terminal that is one line: the first is held back (its
- * method and URL kept by request id) and the second says `GET /path 200 in 3 ms`. Returns the
- * entry to print, or undefined for one held back. `open` is the caller's, one per stream.
+ * The access line ("request completed": method, URL, status, time; see api/access-log.ts) as a
+ * person at a terminal reads it: `GET /path 200 in 3 ms`. Other entries are left as they are.
  */
-export function oneLinePerRequest(entry: Entry, open: Map<string, string>): Entry | undefined {
-  const reqId = typeof entry.reqId === 'string' ? entry.reqId : undefined;
-  if (reqId && entry.msg === 'incoming request' && entry.req) {
-    const req = entry.req as { method?: string; url?: string };
-    open.set(reqId, `${req.method} ${req.url}`);
-    // A request that never completes (its connection cut) must not grow the map forever.
-    if (open.size > MAX_OPEN_REQUESTS) open.delete(open.keys().next().value!);
-    return undefined;
-  }
-  if (reqId && entry.msg === 'request completed') {
-    const request = open.get(reqId) ?? 'request';
-    open.delete(reqId);
-    const status = (entry.res as { statusCode?: number } | undefined)?.statusCode;
-    const ms = typeof entry.responseTime === 'number' ? ` in ${Math.round(entry.responseTime)} ms` : '';
-    return { ...entry, msg: `${request} ${status ?? ''}${ms}` };
-  }
-  return entry;
+export function requestLine(entry: Entry): Entry {
+  if (entry.msg !== 'request completed' || !entry.req) return entry;
+  const req = entry.req as { method?: string; url?: string };
+  const status = (entry.res as { statusCode?: number } | undefined)?.statusCode;
+  const ms = typeof entry.responseTime === 'number' ? ` in ${Math.round(entry.responseTime)} ms` : '';
+  return { ...entry, msg: `${req.method} ${req.url} ${status ?? ''}${ms}` };
 }
 
 /**
- * Lines for a person at a terminal: pino-pretty, one line per entry (its fields inline) and one
- * per HTTP request. Written here, synchronously, rather than through pino's worker-thread
+ * Lines for a person at a terminal: pino-pretty, one line per entry (its fields inline), the
+ * access line as `GET /path 200 in 3 ms`. Written here, synchronously, rather than through pino's worker-thread
  * transport: the start-up banner is written straight to stdout and must come after the lines
  * logged before it, not be overtaken by them.
  */
@@ -151,7 +135,6 @@ export function prettyStream(out: { write(text: string): unknown } = process.std
     // Request ids, and what the request line above already says.
     ignore: 'pid,hostname,reqId,req,res,responseTime',
   });
-  const open = new Map<string, string>();
   return {
     write(line: string) {
       let entry: Entry;
@@ -161,8 +144,7 @@ export function prettyStream(out: { write(text: string): unknown } = process.std
         out.write(line);
         return;
       }
-      const shown = oneLinePerRequest(entry, open);
-      if (shown) out.write(prettify(shown));
+      out.write(prettify(requestLine(entry)));
     },
   };
 }

@@ -18,6 +18,7 @@ import { requireEditor, requireOperator, tokenChecker } from './auth.js';
 import { editorAppRoutes } from '../editor/app-routes.js';
 import { EditorSessions } from '../editor/session.js';
 import { sessionRoutes } from '../editor/session-routes.js';
+import { AccessLog } from './access-log.js';
 import { installErrorHandling, respondWithError } from './error-handler.js';
 import { healthRoutes } from './health-routes.js';
 import { newsletterRoutes } from './newsletter-routes.js';
@@ -45,13 +46,17 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 300 },
     // Router errors (a bad %-escape, an overlong path segment) get our error shape too.
     frameworkErrors: respondWithError(c.config.newsletterName),
+    // One line per request, when it is answered.
+    logController: new AccessLog(),
   });
   capConnectionsPerAddress(app.server, { max: c.config.httpMaxConnectionsPerIp, trust: c.config.trustProxy, log: c.log });
   boundRequestBodies(app.server, c.config.httpBodyTimeoutSeconds);
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandling(app, c.config.newsletterName);
-  app.addHook('onSend', async (request, reply) => {
+  // Hooks on every request take a callback rather than return a promise: one microtask less each.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
   // Counts every answer by route pattern (GET /metrics, below, serves the counts).
   installHttpMetrics(app, c.metrics);

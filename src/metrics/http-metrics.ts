@@ -9,9 +9,10 @@ import type { Metrics } from './metrics.js';
  * which it answers outside the hooks.
  */
 export function installHttpMetrics(app: FastifyInstance, metrics: Metrics): void {
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     // No route (a 404 from the router, or a URL the router could not parse): `url` is undefined.
     metrics.httpRequest(request.routeOptions.url, request.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 }
 

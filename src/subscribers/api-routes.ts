@@ -236,6 +236,8 @@ export function subscriberApiRoutes(c: Container): FastifyPluginAsyncTypebox {
           // as fast as it is stored, may take longer than HTTP_BODY_TIMEOUT_SECONDS to arrive.
           allowLongUpload(request.raw);
           const evidence = evidenceOf(request);
+          // An import may take minutes: its start has a line of its own (the access line comes at the end).
+          request.log.info('CSV import started');
           const report = await importCsv(c.pool, limitedBody(body, IMPORT_MAX_BYTES, 'CSV'), { at: null, ...evidence });
           request.log.info({ rows: report.rows, accepted: report.accepted, rejected: report.rejected }, 'CSV import');
           return report;

@@ -177,7 +177,7 @@ describe('graceful shutdown of `npm start` (API and worker)', () => {
     const service = new Service(t);
     await service.started();
     const upload = startImport(service.port, 'held-import-1', rows('held', 0, 50));
-    await service.waitFor('the import to be in flight', () => service.lines().some((l) => l.reqId === 'held-import-1' && l.msg === 'incoming request'));
+    await service.waitFor('the import to be in flight', () => service.lines().some((l) => l.reqId === 'held-import-1' && l.msg === 'CSV import started'));
 
     service.kill('SIGTERM');
     await service.waitFor('the shutdown to begin', () => service.withMsg(/^shutting down/).length === 1);
@@ -204,7 +204,7 @@ describe('graceful shutdown of `npm start` (API and worker)', () => {
     const service = new Service(t);
     await service.started();
     const upload = startImport(service.port, 'held-import-2', rows('twice', 0, 10));
-    await service.waitFor('the import to be in flight', () => service.lines().some((l) => l.reqId === 'held-import-2' && l.msg === 'incoming request'));
+    await service.waitFor('the import to be in flight', () => service.lines().some((l) => l.reqId === 'held-import-2' && l.msg === 'CSV import started'));
 
     service.kill('SIGTERM');
     await service.waitFor('the shutdown to begin', () => service.withMsg(/^shutting down/).length === 1);
@@ -227,7 +227,7 @@ describe('graceful shutdown of `npm start` (API and worker)', () => {
     const service = new Service(t, { SHUTDOWN_TIMEOUT_SECONDS: '1' });
     await service.started();
     const upload = startImport(service.port, 'held-forever', rows('forever', 0, 5));
-    await service.waitFor('the import to be in flight', () => service.lines().some((l) => l.reqId === 'held-forever' && l.msg === 'incoming request'));
+    await service.waitFor('the import to be in flight', () => service.lines().some((l) => l.reqId === 'held-forever' && l.msg === 'CSV import started'));
 
     service.kill('SIGTERM');
     expect(await service.exitWithin(15_000)).toEqual({ code: 1, signal: null });

@@ -1,0 +1,112 @@
+// Reader mail (confirmation, welcome, data link) as raw MIME: each kind's two parts are encoded
+// once per process, with the values that are the same for every reader (the newsletter's name,
+// the postal address, the link lifetimes) encoded in, so that one mail is a few short encoded
+// values joined to prepared buffers and goes to the relay through `mailer.sendRaw`, with none of
+// nodemailer's composing per sign-up.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { foldLines } from 'nodemailer/lib/mime-funcs';
+import { parseMailbox } from '../config/mailbox.js';
+import { encodeHeaderText, encodeSlotValue, formatAddress } from '../delivery/mime-template.js';
+import type { RawMail } from '../delivery/mailer.js';
+import type { ReaderMailTemplateName, ReaderMailTemplates } from '../rendering/reader-mail.js';
+import { fill, type Template } from '../rendering/template.js';
+import { transportAddress } from './email-address.js';
+
+const CRLF = '\r\n';
+
+/** A part's template as quoted-printable pieces that join at soft line breaks (see mime-template.ts). */
+type EncodedPart = { parts: Buffer[]; slots: string[]; html: boolean; fixed: (Buffer | undefined)[] };
+
+function encodePart(t: Template, fixed: Record<string, string>): EncodedPart {
+  return {
+    // Literal text is never escaped: only values are (in the HTML part).
+    parts: t.parts.map((p) => encodeSlotValue(p, false)),
+    slots: t.slots,
+    html: t.escape,
+    fixed: t.slots.map((slot) => (Object.hasOwn(fixed, slot) ? encodeSlotValue(fixed[slot]!, t.escape) : undefined)),
+  };
+}
+
+function fillPart(chunks: Buffer[], t: EncodedPart, vars: Record<string, string>): void {
+  chunks.push(t.parts[0]!);
+  for (let i = 0; i < t.slots.length; i++) {
+    let value = t.fixed[i];
+    if (!value) {
+      const v = vars[t.slots[i]!];
+      if (v === undefined) throw new Error(`template variable "${t.slots[i]}" has no value`);
+      value = encodeSlotValue(v, t.html);
+    }
+    chunks.push(value, t.parts[i + 1]!);
+  }
+}
+
+const header = (name: string, value: string) => foldLines(`${name}: ${value}`, 76) + CRLF;
+const subjectHeader = (t: Template, vars: Record<string, string>) => header('Subject', encodeHeaderText(fill(t, vars)));
+
+/** `subject`: the Subject header, ready when it holds only fixed values. */
+type PreparedKind = { subject: Template | string; head: Buffer; text: EncodedPart; htmlStart: Buffer; html: EncodedPart; end: Buffer };
+
+export type ReaderMailSettings = { mailFrom: string };
+
+/** One reader's mail: the address as stored, every value its templates use, and any extra headers (List-Unsubscribe). */
+export type ReaderMailCopy = { to: string; vars: Record<string, string>; headers?: Record<string, string> };
+
+export class ReaderMailMime {
+  private readonly kinds = new Map<ReaderMailTemplateName, PreparedKind>();
+  private readonly sender: string;
+  /** The Message-ID domain: the sender's, in its wire form. */
+  private readonly domain: string;
+  private readonly fixed: Record<string, string>;
+
+  /** `fixed`: values that are the same in every reader's mail (encoded here once). */
+  constructor(templates: ReaderMailTemplates, settings: ReaderMailSettings, fixed: Record<string, string>) {
+    this.fixed = fixed;
+    const from = parseMailbox(settings.mailFrom);
+    this.sender = transportAddress(from.address).address;
+    this.domain = this.sender.split('@')[1] ?? 'localhost';
+    const fromHeader = header('From', formatAddress(this.sender, from.name));
+    for (const [kind, t] of Object.entries(templates) as [ReaderMailTemplateName, ReaderMailTemplates[ReaderMailTemplateName]][]) {
+      // "=_" never occurs in quoted-printable, so the boundary cannot collide with the content.
+      const boundary = `=_broadside_${randomBytes(12).toString('hex')}`;
+      const part = (type: string) => `--${boundary}${CRLF}Content-Type: ${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: quoted-printable${CRLF}${CRLF}`;
+      this.kinds.set(kind, {
+        subject: t.subject.slots.every((slot) => Object.hasOwn(fixed, slot)) ? subjectHeader(t.subject, fixed) : t.subject,
+        head: Buffer.from(
+          `${fromHeader}MIME-Version: 1.0${CRLF}Content-Type: multipart/alternative; boundary="${boundary}"${CRLF}${CRLF}${part('text/plain')}`,
+          'latin1',
+        ),
+        text: encodePart(t.text, fixed),
+        htmlStart: Buffer.from(`${CRLF}${part('text/html')}`, 'latin1'),
+        html: encodePart(t.html, fixed),
+        end: Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1'),
+      });
+    }
+  }
+
+  /** The mail ready for `mailer.sendRaw`: To in its wire form (the domain in ASCII), in RCPT TO and in the header alike. */
+  build(kind: ReaderMailTemplateName, copy: ReaderMailCopy, date = new Date()): RawMail & { messageIdHeader: string } {
+    const k = this.kinds.get(kind);
+    if (!k) throw new Error(`no reader mail template "${kind}"`);
+    const to = transportAddress(copy.to);
+    const messageIdHeader = `${randomUUID()}@${this.domain}`;
+    // Not folded: a long link stays whole on its line (RFC 5322 allows 998 characters).
+    const extra = Object.entries(copy.headers ?? {})
+      .map(([name, value]) => `${name}: ${value}${CRLF}`)
+      .join('');
+    const head = Buffer.from(
+      header('To', formatAddress(to.address, null)) +
+        (typeof k.subject === 'string' ? k.subject : subjectHeader(k.subject, { ...this.fixed, ...copy.vars })) +
+        header('Date', date.toUTCString().replace(/GMT$/, '+0000')) +
+        `Message-ID: <${messageIdHeader}>${CRLF}` +
+        extra,
+      // ASCII whenever the address is; UTF-8 for an address that needs SMTPUTF8 (RFC 6532).
+      'utf8',
+    );
+    const chunks: Buffer[] = [head, k.head];
+    fillPart(chunks, k.text, copy.vars);
+    chunks.push(k.htmlStart);
+    fillPart(chunks, k.html, copy.vars);
+    chunks.push(k.end);
+    return { envelope: { from: this.sender, to: to.address }, raw: Buffer.concat(chunks), messageIdHeader };
+  }
+}
