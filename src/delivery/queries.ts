@@ -18,17 +18,6 @@ export type Claim = {
 };
 
 /**
- * An array parameter the planner cannot look into, for the statements run for every group of
- * messages. Given `$1` itself, the planner sees how many ids each group has, judges a plan made
- * for that count cheaper than a reusable one, and so plans the statement again at every run:
- * for the claim and the submission writes that planning cost as much CPU as running them. Behind
- * `ARRAY(SELECT unnest($1))` every group looks alike (the plan is an index look-up per id
- * whatever their number), so each connection plans the statement a few times, then reuses the
- * plan (Postgres's plan cache: a generic plan once the custom ones are no cheaper).
- */
-const opaque = (param: string, type: string) => `ARRAY(SELECT unnest(${param}::${type}[]))`;
-
-/**
  * Claims messages for sending (queued → sending) in one statement, each only while its send is
  * sending: a paused or cancelled send gets no new submissions. A claim is (message id, attempts):
  * each claim moves `attempts` on. A live worker renews its claims (renewClaims), so a claim
@@ -43,7 +32,7 @@ export async function claimMessages(pool: Pool, messageIds: number[], timeoutSec
     name: 'claim-messages',
     text: `WITH locked AS (
        SELECT m.id FROM messages m
-        WHERE m.id = ANY(${opaque('$1', 'bigint')})
+        WHERE m.id = ANY($1::bigint[])
           AND (m.status = 'queued' OR (m.status = 'sending' AND ${staleClaim('m', '$2')}))
         ORDER BY m.id
           FOR UPDATE OF m),
@@ -77,7 +66,7 @@ export async function renewClaims(pool: Pool, claims: readonly Pick<Claim, 'id' 
   await pool.query({
     name: 'renew-claims',
     text: `UPDATE messages m SET claimed_at = now()
-             FROM unnest(${opaque('$1', 'bigint')}, ${opaque('$2', 'int')}) AS c(id, attempts)
+             FROM unnest($1::bigint[], $2::int[]) AS c(id, attempts)
             WHERE m.id = c.id AND m.attempts = c.attempts AND m.status = 'sending'`,
     values: [claims.map((c) => c.id), claims.map((c) => c.attempts)],
   });
@@ -100,7 +89,7 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
     name: 'mark-submitted',
     text: `WITH m AS (
        UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response, in_doubt = false
-         FROM unnest(${opaque('$1', 'bigint')}, ${opaque('$2', 'text')}) AS u(id, response)
+         FROM unnest($1::bigint[], $2::text[]) AS u(id, response)
         WHERE m.id = u.id AND m.status IN ('sending', 'queued', 'cancelled')
         RETURNING m.id, m.subscriber_id),
      went_through AS (
