@@ -7,7 +7,7 @@ import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.
 import type { Logger } from '../log.js';
 import { deliverJobId, type DeliverJob } from '../queues/contract.js';
 import {
-  countFedQueued,
+  countQueued,
   fanOutBatch,
   finishIfDone,
   findSend,
@@ -185,8 +185,7 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
       const noJobs = waiting + counts.active! === 0;
       if (noJobs || Date.now() - countedAt >= QUEUED_COUNT_EVERY_MS) {
         countedAt = Date.now();
-        // Only fed messages can be waiting for a job; the unfed ones do not move until fed.
-        const queued = await countFedQueued(pool, sendId, send.fed_cursor);
+        const queued = await countQueued(pool, sendId);
         if (queued !== queuedSeen) {
           queuedSeen = queued;
           queuedSince = Date.now();

@@ -168,16 +168,8 @@ export async function refeed(pool: Pool, sendId: number, from: number): Promise<
   return rowCount === 1;
 }
 
-/**
- * Queued messages at or before the feeding checkpoint: fed, and not yet claimed (or given back).
- * Bounded by what was fed, so by the window in a send going well: counting every queued message
- * of a send cost the fan-out's loop a scan of the whole unsent list every second.
- */
-export async function countFedQueued(pool: Pool, sendId: number, fedCursor: number): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM messages WHERE send_id = $1::bigint AND status = 'queued' AND id <= $2::bigint`,
-    [sendId, fedCursor],
-  );
+export async function countQueued(pool: Pool, sendId: number): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM messages WHERE send_id = $1::bigint AND status = 'queued'`, [sendId]);
   return rows[0]!.n;
 }
 
