@@ -160,6 +160,12 @@ async function commitsOf(w: World): Promise<number> {
   return Number(rows[0]!.n);
 }
 
+/** CPU seconds used so far by each Postgres backend serving this database, by pid. */
+async function postgresCpu(w: World): Promise<Map<number, number>> {
+  const { rows } = await w.c.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+  return new Map(await Promise.all(rows.map(async (b) => [b.pid, await cpuOf(b.pid)] as const)));
+}
+
 async function redisCpu(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
   return Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1] ?? 0) + Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1] ?? 0);
@@ -301,6 +307,8 @@ async function runEndToEnd(w: World, sink: Sink) {
     self: process.cpuUsage(),
     commands: await redisCommandStats(redis),
     commits: await commitsOf(w),
+    // Our own connections are older than the send: what they spent on the set-up is not its cost.
+    postgres: await postgresCpu(w),
   };
 
   // Sampling: memory of every worker and of Redis every 250 ms; our keys (SCAN + MEMORY USAGE
@@ -308,11 +316,15 @@ async function runEndToEnd(w: World, sink: Sink) {
   const samples: Sample[] = [];
   let prefixPeak = { keys: 0, bytes: 0 };
   let sampling = true;
+  const pgSeen = new Map(cpu0.postgres);
   const sampler = (async () => {
     for (let tick = 0; sampling; tick++) {
       try {
         const rss = await Promise.all(workers.map(async (wk) => (await memoryOf(wk.pid))?.rss ?? 0));
         samples.push({ t: Date.now(), rss, redis: await redisUsedMemory(redis) });
+        // A backend that exits before the end (a pool's idle connection) takes its CPU with it:
+        // each is read every second, and counted up to its last reading.
+        if (tick % 4 === 0) for (const [pid, cpu] of await postgresCpu(w)) if (cpu > 0) pgSeen.set(pid, cpu);
         if (tick % 32 === 0) {
           const p = await prefixMemory(redis, queuePrefix);
           if (p.bytes > prefixPeak.bytes) prefixPeak = p;
@@ -365,9 +377,11 @@ async function runEndToEnd(w: World, sink: Sink) {
   // pg_stat_database's counters arrive from the backends with a delay of up to a second.
   await sleep(1000);
   const commits = (await commitsOf(w)) - cpu0.commits;
-  // Postgres backends serving this database (the workers' pools and ours), CPU since they started.
-  const { rows: backends } = await c.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-  const pgCpu = (await Promise.all(backends.map((b) => cpuOf(b.pid)))).reduce((a, b) => a + b, 0);
+  // Postgres backends serving this database (the workers' pools and ours), CPU since the trigger
+  // (since they started, for those that started since; until they exited, for those gone).
+  for (const [pid, cpu] of await postgresCpu(w)) if (cpu > 0) pgSeen.set(pid, cpu);
+  let pgCpu = 0;
+  for (const [pid, cpu] of pgSeen) pgCpu += cpu - (cpu0.postgres.get(pid) ?? 0);
   const peaks = await Promise.all(workers.map(async (wk) => (await memoryOf(wk.pid))?.hwm ?? 0));
 
   // Everything below comes from the message rows.
