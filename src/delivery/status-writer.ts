@@ -6,6 +6,10 @@ import { markSubmitted } from './queries.js';
 
 type Pending = { id: number; response: string; done: (err?: unknown) => void };
 
+/** deadlock_detected, serialization_failure: the statement was rolled back, and may simply run again. */
+const LOCK_CONFLICTS = new Set(['40P01', '40001']);
+const isLockConflict = (err: unknown) => LOCK_CONFLICTS.has((err as { code?: unknown })?.code as string);
+
 /** Waits between tries of a write that lost Postgres: doubling from the first, up to the last. */
 const WRITE_RETRY_MS = { first: 100, max: 2000 };
 
@@ -18,7 +22,8 @@ const WRITE_RETRY_MS = { first: 100, max: 2000 };
  * The relay has these messages: a write that fails because Postgres is unreachable (restart,
  * failover, a cut connection) is tried again, with backoff, until it commits, never dropped (the
  * message would be sent again). The statement is idempotent, so a write that committed but whose
- * answer was lost does nothing the second time. Meanwhile the callers keep waiting and their
+ * answer was lost does nothing the second time. A write Postgres rolled back to break a deadlock
+ * is tried again too (at once): it was not wrong, only unlucky. Meanwhile the callers keep waiting and their
  * messages stay in flight (their claims renewed: see ClaimKeeper). Any other error fails the batch.
  */
 export class StatusWriter {
@@ -73,6 +78,13 @@ export class StatusWriter {
         if (tries > 1) this.log.info({ messages: ids.length, tries }, 'status write committed after Postgres came back');
         return;
       } catch (err) {
+        if (isLockConflict(err)) {
+          // Postgres chose this write to break a deadlock (e.g. with a claim renewal locking the
+          // same rows in another order): nothing of it committed, and the next try goes through.
+          this.log.info({ messages: ids.length, tries, err: describeDatabaseError(err) }, 'status write lost a lock conflict; trying again');
+          await sleep(Math.min(wait, 50));
+          continue;
+        }
         if (!isDatabaseUnavailable(err)) throw err;
         // Once, then quietly: an outage would otherwise log a line per batch per try.
         if (tries === 1)

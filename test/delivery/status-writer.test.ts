@@ -3,6 +3,7 @@ import type { Pool } from '../../src/db/pool.js';
 import { StatusWriter } from '../../src/delivery/status-writer.js';
 import { useTestContext } from '../support/context.js';
 import { until } from '../support/editor.js';
+import { someoneWaitsForLock } from '../support/send-checks.js';
 
 const t = useTestContext();
 
@@ -194,6 +195,42 @@ describe('StatusWriter', () => {
     const rows = await rowsOf(ids);
     expect(ids.slice(0, 6).map((id) => rows.get(id)!.status)).toEqual(Array(6).fill('sending'));
     expect(ids.slice(6).map((id) => rows.get(id)!.status)).toEqual(Array(6).fill('submitted'));
+    await writer.close();
+  });
+
+  it('writes a batch again when Postgres rolled it back to break a deadlock, and its callers never see it', async () => {
+    const [a, b] = await fresh(2);
+    const spy = spyPool(t.c.pool);
+    const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 2, maxDelayMs: 60_000 });
+    const other = await t.c.pool.connect();
+    try {
+      // Another transaction (a claim renewal, say) holds a, and will want b. Only the writer's
+      // backend looks for the deadlock in time, so the writer is the one Postgres rolls back.
+      await other.query('BEGIN');
+      await other.query(`SET LOCAL deadlock_timeout = '60s'`);
+      await other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE', [a]);
+      // b first: the write locks the rows in the order it lists them, so it holds b and waits for a.
+      const both = Promise.all([writer.submitted(b!, '250 b'), writer.submitted(a!, '250 a')]);
+      await someoneWaitsForLock(t);
+      await other.query('SAVEPOINT probe');
+      await expect(other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE NOWAIT', [b])).rejects.toMatchObject({ code: '55P03' });
+      await other.query('ROLLBACK TO SAVEPOINT probe');
+      // Now a deadlock: the writer's statement is rolled back and this one gets b.
+      await other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE', [b]);
+      await other.query('ROLLBACK');
+      await both;
+    } finally {
+      other.release();
+    }
+    expect(spy.writes.map((w) => w.ids)).toEqual([
+      [b, a],
+      [b, a],
+    ]);
+    const rows = await rowsOf([a!, b!]);
+    expect([rows.get(a!), rows.get(b!)].map((r) => [r!.status, r!.smtp_response])).toEqual([
+      ['submitted', '250 a'],
+      ['submitted', '250 b'],
+    ]);
     await writer.close();
   });
 
