@@ -27,12 +27,18 @@ export type Claim = {
  * (ClaimBatcher groups the claims of the deliveries running at once into one such statement.)
  */
 export async function claimMessages(pool: Pool, messageIds: number[], timeoutSeconds: number): Promise<Claim[]> {
-  // Named, so each connection plans it once: it runs for every group of messages.
+  // Named, so that each connection can plan it once: it runs for every group of messages. The ids
+  // are behind ARRAY(SELECT unnest($1)) so that the planner cannot count them: given the array
+  // itself it judged a plan for each group's count cheaper than a reusable one, and planned the
+  // statement again at every run, which cost as much of Postgres's CPU as running it
+  // (pg_stat_statements during bench:send: 2.7 s of planning against 2.7 s of execution for
+  // 20,000 messages). Behind it every group looks alike, and the plan cache keeps one plan. The
+  // locks are still taken in id order (ORDER BY … FOR UPDATE), whatever the plan.
   const { rows } = await pool.query<Claim>({
     name: 'claim-messages',
     text: `WITH locked AS (
        SELECT m.id FROM messages m
-        WHERE m.id = ANY($1::bigint[])
+        WHERE m.id = ANY(ARRAY(SELECT unnest($1::bigint[])))
           AND (m.status = 'queued' OR (m.status = 'sending' AND ${staleClaim('m', '$2')}))
         ORDER BY m.id
           FOR UPDATE OF m),
