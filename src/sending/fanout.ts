@@ -136,6 +136,8 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
   let queuedSeen = -1;
   let queuedSince = Date.now();
   let countedAt = 0;
+  /** When the deliver queue was last seen rate-limited (see below). */
+  let rateLimitedAt = 0;
   while (!stopping()) {
     const send = await findSend(pool, sendId);
     if (!send) return 'gone';
@@ -190,6 +192,10 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
           queuedSeen = queued;
           queuedSince = Date.now();
         }
+        // While the relay (or Postgres) is away the workers hold the whole queue back in turns:
+        // each sets the rate limit for RETRY_DELAY_SECONDS, and between its end and the next
+        // refusal there is a moment without one. Seen once within the stall time is enough.
+        if ((await queues.deliver.getRateLimitTtl()) > 0) rateLimitedAt = Date.now();
       }
       let stalled = Date.now() - queuedSince > stallMs;
       if (stalled && (await queuedTouchedWithin(pool, sendId, stallMs / 1000))) {
@@ -197,10 +203,10 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
         stalled = false;
         queuedSince = Date.now();
       }
-      if (stalled && (await queues.deliver.getRateLimitTtl()) > 0) {
-        // The whole queue waits for the relay or Postgres (the worker set its rate limit): the
-        // jobs are there, held back, not lost. On a loaded machine its probes may touch no
-        // message for longer than the stall time.
+      if (stalled && Date.now() - rateLimitedAt <= stallMs) {
+        // The whole queue waits for the relay or Postgres (a worker set its rate limit within
+        // the stall time): the jobs are there, held back, not lost. On a loaded machine its
+        // probes may touch no message for longer than the stall time.
         stalled = false;
         queuedSince = Date.now();
       }
