@@ -50,7 +50,7 @@ const crlf = (s: string) => s.replace(/\r\n|\r|\n/g, CRLF);
 const qp = (s: string) => qpWrap(qpEncode(crlf(s)), 73).replace(/(^|\n)\./g, '$1=2E');
 
 /** `filled[i]`: slot i's value, encoded once, when it is the same for every reader. */
-type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean; filled: (Buffer | undefined)[]; smtpReady: boolean };
+export type EncodedTemplate = { parts: Buffer[]; slots: string[]; escape: boolean; filled: (Buffer | undefined)[]; smtpReady: boolean };
 
 const EMPTY = Buffer.alloc(0);
 /** A piece of quoted-printable that may be joined to any other: it ends with a soft break. */
@@ -60,13 +60,15 @@ const joinable = (s: string) => (s === '' ? EMPTY : Buffer.from(`${qp(s)}=${CRLF
 export const encodeSlotValue = (value: string, html: boolean): Buffer => joinable(html ? escapeHtml(value) : value);
 const encodeValue = encodeSlotValue;
 
-function encodeTemplate(t: Template, fixed: Record<string, string>): EncodedTemplate {
+/** A part's template as quoted-printable pieces that join at soft line breaks, `fixed` values encoded in. */
+export function encodeTemplate(t: Template, fixed: Record<string, string>): EncodedTemplate {
   const filled = t.slots.map((slot) => (Object.hasOwn(fixed, slot) ? encodeValue(fixed[slot]!, t.escape) : undefined));
   const parts = t.parts.map(joinable);
   return { parts, slots: t.slots, escape: t.escape, filled, smtpReady: [...parts, ...filled].every((b) => !b || isSmtpReady(b)) };
 }
 
-function header(name: string, value: string): string {
+/** A header field, folded, with its CRLF. */
+export function header(name: string, value: string): string {
   return foldLines(`${name}: ${value}`, 76) + CRLF;
 }
 
@@ -159,7 +161,7 @@ export class IssueMime {
 }
 
 /** Appends the template's pieces with the reader's values; true when each value is SMTP-ready. */
-function fillInto(chunks: Buffer[], t: EncodedTemplate, vars: Record<string, string>): boolean {
+export function fillInto(chunks: Buffer[], t: EncodedTemplate, vars: Record<string, string>): boolean {
   let ready = true;
   chunks.push(t.parts[0]!);
   for (let i = 0; i < t.slots.length; i++) {

@@ -22,9 +22,10 @@ const WRITE_RETRY_MS = { first: 100, max: 2000 };
  * The relay has these messages: a write that fails because Postgres is unreachable (restart,
  * failover, a cut connection) is tried again, with backoff, until it commits, never dropped (the
  * message would be sent again). The statement is idempotent, so a write that committed but whose
- * answer was lost does nothing the second time. A write Postgres rolled back to break a deadlock
- * is tried again too (at once): it was not wrong, only unlucky. Meanwhile the callers keep waiting and their
- * messages stay in flight (their claims renewed: see ClaimKeeper). Any other error fails the batch.
+ * answer was lost does nothing the second time. A write Postgres rolled back to break a
+ * deadlock is tried again too, after a moment: it was not wrong, only unlucky. Meanwhile the
+ * callers keep waiting and their messages stay in flight (their claims renewed: see
+ * ClaimKeeper). Any other error fails the batch.
  */
 export class StatusWriter {
   private pending: Pending[] = [];

@@ -4,9 +4,8 @@
 // values joined to prepared buffers and goes to the relay through `mailer.sendRaw`, with none of
 // nodemailer's composing per sign-up.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { foldLines } from 'nodemailer/lib/mime-funcs';
 import { parseMailbox } from '../config/mailbox.js';
-import { encodeHeaderText, encodeSlotValue, formatAddress } from '../delivery/mime-template.js';
+import { type EncodedTemplate, encodeHeaderText, encodeTemplate, fillInto, formatAddress, header } from '../delivery/mime-template.js';
 import type { RawMail } from '../delivery/mailer.js';
 import type { ReaderMailTemplateName, ReaderMailTemplates } from '../rendering/reader-mail.js';
 import { fill, type Template } from '../rendering/template.js';
@@ -14,37 +13,10 @@ import { transportAddress } from './email-address.js';
 
 const CRLF = '\r\n';
 
-/** A part's template as quoted-printable pieces that join at soft line breaks (see mime-template.ts). */
-type EncodedPart = { parts: Buffer[]; slots: string[]; html: boolean; fixed: (Buffer | undefined)[] };
-
-function encodePart(t: Template, fixed: Record<string, string>): EncodedPart {
-  return {
-    // Literal text is never escaped: only values are (in the HTML part).
-    parts: t.parts.map((p) => encodeSlotValue(p, false)),
-    slots: t.slots,
-    html: t.escape,
-    fixed: t.slots.map((slot) => (Object.hasOwn(fixed, slot) ? encodeSlotValue(fixed[slot]!, t.escape) : undefined)),
-  };
-}
-
-function fillPart(chunks: Buffer[], t: EncodedPart, vars: Record<string, string>): void {
-  chunks.push(t.parts[0]!);
-  for (let i = 0; i < t.slots.length; i++) {
-    let value = t.fixed[i];
-    if (!value) {
-      const v = vars[t.slots[i]!];
-      if (v === undefined) throw new Error(`template variable "${t.slots[i]}" has no value`);
-      value = encodeSlotValue(v, t.html);
-    }
-    chunks.push(value, t.parts[i + 1]!);
-  }
-}
-
-const header = (name: string, value: string) => foldLines(`${name}: ${value}`, 76) + CRLF;
 const subjectHeader = (t: Template, vars: Record<string, string>) => header('Subject', encodeHeaderText(fill(t, vars)));
 
 /** `subject`: the Subject header, ready when it holds only fixed values. */
-type PreparedKind = { subject: Template | string; head: Buffer; text: EncodedPart; htmlStart: Buffer; html: EncodedPart; end: Buffer };
+type PreparedKind = { subject: Template | string; head: Buffer; text: EncodedTemplate; htmlStart: Buffer; html: EncodedTemplate; end: Buffer };
 
 export type ReaderMailSettings = { mailFrom: string };
 
@@ -75,9 +47,9 @@ export class ReaderMailMime {
           `${fromHeader}MIME-Version: 1.0${CRLF}Content-Type: multipart/alternative; boundary="${boundary}"${CRLF}${CRLF}${part('text/plain')}`,
           'latin1',
         ),
-        text: encodePart(t.text, fixed),
+        text: encodeTemplate(t.text, fixed),
         htmlStart: Buffer.from(`${CRLF}${part('text/html')}`, 'latin1'),
-        html: encodePart(t.html, fixed),
+        html: encodeTemplate(t.html, fixed),
         end: Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1'),
       });
     }
@@ -103,9 +75,9 @@ export class ReaderMailMime {
       'utf8',
     );
     const chunks: Buffer[] = [head, k.head];
-    fillPart(chunks, k.text, copy.vars);
+    fillInto(chunks, k.text, copy.vars);
     chunks.push(k.htmlStart);
-    fillPart(chunks, k.html, copy.vars);
+    fillInto(chunks, k.html, copy.vars);
     chunks.push(k.end);
     return { envelope: { from: this.sender, to: to.address }, raw: Buffer.concat(chunks), messageIdHeader };
   }
