@@ -33,6 +33,7 @@ export const BODY_LIMIT = 64 * 1024;
 
 /** Builds the HTTP app. Never listens: src/bin/* do that (tests use app.inject). */
 export async function buildApp(c: Container): Promise<FastifyInstance> {
+  const accessLog = new AccessLog();
   const app = Fastify({
     loggerInstance: c.log as FastifyBaseLogger,
     // Which peers may name the client (request.ip: rate limits, consent evidence), and timeouts.
@@ -47,8 +48,10 @@ export async function buildApp(c: Container): Promise<FastifyInstance> {
     // Router errors (a bad %-escape, an overlong path segment) get our error shape too.
     frameworkErrors: respondWithError(c.config.newsletterName),
     // One line per request, when it is answered.
-    logController: new AccessLog(),
+    logController: accessLog,
   });
+  // Closing waits for the last access lines (see AccessLog.settled).
+  app.addHook('onClose', () => accessLog.settled(1000));
   capConnectionsPerAddress(app.server, { max: c.config.httpMaxConnectionsPerIp, trust: c.config.trustProxy, log: c.log });
   boundRequestBodies(app.server, c.config.httpBodyTimeoutSeconds);
   app.setValidatorCompiler(validatorCompiler);
