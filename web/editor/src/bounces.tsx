@@ -1,6 +1,7 @@
 // Bounces and complaints, newest first, unmatched ones too, filtered by type; keyset-paged.
-import { useEffect, useState } from 'preact/hooks';
-import { type ApiError, get } from './api';
+import { useState } from 'preact/hooks';
+import { usePagedList } from './paged-list';
+import { ErrorText } from './messages';
 
 export type Bounce = {
   id: number;
@@ -14,34 +15,21 @@ export type Bounce = {
   reportId: number | null;
   occurredAt: string;
 };
-type Page = { items: Bounce[]; nextCursor: string | null };
 
 const TYPES: Record<string, string> = { hard: 'Hard bounces', soft: 'Soft bounces', complaint: 'Complaints', other: 'Other' };
 const when = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 export function Bounces() {
   const [type, setType] = useState('');
-  const [items, setItems] = useState<Bounce[]>();
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string>();
-
-  const load = async (cursor?: string) => {
-    const p = new URLSearchParams({ limit: '50' });
-    if (type) p.set('type', type);
-    if (cursor) p.set('cursor', cursor);
-    try {
-      const page = await get<Page>(`/api/bounces?${p}`);
-      setItems((before) => (cursor && before ? [...before, ...page.items] : page.items));
-      setNext(page.nextCursor);
-      setError(undefined);
-    } catch (err) {
-      setError((err as ApiError).message);
-    }
-  };
-  // A new filter loads the first page again.
-  useEffect(() => {
-    void load();
-  }, [type]);
+  const { items, next, error, load } = usePagedList<Bounce>(
+    (cursor) => {
+      const p = new URLSearchParams({ limit: '50' });
+      if (type) p.set('type', type);
+      if (cursor) p.set('cursor', cursor);
+      return `/api/bounces?${p}`;
+    },
+    [type],
+  );
 
   return (
     <>
@@ -57,11 +45,7 @@ export function Bounces() {
           ))}
         </select>
       </div>
-      {error && (
-        <p class="error" role="alert">
-          The bounces could not be loaded: {error}
-        </p>
-      )}
+      {error && <ErrorText>The bounces could not be loaded: {error}</ErrorText>}
       {items?.length === 0 && <p>No bounce or complaint recorded.</p>}
       {items && items.length > 0 && <BounceList items={items} label="Bounces and complaints" />}
       {next && (

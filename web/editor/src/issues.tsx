@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { type ApiError, get, type Issue, type SendProgress } from './api';
+import { get, type Issue, type SendProgress } from './api';
+import { usePagedList } from './paged-list';
 import { navigate } from './router';
-
-type Page = { items: Issue[]; nextCursor: string | null };
+import { ErrorText } from './messages';
 
 const IN_PROGRESS = new Set(['sending', 'paused']);
 const STATE_WORDS: Record<string, string> = {
@@ -19,25 +19,13 @@ const number = new Intl.NumberFormat();
 const when = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 export function Issues() {
-  const [issues, setIssues] = useState<Issue[]>();
-  const [next, setNext] = useState<string | null>(null);
+  const {
+    items: issues,
+    next,
+    error,
+    load,
+  } = usePagedList<Issue>((cursor) => `/api/issues?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, []);
   const [progress, setProgress] = useState<Record<number, SendProgress>>({});
-  const [error, setError] = useState<string>();
-
-  const load = async (cursor?: string) => {
-    try {
-      const page = await get<Page>(`/api/issues?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-      setIssues((before) => (cursor && before ? [...before, ...page.items] : page.items));
-      setNext(page.nextCursor);
-      setError(undefined);
-    } catch (err) {
-      setError((err as ApiError).message);
-    }
-  };
-
-  useEffect(() => {
-    void load();
-  }, []);
 
   // A lost connection: tried again every 5 s, so the list comes back by itself with the server.
   useEffect(() => {
@@ -83,12 +71,12 @@ export function Issues() {
         </button>
       </div>
       {error && (
-        <p class="error" role="alert">
+        <ErrorText>
           The issues could not be loaded: {error}{' '}
           <button type="button" class="secondary" onClick={() => load()}>
             Try again
           </button>
-        </p>
+        </ErrorText>
       )}
       {issues === undefined && !error && <p>Loading…</p>}
       {issues?.length === 0 && <p>No issues yet. Press “New issue” to write the first one.</p>}

@@ -9,6 +9,7 @@ import { Readers } from './readers';
 import { focusAfterNavigation, onLinkClick, type Route, routeOf, usePath } from './router';
 import { SignIn } from './sign-in';
 import { Writer } from './writer';
+import { ErrorText } from './messages';
 
 type Auth =
   | { state: 'checking' }
@@ -44,9 +45,7 @@ function App() {
     return (
       <main class="narrow">
         <h1>Broadside editor</h1>
-        <p role="alert" class="error">
-          {auth.message}
-        </p>
+        <ErrorText>{auth.message}</ErrorText>
         <button type="button" onClick={check}>
           Try again
         </button>
@@ -136,11 +135,7 @@ function Shell({ onSignedOut }: { onSignedOut: () => void }) {
         <button type="button" class="secondary" onClick={signOut}>
           Sign out
         </button>
-        {signOutError && (
-          <p role="alert" class="error">
-            {signOutError}
-          </p>
-        )}
+        {signOutError && <ErrorText>{signOutError}</ErrorText>}
       </header>
       <main id="main" ref={main} tabIndex={-1}>
         {route.screen === 'issues' && <Issues />}

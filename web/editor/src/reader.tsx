@@ -6,6 +6,7 @@ import { type ApiError, get, request } from './api';
 import { type Bounce, BounceList } from './bounces';
 import { ConfirmDialog } from './dialog';
 import { BASE } from './router';
+import { ErrorText, OkText } from './messages';
 
 type Reader = {
   id: number;
@@ -42,9 +43,7 @@ export function ReaderPage({ id }: { id: number }) {
     return (
       <>
         <h1>Reader erased</h1>
-        <p class="ok" role="status">
-          {erased} was erased: their data is gone, and the address can never be mailed again.
-        </p>
+        <OkText>{erased} was erased: their data is gone, and the address can never be mailed again.</OkText>
         <a href={`${BASE}/readers`}>Back to the readers</a>
       </>
     );
@@ -53,9 +52,7 @@ export function ReaderPage({ id }: { id: number }) {
     return (
       <>
         <h1>Reader</h1>
-        <p class="error" role="alert">
-          This reader could not be loaded: {error}
-        </p>
+        <ErrorText>This reader could not be loaded: {error}</ErrorText>
         <a href={`${BASE}/readers`}>Back to the readers</a>
       </>
     );
@@ -104,11 +101,7 @@ export function ReaderPage({ id }: { id: number }) {
       </section>
       <section aria-labelledby="reader-bounces-heading">
         <h2 id="reader-bounces-heading">Bounces and complaints</h2>
-        {bounceError && (
-          <p class="error" role="alert">
-            Their bounces could not be loaded: {bounceError}
-          </p>
-        )}
+        {bounceError && <ErrorText>Their bounces could not be loaded: {bounceError}</ErrorText>}
         {bounces?.length === 0 && <p>No bounce or complaint recorded for this reader.</p>}
         {bounces && bounces.length > 0 && <BounceList items={bounces} label={`Bounces and complaints of ${reader.email}`} />}
       </section>

@@ -3,6 +3,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type ApiError, get, request, upload } from './api';
 import { BASE } from './router';
+import { ErrorText, OkText } from './messages';
+import { usePagedList } from './paged-list';
 
 type Reader = {
   id: number;
@@ -12,7 +14,6 @@ type Reader = {
   createdAt: string;
   consent: { at: string; source: string; ip: string | null; userAgent: string | null };
 };
-type Page = { items: Reader[]; nextCursor: string | null };
 type Counts = Record<string, number> & { total: number };
 type ImportReport = {
   rows: number;
@@ -29,9 +30,6 @@ const kb = (bytes: number) => `${number.format(Math.ceil(bytes / 1024))} KB`;
 export function Readers() {
   const [query, setQuery] = useState({ email: '', status: '' });
   const [search, setSearch] = useState({ email: '', status: '' });
-  const [readers, setReaders] = useState<Reader[]>();
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string>();
   const [notice, setNotice] = useState<string>();
   const [counts, setCounts] = useState<Counts>();
   const [countsError, setCountsError] = useState<string>();
@@ -56,21 +54,7 @@ export function Readers() {
     return p;
   };
 
-  const load = async (cursor?: string) => {
-    try {
-      const page = await get<Page>(`/api/subscribers?${params(cursor)}`);
-      setReaders((before) => (cursor && before ? [...before, ...page.items] : page.items));
-      setNext(page.nextCursor);
-      setError(undefined);
-    } catch (err) {
-      setError((err as ApiError).message);
-    }
-  };
-
-  // A new search loads the first page again.
-  useEffect(() => {
-    void load();
-  }, [search]);
+  const { items: readers, next, error, load } = usePagedList<Reader>((cursor) => `/api/subscribers?${params(cursor)}`, [search]);
 
   const exportParams = new URLSearchParams();
   if (search.email) exportParams.set('email', search.email);
@@ -81,11 +65,7 @@ export function Readers() {
       <h1>Readers</h1>
       <section aria-labelledby="counts-heading">
         <h2 id="counts-heading">By status</h2>
-        {countsError && (
-          <p class="error" role="alert">
-            The counts could not be loaded: {countsError}
-          </p>
-        )}
+        {countsError && <ErrorText>The counts could not be loaded: {countsError}</ErrorText>}
         {counts && (
           <ul class="status-counts" aria-label="Counts by status">
             <li>
@@ -126,16 +106,8 @@ export function Readers() {
           Export CSV
         </a>
       </form>
-      {notice && (
-        <p class="ok" role="status">
-          {notice}
-        </p>
-      )}
-      {error && (
-        <p class="error" role="alert">
-          The readers could not be loaded: {error}
-        </p>
-      )}
+      {notice && <OkText>{notice}</OkText>}
+      {error && <ErrorText>The readers could not be loaded: {error}</ErrorText>}
       {readers?.length === 0 && <p>No reader matches.</p>}
       {readers && readers.length > 0 && (
         <ul class="reader-list" aria-label="Readers">
@@ -203,11 +175,7 @@ function AddReader({ onAdded }: { onAdded: (email: string) => void }) {
           aria-invalid={error ? 'true' : undefined}
           aria-describedby={error ? 'add-error' : undefined}
         />
-        {error && (
-          <p class="error" id="add-error" role="alert">
-            {error}
-          </p>
-        )}
+        {error && <ErrorText id="add-error">{error}</ErrorText>}
         <label for="add-name">Name (optional)</label>
         <input id="add-name" type="text" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
         <button type="submit">Add reader</button>
@@ -259,11 +227,7 @@ function ImportCsv({ onImported }: { onImported: () => void }) {
           aria-describedby={error ? 'csv-hint csv-error' : 'csv-hint'}
           onChange={(e) => setFile((e.target as HTMLInputElement).files?.[0])}
         />
-        {error && (
-          <p class="error" id="csv-error" role="alert">
-            {error}
-          </p>
-        )}
+        {error && <ErrorText id="csv-error">{error}</ErrorText>}
         <button type="submit" disabled={busy}>
           Import
         </button>

@@ -3,6 +3,7 @@
 // words, and the failed and bounced messages with the relay's answers and Retry failed.
 import { useEffect, useState } from 'preact/hooks';
 import { type ApiError, get, request, type SendProgress } from './api';
+import { ErrorText, OkText } from './messages';
 
 type Send = SendProgress & {
   sending: number;
@@ -105,11 +106,7 @@ export function SendConsole({ issueId, onChanged }: { issueId: number; onChanged
   return (
     <section class="send-console" aria-labelledby="console-heading">
       <h2 id="console-heading">Send: {statusWords[send.status] ?? send.status}</h2>
-      {error && (
-        <p class="error" role="alert">
-          Connection lost: {error} The counts below are from before; they update again when the server answers.
-        </p>
-      )}
+      {error && <ErrorText>Connection lost: {error} The counts below are from before; they update again when the server answers.</ErrorText>}
       <progress class="send-progress" max={Math.max(send.total, handled, 1)} value={handled} aria-label="Send progress" />
       <p class="meta">
         {number.format(handled)} of {number.format(send.total)}
@@ -177,16 +174,8 @@ export function SendConsole({ issueId, onChanged }: { issueId: number; onChanged
           </button>
         )}
       </div>
-      {actionError && (
-        <p class="error" role="alert">
-          {actionError}
-        </p>
-      )}
-      {done && (
-        <p class="ok" role="status">
-          {done}
-        </p>
-      )}
+      {actionError && <ErrorText>{actionError}</ErrorText>}
+      {done && <OkText>{done}</OkText>}
       {messages && (messages.failed.length > 0 || messages.bounced.length > 0) && (
         <>
           <h3>Failed and bounced messages</h3>

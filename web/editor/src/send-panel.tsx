@@ -4,6 +4,8 @@
 import { useState } from 'preact/hooks';
 import { type ApiError, get, type IssueDetail, request } from './api';
 import { ConfirmDialog } from './dialog';
+import { Field } from './field';
+import { ErrorText, OkText } from './messages';
 
 type TestResult = { to: string; status: 'submitted' | 'rejected'; response: string };
 type Confirming = { title: string; body: string; confirm: () => Promise<void> };
@@ -141,25 +143,17 @@ export function SendPanel({ issue, unsaved, onChanged }: { issue: IssueDetail; u
     <section class="send-panel" aria-labelledby="send-heading">
       <h2 id="send-heading">Test and send</h2>
       <form onSubmit={sendTest} noValidate>
-        <label for="test-addresses">Test addresses</label>
-        <p class="hint" id="test-addresses-hint">
-          Up to 10, separated by commas or spaces. The copy is marked [Test] and is not part of any send.
-        </p>
-        <input
+        <Field
           id="test-addresses"
+          label="Test addresses"
+          hint="Up to 10, separated by commas or spaces. The copy is marked [Test] and is not part of any send."
           type="text"
           inputMode="email"
           autoComplete="email"
           value={addresses}
-          onInput={(e) => setAddresses((e.target as HTMLInputElement).value)}
-          aria-invalid={testError ? 'true' : undefined}
-          aria-describedby={testError ? 'test-addresses-hint test-error' : 'test-addresses-hint'}
+          onValue={setAddresses}
+          error={testError}
         />
-        {testError && (
-          <p class="error" id="test-error" role="alert">
-            {testError}
-          </p>
-        )}
         <button type="submit" disabled={testing}>
           Send test
         </button>
@@ -176,23 +170,15 @@ export function SendPanel({ issue, unsaved, onChanged }: { issue: IssueDetail; u
 
       {(canSend || scheduled) && (
         <div class="field">
-          <label for="send-at">Send at</label>
-          <p class="hint" id="send-at-hint">
-            In your local time{atValid ? ` (that is ${utcWords(at)})` : ''}.
-          </p>
-          <input
+          <Field
             id="send-at"
+            label="Send at"
+            hint={`In your local time${atValid ? ` (that is ${utcWords(at)})` : ''}.`}
             type="datetime-local"
             value={sendAt}
-            onInput={(e) => setSendAt((e.target as HTMLInputElement).value)}
-            aria-invalid={sendAtError ? 'true' : undefined}
-            aria-describedby={sendAtError ? 'send-at-hint send-at-error' : 'send-at-hint'}
+            onValue={setSendAt}
+            error={sendAtError}
           />
-          {sendAtError && (
-            <p class="error" id="send-at-error" role="alert">
-              {sendAtError}
-            </p>
-          )}
         </div>
       )}
       <div class="actions">
@@ -227,16 +213,8 @@ export function SendPanel({ issue, unsaved, onChanged }: { issue: IssueDetail; u
           Scheduled for {new Date(issue.scheduledAt).toLocaleString()} ({utcWords(new Date(issue.scheduledAt))}).
         </p>
       )}
-      {sendError && (
-        <p class="error" role="alert">
-          {sendError}
-        </p>
-      )}
-      {done && (
-        <p class="ok" role="status">
-          {done}
-        </p>
-      )}
+      {sendError && <ErrorText>{sendError}</ErrorText>}
+      {done && <OkText>{done}</OkText>}
       {confirming && (
         <ConfirmDialog title={confirming.title} onClose={() => setConfirming(undefined)} onConfirm={confirming.confirm}>
           <p>{confirming.body}</p>

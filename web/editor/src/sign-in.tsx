@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { type ApiError, request, type Session } from './api';
+import { Field } from './field';
 
 export function SignIn({ onSignedIn, notice }: { onSignedIn: (s: Session) => void; notice?: string }) {
   const [token, setToken] = useState('');
@@ -36,25 +37,17 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (s: Session) => voi
       <h1>Sign in to the editor</h1>
       {notice && <p class="notice">{notice}</p>}
       <form onSubmit={submit} noValidate>
-        <label for="token">API token</label>
-        <p class="hint" id="token-hint">
-          The token the service printed when it started.
-        </p>
-        <input
+        <Field
           id="token"
+          label="API token"
+          hint="The token the service printed when it started."
           name="token"
           type="password"
           autoComplete="current-password"
           value={token}
-          onInput={(e) => setToken((e.target as HTMLInputElement).value)}
-          aria-invalid={error ? 'true' : undefined}
-          aria-describedby={error ? 'token-error token-hint' : 'token-hint'}
+          onValue={setToken}
+          error={error}
         />
-        {error && (
-          <p id="token-error" class="error" role="alert">
-            {error}
-          </p>
-        )}
         <button type="submit" disabled={busy}>
           Sign in
         </button>

@@ -7,6 +7,7 @@ import { type ApiError, get, type IssueDetail, type Media, OFFLINE, type Revisio
 import { navigate } from './router';
 import { SendConsole } from './send-console';
 import { SendPanel } from './send-panel';
+import { ErrorText } from './messages';
 
 type Fields = { subject: string; preheader: string; markdown: string };
 type Kept = Fields & { base: number | null; keptAt: string };
@@ -238,9 +239,7 @@ export function Writer({ id }: { id: number | 'new' }) {
     return (
       <>
         <h1>Write</h1>
-        <p class="error" role="alert">
-          {loadError}
-        </p>
+        <ErrorText>{loadError}</ErrorText>
         <p>
           <a href="/editor/issues">Back to the issues</a>
         </p>
@@ -472,11 +471,7 @@ function Revisions({ issueId, latest, editable, onRestore }: { issueId: number; 
   return (
     <details class="revisions" onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
       <summary>Revisions</summary>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      {error && <ErrorText>{error}</ErrorText>}
       {items && (
         <ol>
           {items.map((r) => (
