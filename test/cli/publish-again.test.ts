@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { TEST_TOKEN, useTestContext } from '../support/context.js';
 import { editor, type Issue } from '../support/editor.js';
 import { runCli } from './run-cli.js';
+import { truncate } from '../support/truncate.js';
 
 const t = useTestContext();
 const e = editor(t);
@@ -26,7 +27,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await t.c.pool.query('TRUNCATE issues, sends, messages RESTART IDENTITY CASCADE');
+  await truncate(t.c.pool, 'issues, sends, messages');
 });
 
 async function file(name: string, content: string): Promise<string> {

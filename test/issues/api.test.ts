@@ -8,6 +8,7 @@ import { parseIssueFile } from '../../src/issues/issue-file.js';
 import { escapeHtml } from '../../src/web/escape.js';
 import { createTestContext, useTestContext, type TestContext } from '../support/context.js';
 import { editor, type Issue, type Method } from '../support/editor.js';
+import { truncate } from '../support/truncate.js';
 
 const t = useTestContext();
 const { api, createIssue: create, publish } = editor(t);
@@ -66,7 +67,7 @@ async function walk(query: string): Promise<{ pages: Page[]; ids: number[] }> {
 }
 
 beforeEach(async () => {
-  await t.c.pool.query('TRUNCATE issues RESTART IDENTITY CASCADE');
+  await truncate(t.c.pool, 'issues');
 });
 
 describe('POST /api/issues', () => {

@@ -8,6 +8,7 @@ import { parseIssueFile } from '../../src/issues/issue-file.js';
 import { escapeHtml } from '../../src/web/escape.js';
 import { useTestContext } from '../support/context.js';
 import { editor, type Issue, type IssueInput } from '../support/editor.js';
+import { truncate } from '../support/truncate.js';
 
 const t = useTestContext();
 const { api, createIssue: create, publish } = editor(t);
@@ -49,7 +50,7 @@ function csp(res: LightMyRequestResponse): Record<string, string[]> {
 const count = (haystack: string, needle: string) => haystack.split(needle).length - 1;
 
 beforeEach(async () => {
-  await t.c.pool.query('TRUNCATE issues RESTART IDENTITY CASCADE');
+  await truncate(t.c.pool, 'issues');
 });
 
 describe('drafts are not public', () => {

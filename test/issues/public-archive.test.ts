@@ -7,6 +7,7 @@ import { createContainer, type Container } from '../../src/container.js';
 import { FRESH_MS } from '../../src/issues/public-archive.js';
 import { useTestContext } from '../support/context.js';
 import { editor, until, type Issue } from '../support/editor.js';
+import { truncate } from '../support/truncate.js';
 
 // The public pages served from what a change prepared (issue 16, item 4): validators and 304s,
 // a change seen at once by the process that made it and within FRESH_MS by another process on
@@ -28,7 +29,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await t.c.pool.query('TRUNCATE issues RESTART IDENTITY CASCADE');
+  await truncate(t.c.pool, 'issues');
   // Direct SQL, not the editor API: this process is told, as a worker's change is not.
   t.c.archive.changed();
   other.c.archive.changed();

@@ -3,6 +3,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { useTestContext } from '../support/context.js';
 import { editor, workersIdle, type Issue } from '../support/editor.js';
 import { addActiveReaders } from '../support/readers.js';
+import { truncate } from '../support/truncate.js';
 
 // Revisions, corrections and unpublish (issue 14, item 4). The worker runs, so that a sent issue
 // is one whose send really mailed readers.
@@ -37,7 +38,7 @@ const archiveSlugs = async () => ((await asJson('/issues')).json() as { items: {
 const feed = async () => (await t.app.inject({ method: 'GET', url: '/feed.xml' })).body;
 
 beforeEach(async () => {
-  await t.c.pool.query('TRUNCATE issues, sends, messages RESTART IDENTITY CASCADE');
+  await truncate(t.c.pool, 'issues, sends, messages');
 });
 
 describe('every save keeps a revision', () => {
@@ -231,7 +232,7 @@ describe('unpublish', () => {
 
 describe('a sent issue', () => {
   it('is corrected on the web only (mailAlreadySent), is unpublished but stays sent, and comes back with its send date', async () => {
-    await t.c.pool.query('TRUNCATE subscribers RESTART IDENTITY CASCADE');
+    await truncate(t.c.pool, 'subscribers');
     await addActiveReaders(t, ['a@example.com', 'b@example.com', 'c@example.com']);
     const issue = await createIssue({ subject: 'Mailed out', markdown: 'Mailed words.\n\n## One\n\nText.' });
     const send = await trigger(issue.id);

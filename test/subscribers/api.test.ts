@@ -4,13 +4,14 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { SubscriberSchema } from '../../src/subscribers/api-routes.js';
 import { createTestContext, type TestContext } from '../support/context.js';
+import { truncate } from '../support/truncate.js';
 
 let t: TestContext;
 beforeAll(async () => {
   t = await createTestContext();
 });
 beforeEach(async () => {
-  await t.c.pool.query('TRUNCATE subscribers, suppressions RESTART IDENTITY CASCADE');
+  await truncate(t.c.pool, 'subscribers, suppressions');
 });
 afterEach(() => t.assertNoLeaks());
 afterAll(async () => {

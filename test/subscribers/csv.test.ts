@@ -6,6 +6,7 @@ import { parse } from 'csv-parse/sync';
 import { exportColumns } from '../../src/subscribers/csv-export.js';
 import type { ImportReport } from '../../src/subscribers/csv-import.js';
 import { useTestContext } from '../support/context.js';
+import { truncate } from '../support/truncate.js';
 
 const t = useTestContext();
 
@@ -14,7 +15,7 @@ const t = useTestContext();
 v8.setFlagsFromString('--expose-gc');
 const collectGarbage = vm.runInNewContext('gc') as () => void;
 
-const reset = () => t.c.pool.query('TRUNCATE subscribers, suppressions RESTART IDENTITY CASCADE');
+const reset = () => truncate(t.c.pool, 'subscribers, suppressions');
 
 type Report = ImportReport;
 
