@@ -79,7 +79,7 @@ export class Deliverer {
     private readonly bounced: (sendId: number) => void = () => undefined,
   ) {
     this.copies = new SendCopies(c.pool, c);
-    this.claimer = new ClaimBatcher(c.pool, c.config.sendingTimeoutSeconds);
+    this.claimer = new ClaimBatcher(c.pool, c.config.sendingTimeoutSeconds, { riders: () => status.takeWaiting() });
     this.claims = new ClaimKeeper(c.pool, c.log, renewalIntervalMs(c.config.sendingTimeoutSeconds));
     const max = c.config.smtpPoolSize;
     c.metrics.smtpConcurrencyLimit(max);

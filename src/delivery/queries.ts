@@ -36,27 +36,59 @@ export async function claimMessages(pool: Pool, messageIds: number[], timeoutSec
   // locks are still taken in id order (ORDER BY … FOR UPDATE), whatever the plan.
   const { rows } = await pool.query<Claim>({
     name: 'claim-messages',
-    text: `WITH locked AS (
-       SELECT m.id FROM messages m
-        WHERE m.id = ANY(ARRAY(SELECT unnest($1::bigint[])))
-          AND (m.status = 'queued' OR (m.status = 'sending' AND ${staleClaim('m', '$2')}))
-        ORDER BY m.id
-          FOR UPDATE OF m),
-     claimed AS (
-       UPDATE messages m SET status = 'sending', claimed_at = now(), attempts = attempts + 1, updated_at = now()
-         FROM locked l
-        WHERE m.id = l.id
-          AND EXISTS (SELECT 1 FROM sends s WHERE s.id = m.send_id AND s.status = 'sending')
-        RETURNING m.id, m.send_id, m.subscriber_id, m.attempts)
-     SELECT c.id, c.send_id, s.issue_id, i.revision AS issue_revision, c.subscriber_id, c.attempts, r.email, r.name, r.status AS subscriber_status
-       FROM claimed c
-       JOIN sends s ON s.id = c.send_id
-       JOIN issues i ON i.id = s.issue_id
-       LEFT JOIN subscribers r ON r.id = c.subscriber_id`,
+    text: `WITH ${CLAIM_CTES('$1', '$2', 'true')} ${CLAIMS_SELECTED}`,
     values: [messageIds, timeoutSeconds],
   });
   return rows;
 }
+
+/**
+ * claimMessages and markSubmitted in one statement, so in one transaction and one commit: the
+ * submissions the StatusWriter has waiting ride with the next group of claims (see ClaimBatcher).
+ * A commit is the dearest part of either (its WAL flush), so two groups for one flush. Both are
+ * as durable as alone. A message among both (queued again by recovery while this worker was cut
+ * off from Postgres, and its job fed again) is submitted and not claimed: the relay has it, and
+ * Postgres cannot update one row twice in one statement.
+ * The claims run first (the main query reads them), the submissions once they are done
+ * (Postgres runs a data-modifying WITH its query does not read at the end).
+ */
+export async function claimMessagesRecording(
+  pool: Pool,
+  messageIds: number[],
+  timeoutSeconds: number,
+  submitted: { ids: number[]; responses: string[] },
+): Promise<Claim[]> {
+  const { rows } = await pool.query<Claim>({
+    name: 'claim-messages-recording',
+    text: `WITH ${SUBMITTED_CTES('$3', '$4')}, ${CLAIM_CTES('$1', '$2', 'm.id <> ALL($3::bigint[])')} ${CLAIMS_SELECTED}`,
+    values: [messageIds, timeoutSeconds, submitted.ids, submitted.responses],
+  });
+  return rows;
+}
+
+/** Locks the messages asked for that are free to claim, in id order, then claims those whose send is sending. */
+const CLAIM_CTES = (ids: string, timeout: string, also: string) => `
+  locked AS (
+    SELECT m.id FROM messages m
+     WHERE m.id = ANY(ARRAY(SELECT unnest(${ids}::bigint[])))
+       AND (m.status = 'queued' OR (m.status = 'sending' AND ${staleClaim('m', timeout)}))
+       AND ${also}
+     ORDER BY m.id
+       FOR UPDATE OF m),
+  claimed AS (
+    UPDATE messages m SET status = 'sending', claimed_at = now(), attempts = attempts + 1, updated_at = now()
+      FROM locked l
+     WHERE m.id = l.id
+       AND EXISTS (SELECT 1 FROM sends s WHERE s.id = m.send_id AND s.status = 'sending')
+     RETURNING m.id, m.send_id, m.subscriber_id, m.attempts)`;
+
+/** What a claim carries (see Claim). */
+const CLAIMS_SELECTED = `
+  SELECT c.id, c.send_id, s.issue_id, i.revision AS issue_revision, c.subscriber_id, c.attempts, r.email, r.name, r.status AS subscriber_status
+    FROM claimed c
+    JOIN sends s ON s.id = c.send_id
+    JOIN issues i ON i.id = s.issue_id
+    LEFT JOIN subscribers r ON r.id = c.subscriber_id`;
 
 /** One message's claim (see claimMessages). */
 export async function claimMessage(pool: Pool, messageId: number, timeoutSeconds: number): Promise<Claim | undefined> {
@@ -93,21 +125,26 @@ export async function renewClaims(pool: Pool, claims: readonly Pick<Claim, 'id' 
 export async function markSubmitted(pool: Pool, ids: number[], responses: string[]): Promise<void> {
   await pool.query({
     name: 'mark-submitted',
-    text: `WITH m AS (
-       UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response, in_doubt = false
-         FROM unnest($1::bigint[], $2::text[]) AS u(id, response)
-        WHERE m.id = u.id AND m.status IN ('sending', 'queued', 'cancelled')
-        RETURNING m.id, m.subscriber_id),
-     went_through AS (
-       SELECT s.id, m.id AS message_id, soft_bounce_probe_went_through(s.soft_bounce_probe) AS reset
-         FROM m JOIN subscribers s ON s.id = m.subscriber_id AND s.soft_bounces IS NOT NULL)
-     UPDATE subscribers s
-        SET soft_bounces = CASE WHEN w.reset THEN NULL ELSE s.soft_bounces END,
-            soft_bounce_probe = CASE WHEN w.reset THEN NULL ELSE w.message_id END
-       FROM went_through w WHERE s.id = w.id`,
+    text: `WITH ${SUBMITTED_CTES('$1', '$2')} SELECT 1`,
     values: [ids, responses],
   });
 }
+
+/** Records the submissions (see markSubmitted) and moves the soft-bounce probes, as WITH queries (`submitted`, `probed`). */
+const SUBMITTED_CTES = (ids: string, responses: string) => `
+  submitted AS (
+    UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response, in_doubt = false
+      FROM unnest(${ids}::bigint[], ${responses}::text[]) AS u(id, response)
+     WHERE m.id = u.id AND m.status IN ('sending', 'queued', 'cancelled')
+     RETURNING m.id, m.subscriber_id),
+  went_through AS (
+    SELECT s.id, m.id AS message_id, soft_bounce_probe_went_through(s.soft_bounce_probe) AS reset
+      FROM submitted m JOIN subscribers s ON s.id = m.subscriber_id AND s.soft_bounces IS NOT NULL),
+  probed AS (
+    UPDATE subscribers s
+       SET soft_bounces = CASE WHEN w.reset THEN NULL ELSE s.soft_bounces END,
+           soft_bounce_probe = CASE WHEN w.reset THEN NULL ELSE w.message_id END
+      FROM went_through w WHERE s.id = w.id)`;
 
 /**
  * Gives a claim back after a temporary failure (or with the relay unavailable): queued, for the

@@ -6,9 +6,12 @@ import { markSubmitted } from './queries.js';
 
 type Pending = { id: number; response: string; done: (err?: unknown) => void };
 
+/** Submissions handed to another statement (see StatusWriter.takeWaiting); exactly one of committed and failed is called. */
+export type Riders = { ids: number[]; responses: string[]; committed: () => void; failed: () => void };
+
 /** deadlock_detected, serialization_failure: the statement was rolled back, and may simply run again. */
 const LOCK_CONFLICTS = new Set(['40P01', '40001']);
-const isLockConflict = (err: unknown) => LOCK_CONFLICTS.has((err as { code?: unknown })?.code as string);
+export const isLockConflict = (err: unknown) => LOCK_CONFLICTS.has((err as { code?: unknown })?.code as string);
 
 /** Waits between tries of a write that lost Postgres: doubling from the first, up to the last. */
 const WRITE_RETRY_MS = { first: 100, max: 2000 };
@@ -26,6 +29,9 @@ const WRITE_RETRY_MS = { first: 100, max: 2000 };
  * deadlock is tried again too, after a moment: it was not wrong, only unlucky. Meanwhile the
  * callers keep waiting and their messages stay in flight (their claims renewed: see
  * ClaimKeeper). Any other error fails the batch.
+ *
+ * Most batches do not wait for their delay: the ClaimBatcher's next group of claims takes them
+ * (takeWaiting) and records them in its own statement, one commit for both.
  */
 export class StatusWriter {
   private pending: Pending[] = [];
@@ -58,6 +64,11 @@ export class StatusWriter {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
+    this.writeAlone(batch);
+  }
+
+  /** Writes the batch in a statement of its own, trying again until it commits (see write). */
+  private writeAlone(batch: Pending[]): void {
     const write = this.write(batch).then(
       () => {
         for (const p of batch) p.done();
@@ -68,6 +79,38 @@ export class StatusWriter {
     );
     this.writing.add(write);
     void write.finally(() => this.writing.delete(write));
+  }
+
+  /**
+   * Hands what is waiting (at most a batch) to a statement about to run, which records it in
+   * its own transaction (ClaimBatcher's claims: one commit for both). Its callers wait for that
+   * statement: `committed()` resolves them; `failed()` writes the batch alone as usual, so a
+   * submission is never dropped nor failed for a fault of the statement it rode with.
+   * Undefined when nothing waits.
+   */
+  takeWaiting(): Riders | undefined {
+    if (this.pending.length === 0) return undefined;
+    const batch = this.pending.splice(0, this.maxBatch);
+    if (this.pending.length === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    let settle!: () => void;
+    const riding = new Promise<void>((resolve) => (settle = resolve));
+    this.writing.add(riding);
+    void riding.finally(() => this.writing.delete(riding));
+    return {
+      ids: batch.map((p) => p.id),
+      responses: batch.map((p) => p.response),
+      committed: () => {
+        for (const p of batch) p.done();
+        settle();
+      },
+      failed: () => {
+        this.writeAlone(batch);
+        settle();
+      },
+    };
   }
 
   private async write(batch: Pending[]): Promise<void> {
@@ -98,6 +141,7 @@ export class StatusWriter {
   /** Writes whatever is waiting and waits for every write in progress. */
   async close(): Promise<void> {
     this.flush();
-    await Promise.all([...this.writing]);
+    // A batch whose ride failed is then written alone: wait for that too.
+    while (this.writing.size > 0) await Promise.all([...this.writing]);
   }
 }
