@@ -1,5 +1,5 @@
 import type { Pool } from '../db/pool.js';
-import { claimMessages, claimMessagesRecording, type Claim } from './queries.js';
+import { claimMessages, claimMessagesRecording, markSubmitted, type Claim } from './queries.js';
 import { isLockConflict, type Riders } from './status-writer.js';
 
 type Pending = { id: number; resolve: (claim: Claim | undefined) => void; reject: (err: unknown) => void; tries: number };
@@ -38,6 +38,8 @@ export class ClaimBatcher {
   private pending: Pending[] = [];
   private scheduled = false;
   private writing = 0;
+  /** A statement is wanted for the riders alone, whether or not claims wait (see carry). */
+  private carrying = false;
 
   private readonly maxBatch: number;
   private readonly maxWriting: number;
@@ -60,8 +62,21 @@ export class ClaimBatcher {
     });
   }
 
+  /**
+   * Runs a statement for the riders (StatusWriter.carryBy) as soon as the one in flight is done,
+   * with the claims waiting then, or with none.
+   */
+  carry(): void {
+    this.carrying = true;
+    this.schedule();
+  }
+
+  private get idle(): boolean {
+    return this.pending.length === 0 && !this.carrying;
+  }
+
   private schedule(): void {
-    if (this.scheduled || this.writing >= this.maxWriting || this.pending.length === 0) return;
+    if (this.scheduled || this.writing >= this.maxWriting || this.idle) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -70,13 +85,15 @@ export class ClaimBatcher {
   }
 
   private flush(): void {
-    if (this.writing >= this.maxWriting || this.pending.length === 0) return;
+    if (this.writing >= this.maxWriting || this.idle) return;
+    this.carrying = false;
     const batch = this.pending.splice(0, this.maxBatch);
+    const riding = this.riders();
+    if (batch.length === 0 && !riding) return;
     this.writing++;
     // One id once: a job fed twice for one message asks twice; the second caller finds it claimed.
     const ids = [...new Set(batch.map((p) => p.id))];
-    const riding = this.riders();
-    (riding ? claimMessagesRecording(this.pool, ids, this.timeoutSeconds, riding) : claimMessages(this.pool, ids, this.timeoutSeconds))
+    this.statement(ids, riding)
       .then(
         (claims) => {
           riding?.committed();
@@ -98,5 +115,11 @@ export class ClaimBatcher {
         this.writing--;
         this.schedule();
       });
+  }
+
+  private statement(ids: number[], riding: Riders | undefined): Promise<Claim[]> {
+    if (!riding) return claimMessages(this.pool, ids, this.timeoutSeconds);
+    if (ids.length === 0) return markSubmitted(this.pool, riding.ids, riding.responses).then(() => []);
+    return claimMessagesRecording(this.pool, ids, this.timeoutSeconds, riding);
   }
 }

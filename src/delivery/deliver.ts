@@ -80,6 +80,7 @@ export class Deliverer {
   ) {
     this.copies = new SendCopies(c.pool, c);
     this.claimer = new ClaimBatcher(c.pool, c.config.sendingTimeoutSeconds, { riders: () => status.takeWaiting() });
+    status.carryBy(() => this.claimer.carry());
     this.claims = new ClaimKeeper(c.pool, c.log, renewalIntervalMs(c.config.sendingTimeoutSeconds));
     const max = c.config.smtpPoolSize;
     c.metrics.smtpConcurrencyLimit(max);

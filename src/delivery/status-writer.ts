@@ -37,6 +37,7 @@ export class StatusWriter {
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing = new Set<Promise<void>>();
+  private carrier: (() => void) | undefined;
 
   private readonly maxBatch: number;
   private readonly maxDelayMs: number;
@@ -53,9 +54,28 @@ export class StatusWriter {
   submitted(id: number, response: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ id, response, done: (err) => (err ? reject(err) : resolve()) });
-      if (this.pending.length >= this.maxBatch) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.maxDelayMs);
+      if (this.pending.length >= this.maxBatch) this.due();
+      else this.timer ??= setTimeout(() => this.due(), this.maxDelayMs);
     });
+  }
+
+  /**
+   * From now on a batch that is due (full, or its delay over) is not written alone but handed to
+   * `carry`, which runs a statement that takes it (takeWaiting) as soon as it can: the
+   * ClaimBatcher's, in its one lane, after the statement in flight. close() still writes alone.
+   */
+  carryBy(carry: () => void): void {
+    this.carrier = carry;
+  }
+
+  private due(): void {
+    if (!this.carrier) {
+      this.flush();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.carrier();
   }
 
   private flush(): void {
@@ -91,10 +111,10 @@ export class StatusWriter {
   takeWaiting(): Riders | undefined {
     if (this.pending.length === 0) return undefined;
     const batch = this.pending.splice(0, this.maxBatch);
-    if (this.pending.length === 0) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // More than a batch waited: the rest is due at once.
+    if (this.pending.length > 0) this.timer = setTimeout(() => this.due(), 0);
     let settle!: () => void;
     const riding = new Promise<void>((resolve) => (settle = resolve));
     this.writing.add(riding);

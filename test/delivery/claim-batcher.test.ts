@@ -40,6 +40,7 @@ async function queuedMessages(n: number, tag: string): Promise<{ sendId: number;
 function counting(pool: Pool) {
   const counts = new Map<string, number>();
   const failures = new Map<string, Error>();
+  const gates = new Map<string, Promise<void>>();
   const counted = new Proxy(pool, {
     get(target, prop, receiver) {
       if (prop === 'query') {
@@ -50,6 +51,9 @@ function counting(pool: Pool) {
             const failure = failures.get(name);
             failures.delete(name);
             if (failure) throw failure;
+            const gate = gates.get(name);
+            gates.delete(name);
+            await gate;
           }
           return (target.query as (...a: unknown[]) => unknown)(q, ...rest);
         };
@@ -62,6 +66,12 @@ function counting(pool: Pool) {
     claims: () => counts.get('claim-messages') ?? 0,
     count: (name: string) => counts.get(name) ?? 0,
     failNext: (name: string, err: Error) => failures.set(name, err),
+    /** Holds the next statement of that name until the function returned is called. */
+    holdNext(name: string): () => void {
+      let open: () => void = () => undefined;
+      gates.set(name, new Promise<void>((resolve) => (open = resolve)));
+      return () => open();
+    },
   };
 }
 
@@ -228,6 +238,51 @@ describe('ClaimBatcher', () => {
       await claim;
       const rowsNow = await statuses(sent);
       expect(sent.map((id) => rowsNow.get(id)!.status)).toEqual(['submitted', 'submitted']);
+    });
+
+    it("hands a batch that is due to the claims' lane: it waits for the statement in flight and goes with the next claims", async () => {
+      const { ids } = await queuedMessages(4, 'lane');
+      const [sent, first, next] = [ids.slice(0, 2), ids[2]!, ids[3]!];
+      await claimed(sent);
+      const counter = counting(t.c.pool);
+      // Due as soon as two wait (maxBatch), with no delay to wait for.
+      const writer = new StatusWriter(counter.pool, t.c.log, { maxBatch: 2, maxDelayMs: 60_000 });
+      const batcher = new ClaimBatcher(counter.pool, 60, { riders: () => writer.takeWaiting() });
+      writer.carryBy(() => batcher.carry());
+      const release = counter.holdNext('claim-messages');
+      const firstClaim = batcher.claim(first);
+      const deadline = Date.now() + 5000;
+      while (counter.claims() === 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      expect(counter.claims()).toBe(1);
+
+      // Due while the claim statement is in flight: nothing else is written meanwhile.
+      let recorded = 0;
+      const submissions = Promise.all(sent.map((id) => writer.submitted(id, '250 ok').then(() => void recorded++)));
+      const nextClaim = batcher.claim(next);
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect([counter.count('mark-submitted'), counter.count('claim-messages-recording'), recorded]).toEqual([0, 0, 0]);
+
+      release();
+      expect((await firstClaim)?.id).toBe(first);
+      expect((await nextClaim)?.id).toBe(next);
+      await submissions;
+      expect([counter.claims(), counter.count('claim-messages-recording'), counter.count('mark-submitted')]).toEqual([1, 1, 0]);
+      const rowsNow = await statuses(ids);
+      expect(ids.map((id) => rowsNow.get(id)!.status)).toEqual(['submitted', 'submitted', 'sending', 'sending']);
+      await writer.close();
+    });
+
+    it('writes a due batch in the lane on its own when no claim comes', async () => {
+      const { ids } = await queuedMessages(2, 'alone');
+      await claimed(ids);
+      const counter = counting(t.c.pool);
+      const writer = new StatusWriter(counter.pool, t.c.log, { maxBatch: 500, maxDelayMs: 5 });
+      const batcher = new ClaimBatcher(counter.pool, 60, { riders: () => writer.takeWaiting() });
+      writer.carryBy(() => batcher.carry());
+      await Promise.all(ids.map((id) => writer.submitted(id, '250 ok')));
+      expect([counter.claims(), counter.count('claim-messages-recording'), counter.count('mark-submitted')]).toEqual([0, 0, 1]);
+      expect([...(await statuses(ids)).values()].map((r) => r.status)).toEqual(['submitted', 'submitted']);
+      await writer.close();
     });
   });
 });
