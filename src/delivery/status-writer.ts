@@ -30,8 +30,10 @@ const WRITE_RETRY_MS = { first: 100, max: 2000 };
  * callers keep waiting and their messages stay in flight (their claims renewed: see
  * ClaimKeeper). Any other error fails the batch.
  *
- * Most batches do not wait for their delay: the ClaimBatcher's next group of claims takes them
- * (takeWaiting) and records them in its own statement, one commit for both.
+ * In a worker, most batches do not wait for their delay: the ClaimBatcher's next group of claims
+ * takes them (takeWaiting) and records them in its own statement, one commit for both; a batch
+ * due before any claim came goes through the ClaimBatcher's lane too (carryBy), so a process
+ * runs one such statement at a time.
  */
 export class StatusWriter {
   private pending: Pending[] = [];
