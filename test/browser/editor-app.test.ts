@@ -708,7 +708,7 @@ describe('accessibility and layout', () => {
         'erase dialog': [],
       });
     });
-  });
+  }, 90_000);
 
   it.each([
     [375, 740],

@@ -214,7 +214,7 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
       expect(worker.running).toBe(true);
       await expectEachReaderOnce(w.t, sendId, READERS, w.relays, new Set([...before, ...after]));
     });
-  }, 60_000);
+  }, 200_000);
 
   it.concurrent('a worker SIGKILLed mid-send and restarted: every reader gets the issue, twice only if it was in flight', async () => {
     await withWorld({ relay: { answerDelayMs: 50 } }, async (w) => {
@@ -319,5 +319,5 @@ describe('crash safety of a send (real worker processes, real SMTP)', () => {
       await waitForDone(w, issueId, 3_000 + 12_000 - (Date.now() - killedAt));
       await expectEachReaderOnce(w.t, sendId, READERS, w.relays, mayDuplicate);
     });
-  }, 60_000);
+  }, 200_000);
 });
