@@ -2,22 +2,32 @@
 // same bytes out for any input cut into any chunks, and the same byte counts.
 import { describe, expect, it } from '@jest/globals';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream';
-import { fastDotStuffing, nodemailerDotStuffing } from '../../src/delivery/dot-stuffing.js';
+import { fastDotStuffing, fastFlush, markSmtpReady, nodemailerDotStuffing, nodemailerFlush } from '../../src/delivery/dot-stuffing.js';
 
 type Transform = typeof fastDotStuffing;
+type Flush = typeof fastFlush;
 
-/** What a DataStream using `transform` writes for `chunks`, and its byte counts. */
-function run(transform: Transform, chunks: Buffer[]): Promise<{ out: Buffer; inBytes: number; outBytes: number }> {
+/** The flush that goes with each transform: installFastDotStuffing installs both. */
+const flushOf = (transform: Transform): Flush => (transform === fastDotStuffing ? fastFlush : nodemailerFlush);
+
+/** What a DataStream using `transform` (and its flush) writes for `chunks`: the bytes, the pieces, and its byte counts. */
+async function runInPieces(transform: Transform, chunks: Buffer[]): Promise<{ pieces: Buffer[]; inBytes: number; outBytes: number }> {
   const s = new DataStream();
-  (s as unknown as { _transform: Transform })._transform = transform;
-  const parts: Buffer[] = [];
-  s.on('data', (d: Buffer) => parts.push(d));
+  Object.assign(s as unknown as { _transform: Transform; _flush: Flush }, { _transform: transform, _flush: flushOf(transform) });
+  const pieces: Buffer[] = [];
+  s.on('data', (d: Buffer) => pieces.push(d));
   return new Promise((resolve, reject) => {
     s.on('error', reject);
-    s.on('end', () => resolve({ out: Buffer.concat(parts), inBytes: s.inByteCount, outBytes: s.outByteCount }));
+    s.on('end', () => resolve({ pieces, inBytes: s.inByteCount, outBytes: s.outByteCount }));
     for (const c of chunks) s.write(c);
     s.end();
   });
+}
+
+/** What a DataStream using `transform` (and its flush) writes for `chunks`, and its byte counts. */
+async function run(transform: Transform, chunks: Buffer[]): Promise<{ out: Buffer; inBytes: number; outBytes: number }> {
+  const { pieces, inBytes, outBytes } = await runInPieces(transform, chunks);
+  return { out: Buffer.concat(pieces), inBytes, outBytes };
 }
 
 /** A deterministic generator (mulberry32), so a failure can be replayed. */
@@ -70,5 +80,24 @@ describe('fast dot-stuffing', () => {
     const message = Buffer.from('Subject: x\r\n\r\n'.concat('line of text\r\n'.repeat(5000)));
     const r = await run(fastDotStuffing, [message]);
     expect(r.out.equals(Buffer.concat([message, Buffer.from('.\r\n')]))).toBe(true);
+  });
+
+  it('writes a small SMTP-ready message and the terminating dot in one piece, a large one as it comes', async () => {
+    const small = markSmtpReady(Buffer.from('Subject: x\r\n\r\n'.concat('line of text\r\n'.repeat(500))));
+    const r = await runInPieces(fastDotStuffing, [small]);
+    expect(r.pieces.length).toBe(1);
+    expect(r.pieces[0]!.equals(Buffer.concat([small, Buffer.from('.\r\n')]))).toBe(true);
+    expect([r.inBytes, r.outBytes]).toEqual([small.length, small.length + 3]);
+    const large = markSmtpReady(Buffer.from('Subject: x\r\n\r\n'.concat('line of text\r\n'.repeat(10_000))));
+    const l = await runInPieces(fastDotStuffing, [large]);
+    expect(l.pieces.map((p) => p.length)).toEqual([large.length, 3]);
+  });
+
+  it('the same bytes as nodemailer when more follows a message held back', async () => {
+    const message = markSmtpReady(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    for (const after of ['.dot\r\n', 'no line end', '\r', '\n.']) {
+      const chunks = [message, Buffer.from(after)];
+      expect(await run(fastDotStuffing, chunks)).toEqual(await run(nodemailerDotStuffing, chunks));
+    }
   });
 });
