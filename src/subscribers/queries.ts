@@ -38,6 +38,20 @@ export async function findSubscriber(pool: Pool, id: number): Promise<Subscriber
   return rows[0];
 }
 
+/** What a reader mail needs of its reader. */
+export type MailRecipient = Pick<SubscriberRow, 'id' | 'email' | 'name' | 'status'>;
+
+/** The reader a reader mail goes to, as it is now; only the columns the mail uses (no dates to parse). */
+export async function findMailRecipient(pool: Pool, id: number): Promise<MailRecipient | undefined> {
+  // Named: it runs for every reader mail, and each connection parses and plans it once.
+  const { rows } = await pool.query<MailRecipient>({
+    name: 'find-mail-recipient',
+    text: 'SELECT id, email, name, status FROM subscribers WHERE id = $1::bigint',
+    values: [id],
+  });
+  return rows[0];
+}
+
 /**
  * A sign-up from the form or its JSON twin. Inserts a pending reader, or, for a known address
  * that is not active, records the new request, but only when no confirmation went out in the
@@ -49,8 +63,10 @@ export async function requestSubscription(
   pool: Pool,
   a: { email: string; normalized: string; name: string | null; evidence: Evidence },
 ): Promise<{ id: number; confirmation_sent_at: Date } | undefined> {
-  const { rows } = await pool.query<{ id: number; confirmation_sent_at: Date }>(
-    `INSERT INTO subscribers (email, email_normalized, name, status, consent_source, consent_ip, consent_user_agent, confirmation_sent_at)
+  // Named: it runs for every sign-up, and each connection parses and plans it once.
+  const { rows } = await pool.query<{ id: number; confirmation_sent_at: Date }>({
+    name: 'request-subscription',
+    text: `INSERT INTO subscribers (email, email_normalized, name, status, consent_source, consent_ip, consent_user_agent, confirmation_sent_at)
      VALUES ($1::text, $2::text, $3::text, 'pending', 'form', $4::inet, $5::text, now())
      ON CONFLICT (email_normalized) DO UPDATE
         SET confirmation_sent_at = now(),
@@ -62,8 +78,8 @@ export async function requestSubscription(
         AND (subscribers.confirmation_sent_at IS NULL
              OR subscribers.confirmation_sent_at < now() - interval '${CONFIRMATION_RESEND_INTERVAL}')
      RETURNING id, confirmation_sent_at`,
-    [a.email, a.normalized, a.name, a.evidence.ip, a.evidence.userAgent],
-  );
+    values: [a.email, a.normalized, a.name, a.evidence.ip, a.evidence.userAgent],
+  });
   return rows[0];
 }
 

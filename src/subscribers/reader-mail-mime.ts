@@ -5,6 +5,7 @@
 // nodemailer's composing per sign-up.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parseMailbox } from '../config/mailbox.js';
+import { isSmtpReady, markSmtpReady } from '../delivery/dot-stuffing.js';
 import { type EncodedTemplate, encodeHeaderText, encodeTemplate, fillInto, formatAddress, header } from '../delivery/mime-template.js';
 import type { RawMail } from '../delivery/mailer.js';
 import type { ReaderMailTemplateName, ReaderMailTemplates } from '../rendering/reader-mail.js';
@@ -15,8 +16,19 @@ const CRLF = '\r\n';
 
 const subjectHeader = (t: Template, vars: Record<string, string>) => header('Subject', encodeHeaderText(fill(t, vars)));
 
-/** `subject`: the Subject header, ready when it holds only fixed values. */
-type PreparedKind = { subject: Template | string; head: Buffer; text: EncodedTemplate; htmlStart: Buffer; html: EncodedTemplate; end: Buffer };
+/**
+ * `subject`: the Subject header, ready when it holds only fixed values. `smtpReady`: every prepared
+ * piece can go into SMTP DATA as it is (see isSmtpReady), so a mail is, when its reader's pieces are.
+ */
+type PreparedKind = {
+  subject: Template | string;
+  head: Buffer;
+  text: EncodedTemplate;
+  htmlStart: Buffer;
+  html: EncodedTemplate;
+  end: Buffer;
+  smtpReady: boolean;
+};
 
 export type ReaderMailSettings = { mailFrom: string };
 
@@ -25,6 +37,8 @@ export type ReaderMailCopy = { to: string; vars: Record<string, string>; headers
 
 export class ReaderMailMime {
   private readonly kinds = new Map<ReaderMailTemplateName, PreparedKind>();
+  /** The values each kind's templates (subject, text, HTML) name. */
+  private readonly slotsOf = new Map<ReaderMailTemplateName, ReadonlySet<string>>();
   private readonly sender: string;
   /** The Message-ID domain: the sender's, in its wire form. */
   private readonly domain: string;
@@ -41,18 +55,30 @@ export class ReaderMailMime {
       // "=_" never occurs in quoted-printable, so the boundary cannot collide with the content.
       const boundary = `=_broadside_${randomBytes(12).toString('hex')}`;
       const part = (type: string) => `--${boundary}${CRLF}Content-Type: ${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: quoted-printable${CRLF}${CRLF}`;
+      const head = Buffer.from(
+        `${fromHeader}MIME-Version: 1.0${CRLF}Content-Type: multipart/alternative; boundary="${boundary}"${CRLF}${CRLF}${part('text/plain')}`,
+        'latin1',
+      );
+      const htmlStart = Buffer.from(`${CRLF}${part('text/html')}`, 'latin1');
+      const end = Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1');
+      this.slotsOf.set(kind, new Set([...t.subject.slots, ...t.text.slots, ...t.html.slots]));
+      const text = encodeTemplate(t.text, fixed);
+      const html = encodeTemplate(t.html, fixed);
       this.kinds.set(kind, {
         subject: t.subject.slots.every((slot) => Object.hasOwn(fixed, slot)) ? subjectHeader(t.subject, fixed) : t.subject,
-        head: Buffer.from(
-          `${fromHeader}MIME-Version: 1.0${CRLF}Content-Type: multipart/alternative; boundary="${boundary}"${CRLF}${CRLF}${part('text/plain')}`,
-          'latin1',
-        ),
-        text: encodeTemplate(t.text, fixed),
-        htmlStart: Buffer.from(`${CRLF}${part('text/html')}`, 'latin1'),
-        html: encodeTemplate(t.html, fixed),
-        end: Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'latin1'),
+        head,
+        text,
+        htmlStart,
+        html,
+        end,
+        smtpReady: text.smtpReady && html.smtpReady && [head, htmlStart, end].every(isSmtpReady),
       });
     }
+  }
+
+  /** Whether `kind`'s templates use the value `name` (a reader's value not used need not be made). */
+  uses(kind: ReaderMailTemplateName, name: string): boolean {
+    return this.slotsOf.get(kind)?.has(name) ?? false;
   }
 
   /** The mail ready for `mailer.sendRaw`: To in its wire form (the domain in ASCII), in RCPT TO and in the header alike. */
@@ -75,10 +101,13 @@ export class ReaderMailMime {
       'utf8',
     );
     const chunks: Buffer[] = [head, k.head];
-    fillInto(chunks, k.text, copy.vars);
+    // The reader's own pieces (the head, their values) are checked; the prepared ones were, once.
+    let ready = k.smtpReady && isSmtpReady(head);
+    ready = fillInto(chunks, k.text, copy.vars) && ready;
     chunks.push(k.htmlStart);
-    fillInto(chunks, k.html, copy.vars);
+    ready = fillInto(chunks, k.html, copy.vars) && ready;
     chunks.push(k.end);
-    return { envelope: { from: this.sender, to: to.address }, raw: Buffer.concat(chunks), messageIdHeader };
+    const raw = Buffer.concat(chunks);
+    return { envelope: { from: this.sender, to: to.address }, raw: ready ? markSmtpReady(raw) : raw, messageIdHeader };
   }
 }

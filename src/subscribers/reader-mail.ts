@@ -3,7 +3,7 @@ import { listUnsubscribeHeaders } from '../delivery/list-unsubscribe.js';
 import type { ReaderMailJob } from '../queues/contract.js';
 import { greetingFor } from '../rendering/issue.js';
 import type { ReaderMailTemplates } from '../rendering/reader-mail.js';
-import { findSubscriber, type SubscriberRow } from './queries.js';
+import { findMailRecipient, type MailRecipient } from './queries.js';
 import { ReaderMailMime } from './reader-mail-mime.js';
 
 /** `not_needed`: the reader is gone, or their status makes this mail pointless (a confirmation for an active reader). */
@@ -17,14 +17,14 @@ export type ReaderMailOutcome = 'submitted' | 'not_needed';
  * the row is read again here so an erased, confirmed or unsubscribed reader gets nothing stale.
  */
 export async function sendReaderMail(c: ReaderMailDeps, job: ReaderMailJob): Promise<ReaderMailOutcome> {
-  const reader = await findSubscriber(c.pool, job.subscriberId);
+  const reader = await findMailRecipient(c.pool, job.subscriberId);
   if (!reader) return 'not_needed';
   if (job.kind === 'confirmation' && reader.status === 'active') return 'not_needed';
   if (job.kind === 'welcome' && reader.status !== 'active') return 'not_needed';
   // Whatever the reader's status (data can be asked for after leaving), but a bounced address takes no mail.
   if (job.kind === 'data-link' && reader.status === 'bounced') return 'not_needed';
-  const vars = readerVars(c, reader, job.kind);
   const mime = prepared(c, await c.readerMail());
+  const vars = readerVars(c, reader, job.kind, mime);
   // Of these, only the welcome mail is list mail: the confirmation goes to someone not yet on
   // the list, and the data link answers the reader's own request.
   const headers = job.kind === 'welcome' ? listUnsubscribeHeaders(vars.unsubscribe_url!) : {};
@@ -50,18 +50,30 @@ function prepared(c: Pick<ReaderMailDeps, 'config' | 'links'>, templates: Reader
   return mime;
 }
 
-function readerVars(c: Pick<ReaderMailDeps, 'config' | 'links'>, reader: SubscriberRow, kind: ReaderMailJob['kind']): Record<string, string> {
-  return {
+function readerVars(
+  c: Pick<ReaderMailDeps, 'config' | 'links'>,
+  reader: MailRecipient,
+  kind: ReaderMailJob['kind'],
+  mime: ReaderMailMime,
+): Record<string, string> {
+  const vars: Record<string, string> = {
     newsletter: c.config.newsletterName,
     greeting: greetingFor(reader.name),
-    confirm_url: c.links.confirm(reader.id),
-    unsubscribe_url: c.links.unsubscribe(reader.id),
-    manage_url: c.links.manage(reader.id),
     archive_url: c.links.archive(),
     postal_address: c.config.postalAddress ?? '',
     expires_hours: String(c.config.confirmTokenTtlHours),
-    // Only in the mail that carries it (the link opens the reader's data); made now, when the
-    // mail is, so a job that waited for the relay still mails a link good for its whole lifetime.
-    ...(kind === 'data-link' ? { data_url: c.links.data(reader.id), expires_minutes: String(c.config.dataLinkTtlMinutes) } : {}),
   };
+  // Each link is a signed token (an HMAC): made only when the kind's templates show it (the
+  // bundled confirmation shows neither the unsubscribe nor the manage link), and the welcome's
+  // unsubscribe link always, for its List-Unsubscribe header.
+  if (mime.uses(kind, 'confirm_url')) vars.confirm_url = c.links.confirm(reader.id);
+  if (kind === 'welcome' || mime.uses(kind, 'unsubscribe_url')) vars.unsubscribe_url = c.links.unsubscribe(reader.id);
+  if (mime.uses(kind, 'manage_url')) vars.manage_url = c.links.manage(reader.id);
+  // Only in the mail that carries it (the link opens the reader's data); made now, when the
+  // mail is, so a job that waited for the relay still mails a link good for its whole lifetime.
+  if (kind === 'data-link') {
+    vars.data_url = c.links.data(reader.id);
+    vars.expires_minutes = String(c.config.dataLinkTtlMinutes);
+  }
+  return vars;
 }

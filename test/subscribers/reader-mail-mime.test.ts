@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { simpleParser } from 'mailparser';
+import { isMarkedSmtpReady, isSmtpReady } from '../../src/delivery/dot-stuffing.js';
 import { listUnsubscribeHeaders } from '../../src/delivery/list-unsubscribe.js';
 import { loadReaderMailTemplates, readerMailKinds, renderReaderMail } from '../../src/rendering/reader-mail.js';
 import { ReaderMailMime } from '../../src/subscribers/reader-mail-mime.js';
@@ -50,5 +51,18 @@ describe('reader mail as raw MIME, prepared once per process', () => {
     expect(lines).toEqual(expect.arrayContaining([`List-Unsubscribe: <${vars.unsubscribe_url}>`, 'List-Unsubscribe-Post: List-Unsubscribe=One-Click']));
     expect(mail.envelope).toEqual({ from: 'news@xn--exmple-cua.org', to: 'jane@xn--bcher-kva.de' });
     expect(lines).toContain('To: jane@xn--bcher-kva.de');
+  });
+
+  it('marks every kind SMTP-ready (passed to the relay without a dot-stuffing scan), and each is', async () => {
+    const mime = new ReaderMailMime(await loadReaderMailTemplates(), { mailFrom: 'The Relay <news@example.org>' }, fixed);
+    // A value starting with a dot, and one with line breaks: quoted-printable keeps both ready.
+    const odd = { ...vars, greeting: '.Hi\r\n.there\nand\rmore,' };
+    for (const kind of readerMailKinds) {
+      for (const v of [vars, odd]) {
+        const mail = mime.build(kind, { to: 'zoe@example.net', vars: v, headers: listUnsubscribeHeaders(vars.unsubscribe_url) });
+        expect([kind, isMarkedSmtpReady(mail.raw)]).toEqual([kind, true]);
+        expect(isSmtpReady(mail.raw)).toBe(true);
+      }
+    }
   });
 });
