@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { SMTPServer } from 'smtp-server';
-import { loggerOptions, maskAddressesInLine, maskEmailsIn, maskUrl } from '../../src/log.js';
+import { censorSecretsInLine, loggerOptions, maskAddressesInLine, maskEmailsIn, maskUrl } from '../../src/log.js';
 import { createTestContext, TEST_TOKEN, type TestContext } from '../support/context.js';
 import { editor, until } from '../support/editor.js';
 import { captureLog } from '../support/log-capture.js';
@@ -243,6 +243,28 @@ describe('masking', () => {
     expect(debug).toMatchObject({ to: 'jane@example.com' });
     expect(info).toMatchObject({ msg: 'cannot reach j***@example.com', err: { message: 'cannot reach j***@example.com' } });
     expect(JSON.stringify(info)).not.toContain('jane@');
+  });
+
+  it('censors passwords, tokens, secrets, authorization and cookies at any depth and every level, in bindings too', () => {
+    const out = captureLog<Line>();
+    const log = pino(loggerOptions('debug'), out.stream);
+    log.info({ smtp: { user: 'u', password: 'pw-1' }, config: { apiToken: 'tok-2', secret: 'sec-3', port: 25 } }, 'settings');
+    log.debug({ upstream: { headers: { authorization: 'Bearer tok-4', cookie: 'sid=5', accept: 'text/html' } } }, 'headers');
+    log.child({ auth: { password: 'pw-6' } }).warn({ deep: [{ a: { secret: { b: 'sec-7' } } }] }, 'nested');
+    log.info({ password: 'pw-8', to: 'jane@example.com' }, 'top level, with an address');
+    const text = out.text();
+    for (const secret of ['pw-1', 'tok-2', 'sec-3', 'tok-4', 'sid=5', 'pw-6', 'sec-7', 'pw-8']) expect(text).not.toContain(secret);
+    const [settings, headers, nested, top] = out.lines();
+    expect(settings).toMatchObject({ smtp: { user: 'u', password: '[redacted]' }, config: { apiToken: '[redacted]', secret: '[redacted]', port: 25 } });
+    expect(headers).toMatchObject({ upstream: { headers: { authorization: '[redacted]', cookie: '[redacted]', accept: 'text/html' } } });
+    expect(nested).toMatchObject({ auth: { password: '[redacted]' }, deep: [{ a: { secret: '[redacted]' } }], msg: 'nested' });
+    expect(top).toMatchObject({ password: '[redacted]', to: 'j***@example.com' });
+  });
+
+  it('censors secrets in text that is not one JSON object, and leaves lines without them as they are', () => {
+    expect(censorSecretsInLine('{"password":"a\\"b","n":1} {"secret":42}\n')).toBe('{"password":"[redacted]","n":1} {"secret":"[redacted]"}\n');
+    const plain = '{"level":30,"msg":"the password field is required"}\n';
+    expect(censorSecretsInLine(plain)).toBe(plain);
   });
 
   it("writes JSON lines itself: no transport (pino-pretty is createLogger's, for a terminal only)", () => {
