@@ -163,10 +163,24 @@ export class Metrics {
     if (opts.queues) this.watchQueues(opts.queues, opts.queueDepthTimeoutMs ?? QUEUE_DEPTH_TIMEOUT_MS);
   }
 
+  /**
+   * Each HTTP series's counter and histogram with their labels bound, by route, method and status:
+   * building the label objects again for every request cost more than counting it. As many
+   * entries as series (route patterns × methods × status codes, all bounded).
+   */
+  private readonly httpSeries = new Map<string, { count: Counter.Internal; duration: Histogram.Internal<'route' | 'method'> }>();
+
   httpRequest(route: string | undefined, method: string, statusCode: number, seconds: number): void {
-    const labels = { route: route ?? UNMATCHED_ROUTE, method: HTTP_METHODS.has(method) ? method : 'other' };
-    this.httpRequests.inc({ ...labels, status_code: String(statusCode) });
-    this.httpDuration.observe(labels, seconds);
+    const m = HTTP_METHODS.has(method) ? method : 'other';
+    const key = `${statusCode} ${m} ${route ?? ''}`;
+    let series = this.httpSeries.get(key);
+    if (!series) {
+      const labels = { route: route ?? UNMATCHED_ROUTE, method: m };
+      series = { count: this.httpRequests.labels({ ...labels, status_code: String(statusCode) }), duration: this.httpDuration.labels(labels) };
+      this.httpSeries.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
   }
 
   /** Counts how a deliver job ended; `not_claimed` is not counted. */
