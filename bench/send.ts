@@ -579,7 +579,7 @@ async function main(): Promise<void> {
   const afterMs = e.doneAt - (e.fanoutDoneAt ?? e.doneAt);
 
   console.log(`\nSink: ${sink.name}`);
-  console.log(`Message: ${fmt(ceiling?.bytes ?? NaN)} bytes of MIME per reader (30 KB Markdown issue, HTML + text, quoted-printable)\n`);
+  console.log(`Message: ${fmt(messageBytes)} bytes of MIME per reader (30 KB Markdown issue, HTML + text, quoted-printable)\n`);
   const sourceRates = sources.map((r) => (r.messages / r.ms) * 1000);
   const sourceRate = sourceRates.length ? sourceRates.reduce((a, b) => a + b, 0) / sourceRates.length : NaN;
   if (sources.length) {
