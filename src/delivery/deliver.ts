@@ -97,15 +97,19 @@ export class Deliverer {
   }
 
   /**
-   * Claims the message and delivers it. `log` is the job's logger (it names the job, the message
-   * and the send).
+   * Claims the message and delivers it. `log` gives the job's logger (it names the job, the message
+   * and the send), made only when a line is written: most deliveries write none.
    * - A slot of the pacer is taken before the claim, so no claimed message waits for one, and
    *   given back once the relay answered.
    * - From the claim until its outcome is recorded (or the claim given back) the claim is held,
    *   renewed by the ClaimKeeper, so a slow relay or a slow write never makes it look abandoned.
    * - Throws DatabaseUnavailable when Postgres cannot be reached, whatever step found out.
    */
-  async deliver(job: DeliverJob, attempt: Attempt, log: Logger = this.c.log.child({ messageId: job.messageId, sendId: job.sendId })): Promise<DeliverOutcome> {
+  async deliver(
+    job: DeliverJob,
+    attempt: Attempt,
+    log: () => Logger = () => this.c.log.child({ messageId: job.messageId, sendId: job.sendId }),
+  ): Promise<DeliverOutcome> {
     if (!(await this.pacer.acquire())) throw new RelayUnavailable(this.lastRefusal);
     let slot = true;
     const release = () => {
@@ -119,7 +123,7 @@ export class Deliverer {
     }
   }
 
-  private async claimAndSubmit(job: DeliverJob, attempt: Attempt, log: Logger, release: () => void): Promise<DeliverOutcome> {
+  private async claimAndSubmit(job: DeliverJob, attempt: Attempt, log: () => Logger, release: () => void): Promise<DeliverOutcome> {
     let claim: Claim | undefined;
     try {
       claim = await this.claimer.claim(job.messageId);
@@ -139,7 +143,7 @@ export class Deliverer {
     return this.claims.close();
   }
 
-  private async deliverClaimed(claim: Claim, attempt: Attempt, log: Logger, release: () => void): Promise<DeliverOutcome> {
+  private async deliverClaimed(claim: Claim, attempt: Attempt, log: () => Logger, release: () => void): Promise<DeliverOutcome> {
     const { c } = this;
     if (claim.subscriber_status !== 'active' || !claim.email) {
       await markCancelled(c.pool, claim.id);
@@ -159,7 +163,7 @@ export class Deliverer {
         // once the relay offers SMTPUTF8.
         release();
         await markFailed(c.pool, claim.id, err.message);
-        log.warn('message failed: the address needs SMTPUTF8, which the relay does not offer');
+        log().warn('message failed: the address needs SMTPUTF8, which the relay does not offer');
         return 'failed';
       }
       const failure = classifySmtpError(err);
@@ -190,13 +194,13 @@ export class Deliverer {
   }
 
   /** `unavailable`: the pacer's verdict on the relay after this failure (see relay-pacing.ts). */
-  private async failed(claim: Claim, failure: SmtpFailure, unavailable: boolean, attempt: Attempt, log: Logger): Promise<DeliverOutcome> {
+  private async failed(claim: Claim, failure: SmtpFailure, unavailable: boolean, attempt: Attempt, log: () => Logger): Promise<DeliverOutcome> {
     const { pool } = this.c;
     const context = { smtpCode: failure.code, enhanced: failure.enhanced };
     if (failure.kind === 'permanent') {
       const r = await this.recordRefusal(claim, 'hard', failure);
       this.bounced(claim.send_id);
-      log.info({ ...context, response: failure.response }, r?.suppressed ? 'hard bounce at submission: reader suppressed' : 'hard bounce at submission');
+      log().info({ ...context, response: failure.response }, r?.suppressed ? 'hard bounce at submission: reader suppressed' : 'hard bounce at submission');
       return 'bounced';
     }
     if (failure.kind === 'throttled' || failure.kind === 'relay') {
@@ -210,7 +214,7 @@ export class Deliverer {
     if (attempt.isLast) {
       // A message refused for the last time is one soft bounce of its reader (not one per attempt).
       const r = await this.recordRefusal(claim, 'soft', failure);
-      log.warn(
+      log().warn(
         { ...context, attempts: claim.attempts, response: failure.response },
         r?.suppressed ? "message failed after its last retry: a soft bounce, the reader's last allowed (suppressed)" : 'message failed after its last retry',
       );

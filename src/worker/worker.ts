@@ -1,5 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Container } from '../container.js';
+import type { Logger } from '../log.js';
 import { startReportRetention } from '../bounces/inbound/retention.js';
 import { classifySmtpError } from '../delivery/classify-smtp-error.js';
 import { DatabaseUnavailable, Deliverer, MessageBackedOff, RelayUnavailable, TemporaryFailure } from '../delivery/deliver.js';
@@ -91,17 +92,19 @@ export function startWorkers(c: Container): RunningWorker {
       // A job whose data Redis lost (only its id survived) can deliver nothing; the fan-out
       // feeds its message again under a new id.
       if (!Number.isSafeInteger(job.data?.messageId)) throw new UnrecoverableError(`job ${job.id} has no message id`);
-      const log = c.log.child({ queue: queueNames.deliver, jobId: job.id, messageId: job.data.messageId, sendId: job.data.sendId });
+      // The job's logger, made when a line is written: a submitted message writes none.
+      let jobLog: Logger | undefined;
+      const logOf = () => (jobLog ??= c.log.child({ queue: queueNames.deliver, jobId: job.id, messageId: job.data.messageId, sendId: job.data.sendId }));
       try {
-        const outcome = await deliverer.deliver(job.data, { isLast: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }, log);
-        if (outcome !== 'submitted') log.debug({ outcome }, 'message not submitted');
+        const outcome = await deliverer.deliver(job.data, { isLast: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }, logOf);
+        if (outcome !== 'submitted') logOf().debug({ outcome }, 'message not submitted');
         c.metrics.messageOutcome(outcome);
         return outcome;
       } catch (err) {
         if (err instanceof DatabaseUnavailable) {
           // Like an unavailable relay: every worker on this queue waits and the job goes back to
           // waiting with its attempts untouched, so an outage of any length fails nobody.
-          log.warn({ err: err.message, retryInMs: retryDelayMs }, 'Postgres unavailable: delivery waits');
+          logOf().warn({ err: err.message, retryInMs: retryDelayMs }, 'Postgres unavailable: delivery waits');
           c.metrics.deliveryRetry('database_unavailable');
           await deliver.rateLimit(retryDelayMs);
           throw Worker.RateLimitError();
@@ -114,7 +117,7 @@ export function startWorkers(c: Container): RunningWorker {
           // so a backed-off message is touched again before the fan-out would take it for lost.
           const backoffs = Math.max(0, job.attemptsStarted - job.attemptsMade - 1);
           const delayMs = backoffDelayMs(backoffs, backoffCapMs);
-          log.debug(
+          logOf().debug(
             { smtpCode: err.failure.code, response: err.failure.response, kind: err.failure.kind, backoffs, delayMs },
             'SMTP relay refused this transaction: message backed off',
           );
@@ -127,13 +130,13 @@ export function startWorkers(c: Container): RunningWorker {
           // job goes back to waiting without spending an attempt. The send stalls until the
           // relay is back.
           // The Deliverer says once when the relay becomes unavailable; a line per job is noise.
-          log.debug({ smtpCode: err.failure?.code, response: err.failure?.response, retryInMs: retryDelayMs }, 'SMTP relay unavailable: delivery waits');
+          logOf().debug({ smtpCode: err.failure?.code, response: err.failure?.response, retryInMs: retryDelayMs }, 'SMTP relay unavailable: delivery waits');
           c.metrics.deliveryRetry('relay_unavailable');
           await deliver.rateLimit(retryDelayMs);
           throw Worker.RateLimitError();
         }
         if (err instanceof TemporaryFailure) {
-          log.info({ attemptsMade: job.attemptsMade + 1, response: err.failure.response }, 'temporary SMTP failure: will retry');
+          logOf().info({ attemptsMade: job.attemptsMade + 1, response: err.failure.response }, 'temporary SMTP failure: will retry');
           c.metrics.deliveryRetry('temporary');
         }
         throw err;
