@@ -27,6 +27,7 @@ const UNIT = [
   'config',
   'db/sql-filters.test.ts',
   'delivery/classify-smtp-error.test.ts',
+  'delivery/copy-buffers.test.ts',
   'delivery/dot-stuffing.test.ts',
   'delivery/list-unsubscribe.test.ts',
   'delivery/mime-template.test.ts',

@@ -155,6 +155,7 @@ export class Deliverer {
     try {
       ({ response } = await c.mailer.sendRaw(copy));
       smtpDone('accepted');
+      this.copies.accepted(copy);
     } catch (err) {
       smtpDone('error');
       if (err instanceof SmtpUtf8Unavailable) {

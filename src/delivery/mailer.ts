@@ -68,6 +68,10 @@ const NON_ASCII = /[^\x00-\x7f]/;
 /** The sending side only: takes a rendered message and submits it to the SMTP relay. */
 export interface Mailer {
   send(mail: OutgoingMail): Promise<SubmitResult>;
+  /**
+   * Resolves once the relay accepted the message: by then its whole data was written, and the
+   * mailer reads `raw` no more (the worker builds the next copies in its memory, see CopyBuffers).
+   */
   sendRaw(mail: RawMail): Promise<SubmitResult>;
   close(): Promise<void>;
 }

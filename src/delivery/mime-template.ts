@@ -3,6 +3,7 @@ import { encodeWord, encodeWords, foldLines, isPlainText, quoteString } from 'no
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { escapeHtml } from '../web/escape.js';
 import type { Template } from '../rendering/template.js';
+import type { CopyBuffers } from './copy-buffers.js';
 import { isSmtpReady, markSmtpReady } from './dot-stuffing.js';
 import { listUnsubscribeHeaders } from './list-unsubscribe.js';
 
@@ -133,8 +134,11 @@ export class IssueMime {
     this.smtpReady = this.text.smtpReady && this.html.smtpReady && [this.fixedHead, this.textStart, this.htmlStart, this.end].every(isSmtpReady);
   }
 
-  /** One reader's complete message, ready to hand to the SMTP client as `raw`. */
-  build(copy: ReaderCopy): Buffer {
+  /**
+   * One reader's complete message, ready to hand to the SMTP client as `raw`; built in memory
+   * from `memory` when given (see CopyBuffers), else in memory of its own.
+   */
+  build(copy: ReaderCopy, memory?: CopyBuffers): Buffer {
     // Not folded: a long link stays whole on its line (RFC 5322 allows 998 characters).
     const unsubscribe = Object.entries(listUnsubscribeHeaders(copy.unsubscribeUrl))
       .map(([name, value]) => `${name}: ${value}${CRLF}`)
@@ -155,9 +159,22 @@ export class IssueMime {
     chunks.push(this.htmlStart);
     ready = fillInto(chunks, this.html, copy.vars) && ready;
     chunks.push(this.end);
-    const message = Buffer.concat(chunks);
+    const message = memory ? joinInto(memory, chunks) : Buffer.concat(chunks);
     return ready ? markSmtpReady(message) : message;
   }
+}
+
+/** The chunks one after the other in a buffer from `memory`. */
+function joinInto(memory: CopyBuffers, chunks: readonly Buffer[]): Buffer {
+  let size = 0;
+  for (const c of chunks) size += c.length;
+  const out = memory.take(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 /** Appends the template's pieces with the reader's values; true when each value is SMTP-ready. */

@@ -11,6 +11,7 @@ import { formatIssueDate, greetingFor, type IssueReaderVars } from '../rendering
 import { verpAddress } from '../sending/message-tokens.js';
 import { findSend } from '../sending/queries.js';
 import { transportAddress } from '../subscribers/email-address.js';
+import { CopyBuffers } from './copy-buffers.js';
 import type { RawMail } from './mailer.js';
 import { encodeHeaderText, formatAddress, IssueMime } from './mime-template.js';
 import type { Claim } from './queries.js';
@@ -79,14 +80,17 @@ export class CopyMaker {
     return this.mime({ ...issue, subject: `[Test] ${issue.subject}` }, `issue${issue.id}:test:newsletter:broadside`, issue.published_at ?? new Date(), true);
   }
 
-  /** A reader's copy: their values, the message's token in Message-ID and the envelope (VERP when BOUNCE_DOMAIN is set). */
-  readerCopy(mime: IssueMime, reader: CopyReader): Copy {
+  /**
+   * A reader's copy: their values, the message's token in Message-ID and the envelope (VERP when
+   * BOUNCE_DOMAIN is set); built in memory from `memory` when given (see CopyBuffers).
+   */
+  readerCopy(mime: IssueMime, reader: CopyReader, memory?: CopyBuffers): Copy {
     const { c } = this;
     const token = c.messageTokens.sign(reader.messageId);
     const unsubscribeUrl = c.links.unsubscribe(reader.subscriberId);
     const vars: ReaderVars = { greeting: greetingFor(reader.name), unsubscribe_url: unsubscribeUrl, manage_url: c.links.manage(reader.subscriberId) };
     const envelopeFrom = c.config.bounceDomain ? verpAddress(token, c.config.bounceDomain) : this.sender.address;
-    return { ...this.build(mime, reader.email, reader.name, `${token}@${this.domain}`, token, vars, envelopeFrom), dsn: dsnFor(token) };
+    return { ...this.build(mime, reader.email, reader.name, `${token}@${this.domain}`, token, vars, envelopeFrom, memory), dsn: dsnFor(token) };
   }
 
   /**
@@ -105,16 +109,20 @@ export class CopyMaker {
     token: string | null,
     vars: ReaderVars,
     envelopeFrom: string,
+    memory?: CopyBuffers,
   ): Copy {
     // The typed local part and the domain in ASCII, in RCPT TO and in To alike.
     const to = transportAddress(email);
-    const raw = mime.build({
-      to: { address: to.address, name },
-      messageIdHeader,
-      messageToken: token,
-      unsubscribeUrl: vars.unsubscribe_url,
-      vars,
-    });
+    const raw = mime.build(
+      {
+        to: { address: to.address, name },
+        messageIdHeader,
+        messageToken: token,
+        unsubscribeUrl: vars.unsubscribe_url,
+        vars,
+      },
+      memory,
+    );
     return { envelope: { from: envelopeFrom, to: to.address }, raw, messageIdHeader, to };
   }
 
@@ -139,6 +147,8 @@ const CACHED_SENDS = 8;
 export class SendCopies {
   readonly maker: CopyMaker;
   private readonly prepared = new Map<string, Promise<IssueMime>>();
+  /** The memory copies are built in, used again for the next copies once one is accepted (see accepted). */
+  private readonly memory = new CopyBuffers();
 
   constructor(
     private readonly pool: Pool,
@@ -150,7 +160,15 @@ export class SendCopies {
   /** The claimed message's copy, for a reader with an address (the claim's `email`). */
   async copyFor(claim: Claim & { email: string }): Promise<Copy> {
     const mime = await this.prepare(claim);
-    return this.maker.readerCopy(mime, { messageId: claim.id, subscriberId: claim.subscriber_id, email: claim.email, name: claim.name });
+    return this.maker.readerCopy(mime, { messageId: claim.id, subscriberId: claim.subscriber_id, email: claim.email, name: claim.name }, this.memory);
+  }
+
+  /**
+   * The relay accepted the copy (answered its data): its memory serves the next copies. Only then:
+   * after a failure the connection may still hold the copy, so it is left to the garbage collector.
+   */
+  accepted(copy: Copy): void {
+    this.memory.give(copy.raw);
   }
 
   private prepare(claim: Pick<Claim, 'send_id' | 'issue_id' | 'issue_revision'>): Promise<IssueMime> {
