@@ -105,11 +105,7 @@ export class Deliverer {
    *   renewed by the ClaimKeeper, so a slow relay or a slow write never makes it look abandoned.
    * - Throws DatabaseUnavailable when Postgres cannot be reached, whatever step found out.
    */
-  async deliver(
-    job: DeliverJob,
-    attempt: Attempt,
-    log: () => Logger = () => this.c.log.child({ messageId: job.messageId, sendId: job.sendId }),
-  ): Promise<DeliverOutcome> {
+  async deliver(job: DeliverJob, attempt: Attempt, log: () => Logger): Promise<DeliverOutcome> {
     if (!(await this.pacer.acquire())) throw new RelayUnavailable(this.lastRefusal);
     let slot = true;
     const release = () => {
