@@ -17,16 +17,21 @@ type Options = {
   maxWriting?: number;
   /** The submissions waiting to be recorded, to take along (StatusWriter.takeWaiting). */
   riders?: () => Riders | undefined;
+  /**
+   * How long a group gathers before its statement goes out, in ms. 0 (the default): on the
+   * next turn of the event loop.
+   */
+  gatherMs?: number;
 };
 
 /**
  * Groups the claims of a process's deliveries into one statement (claimMessages), the way
  * StatusWriter groups their submissions: a claim asked for while none is being written goes out
- * on the next turn of the event loop, with whatever else was asked for in the same turn; claims
- * asked for while one is being written wait for it and go out together as soon as it is done.
- * No claim waits for a timer, and no claim is taken before its delivery asked for it: every
- * caller already holds its slot of the pacer, so the number of messages in flight is what it
- * was with a statement per message. A statement that fails fails each of its callers (each job
+ * after `gatherMs` (or on the next turn of the event loop), with whatever else was asked for
+ * meanwhile; claims asked for while one is being written wait for it, and go out together
+ * `gatherMs` after it is done. No claim is taken before its delivery asked for it: every caller
+ * already holds its slot of the pacer, so the number of messages in flight is what it was with a
+ * statement per message; a claim only waits a little longer for its statement. A statement that fails fails each of its callers (each job
  * then goes back to waiting, like one claim that failed), except one that Postgres rolled back
  * to break a deadlock: its claims are asked for again with the next group.
  *
@@ -44,12 +49,14 @@ export class ClaimBatcher {
   private readonly maxBatch: number;
   private readonly maxWriting: number;
   private readonly riders: () => Riders | undefined;
+  private readonly gatherMs: number;
 
   constructor(
     private readonly pool: Pool,
     private readonly timeoutSeconds: number,
-    { maxBatch = 100, maxWriting = 1, riders = () => undefined }: Options = {},
+    { maxBatch = 100, maxWriting = 1, riders = () => undefined, gatherMs = 0 }: Options = {},
   ) {
+    this.gatherMs = gatherMs;
     this.maxBatch = maxBatch;
     this.maxWriting = maxWriting;
     this.riders = riders;
@@ -78,10 +85,12 @@ export class ClaimBatcher {
   private schedule(): void {
     if (this.scheduled || this.writing >= this.maxWriting || this.idle) return;
     this.scheduled = true;
-    setImmediate(() => {
+    const go = () => {
       this.scheduled = false;
       this.flush();
-    });
+    };
+    if (this.gatherMs > 0) setTimeout(go, this.gatherMs);
+    else setImmediate(go);
   }
 
   private flush(): void {

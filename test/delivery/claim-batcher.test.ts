@@ -106,6 +106,32 @@ describe('ClaimBatcher', () => {
     expect(await Promise.all(ids.slice(0, 3).map((id) => batcher.claim(id)))).toEqual([undefined, undefined, undefined]);
   });
 
+  it('with gatherMs, claims asked for on later turns of the event loop go out in the same statement', async () => {
+    const { ids } = await queuedMessages(3, 'gather');
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const spread = async (batcher: ClaimBatcher) => {
+      const asked = [];
+      for (const id of ids) {
+        asked.push(batcher.claim(id));
+        await turn();
+        await turn();
+      }
+      return Promise.all(asked);
+    };
+    // Without it, the first claim has gone out before the second is asked for (the other two
+    // go together if they are asked for while it runs).
+    const alone = counting(t.c.pool);
+    const first = await spread(new ClaimBatcher(alone.pool, 60));
+    expect(alone.claims()).toBeGreaterThanOrEqual(2);
+    expect(first.map((c) => c?.id)).toEqual(ids);
+    // Queued again, then asked for the same way with a window far longer than those turns.
+    await t.c.pool.query(`UPDATE messages SET status = 'queued' WHERE id = ANY($1::bigint[])`, [ids]);
+    const gathered = counting(t.c.pool);
+    const second = await spread(new ClaimBatcher(gathered.pool, 60, { gatherMs: 500 }));
+    expect(gathered.claims()).toBe(1);
+    expect(second.map((c) => [c?.id, c?.attempts])).toEqual(ids.map((id) => [id, 2]));
+  });
+
   it("claims nothing of a paused send's", async () => {
     const { sendId, ids } = await queuedMessages(3, 'paused');
     await t.c.pool.query(`UPDATE sends SET status = 'paused' WHERE id = $1`, [sendId]);
