@@ -132,17 +132,25 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
 
 /**
  * Records the submissions (see markSubmitted) and moves the soft-bounce probes, as WITH queries
- * (`submitted`, `probed`). The arrays sit behind `(SELECT …)`, as the claim's ids behind
- * `ARRAY(SELECT unnest(…))`: where the planner can see a group's size, a group of one or two
- * looks cheaper planned afresh than the generic plan, and each connection then plans the
- * statement at every run (~1.4 ms of a backend's CPU, more than running it). Hidden, the generic
- * plan is kept after the first five (test/delivery/claim-plans.test.ts).
+ * (`submitted`, `probed`). The rows are locked first, in id order, as the claims lock theirs:
+ * whatever plan Postgres picks for the update, two statements meet their rows in one order.
+ * The arrays are hidden from the planner (`ARRAY(SELECT unnest(…))`, `(SELECT …)`): where it can
+ * see a group's size, a group of one or two looks cheaper planned afresh than the generic plan,
+ * and each connection then plans the statement at every run (~1.4 ms of a backend's CPU, more
+ * than running it). Hidden, the generic plan is kept after the first five
+ * (test/delivery/claim-plans.test.ts).
  */
 const SUBMITTED_CTES = (ids: string, responses: string) => `
+  to_submit AS (
+    SELECT m.id FROM messages m
+     WHERE m.id = ANY(ARRAY(SELECT unnest(${ids}::bigint[])))
+       AND m.status IN ('sending', 'queued', 'cancelled')
+     ORDER BY m.id
+       FOR UPDATE OF m),
   submitted AS (
     UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response, in_doubt = false
-      FROM unnest((SELECT ${ids}::bigint[]), (SELECT ${responses}::text[])) AS u(id, response)
-     WHERE m.id = u.id AND m.status IN ('sending', 'queued', 'cancelled')
+      FROM to_submit l, unnest((SELECT ${ids}::bigint[]), (SELECT ${responses}::text[])) AS u(id, response)
+     WHERE m.id = l.id AND u.id = l.id AND m.status IN ('sending', 'queued', 'cancelled')
      RETURNING m.id, m.subscriber_id),
   went_through AS (
     SELECT s.id, m.id AS message_id, soft_bounce_probe_went_through(s.soft_bounce_probe) AS reset

@@ -204,19 +204,20 @@ describe('StatusWriter', () => {
     const writer = new StatusWriter(spy.pool, t.c.log, { maxBatch: 2, maxDelayMs: 60_000 });
     const other = await t.c.pool.connect();
     try {
-      // Another transaction (a claim renewal, say) holds a, and will want b. Only the writer's
+      // Another transaction (a claim renewal, say) holds b, and will want a. Only the writer's
       // backend looks for the deadlock in time, so the writer is the one Postgres rolls back.
+      expect(a!).toBeLessThan(b!);
       await other.query('BEGIN');
       await other.query(`SET LOCAL deadlock_timeout = '60s'`);
-      await other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE', [a]);
-      // b first: the write locks the rows in the order it lists them, so it holds b and waits for a.
+      await other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE', [b]);
+      // Listed b first, but the write locks its rows in id order: it holds a and waits for b.
       const both = Promise.all([writer.submitted(b!, '250 b'), writer.submitted(a!, '250 a')]);
       await someoneWaitsForLock(t);
       await other.query('SAVEPOINT probe');
-      await expect(other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE NOWAIT', [b])).rejects.toMatchObject({ code: '55P03' });
+      await expect(other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE NOWAIT', [a])).rejects.toMatchObject({ code: '55P03' });
       await other.query('ROLLBACK TO SAVEPOINT probe');
-      // Now a deadlock: the writer's statement is rolled back and this one gets b.
-      await other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE', [b]);
+      // Now a deadlock: the writer's statement is rolled back and this one gets a.
+      await other.query('SELECT id FROM messages WHERE id = $1 FOR UPDATE', [a]);
       await other.query('ROLLBACK');
       await both;
     } finally {
