@@ -31,9 +31,10 @@ type Options = {
  * meanwhile; claims asked for while one is being written wait for it, and go out together
  * `gatherMs` after it is done. No claim is taken before its delivery asked for it: every caller
  * already holds its slot of the pacer, so the number of messages in flight is what it was with a
- * statement per message; a claim only waits a little longer for its statement. A statement that fails fails each of its callers (each job
- * then goes back to waiting, like one claim that failed), except one that Postgres rolled back
- * to break a deadlock: its claims are asked for again with the next group.
+ * statement per message; a claim only waits a little longer for its statement. A statement
+ * that fails fails each of its callers (each job then goes back to waiting, like one claim that
+ * failed), except one that Postgres rolled back to break a deadlock: its claims are asked for
+ * again with the next group.
  *
  * Each statement also records the submissions waiting in the StatusWriter (`riders`, if given):
  * one transaction, so one commit, for both groups. Should the statement fail, they are written
