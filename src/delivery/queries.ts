@@ -133,8 +133,9 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
 /**
  * Records the submissions (see markSubmitted) and moves the soft-bounce probes, as WITH queries
  * (`submitted`, `probed`). The rows are locked first, in id order, as the claims lock theirs:
- * whatever plan Postgres picks for the update, two statements meet their rows in one order.
- * The arrays are hidden from the planner (`ARRAY(SELECT unnest(…))`, `(SELECT …)`): where it can
+ * whatever plan Postgres picks, two statements meet their rows in one order; locked, their
+ * status (checked as they are locked) stays what it was for the update.
+ * The arrays are hidden from the planner (`(SELECT …)`): where it can
  * see a group's size, a group of one or two looks cheaper planned afresh than the generic plan,
  * and each connection then plans the statement at every run (~1.4 ms of a backend's CPU, more
  * than running it). Hidden, the generic plan is kept after the first five
@@ -142,15 +143,15 @@ export async function markSubmitted(pool: Pool, ids: number[], responses: string
  */
 const SUBMITTED_CTES = (ids: string, responses: string) => `
   to_submit AS (
-    SELECT m.id FROM messages m
-     WHERE m.id = ANY(ARRAY(SELECT unnest(${ids}::bigint[])))
-       AND m.status IN ('sending', 'queued', 'cancelled')
+    SELECT m.id, u.response FROM messages m
+      JOIN unnest((SELECT ${ids}::bigint[]), (SELECT ${responses}::text[])) AS u(id, response) ON m.id = u.id
+     WHERE m.status IN ('sending', 'queued', 'cancelled')
      ORDER BY m.id
        FOR UPDATE OF m),
   submitted AS (
-    UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = u.response, in_doubt = false
-      FROM to_submit l, unnest((SELECT ${ids}::bigint[]), (SELECT ${responses}::text[])) AS u(id, response)
-     WHERE m.id = l.id AND u.id = l.id AND m.status IN ('sending', 'queued', 'cancelled')
+    UPDATE messages m SET status = 'submitted', submitted_at = now(), updated_at = now(), smtp_response = l.response, in_doubt = false
+      FROM to_submit l
+     WHERE m.id = l.id
      RETURNING m.id, m.subscriber_id),
   went_through AS (
     SELECT s.id, m.id AS message_id, soft_bounce_probe_went_through(s.soft_bounce_probe) AS reset
