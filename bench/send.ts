@@ -18,6 +18,9 @@
 //     the same sink, before the end-to-end run and again after it;
 //     the ceiling: this process, no queue and no database, sends the same messages prebuilt as
 //     raw MIME (IssueMime, as a worker builds them) through one pooled nodemailer transport;
+//     the queue floor: this process adds as many deliver jobs as the send has readers and takes
+//     them with a BullMQ worker that does nothing, with the service's queue options: BullMQ's
+//     own CPU a message, in this process and in Redis;
 //  4. end to end: W worker processes (`node dist/bin/worker.js`, as `npm run start:worker`
 //     runs them: the script builds first), the send
 //     triggered with triggerSend (as POST /api/issues/:id/send does), sampled every 250 ms;
@@ -29,16 +32,19 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createSmtpMailer } from '../src/delivery/mailer.js';
 import { CopyMaker } from '../src/delivery/prepare-copy.js';
 import { createIssue } from '../src/issues/authoring.js';
 import { parseIssueFile } from '../src/issues/issue-file.js';
 import { findIssue } from '../src/issues/queries.js';
+import { createQueues, deliverJobId, queueNames, type DeliverJob } from '../src/queues/index.js';
+import { createWorkerConnection } from '../src/redis.js';
 import { triggerSend } from '../src/sending/control.js';
 import { FANOUT_BATCH } from '../src/sending/fanout.js';
 import { createSend, fanOutBatch, findSend, progressOf } from '../src/sending/queries.js';
-import { keysOf, REDIS_URL } from '../test/support/redis-keys.js';
+import { deleteKeys, keysOf, REDIS_URL } from '../test/support/redis-keys.js';
 import {
   cleaningUp,
   cpuOf,
@@ -78,6 +84,7 @@ const { values: flags } = parseArgs({
     'ceiling-readers': { type: 'string' },
     'source-messages': { type: 'string' },
     'source-sessions': { type: 'string', default: '20' },
+    'queue-jobs': { type: 'string' },
     'worker-script': { type: 'string', default: 'dist/bin/worker.js' },
     sink: { type: 'string', default: 'auto' },
     timeout: { type: 'string' },
@@ -96,6 +103,7 @@ if (flags.help) {
   --ceiling-readers N  messages sent by the ceiling (default min(readers, 20000); 0 skips it)
   --source-messages N  messages Postfix's smtp-source sends before and after the send (default min(readers, 20000); 0 skips it)
   --source-sessions N  smtp-source's parallel reused sessions (-d -s N, default 20)
+  --queue-jobs N       jobs of the queue floor, BullMQ alone (default min(readers, 20000); 0 skips it)
   --worker-script P    the worker to run (default dist/bin/worker.js), e.g. an older build to compare
   --sink auto|postfix|node   which discarding SMTP server (default auto: smtp-sink when installed)
   --timeout S          give up on the end-to-end send after S seconds
@@ -111,6 +119,7 @@ const POOL = intFlag('pool', flags.pool, 1);
 const WINDOW = flags.window === undefined ? undefined : intFlag('window', flags.window, 10);
 const CEILING_READERS = flags['ceiling-readers'] === undefined ? Math.min(READERS, 20_000) : intFlag('ceiling-readers', flags['ceiling-readers'], 0);
 const SOURCE_MESSAGES = flags['source-messages'] === undefined ? Math.min(READERS, 20_000) : intFlag('source-messages', flags['source-messages'], 0);
+const QUEUE_JOBS = flags['queue-jobs'] === undefined ? Math.min(READERS, 20_000) : intFlag('queue-jobs', flags['queue-jobs'], 0);
 const SOURCE_SESSIONS = intFlag('source-sessions', flags['source-sessions'], 1);
 const WORKER_SCRIPT = path.resolve(root, flags['worker-script']!);
 const TIMEOUT_S = flags.timeout === undefined ? Math.max(300, Math.ceil(READERS / 100)) : intFlag('timeout', flags.timeout, 1);
@@ -278,6 +287,70 @@ async function runCeiling(w: World, sink: Sink, count: number): Promise<Ceiling>
   const sinkCpu = (await cpuOf(sink.pid)) - sinkCpu0;
   await mailer.close();
   return { sent: count - errors, errors, distinct: messages.length, ms, poolSize, inflight, buildUs, bytes: size, cpu: (cpu.user + cpu.system) / 1e6, sinkCpu };
+}
+
+// ── 3b. the queue floor: BullMQ alone, as the service uses it, with a processor that does nothing ──
+
+type QueueFloor = { jobs: number; add: { ms: number; cpu: number; redis: number }; take: { ms: number; cpu: number; redis: number } };
+
+/**
+ * What one deliver job costs BullMQ itself: `jobs` jobs added as the fan-out adds them (addBulk in
+ * chunks of 1,000, the service's job options and ids), then taken by one Worker with the
+ * workers' connection settings and DELIVERY_CONCURRENCY, whose processor returns at once. The
+ * CPU of this process and of the Redis server, per job, for each half: a floor under the
+ * workers' and Redis's CPU per message, which no change of ours below BullMQ can go under.
+ */
+async function runQueueFloor(w: World, jobs: number): Promise<QueueFloor> {
+  const { config } = w;
+  const prefix = `${config.queuePrefix}-floor`;
+  onCleanup('queue floor keys', () => deleteKeys(prefix));
+  const sampler = new Redis(REDIS_URL);
+  const producer = new Redis(REDIS_URL);
+  const queues = createQueues(producer, prefix, { attempts: config.deliveryAttempts, delayMs: config.retryDelaySeconds * 1000 }, (err) => {
+    throw err;
+  });
+  const phase = async (work: () => Promise<void>) => {
+    const redis0 = await redisCpu(sampler);
+    const cpu0 = process.cpuUsage();
+    const t = performance.now();
+    await work();
+    const ms = performance.now() - t;
+    const cpu = process.cpuUsage(cpu0);
+    return { ms, cpu: (cpu.user + cpu.system) / 1e6, redis: (await redisCpu(sampler)) - redis0 };
+  };
+  const add = await phase(async () => {
+    for (let i = 0; i < jobs; i += 1000) {
+      await queues.deliver.addBulk(
+        Array.from({ length: Math.min(1000, jobs - i) }, (_, j) => ({
+          name: 'deliver',
+          data: { messageId: i + j + 1, sendId: 1 } satisfies DeliverJob,
+          opts: { jobId: deliverJobId(i + j + 1, 0, 0) },
+        })),
+      );
+    }
+  });
+  const connection = createWorkerConnection(REDIS_URL);
+  let taken = 0;
+  let worker: Worker<DeliverJob> | undefined;
+  const take = await phase(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        worker = new Worker<DeliverJob>(
+          queueNames.deliver,
+          async () => {
+            if (++taken === jobs) resolve();
+            return 'submitted';
+          },
+          { connection, prefix, concurrency: CONCURRENCY },
+        );
+        worker.on('error', reject);
+      }),
+  );
+  await worker!.close();
+  await queues.close();
+  for (const r of [connection, producer, sampler]) r.disconnect();
+  await deleteKeys(prefix);
+  return { jobs, add, take };
 }
 
 // ── 4. end to end: worker processes, a real send ─────────────────────────────────────────────
@@ -567,6 +640,13 @@ async function main(): Promise<void> {
     log(`ceiling: ${fmt((ceiling.sent / ceiling.ms) * 1000)} messages/s`);
   }
 
+  let floor: QueueFloor | undefined;
+  if (QUEUE_JOBS > 0) {
+    log(`queue floor: ${fmt(QUEUE_JOBS)} deliver jobs added and taken by a BullMQ worker that does nothing…`);
+    floor = await runQueueFloor(w, QUEUE_JOBS);
+    log(`queue floor: ${fmt((QUEUE_JOBS / floor.take.ms) * 1000)} jobs/s taken`);
+  }
+
   log(`end to end: ${WORKERS} workers × DELIVERY_CONCURRENCY ${CONCURRENCY}, SMTP_POOL_SIZE ${POOL}, SEND_WINDOW ${w.config.sendWindow}…`);
   const e = await runEndToEnd(w, sink);
   await source('after');
@@ -612,6 +692,22 @@ async function main(): Promise<void> {
           'CPU: sender process / sink',
           `${ceiling.cpu.toFixed(1)} s / ${ceiling.sinkCpu.toFixed(1)} s`,
           `${((ceiling.cpu * 1e6) / ceiling.sent).toFixed(0)} / ${((ceiling.sinkCpu * 1e6) / ceiling.sent).toFixed(0)} µs per message`,
+        ],
+      ]),
+    );
+    console.log('');
+  }
+  if (floor) {
+    const per = (s: number) => `${((s * 1e6) / floor.jobs).toFixed(0)} µs`;
+    console.log(`Queue floor — BullMQ alone: ${fmt(floor.jobs)} deliver jobs, the service's options, one worker × concurrency ${CONCURRENCY}, a processor that does nothing:\n`);
+    console.log(
+      table([
+        ['adding (addBulk, 1,000 a call)', `${fmt((floor.jobs / floor.add.ms) * 1000)} jobs/s`, `CPU per job: this process ${per(floor.add.cpu)}, Redis ${per(floor.add.redis)}`],
+        ['taking and finishing', `${fmt((floor.jobs / floor.take.ms) * 1000)} jobs/s`, `CPU per job: this process ${per(floor.take.cpu)}, Redis ${per(floor.take.redis)}`],
+        [
+          'BullMQ a message, both halves',
+          `${per(floor.add.cpu + floor.take.cpu)} / ${per(floor.add.redis + floor.take.redis)}`,
+          `this process / Redis, before any work of ours (budgets a message: workers ${CPU_BUDGET_US.workers} µs, Redis ${CPU_BUDGET_US.redis} µs)`,
         ],
       ]),
     );
