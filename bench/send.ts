@@ -699,11 +699,21 @@ async function main(): Promise<void> {
   }
   if (floor) {
     const per = (s: number) => `${((s * 1e6) / floor.jobs).toFixed(0)} µs`;
-    console.log(`Queue floor — BullMQ alone: ${fmt(floor.jobs)} deliver jobs, the service's options, one worker × concurrency ${CONCURRENCY}, a processor that does nothing:\n`);
+    console.log(
+      `Queue floor — BullMQ alone: ${fmt(floor.jobs)} deliver jobs, the service's options, one worker × concurrency ${CONCURRENCY}, a processor that does nothing:\n`,
+    );
     console.log(
       table([
-        ['adding (addBulk, 1,000 a call)', `${fmt((floor.jobs / floor.add.ms) * 1000)} jobs/s`, `CPU per job: this process ${per(floor.add.cpu)}, Redis ${per(floor.add.redis)}`],
-        ['taking and finishing', `${fmt((floor.jobs / floor.take.ms) * 1000)} jobs/s`, `CPU per job: this process ${per(floor.take.cpu)}, Redis ${per(floor.take.redis)}`],
+        [
+          'adding (addBulk, 1,000 a call)',
+          `${fmt((floor.jobs / floor.add.ms) * 1000)} jobs/s`,
+          `CPU per job: this process ${per(floor.add.cpu)}, Redis ${per(floor.add.redis)}`,
+        ],
+        [
+          'taking and finishing',
+          `${fmt((floor.jobs / floor.take.ms) * 1000)} jobs/s`,
+          `CPU per job: this process ${per(floor.take.cpu)}, Redis ${per(floor.take.redis)}`,
+        ],
         [
           'BullMQ a message, both halves',
           `${per(floor.add.cpu + floor.take.cpu)} / ${per(floor.add.redis + floor.take.redis)}`,
