@@ -306,9 +306,10 @@ async function runQueueFloor(w: World, jobs: number): Promise<QueueFloor> {
   onCleanup('queue floor keys', () => deleteKeys(prefix));
   const sampler = new Redis(REDIS_URL);
   const producer = new Redis(REDIS_URL);
-  const queues = createQueues(producer, prefix, { attempts: config.deliveryAttempts, delayMs: config.retryDelaySeconds * 1000 }, (err) => {
-    throw err;
-  });
+  // A connection error fails the addBulk or the worker below; here it is only said.
+  const queues = createQueues(producer, prefix, { attempts: config.deliveryAttempts, delayMs: config.retryDelaySeconds * 1000 }, (err, queue) =>
+    log(`queue floor: ${queue}: ${err.message}`),
+  );
   const phase = async (work: () => Promise<void>) => {
     const redis0 = await redisCpu(sampler);
     const cpu0 = process.cpuUsage();
