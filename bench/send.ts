@@ -18,9 +18,9 @@
 //     the same sink, before the end-to-end run and again after it;
 //     the ceiling: this process, no queue and no database, sends the same messages prebuilt as
 //     raw MIME (IssueMime, as a worker builds them) through one pooled nodemailer transport;
-//     the queue floor: this process adds as many deliver jobs as the send has readers and takes
-//     them with a BullMQ worker that does nothing, with the service's queue options: BullMQ's
-//     own CPU a message, in this process and in Redis;
+//     the queue floor: this process adds as many deliver jobs as the send has readers (up to
+//     20,000) and takes them with a BullMQ worker that does nothing, with the service's queue
+//     options: BullMQ's own CPU a message, in this process and in Redis;
 //  4. end to end: W worker processes (`node dist/bin/worker.js`, as `npm run start:worker`
 //     runs them: the script builds first), the send
 //     triggered with triggerSend (as POST /api/issues/:id/send does), sampled every 250 ms;
@@ -298,7 +298,7 @@ type QueueFloor = { jobs: number; add: { ms: number; cpu: number; redis: number 
  * chunks of 1,000, the service's job options and ids), then taken by one Worker with the
  * workers' connection settings and DELIVERY_CONCURRENCY, whose processor returns at once. The
  * CPU of this process and of the Redis server, per job, for each half: a floor under the
- * workers' and Redis's CPU per message, which no change of ours below BullMQ can go under.
+ * workers' and Redis's CPU per message that nothing of ours can lower, short of changing BullMQ.
  */
 async function runQueueFloor(w: World, jobs: number): Promise<QueueFloor> {
   const { config } = w;
