@@ -564,18 +564,32 @@ async function copySize(w: World): Promise<number> {
 /** Per-message CPU budgets of issue 16 (µs, for a ~90 KB message). */
 const CPU_BUDGET_US = { workers: 500, postgres: 250, redis: 100 } as const;
 
+/** What nodemailer (the ceiling) and BullMQ (the queue floor) cost alone, in µs a message, when measured. */
+type Floors = { nodemailer?: number; bullmq?: number; bullmqRedis?: number };
+
 function cpuRows(
   cpu: { workers: number[]; sink: number; redis: number; postgres: number; self: number },
   total: number,
   seconds: number,
+  floors: Floors = {},
 ): [string, string, string][] {
   const us = (s: number) => `${((s * 1e6) / total).toFixed(0)} µs`;
   const budget = (s: number, max: number) => `budget ≤ ${max} µs: ${(s * 1e6) / total <= max ? 'met' : 'MISSED'}`;
   const workers = cpu.workers.reduce((a, b) => a + b, 0);
+  const parts = [
+    floors.nodemailer === undefined ? undefined : `nodemailer ${floors.nodemailer.toFixed(0)}`,
+    floors.bullmq === undefined ? undefined : `BullMQ ${floors.bullmq.toFixed(0)}`,
+  ].filter((x) => x !== undefined);
+  const workersFloor = parts.length ? `; alone, ${parts.join(' + ')} µs of it` : '';
+  const redisFloor = floors.bullmqRedis === undefined ? '' : `; BullMQ alone ${floors.bullmqRedis.toFixed(0)} µs`;
   return [
-    ['CPU per message: workers', us(workers), `${cpu.workers.map((x) => x.toFixed(1)).join(' + ')} s; ${budget(workers, CPU_BUDGET_US.workers)}`],
+    [
+      'CPU per message: workers',
+      us(workers),
+      `${cpu.workers.map((x) => x.toFixed(1)).join(' + ')} s; ${budget(workers, CPU_BUDGET_US.workers)}${workersFloor}`,
+    ],
     ['CPU per message: Postgres', us(cpu.postgres), `${cpu.postgres.toFixed(1)} s, this database's backends; ${budget(cpu.postgres, CPU_BUDGET_US.postgres)}`],
-    ['CPU per message: Redis', us(cpu.redis), `${cpu.redis.toFixed(1)} s, the whole server; ${budget(cpu.redis, CPU_BUDGET_US.redis)}`],
+    ['CPU per message: Redis', us(cpu.redis), `${cpu.redis.toFixed(1)} s, the whole server; ${budget(cpu.redis, CPU_BUDGET_US.redis)}${redisFloor}`],
     ['CPU per message: sink', us(cpu.sink), `${cpu.sink.toFixed(1)} s`],
     ['CPU seconds: this process (sampling)', cpu.self.toFixed(1), `of ${(seconds * 2).toFixed(1)} core-seconds on 2 cores from trigger to done`],
   ];
@@ -771,7 +785,11 @@ async function main(): Promise<void> {
         `baseline ${mb(e.redisBaseline)}, peak ${mb(e.redisPeak)} (whole server: other tenants count too); target < 100 MB: ${redisDelta < 100 * 1024 * 1024 ? 'met' : 'MISSED'}`,
       ],
       ['Redis, our keys at their peak', mb(e.prefixPeak.bytes), `${fmt(e.prefixPeak.keys)} keys under the queue prefix (MEMORY USAGE, sampled every 8 s)`],
-      ...cpuRows(e.cpu, total, (e.doneAt - e.triggeredAt) / 1000),
+      ...cpuRows(e.cpu, total, (e.doneAt - e.triggeredAt) / 1000, {
+        nodemailer: ceiling ? (ceiling.cpu * 1e6) / ceiling.sent : undefined,
+        bullmq: floor ? ((floor.add.cpu + floor.take.cpu) * 1e6) / floor.jobs : undefined,
+        bullmqRedis: floor ? ((floor.add.redis + floor.take.redis) * 1e6) / floor.jobs : undefined,
+      }),
       [
         'Postgres commits per message',
         (e.commits / total).toFixed(2),
