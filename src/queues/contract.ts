@@ -28,6 +28,13 @@ export const fanoutJobId = (sendId: number) => `send-${sendId}`;
  */
 export const deliverJobId = (messageId: number, attempts: number, generation: number) => `m-${messageId}-${attempts}-${generation}`;
 
+/** A message's deliver job as `addBulk` takes it: its data and its id (see deliverJobId). */
+export const deliverJob = (sendId: number, message: { id: number; attempts: number }, generation: number) => ({
+  name: 'deliver',
+  data: { messageId: message.id, sendId } satisfies DeliverJob,
+  opts: { jobId: deliverJobId(message.id, message.attempts, generation) },
+});
+
 export type ReaderMailJob =
   | { kind: 'confirmation'; subscriberId: number }
   | { kind: 'welcome'; subscriberId: number }

@@ -5,7 +5,7 @@ import type { Container } from '../container.js';
 type FanoutDeps = Pick<Container, 'pool' | 'queues' | 'config' | 'log'>;
 import { describeDatabaseError, isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../log.js';
-import { deliverJobId, type DeliverJob } from '../queues/contract.js';
+import { deliverJob } from '../queues/contract.js';
 import {
   countQueued,
   fanOutBatch,
@@ -22,7 +22,7 @@ import {
 /** Readers given message rows per statement. */
 export const FANOUT_BATCH = 10_000;
 /** Jobs added per addBulk. */
-const FEED_CHUNK = 1_000;
+export const FEED_CHUNK = 1_000;
 /** Pause between checks when there is nothing to write or feed. */
 const IDLE_MS = 200;
 /** Lost jobs are looked for again no sooner than this after feeding them again. */
@@ -166,13 +166,7 @@ async function fanOutAndFeed(c: FanoutDeps, sendId: number, stopping: () => bool
     if (room >= Math.min(FEED_CHUNK, Math.ceil(window / 2))) {
       const next = await queuedAfter(pool, sendId, send.fed_cursor, Math.min(room, FEED_CHUNK));
       if (next.length > 0) {
-        await queues.deliver.addBulk(
-          next.map((m) => ({
-            name: 'deliver',
-            data: { messageId: m.id, sendId } satisfies DeliverJob,
-            opts: { jobId: deliverJobId(m.id, m.attempts, send.feed_generation) },
-          })),
-        );
+        await queues.deliver.addBulk(next.map((m) => deliverJob(sendId, m, send.feed_generation)));
         await moveFedCursor(pool, sendId, send.fed_cursor, next[next.length - 1]!.id);
         worked = true;
       }
